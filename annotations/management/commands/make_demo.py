@@ -1,0 +1,25 @@
+"""`manage.py make_demo`: synthetic CT with known lesions, the Odd DICOM corpus, a demo task and logins."""
+
+from django.core.management.base import BaseCommand
+
+from annotations.services.demo import make_demo
+from viewer.services.synthetic_ct import demo_patients
+
+
+class Command(BaseCommand):
+    help = "Create the demo (no network needed). Does nothing when the demo already exists."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--patients", type=int, default=4, help="Number of synthetic CT patients (3 to 5 is usual).")
+        parser.add_argument("--slices", type=int, default=60, help="Minimum slices per series.")
+        parser.add_argument("--size", type=int, default=512, help="Rows and columns of each slice.")
+        parser.add_argument("--no-odd-dicom", action="store_true", help="Skip pydicom's bundled test images.")
+
+    def handle(self, *args, patients, slices, size, no_odd_dicom, **options):
+        summary = make_demo(
+            patients=demo_patients(count=patients, slices=slices, rows=size, columns=size),
+            include_odd_dicom=not no_odd_dicom,
+        )
+        self.stdout.write("demo created" if summary.created else "demo already present")
+        for line in summary.logins:
+            self.stdout.write("  " + line)

@@ -1,0 +1,77 @@
+"""Reads and their marks: immutable records of what one reader saw in one case.
+
+The submitted JSON document (docs/read-format.md) is kept verbatim on the Read;
+Mark and MaskSlice rows are its parsed, queryable form. A correction is a new
+Read with a higher version, never an update.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from annotations.models.tasks import Case, Reader
+from viewer.models import Instance
+
+
+class Read(models.Model):
+    client_uuid = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Idempotency key sent by the page.")
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reads")
+    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="reads")
+    version = models.PositiveIntegerField(default=1)
+    supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    no_lesion = models.BooleanField(default=False)
+    skip = models.BooleanField(default=False)
+    quality_problem = models.BooleanField(default=False)
+    comment = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    document = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "reader", "version"], name="unique_read_version"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"read {self.pk} of case {self.case_id} by {self.reader_id} v{self.version}"
+
+
+class MarkKind(models.TextChoices):
+    LONG_AXIS = "long_axis", "Long axis"
+    SHORT_AXIS = "short_axis", "Short axis"
+
+
+class Mark(models.Model):
+    """One line drawn on one frame, in image coordinates (column, row) of that frame."""
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="marks")
+    lesion_index = models.PositiveSmallIntegerField(help_text="The reader's own lesion number, from 1.")
+    kind = models.CharField(max_length=16, choices=MarkKind.choices)
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="+")
+    frame = models.PositiveIntegerField(default=1)
+    start_col = models.FloatField()
+    start_row = models.FloatField()
+    end_col = models.FloatField()
+    end_row = models.FloatField()
+    length_mm = models.FloatField()
+
+    class Meta:
+        ordering = ["read_id", "lesion_index", "kind"]
+
+
+class MaskSlice(models.Model):
+    """One frame of a lesion mask as run lengths over the row-major bitmap, starting with a run of zeros."""
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="mask_slices")
+    lesion_index = models.PositiveSmallIntegerField()
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="+")
+    frame = models.PositiveIntegerField(default=1)
+    counts = models.JSONField()
+    pixel_count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["read_id", "lesion_index", "id"]

@@ -1,0 +1,125 @@
+"""Readers, tasks, cases, leases and reference (ground-truth) lesions."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from viewer.models import Series
+
+
+class ReaderRole(models.TextChoices):
+    ATTENDING = "attending", "Attending radiologist"
+    TRAINEE = "trainee", "Resident / fellow"
+    TECHNOLOGIST = "technologist", "Technologist"
+    STUDENT = "student", "Student"
+    OTHER = "other", "Other"
+
+
+def new_pseudonym() -> str:
+    return "R-" + secrets.token_hex(3).upper()
+
+
+class Reader(models.Model):
+    """A person who reads cases; the profile beside a Django user."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reader")
+    display_name = models.CharField(max_length=80, unique=True)
+    email = models.EmailField(blank=True)
+    role = models.CharField(max_length=16, choices=ReaderRole.choices, default=ReaderRole.OTHER)
+    subspecialty = models.CharField(max_length=80, blank=True)
+    years_experience = models.PositiveSmallIntegerField(default=0)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    # Stable pseudonym used in every export and every view other readers could see.
+    pseudonym = models.CharField(max_length=16, unique=True, default=new_pseudonym)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class Tool(models.TextChoices):
+    LONG_AXIS = "long_axis", "RECIST long axis"
+    BIDIRECTIONAL = "bidirectional", "Bidirectional (long + short axis)"
+    MASK = "mask", "Lesion mask"
+    NO_LESION = "no_lesion", "No measurable lesion"
+    SKIP = "skip", "Skip"
+    QUALITY = "quality_problem", "Image quality problem"
+
+
+DEFAULT_TOOLS = [Tool.LONG_AXIS, Tool.BIDIRECTIONAL, Tool.MASK, Tool.NO_LESION, Tool.SKIP, Tool.QUALITY]
+
+
+def default_tools() -> list[str]:
+    return [str(tool) for tool in DEFAULT_TOOLS]
+
+
+class Task(models.Model):
+    class ConsensusMethod(models.TextChoices):
+        STAPLE = "staple", "STAPLE"
+        MAJORITY = "majority", "Majority vote"
+
+    name = models.CharField(max_length=200, unique=True)
+    instructions_md = models.TextField(blank=True)
+    tools = models.JSONField(default=default_tools)
+    reads_per_case = models.PositiveSmallIntegerField(default=3)
+    max_lesions_per_case = models.PositiveSmallIntegerField(null=True, blank=True)
+    is_open = models.BooleanField(default=True)
+    consensus_method = models.CharField(max_length=16, choices=ConsensusMethod.choices, default=ConsensusMethod.STAPLE)
+    # None means a majority of the case's readers.
+    min_support = models.PositiveSmallIntegerField(null=True, blank=True)
+    finding = models.CharField(max_length=64, default="Neoplasm")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Case(models.Model):
+    """One series to be read within a task."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="cases")
+    series = models.ForeignKey(Series, on_delete=models.PROTECT, related_name="cases")
+    label = models.CharField(max_length=120, blank=True)
+    is_gold = models.BooleanField(default=False)
+    # Reads that count towards the target (latest version per reader, not skips).
+    reads_done = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "series"], name="unique_case_per_task_series")]
+        ordering = ["task_id", "id"]
+
+    def __str__(self) -> str:
+        return self.label or f"case {self.pk}"
+
+
+class Lease(models.Model):
+    """A reader's hold on a case while reading it, so a last needed read is not given twice."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="leases")
+    reader = models.ForeignKey(Reader, on_delete=models.CASCADE, related_name="leases")
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "reader"], name="unique_lease_per_case_reader")]
+
+
+class ReferenceLesion(models.Model):
+    """A known lesion of a series: synthetic ground truth or an admin's gold-standard answer."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="reference_lesions")
+    source = models.CharField(max_length=32, default="synthetic")
+    label = models.CharField(max_length=64, blank=True)
+    center_patient_mm = models.JSONField(help_text="[x, y, z] in patient coordinates (mm).")
+    # Full diameters (mm) along the lesion's principal axes; long_axis_mm is the in-plane maximum.
+    diameters_mm = models.JSONField(default=list)
+    long_axis_mm = models.FloatField()
+    short_axis_mm = models.FloatField(null=True, blank=True)
+    # The instance where the in-plane long axis is greatest (the lesion's centre slice).
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)

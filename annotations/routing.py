@@ -1,0 +1,3 @@
+"""WebSocket routes of the annotations app (leaderboard, dashboards, export progress)."""
+
+websocket_urlpatterns: list = []

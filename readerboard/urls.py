@@ -1,0 +1,14 @@
+"""Root URLs: each app mounts its own URL module."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("django-admin/", admin.site.urls),
+    path("dicomweb/", include("viewer.dicomweb_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    path("api/images/", include("viewer.urls")),
+    path("", include("annotations.urls")),
+]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: once on the embedded default (SQLite, eager Celery, in-memory channels),
+# then again on PostgreSQL (DATABASE_URL) when a server answers on 127.0.0.1:5432.
+# Redis, Celery-worker, browser and DICOM-tool tests use the machine's services in both runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/venv.sh test,dev
+bash scripts/build-frontend.sh
+export PYTHONUNBUFFERED=1
+unset DATABASE_URL REDIS_URL
+echo "== tests on the embedded default (SQLite) =="
+.venv/bin/python -m pytest "$@"
+if .venv/bin/python - <<'PY'
+import socket, sys
+s = socket.socket(); s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", 5432)) == 0 else 1)
+PY
+then
+  echo "== tests on PostgreSQL =="
+  DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/readerboard}" \
+    .venv/bin/python -m pytest -m "not browser" "$@"
+else
+  echo "PostgreSQL is not running on 127.0.0.1:5432: skipped the PostgreSQL pass" >&2
+  [ -z "${CI:-}" ] || exit 1
+fi

@@ -1,0 +1,45 @@
+"""`manage.py import_dicom PATH... [--collection NAME]`: import files, folders or zips."""
+
+import logging
+import warnings
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from viewer.services.dicom_import import REJECTED, import_paths
+
+
+class Command(BaseCommand):
+    help = "Import DICOM files, folders (recursively) or .zip archives."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument("--collection", default=None, help="Collection to put the studies in.")
+        parser.add_argument("--quiet-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args, paths, collection, quiet_progress, **options):
+        # pydicom warns about every oddity it tolerates; the per-file report is what the user needs.
+        warnings.filterwarnings("ignore", module="pydicom")
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+        bar = tqdm(total=0, unit="file", disable=quiet_progress, file=self.stderr._out)
+
+        def progress(done: int, total: int, outcome) -> None:
+            bar.total = total
+            bar.update(1)
+            if outcome.status == REJECTED:
+                bar.write(f"rejected {outcome.name}: {outcome.reason}")
+
+        report = import_paths(paths, collection_name=collection, progress=progress)
+        bar.close()
+        for outcome in report.outcomes:
+            if outcome.status == REJECTED and not bar.n:
+                self.stderr.write(f"rejected {outcome.name}: {outcome.reason}")
+        summary = report.summary()
+        self.stdout.write(
+            f"imported {summary['imported']}, duplicates {summary['duplicates']}, rejected {summary['rejected']}"
+        )
+        for reason, count in sorted(summary["rejected_by_reason"].items()):
+            self.stdout.write(f"  rejected ({reason}): {count}")
+        if summary["imported"] == 0 and summary["duplicates"] == 0:
+            raise CommandError("nothing was imported")
