@@ -1,5 +1,6 @@
 """WebSocket routes of every app, gathered in one list for asgi.py."""
 
-from annotations.routing import websocket_urlpatterns as annotation_routes
+from annotations.console.routing import websocket_urlpatterns as console_routes
+from annotations.routing import websocket_urlpatterns as reading_routes
 
-websocket_urlpatterns = [*annotation_routes]
+websocket_urlpatterns = [*reading_routes, *console_routes]

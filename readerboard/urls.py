@@ -1,4 +1,4 @@
-"""Root URLs: each app mounts its own URL module."""
+"""Root URLs: each app mounts its own URL modules."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -10,5 +10,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("api/images/", include("viewer.urls")),
+    path("api/exports/", include("annotations.export_urls")),
+    path("api/", include("annotations.api_urls")),
+    path("", include("annotations.console.urls")),
     path("", include("annotations.urls")),
 ]

@@ -1,0 +1,1 @@
+"""Admin and researcher console: pages, API and live dashboard."""

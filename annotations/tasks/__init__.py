@@ -1,0 +1,4 @@
+"""Celery tasks of the annotations app (thin: load ids, call a service). Autodiscovered as `annotations.tasks`."""
+
+from annotations.tasks.consensus import *  # noqa: F403
+from annotations.tasks.exports import *  # noqa: F403

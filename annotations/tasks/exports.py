@@ -1,0 +1,1 @@
+"""Export Celery tasks."""
