@@ -177,3 +177,28 @@ def test_demo_geometry_lesion_diameter_matches_pixels(small_ct_files):
     measured_mm = (lesion_columns.max() - lesion_columns.min() + 1) * spacing
 
     assert abs(measured_mm - 16.0) <= spacing
+
+
+def test_import_reports_identifying_attributes_without_their_values(small_ct_files):
+    report = import_paths(small_ct_files.files[:2])
+
+    summary = report.summary()["phi"]
+    assert summary["PatientName"] == 2
+    assert summary["PatientBirthDate"] == 2
+    assert "Test^Patient" not in repr(report.summary())
+
+
+def test_deidentified_import_removes_identity_and_keeps_the_series_together(small_ct_files, isolated_data_dir):
+    report = import_paths(small_ct_files.files, deidentify=True)
+
+    assert report.imported == len(small_ct_files.files)
+    assert Series.objects.count() == 1
+    study = Study.objects.get()
+    assert study.study_instance_uid != small_ct_files.study_instance_uid
+    assert "Test" not in study.patient_name
+    stored = pydicom.dcmread(isolated_data_dir / Instance.objects.first().file_path)
+    assert stored.PatientIdentityRemoved == "YES"
+    assert stored.PatientBirthDate != "19600101"
+    # The same files again are recognised as the same (deterministic UIDs): nothing new is stored.
+    again = import_paths(small_ct_files.files, deidentify=True)
+    assert again.duplicates == len(small_ct_files.files)

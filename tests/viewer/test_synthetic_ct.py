@@ -20,7 +20,9 @@ def test_dciodvfy_finds_no_errors_in_the_synthetic_ct(small_ct_files):
 
 
 def test_slices_are_evenly_spaced_along_the_normal(small_ct_files):
-    positions = [float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]) for p in small_ct_files.files]
+    positions = [
+        float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]) for p in small_ct_files.files
+    ]
     steps = {round(b - a, 6) for a, b in zip(positions, positions[1:], strict=False)}
     assert steps == {2.5}
 

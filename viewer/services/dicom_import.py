@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
 from viewer.models import Collection, Instance, Series, Study
+from viewer.services import phi
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class FileOutcome:
     status: str
     reason: str = ""
     sop_instance_uid: str = ""
+    # Identifying attributes the file carried (names only, never values); see services/phi.py.
+    phi_attributes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -67,12 +70,16 @@ class ImportReport:
     def rejected_by_reason(self) -> dict[str, int]:
         return dict(Counter(o.reason.split(":")[0] for o in self.outcomes if o.status == REJECTED))
 
+    def phi_summary(self) -> dict[str, int]:
+        return phi.summarise([list(o.phi_attributes) for o in self.outcomes if o.status != REJECTED])
+
     def summary(self) -> dict:
         return {
             "imported": self.imported,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejected_by_reason": self.rejected_by_reason(),
+            "phi": self.phi_summary(),
         }
 
 
@@ -84,6 +91,7 @@ def import_paths(
     *,
     collection_name: str | None = None,
     progress: ProgressCallback | None = None,
+    deidentify: bool = False,
 ) -> ImportReport:
     """Import every DICOM file found in paths (files, folders, zips); return the per-file report."""
     collection = Collection.objects.get_or_create(name=collection_name)[0] if collection_name else None
@@ -92,35 +100,40 @@ def import_paths(
         sources = list(_expand_sources([Path(p) for p in paths], Path(scratch), report))
         total = len(sources) + len(report.outcomes)
         for display_name, path in sources:
-            outcome = import_file(path, display_name=display_name, collection=collection)
+            outcome = import_file(path, display_name=display_name, collection=collection, deidentify=deidentify)
             report.outcomes.append(outcome)
             if progress:
                 progress(len(report.outcomes), total, outcome)
     return report
 
 
-def import_file(path: Path, *, display_name: str | None = None, collection: Collection | None = None) -> FileOutcome:
-    """Validate one file and store it; return what happened to it."""
+def import_file(
+    path: Path, *, display_name: str | None = None, collection: Collection | None = None, deidentify: bool = False
+) -> FileOutcome:
+    """Validate one file and store it (de-identified first when asked); return what happened to it."""
     name = display_name or str(path)
     try:
         ds = _read_dataset(path)
+        found_phi = tuple(phi.identifying_attributes(ds))
+        if deidentify:
+            phi.deidentify(ds)
         meta = instance_metadata(ds)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OSError) as error:
         # InvalidFileError carries its own reason; anything else is a malformed attribute.
         reason = str(error) if isinstance(error, InvalidFileError) else f"malformed attribute: {error}"
         return FileOutcome(name, REJECTED, reason)
     if Instance.objects.filter(sop_instance_uid=meta["sop_instance_uid"]).exists():
-        return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"])
+        return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"], found_phi)
     try:
         _check_decodable(path, ds)
     except InvalidFileError as error:
         return FileOutcome(name, REJECTED, str(error), meta["sop_instance_uid"])
     try:
-        _store(path, ds, meta, collection)
+        _store(path, ds, meta, collection, rewrite=deidentify)
     except IntegrityError:
         # A concurrent import stored the same instance first.
-        return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"])
-    return FileOutcome(name, IMPORTED, "", meta["sop_instance_uid"])
+        return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"], found_phi)
+    return FileOutcome(name, IMPORTED, "", meta["sop_instance_uid"], found_phi)
 
 
 class InvalidFileError(ValueError):
@@ -154,7 +167,9 @@ def _floats(value, count: int) -> list[float] | None:
     if value is None:
         return None
     try:
-        numbers = [float(v) for v in (value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value])]
+        numbers = [
+            float(v) for v in (value if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value])
+        ]
     except (TypeError, ValueError):
         return None
     if len(numbers) != count or not all(np.isfinite(numbers)):
@@ -216,10 +231,24 @@ def instance_metadata(ds: pydicom.Dataset) -> dict:
     voi = _sequence_item(ds, "SharedFunctionalGroupsSequence", "FrameVOILUTSequence") or ds
     centers = voi.get("WindowCenter")
     widths = voi.get("WindowWidth")
-    centers_list = [float(v) for v in (centers if isinstance(centers, pydicom.multival.MultiValue) else [centers])
-                    if v not in (None, "")] if centers is not None else []
-    widths_list = [float(v) for v in (widths if isinstance(widths, pydicom.multival.MultiValue) else [widths])
-                   if v not in (None, "")] if widths is not None else []
+    centers_list = (
+        [
+            float(v)
+            for v in (centers if isinstance(centers, pydicom.multival.MultiValue) else [centers])
+            if v not in (None, "")
+        ]
+        if centers is not None
+        else []
+    )
+    widths_list = (
+        [
+            float(v)
+            for v in (widths if isinstance(widths, pydicom.multival.MultiValue) else [widths])
+            if v not in (None, "")
+        ]
+        if widths is not None
+        else []
+    )
 
     sort_position = None
     if orientation and position:
@@ -326,15 +355,22 @@ def _series_fields(ds: pydicom.Dataset, meta: dict) -> dict:
 
 def stored_relative_path(meta: dict) -> str:
     """Where an instance lives under the data dir: one folder per study and series."""
-    return str(PurePosixPath("dicom", meta["study_instance_uid"], meta["series_instance_uid"], meta["sop_instance_uid"] + ".dcm"))
+    return str(
+        PurePosixPath(
+            "dicom", meta["study_instance_uid"], meta["series_instance_uid"], meta["sop_instance_uid"] + ".dcm"
+        )
+    )
 
 
-def _store(path: Path, ds: pydicom.Dataset, meta: dict, collection: Collection | None) -> Instance:
+def _store(path: Path, ds: pydicom.Dataset, meta: dict, collection: Collection | None, *, rewrite: bool) -> Instance:
     relative = stored_relative_path(meta)
     target = settings.DATA_DIR / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    shutil.copyfile(path, partial)
+    if rewrite:
+        ds.save_as(partial, enforce_file_format=False)
+    else:
+        shutil.copyfile(path, partial)
     try:
         with transaction.atomic():
             study, created = Study.objects.get_or_create(
@@ -348,13 +384,17 @@ def _store(path: Path, ds: pydicom.Dataset, meta: dict, collection: Collection |
                 series_instance_uid=meta["series_instance_uid"],
                 defaults={**_series_fields(ds, meta), "study": study},
             )
-            instance_fields = {k: v for k, v in meta.items() if k not in {
-                "sop_instance_uid", "series_instance_uid", "study_instance_uid", "series_number", "modality"}}
+            instance_fields = {
+                k: v
+                for k, v in meta.items()
+                if k
+                not in {"sop_instance_uid", "series_instance_uid", "study_instance_uid", "series_number", "modality"}
+            }
             instance = Instance.objects.create(
                 sop_instance_uid=meta["sop_instance_uid"],
                 series=series,
                 file_path=relative,
-                file_size=path.stat().st_size,
+                file_size=partial.stat().st_size,
                 **instance_fields,
             )
     except BaseException:
@@ -403,7 +443,11 @@ def _expand_sources(paths: list[Path], scratch: Path, report: ImportReport) -> I
 def safe_extract_zip(archive: Path, target: Path) -> list[tuple[str, Path]]:
     """Extract a zip under target, refusing traversal, links, too many files or too many bytes."""
     limits = settings.READERBOARD
-    max_bytes, max_files, max_ratio = limits["ZIP_MAX_UNCOMPRESSED_BYTES"], limits["ZIP_MAX_FILES"], limits["ZIP_MAX_RATIO"]
+    max_bytes, max_files, max_ratio = (
+        limits["ZIP_MAX_UNCOMPRESSED_BYTES"],
+        limits["ZIP_MAX_FILES"],
+        limits["ZIP_MAX_RATIO"],
+    )
     extracted: list[tuple[str, Path]] = []
     try:
         zf = zipfile.ZipFile(archive)

@@ -71,7 +71,10 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
     y0 = -(patient.rows - 1) * ps / 2.0
     xs = x0 + np.arange(patient.columns) * ps
     ys = y0 + np.arange(patient.rows) * ps
-    zs = [-(patient.slices - 1) * patient.slice_spacing_mm / 2.0 + k * patient.slice_spacing_mm for k in range(patient.slices)]
+    zs = [
+        -(patient.slices - 1) * patient.slice_spacing_mm / 2.0 + k * patient.slice_spacing_mm
+        for k in range(patient.slices)
+    ]
     xx, yy = np.meshgrid(xs, ys)  # [row, col]
     half_w = patient.columns * ps * 0.42
     half_h = patient.rows * ps * 0.32
@@ -84,7 +87,9 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
         slice_hu = np.where(body, 40.0, -1000.0)
         slice_hu[body & fat] = -100.0
         for side in (-1, 1):
-            lung = ((xx - side * half_w * 0.45) / (half_w * 0.33)) ** 2 + ((yy + half_h * 0.05) / (half_h * 0.7)) ** 2 <= 1
+            lung = ((xx - side * half_w * 0.45) / (half_w * 0.33)) ** 2 + (
+                (yy + half_h * 0.05) / (half_h * 0.7)
+            ) ** 2 <= 1
             slice_hu[lung & body] = -850.0
         liver = ((xx + half_w * 0.35) / (half_w * 0.4)) ** 2 + ((yy - half_h * 0.25) / (half_h * 0.45)) ** 2 <= 1
         if z < 0:
@@ -103,7 +108,9 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
     return volume, (float(x0), float(y0)), zs
 
 
-def write_series(patient: SyntheticPatient, out_dir: Path, *, study_description: str = "CT CHEST ABDOMEN") -> WrittenSeries:
+def write_series(
+    patient: SyntheticPatient, out_dir: Path, *, study_description: str = "CT CHEST ABDOMEN"
+) -> WrittenSeries:
     """Write the patient's CT as one file per slice in out_dir; return the UIDs and paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     volume, (x0, y0), zs = volume_hu(patient)

@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Create the demo (no network needed). Does nothing when the demo already exists."
 
     def add_arguments(self, parser):
-        parser.add_argument("--patients", type=int, default=4, help="Number of synthetic CT patients (3 to 5 is usual).")
+        parser.add_argument(
+            "--patients", type=int, default=4, help="Number of synthetic CT patients (3 to 5 is usual)."
+        )
         parser.add_argument("--slices", type=int, default=60, help="Minimum slices per series.")
         parser.add_argument("--size", type=int, default=512, help="Rows and columns of each slice.")
         parser.add_argument("--no-odd-dicom", action="store_true", help="Skip pydicom's bundled test images.")

@@ -17,8 +17,13 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--collection", default=None, help="Collection to put the studies in.")
         parser.add_argument("--quiet-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--deidentify",
+            action="store_true",
+            help="Store de-identified copies (DICOM PS3.15 basic profile; UIDs replaced consistently).",
+        )
 
-    def handle(self, *args, paths, collection, quiet_progress, **options):
+    def handle(self, *args, paths, collection, quiet_progress, deidentify, **options):
         # pydicom warns about every oddity it tolerates; the per-file report is what the user needs.
         warnings.filterwarnings("ignore", module="pydicom")
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)
@@ -30,7 +35,7 @@ class Command(BaseCommand):
             if outcome.status == REJECTED:
                 bar.write(f"rejected {outcome.name}: {outcome.reason}")
 
-        report = import_paths(paths, collection_name=collection, progress=progress)
+        report = import_paths(paths, collection_name=collection, progress=progress, deidentify=deidentify)
         bar.close()
         for outcome in report.outcomes:
             if outcome.status == REJECTED and not bar.n:
@@ -41,5 +46,11 @@ class Command(BaseCommand):
         )
         for reason, count in sorted(summary["rejected_by_reason"].items()):
             self.stdout.write(f"  rejected ({reason}): {count}")
+        if summary["phi"] and not deidentify:
+            self.stdout.write(
+                "identifying attributes present (files): "
+                + ", ".join(f"{name} ({count})" for name, count in sorted(summary["phi"].items()))
+            )
+            self.stdout.write("  use --deidentify to store de-identified copies before showing them at a public booth")
         if summary["imported"] == 0 and summary["duplicates"] == 0:
             raise CommandError("nothing was imported")
