@@ -7,7 +7,7 @@ bash scripts/venv.sh
 bash scripts/build-frontend.sh
 py=.venv/bin/python
 $py manage.py migrate --noinput -v0
-$py manage.py make_demo
+$py manage.py make_demo >/dev/null
 $py manage.py collectstatic --noinput -v0
 host="${HOST:-127.0.0.1}"
 port="${PORT:-8000}"
