@@ -1,3 +1,9 @@
 """WebSocket routes of the annotations app (leaderboard, dashboards, export progress)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from annotations.consumers import LeaderboardConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/leaderboard/", LeaderboardConsumer.as_asgi()),
+]

@@ -1,3 +1,16 @@
-from django.urls import path  # noqa: F401
+"""Reader pages, mounted at the site root."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from annotations.views import pages
+
+app_name = "annotations"
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("signup/", pages.signup, name="signup"),
+    path("login/", pages.login, name="login"),
+    path("logout/", pages.logout, name="logout"),
+    path("leaderboard/", pages.leaderboard_page, name="leaderboard"),
+    path("read/<int:task_id>/", pages.read, name="read"),
+]

@@ -41,19 +41,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 # Production mode: HTTPS-only cookies, HSTS, and a SECRET_KEY that must come from the environment.
-PRODUCTION = env_bool("READERBOARD_PRODUCTION", False) and not DEBUG
+PRODUCTION = env_bool("READERBOARD_PRODUCTION", False)
+if PRODUCTION and DEBUG:
+    # Silently dropping to the booth defaults would publish debug pages on a public URL.
+    raise ImproperlyConfigured("DEBUG must be off when READERBOARD_PRODUCTION is on.")
 DATA_DIR = Path(os.environ.get("READERBOARD_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
-    # Production must say its key; the embedded booth default generates one once
-    # and keeps it under the data dir so sessions survive restarts.
-    key = os.environ.get("SECRET_KEY")
+    # Production must say its key (directly or as a mounted secret file); the embedded
+    # booth default generates one once and keeps it under the data dir so sessions survive restarts.
+    key = os.environ.get("SECRET_KEY", "").strip()
+    if not key and os.environ.get("SECRET_KEY_FILE"):
+        key = Path(os.environ["SECRET_KEY_FILE"]).read_text().strip()
     if key:
+        if PRODUCTION and (len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")):
+            raise ImproperlyConfigured(
+                "SECRET_KEY is too weak for production: use at least 50 random characters, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+            )
         return key
     if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY must be set when READERBOARD_PRODUCTION is on.")
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when READERBOARD_PRODUCTION is on.")
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(50))
@@ -63,6 +73,8 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if PRODUCTION and not os.environ.get("ALLOWED_HOSTS"):
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the public host(s) when READERBOARD_PRODUCTION is on.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -154,8 +166,17 @@ CELERY_TASK_ROUTES = {
     "viewer.tasks.warm_*": {"queue": "images"},
     "annotations.tasks.*consensus*": {"queue": "consensus"},
     "annotations.tasks.*export*": {"queue": "export"},
+    "annotations.console.tasks.import_upload": {"queue": "import"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Celery beat (one process per deployment): a lost queue message or a Redis outage never loses
+# a read, because this sweep recomputes every case whose consensus is missing or stale.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-consensus": {
+        "task": "annotations.tasks.consensus.sweep_stale_consensus",
+        "schedule": float(env_int("READERBOARD_CONSENSUS_SWEEP_S", 300)),
+    },
+}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -191,20 +212,45 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
-if os.environ.get("READERBOARD_S3_BUCKET"):
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ["READERBOARD_S3_BUCKET"],
-            "endpoint_url": os.environ.get("READERBOARD_S3_ENDPOINT_URL") or None,
-            "region_name": os.environ.get("READERBOARD_S3_REGION") or None,
-        },
+# Images collect static files at build time, outside the data volume.
+STATIC_ROOT = Path(os.environ.get("READERBOARD_STATIC_ROOT") or DATA_DIR / "staticfiles")
+# Uploaded files, DICOM instances and finished exports: the data dir by default; an
+# S3-compatible bucket (AWS, MinIO, Ceph, ...) when READERBOARD_S3_BUCKET is set, so that
+# web and worker machines share them without a shared disk. Paths inside a store are the
+# same relative paths the records hold ("dicom/<study>/<series>/<sop>.dcm", "exports/...").
+S3_BUCKET = os.environ.get("READERBOARD_S3_BUCKET", "")
+if S3_BUCKET:
+    _s3_options = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": os.environ.get("READERBOARD_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("READERBOARD_S3_REGION") or None,
+        # Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the machine's role (boto3).
+        "access_key": os.environ.get("READERBOARD_S3_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("READERBOARD_S3_SECRET_ACCESS_KEY") or None,
+        "addressing_style": os.environ.get("READERBOARD_S3_ADDRESSING_STYLE") or None,
+        # Images may carry PHI: objects stay private, reachable only through short-lived signed URLs.
+        "default_acl": None,
+        "querystring_auth": True,
+        "querystring_expire": env_int("READERBOARD_S3_URL_EXPIRE_S", 300),
+        # A record's path names one object for ever; never overwrite it silently.
+        "file_overwrite": False,
     }
+    _s3_prefix = os.environ.get("READERBOARD_S3_PREFIX", "").strip("/")
+    STORAGES = {
+        name: {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {**_s3_options, "location": "/".join(filter(None, [_s3_prefix, folder]))},
+        }
+        for name, folder in (("default", "media"), ("dicom", ""), ("exports", ""))
+    }
+else:
+    STORAGES = {
+        "default": {"BACKEND": "readerboard.storage.DataDirStorage", "OPTIONS": {"subdirectory": "media"}},
+        "dicom": {"BACKEND": "readerboard.storage.DataDirStorage"},
+        "exports": {"BACKEND": "readerboard.storage.DataDirStorage"},
+    }
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}
+MEDIA_ROOT = DATA_DIR / "media"
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- REST framework ---------------------------------------------------------
@@ -232,21 +278,34 @@ READERBOARD = {
     "UPLOAD_MAX_BYTES": env_int("READERBOARD_UPLOAD_MAX_BYTES", 2 * 1024**3),
     "LEASE_SECONDS": env_int("READERBOARD_LEASE_SECONDS", 300),
     "BOOTH_IDLE_SECONDS": env_int("READERBOARD_BOOTH_IDLE_SECONDS", 600),
+    # Which series a user may load images of (viewer/ asks; annotations/ knows tasks and roles).
+    "SERIES_ACCESS_POLICY": "annotations.services.image_access.visible_series",
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 
 # --- Production strictness --------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 if PRODUCTION:
-    SECURE_SSL_REDIRECT = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("READERBOARD_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP inside the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # The TLS-terminating proxy (Caddy, nginx, a cloud load balancer) says the request was HTTPS.
+    # Turn off only when the app is reachable without such a proxy, which must then not be the case.
+    if env_bool("READERBOARD_TRUST_X_FORWARDED_PROTO", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = 31_536_000
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    SECURE_HSTS_SECONDS = env_int("READERBOARD_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("READERBOARD_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("READERBOARD_HSTS_PRELOAD", True)
+    # A booth session should not outlive the event: two weeks by default, configurable.
+    SESSION_COOKIE_AGE = env_int("READERBOARD_SESSION_AGE_S", 14 * 24 * 3600)
 
 LOGGING = {
     "version": 1,

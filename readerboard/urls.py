@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from readerboard.health import healthz
+
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("django-admin/", admin.site.urls),
     path("dicomweb/", include("viewer.dicomweb_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),

@@ -8,6 +8,7 @@ command -v dsrdump >/dev/null || need+=(dcmtk)
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /etc/postgresql/*/main >/dev/null 2>&1 || need+=(postgresql)
 command -v node >/dev/null || need+=(nodejs npm)
+command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

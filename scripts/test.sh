@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite: once on the embedded default (SQLite, eager Celery, in-memory channels),
 # then again on PostgreSQL (DATABASE_URL) when a server answers on 127.0.0.1:5432.
-# Redis, Celery-worker, browser and DICOM-tool tests use the machine's services in both runs.
+# Redis, Celery-worker, browser and DICOM-tool tests use the machine's services; the PostgreSQL pass
+# leaves out the browser and multi-process tests, which already run against PostgreSQL themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/venv.sh test,dev
 bash scripts/build-frontend.sh
 export PYTHONUNBUFFERED=1
 unset DATABASE_URL REDIS_URL
+if [ -f viewer/frontend/package.json ]; then
+  echo "== viewer unit tests (node --test) =="
+  (cd viewer/frontend && npm test --silent)
+fi
 echo "== tests on the embedded default (SQLite) =="
 .venv/bin/python -m pytest "$@"
 if .venv/bin/python - <<'PY'
@@ -18,7 +23,7 @@ PY
 then
   echo "== tests on PostgreSQL =="
   DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/readerboard}" \
-    .venv/bin/python -m pytest -m "not browser" "$@"
+    .venv/bin/python -m pytest -m "not browser and not services" "$@"
 else
   echo "PostgreSQL is not running on 127.0.0.1:5432: skipped the PostgreSQL pass" >&2
   [ -z "${CI:-}" ] || exit 1

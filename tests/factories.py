@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import math
 import uuid
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from annotations.models import Case, Read, Reader, Task
+from annotations.models import Case, Lease, Read, Reader, Task
 from annotations.services.roles import ADMIN, READER, RESEARCHER, grant_role
 
 
@@ -73,3 +76,120 @@ class ReadFactory(factory.django.DjangoModelFactory):
     client_uuid = factory.LazyFunction(uuid.uuid4)
     reader = factory.SubFactory(ReaderFactory)
     document = factory.LazyFunction(dict)
+
+
+# --- Reading side: leases and read documents (docs/read-format.md) ------------------------------
+
+
+class LeaseFactory(factory.django.DjangoModelFactory):
+    """A live lease; pass case=... and reader=..."""
+
+    class Meta:
+        model = Lease
+
+    reader = factory.SubFactory(ReaderFactory)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(minutes=5))
+
+
+def middle_instance(case: Case):
+    """The case's middle instance in reading order (the small CT's lesion slice)."""
+    instances = list(case.series.instances.order_by("sort_position_mm", "instance_number", "id"))
+    return instances[len(instances) // 2]
+
+
+def line_json(instance, start, end, *, frame: int = 1, length_mm: float | None = None) -> dict:
+    """A line of the read format on `instance`, with its length in mm computed from the pixel spacing."""
+    row_spacing, column_spacing = instance.pixel_spacing_mm
+    if length_mm is None:
+        length_mm = math.hypot(column_spacing * (end[0] - start[0]), row_spacing * (end[1] - start[1]))
+    return {
+        "sop_instance_uid": instance.sop_instance_uid,
+        "frame": frame,
+        "start": list(start),
+        "end": list(end),
+        "length_mm": round(length_mm, 3),
+    }
+
+
+def square_mask_counts(instance, *, top: int, left: int, size: int) -> list[int]:
+    """Run lengths of a size x size square painted at (top, left) on the instance's frame."""
+    counts: list[int] = []
+    position = 0
+    for row in range(top, top + size):
+        start = row * instance.columns + left
+        counts += [start - position, size]
+        position = start + size
+    counts.append(instance.rows * instance.columns - position)
+    return counts
+
+
+def read_document(case: Case, **overrides) -> dict:
+    """A valid read document for the case: one lesion with long and short axis and a small mask."""
+    instance = middle_instance(case)
+    document = {
+        "client_uuid": str(uuid.uuid4()),
+        "case": case.pk,
+        "started_at": "2026-11-25T10:31:02.120Z",
+        "duration_s": 48.6,
+        "flags": {"no_lesion": False, "skip": False, "quality_problem": False},
+        "comment": "",
+        "lesions": [
+            {
+                "lesion": 1,
+                "long_axis": line_json(instance, (15.5, 37.5), (31.5, 37.5)),
+                "short_axis": line_json(instance, (23.5, 32.5), (23.5, 42.5)),
+                "mask": {
+                    "slices": [
+                        {
+                            "sop_instance_uid": instance.sop_instance_uid,
+                            "frame": 1,
+                            "counts": square_mask_counts(instance, top=34, left=20, size=6),
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    document.update(overrides)
+    return document
+
+
+def no_lesion_document(case: Case, **overrides) -> dict:
+    """A valid read document saying the case has no measurable lesion (needs no images)."""
+    document = {
+        "client_uuid": str(uuid.uuid4()),
+        "case": case.pk,
+        "started_at": "2026-11-25T10:31:02.120Z",
+        "duration_s": 12.0,
+        "flags": {"no_lesion": True, "skip": False, "quality_problem": False},
+        "comment": "",
+        "lesions": [],
+    }
+    document.update(overrides)
+    return document
+
+
+class StudyFactory(factory.django.DjangoModelFactory):
+    """A study record without files (for tests that need cases but no pixels)."""
+
+    class Meta:
+        model = "viewer.Study"
+
+    study_instance_uid = factory.Sequence(lambda n: f"1.2.826.0.1.3680043.10.1427.99.1.{n}")
+    patient_id = factory.Sequence(lambda n: f"P{n:04d}")
+
+
+class SeriesFactory(factory.django.DjangoModelFactory):
+    """A series record without instances: enough to make a case for assignment tests."""
+
+    class Meta:
+        model = "viewer.Series"
+
+    series_instance_uid = factory.Sequence(lambda n: f"1.2.826.0.1.3680043.10.1427.99.2.{n}")
+    study = factory.SubFactory(StudyFactory)
+    modality = "CT"
+
+
+def bare_cases(task: Task, count: int) -> list[Case]:
+    """`count` cases of the task, each on its own file-less series."""
+    return [CaseFactory(task=task, series=SeriesFactory(), label=f"Bare case {k + 1}") for k in range(count)]

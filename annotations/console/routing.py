@@ -1,1 +1,9 @@
-websocket_urlpatterns: list = []
+"""WebSocket routes of the console."""
+
+from django.urls import path
+
+from annotations.console.consumers import TaskDashboardConsumer
+
+websocket_urlpatterns = [
+    path("ws/console/tasks/<int:task_id>/", TaskDashboardConsumer.as_asgi()),
+]

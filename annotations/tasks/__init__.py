@@ -2,3 +2,4 @@
 
 from annotations.tasks.consensus import *  # noqa: F403
 from annotations.tasks.exports import *  # noqa: F403
+from annotations.console.tasks import *  # noqa: F403

@@ -1,0 +1,203 @@
+"""Export API (/api/exports/): request an export job, poll it, download its file, list jobs.
+
+Only admins and researchers may export; only admins may turn pseudonymisation off.
+Researchers see and download their own jobs only, so an admin's identified export
+never reaches them. Token authentication works for scripts
+(`Authorization: Token <key>`). Views parse input, call the export service (through
+the Celery task) and shape output.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.api.authentication import ReaderSessionAuthentication
+from annotations.models import ExportJob, Task
+from annotations.services.roles import is_admin, is_researcher_or_admin
+
+logger = logging.getLogger(__name__)
+
+
+class IsResearcherOrAdmin(BasePermission):
+    message = "Only admins and researchers may export."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_researcher_or_admin(request.user))
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    task_name = serializers.CharField(source="task.name", read_only=True)
+    progress_fraction = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+    file_name = serializers.SerializerMethodField()
+    file_size = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = [
+            "id",
+            "task",
+            "task_name",
+            "format",
+            "pseudonymise",
+            "status",
+            "progress_done",
+            "progress_total",
+            "progress_fraction",
+            "error",
+            "created_at",
+            "finished_at",
+            "download_url",
+            "file_name",
+            "file_size",
+        ]
+        read_only_fields = fields
+
+    def get_progress_fraction(self, job: ExportJob) -> float:
+        if job.status == ExportJob.Status.DONE:
+            return 1.0
+        return job.progress_done / job.progress_total if job.progress_total else 0.0
+
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.status != ExportJob.Status.DONE:
+            return None
+        request = self.context.get("request")
+        path = f"/api/exports/{job.pk}/download/"
+        return request.build_absolute_uri(path) if request else path
+
+    def get_file_name(self, job: ExportJob) -> str | None:
+        return Path(job.file_path).name if job.file_path else None
+
+    def get_file_size(self, job: ExportJob) -> int | None:
+        path = _job_file(job)
+        return path.stat().st_size if path else None
+
+
+class ExportJobCreateSerializer(serializers.Serializer):
+    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.all())
+    format = serializers.ChoiceField(choices=ExportJob.Format.choices)
+    pseudonymise = serializers.BooleanField(default=True, help_text="Only admins may set this to false.")
+
+
+def _job_file(job: ExportJob) -> Path | None:
+    """The finished file of a job, if it is there and inside the data folder."""
+    if job.status != ExportJob.Status.DONE or not job.file_path:
+        return None
+    root = Path(settings.DATA_DIR).resolve()
+    path = (root / job.file_path).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
+
+
+def visible_jobs(user):
+    """The jobs a user may see: all for admins, their own for researchers."""
+    jobs = ExportJob.objects.select_related("task").order_by("-created_at", "-id")
+    return jobs if is_admin(user) else jobs.filter(requested_by=user)
+
+
+def _queue(job: ExportJob) -> None:
+    from annotations.tasks.exports import run_export_job
+
+    try:
+        run_export_job.delay(job.pk)
+    except Exception as error:
+        # The export itself raising in eager mode is already recorded on the job; a broker error is not.
+        job.refresh_from_db()
+        if job.status in (ExportJob.Status.PENDING, ExportJob.Status.RUNNING):
+            job.status, job.error = ExportJob.Status.FAILED, f"could not queue the export: {error}"
+            job.save(update_fields=["status", "error"])
+        logger.warning("export job %s did not run: %s", job.pk, error)
+
+
+class ExportAPIView(APIView):
+    # The reading API's session class: 401 (not 403) without a session, one cookie scheme in the schema.
+    authentication_classes = [ReaderSessionAuthentication, TokenAuthentication]
+    permission_classes = [IsResearcherOrAdmin]
+
+
+class ExportJobListView(ExportAPIView):
+    @extend_schema(
+        summary="List export jobs",
+        parameters=[OpenApiParameter("task", OpenApiTypes.INT, description="only this task's jobs")],
+        responses={200: ExportJobSerializer(many=True), 403: OpenApiResponse(description="not an admin/researcher")},
+    )
+    def get(self, request: Request) -> Response:
+        jobs = visible_jobs(request.user)
+        task = request.query_params.get("task")
+        if task:
+            if not task.isdigit():
+                return Response({"task": ["must be a task id"]}, status=status.HTTP_400_BAD_REQUEST)
+            jobs = jobs.filter(task_id=int(task))
+        return Response(ExportJobSerializer(jobs[:200], many=True, context={"request": request}).data)
+
+    @extend_schema(
+        summary="Start an export job",
+        description=(
+            "Queues an export of a task in one format (csv, consensus_csv, sr, seg, bundle). Poll the job, "
+            "or listen on the WebSocket group export-<id>, until status is done, then download it."
+        ),
+        request=ExportJobCreateSerializer,
+        responses={
+            202: ExportJobSerializer,
+            400: OpenApiResponse(description="invalid task or format"),
+            403: OpenApiResponse(description="not an admin/researcher, or a researcher asking for reader identities"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        payload = ExportJobCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if not payload.validated_data["pseudonymise"] and not is_admin(request.user):
+            raise PermissionDenied("Only admins may export reader identities (pseudonymise=false).")
+        job = ExportJob.objects.create(
+            task=payload.validated_data["task"],
+            format=payload.validated_data["format"],
+            pseudonymise=payload.validated_data["pseudonymise"],
+            requested_by=request.user,
+        )
+        transaction.on_commit(lambda: _queue(job))
+        return Response(ExportJobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportJobDetailView(ExportAPIView):
+    @extend_schema(
+        summary="An export job's status and progress",
+        responses={200: ExportJobSerializer, 404: OpenApiResponse(description="no such job visible to you")},
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        job = get_object_or_404(visible_jobs(request.user), pk=job_id)
+        return Response(ExportJobSerializer(job, context={"request": request}).data)
+
+
+class ExportJobDownloadView(ExportAPIView):
+    @extend_schema(
+        summary="Download a finished export",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the CSV or zip file"),
+            404: OpenApiResponse(description="no such job visible to you"),
+            409: OpenApiResponse(description="the job has not finished (or failed)"),
+        },
+    )
+    def get(self, request: Request, job_id: int):
+        job = get_object_or_404(visible_jobs(request.user), pk=job_id)
+        path = _job_file(job)
+        if path is None:
+            detail = "the export has not finished" if job.status != ExportJob.Status.DONE else "the file is gone"
+            return Response({"detail": detail, "status": job.status}, status=status.HTTP_409_CONFLICT)
+        content_type = "text/csv" if path.suffix == ".csv" else "application/zip"
+        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type=content_type)

@@ -1,0 +1,186 @@
+"""Serializers of the reading API: input checks for sign-up and sign-in, and the shapes of every answer.
+
+The read document itself is validated by services.read_submission (field-path errors);
+ReadDocumentSerializer only describes it for the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from annotations.models.tasks import ReaderRole, Tool
+from annotations.services.readers import MAX_YEARS_EXPERIENCE
+
+
+class SignupSerializer(serializers.Serializer):
+    display_name = serializers.CharField(min_length=2, max_length=80)
+    pin = serializers.RegexField(r"^\d{4,8}$", error_messages={"invalid": "PIN must be 4 to 8 digits."})
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=ReaderRole.choices)
+    subspecialty = serializers.CharField(required=False, allow_blank=True, max_length=80, default="")
+    years_experience = serializers.IntegerField(min_value=0, max_value=MAX_YEARS_EXPERIENCE)
+    consent = serializers.BooleanField()
+    booth_mode = serializers.BooleanField(required=False, default=False)
+
+    def validate_consent(self, value: bool) -> bool:
+        if not value:
+            raise serializers.ValidationError("Consent is required to take part.")
+        return value
+
+
+class LoginSerializer(serializers.Serializer):
+    display_name = serializers.CharField(max_length=80)
+    pin = serializers.CharField(max_length=16)
+    booth_mode = serializers.BooleanField(required=False, default=False)
+
+
+class LeaseRenewSerializer(serializers.Serializer):
+    active = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="True when the reader touched the page since the last renewal; keeps a booth session alive.",
+    )
+
+
+class MeSerializer(serializers.Serializer):
+    display_name = serializers.CharField()
+    pseudonym = serializers.CharField()
+    role = serializers.ChoiceField(choices=ReaderRole.choices)
+    role_label = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    reads_count = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True)
+    booth_mode = serializers.BooleanField()
+    booth_idle_seconds = serializers.IntegerField()
+
+
+class ReaderEnvelopeSerializer(serializers.Serializer):
+    reader = MeSerializer()
+
+
+class TaskForReaderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    instructions_html = serializers.CharField()
+    tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
+    reads_per_case = serializers.IntegerField()
+    max_lesions_per_case = serializers.IntegerField(allow_null=True)
+    my_reads = serializers.IntegerField()
+    cases_remaining_for_me = serializers.IntegerField()
+
+
+class TaskBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
+    max_lesions_per_case = serializers.IntegerField(allow_null=True)
+    instructions_html = serializers.CharField()
+
+
+class InstanceForReadingSerializer(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frames = serializers.IntegerField()
+    rows = serializers.IntegerField()
+    columns = serializers.IntegerField()
+    pixel_spacing_mm = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+
+
+class WindowPresetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    center = serializers.FloatField()
+    width = serializers.FloatField()
+
+
+class CaseForReadingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    task = TaskBriefSerializer()
+    lease_expires_at = serializers.DateTimeField()
+    study_instance_uid = serializers.CharField()
+    series_instance_uid = serializers.CharField()
+    modality = serializers.CharField()
+    wadors_root = serializers.CharField()
+    instances = InstanceForReadingSerializer(many=True)
+    window_presets = WindowPresetSerializer(many=True)
+
+
+class LeaseSerializer(serializers.Serializer):
+    lease_expires_at = serializers.DateTimeField()
+
+
+class _LineSerializer(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField(min_value=1)
+    start = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, help_text="[column, row]")
+    end = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, help_text="[column, row]")
+    length_mm = serializers.FloatField(min_value=0)
+
+
+class _MaskSliceSerializer(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField(min_value=1)
+    counts = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), help_text="Row-major run lengths, zeros first."
+    )
+
+
+class _MaskSerializer(serializers.Serializer):
+    slices = _MaskSliceSerializer(many=True)
+
+
+class _LesionSerializer(serializers.Serializer):
+    lesion = serializers.IntegerField(min_value=1)
+    long_axis = _LineSerializer(required=False)
+    short_axis = _LineSerializer(required=False)
+    mask = _MaskSerializer(required=False)
+
+
+class _FlagsSerializer(serializers.Serializer):
+    no_lesion = serializers.BooleanField(required=False, default=False)
+    skip = serializers.BooleanField(required=False, default=False)
+    quality_problem = serializers.BooleanField(required=False, default=False)
+
+
+class ReadDocumentSerializer(serializers.Serializer):
+    """The read document of docs/read-format.md (schema only)."""
+
+    client_uuid = serializers.UUIDField()
+    case = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    duration_s = serializers.FloatField(min_value=0, max_value=86_400)
+    flags = _FlagsSerializer()
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    lesions = _LesionSerializer(many=True)
+
+
+class ReadRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    case = serializers.IntegerField()
+
+
+class ReadSavedSerializer(serializers.Serializer):
+    read = ReadRefSerializer()
+    me = MeSerializer()
+
+
+class LeaderboardEntrySerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    display_name = serializers.CharField()
+    role = serializers.ChoiceField(choices=ReaderRole.choices)
+    role_label = serializers.CharField()
+    reads = serializers.IntegerField()
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    entries = LeaderboardEntrySerializer(many=True)
+    total_reads = serializers.IntegerField()
+    readers = serializers.IntegerField()
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,304 @@
+"""Reading API views (docs/api-reading.md): parse the request, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.api import serializers as s
+from annotations.api.authentication import IsReader, ReaderSessionAuthentication
+from annotations.models import Case, Lease, Reader, Task
+from annotations.models.tasks import ReaderRole
+from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
+from annotations.services import assignment, leaderboard, readers
+from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
+from annotations.services.roles import user_roles
+
+WADORS_ROOT = "/dicomweb"
+
+
+class ReadingAPIView(APIView):
+    """Base of the reading API: 401 without a session, booth sessions end after inactivity."""
+
+    authentication_classes = [ReaderSessionAuthentication, TokenAuthentication]
+    permission_classes = [IsReader]
+    # A request a person made (not a timer) keeps a booth session alive.
+    counts_as_activity = True
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        readers.enforce_booth_session(request._request, activity=self.is_activity(request))
+        super().initial(request, *args, **kwargs)
+
+    def is_activity(self, request: Request) -> bool:
+        return self.counts_as_activity
+
+    @property
+    def reader(self) -> Reader:
+        return self.request.user.reader
+
+
+def me_payload(request, reader: Reader) -> dict:
+    """Return the Me object of docs/api-reading.md."""
+    standing = leaderboard.standing(reader=reader)
+    booth = readers.booth_status(request._request if hasattr(request, "_request") else request)
+    return {
+        "display_name": reader.display_name,
+        "pseudonym": reader.pseudonym,
+        "role": reader.role,
+        "role_label": ReaderRole(reader.role).label if reader.role in ReaderRole.values else reader.role,
+        "roles": sorted(user_roles(reader.user)),
+        "reads_count": standing.reads_count,
+        "rank": standing.rank,
+        "booth_mode": booth.booth_mode,
+        "booth_idle_seconds": booth.idle_seconds,
+    }
+
+
+def _errors(errors: dict) -> Response:
+    return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _too_many(exc: readers.TooManyAttempts) -> Response:
+    return Response(
+        {"detail": f"Too many attempts. Try again in {exc.retry_after_s} s."},
+        status=status.HTTP_429_TOO_MANY_REQUESTS,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+def _enforce_csrf(request: Request) -> None:
+    # Sign-up and sign-in run without a session, where DRF skips CSRF; check it anyway so
+    # another site cannot sign a booth browser into an account of its choosing.
+    SessionAuthentication().enforce_csrf(request)
+
+
+class SignupView(ReadingAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        request=s.SignupSerializer,
+        responses={
+            201: s.ReaderEnvelopeSerializer,
+            400: s.ErrorsSerializer,
+            429: s.DetailSerializer,
+        },
+        auth=[],
+        summary="Sign up as a reader and start a session",
+    )
+    def post(self, request: Request) -> Response:
+        _enforce_csrf(request)
+        try:
+            readers.check_attempt_rate(scope="signup", client_key=readers.client_address(request._request))
+        except readers.TooManyAttempts as exc:
+            return _too_many(exc)
+        serializer = s.SignupSerializer(data=request.data)
+        if not serializer.is_valid():
+            return _errors(serializer.errors)
+        data = serializer.validated_data
+        try:
+            reader = readers.register_reader(
+                display_name=data["display_name"],
+                pin=data["pin"],
+                role=data["role"],
+                email=data["email"],
+                subspecialty=data["subspecialty"],
+                years_experience=data["years_experience"],
+                consented=data["consent"],
+            )
+        except readers.RegistrationError as exc:
+            return _errors({exc.field: [str(exc)]})
+        readers.sign_in(request._request, reader=reader, booth_mode=data["booth_mode"])
+        return Response({"reader": me_payload(request, reader)}, status=status.HTTP_201_CREATED)
+
+
+class LoginView(ReadingAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        request=s.LoginSerializer,
+        responses={200: s.ReaderEnvelopeSerializer, 400: s.ErrorsSerializer, 429: s.DetailSerializer},
+        auth=[],
+        summary="Sign in with display name and PIN",
+    )
+    def post(self, request: Request) -> Response:
+        _enforce_csrf(request)
+        try:
+            readers.check_attempt_rate(scope="login", client_key=readers.client_address(request._request))
+        except readers.TooManyAttempts as exc:
+            return _too_many(exc)
+        serializer = s.LoginSerializer(data=request.data)
+        if not serializer.is_valid():
+            return _errors(serializer.errors)
+        data = serializer.validated_data
+        try:
+            reader = readers.authenticate_reader(
+                display_name=data["display_name"], pin=data["pin"], request=request._request
+            )
+        except readers.TooManyAttempts as exc:
+            return _too_many(exc)
+        except readers.InvalidCredentials:
+            return _errors({"non_field_errors": ["That name and PIN do not match. Check both and try again."]})
+        readers.sign_in(request._request, reader=reader, booth_mode=data["booth_mode"])
+        return Response({"reader": me_payload(request, reader)})
+
+
+class LogoutView(ReadingAPIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={204: None}, summary="End the session")
+    def post(self, request: Request) -> Response:
+        readers.sign_out(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(ReadingAPIView):
+    @extend_schema(responses={200: s.MeSerializer, 401: s.DetailSerializer}, summary="The signed-in reader")
+    def get(self, request: Request) -> Response:
+        return Response(me_payload(request, self.reader))
+
+
+class TaskListView(ReadingAPIView):
+    @extend_schema(responses={200: s.TaskForReaderSerializer(many=True)}, summary="Open tasks with my progress")
+    def get(self, request: Request) -> Response:
+        answer = []
+        for task in open_tasks():
+            progress = assignment.task_progress(reader=self.reader, task=task)
+            answer.append(
+                {
+                    "id": task.pk,
+                    "name": task.name,
+                    "instructions_html": instructions_html(task),
+                    "tools": list(task.tools or []),
+                    "reads_per_case": task.reads_per_case,
+                    "max_lesions_per_case": task.max_lesions_per_case,
+                    "my_reads": progress.my_reads,
+                    "cases_remaining_for_me": progress.cases_remaining_for_me,
+                }
+            )
+        return Response(answer)
+
+
+class NextCaseView(ReadingAPIView):
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.CaseForReadingSerializer,
+            204: OpenApiResponse(description="Nothing left for this reader in the task"),
+            404: s.DetailSerializer,
+        },
+        summary="Lease the next case to read",
+    )
+    def post(self, request: Request, task_id: int) -> Response:
+        task = get_object_or_404(Task, pk=task_id, is_open=True)
+        case = assignment.next_case(reader=self.reader, task=task)
+        if case is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        lease = Lease.objects.get(case=case, reader=self.reader)
+        return Response(case_for_reading(case=case, lease=lease))
+
+
+class LeaseView(ReadingAPIView):
+    def is_activity(self, request: Request) -> bool:
+        # Renewals come from a timer; only those that say the reader touched the page keep a booth alive.
+        if request.method == "DELETE":
+            return True
+        return bool(isinstance(request.data, dict) and request.data.get("active") is True)
+
+    @extend_schema(
+        request=s.LeaseRenewSerializer,
+        responses={200: s.LeaseSerializer, 404: s.DetailSerializer, 409: s.DetailSerializer},
+        summary="Renew my lease on a case",
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = get_object_or_404(Case, pk=case_id)
+        try:
+            lease = assignment.renew_lease(reader=self.reader, case=case)
+        except assignment.LeaseLost as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"lease_expires_at": lease.expires_at})
+
+    @extend_schema(request=None, responses={204: None, 404: s.DetailSerializer}, summary="Give a case back unread")
+    def delete(self, request: Request, case_id: int) -> Response:
+        case = get_object_or_404(Case, pk=case_id)
+        assignment.release_lease(reader=self.reader, case=case)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReadSubmitView(ReadingAPIView):
+    @extend_schema(
+        request=s.ReadDocumentSerializer,
+        responses={
+            201: s.ReadSavedSerializer,
+            200: s.ReadSavedSerializer,
+            400: s.ErrorsSerializer,
+            409: s.DetailSerializer,
+        },
+        summary="Save a read (idempotent by client_uuid)",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            with transaction.atomic():
+                result = submit_read(reader=self.reader, document=request.data)
+        except ReadValidationError as exc:
+            return _errors(exc.errors)
+        except ReadConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        read = result.read
+        return Response(
+            {
+                "read": {"id": read.pk, "version": read.version, "case": read.case_id},
+                "me": me_payload(request, self.reader),
+            },
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class LeaderboardView(ReadingAPIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: s.LeaderboardSerializer}, auth=[], summary="Top readers by reads")
+    def get(self, request: Request) -> Response:
+        message = leaderboard.leaderboard_message()
+        return Response({key: message[key] for key in ("entries", "total_reads", "readers")})
+
+
+def case_for_reading(*, case: Case, lease: Lease) -> dict:
+    """Return the CaseForReading object: the task's rules and the images, never anyone's marks."""
+    task = case.task
+    series = case.series
+    return {
+        "id": case.pk,
+        "label": case.label or f"Case {case.pk}",
+        "task": {
+            "id": task.pk,
+            "name": task.name,
+            "tools": list(task.tools or []),
+            "max_lesions_per_case": task.max_lesions_per_case,
+            "instructions_html": instructions_html(task),
+        },
+        "lease_expires_at": lease.expires_at,
+        "study_instance_uid": series.study.study_instance_uid,
+        "series_instance_uid": series.series_instance_uid,
+        "modality": series.modality,
+        "wadors_root": WADORS_ROOT,
+        "instances": [
+            {
+                "sop_instance_uid": instance.sop_instance_uid,
+                "frames": instance.number_of_frames or 1,
+                "rows": instance.rows,
+                "columns": instance.columns,
+                "pixel_spacing_mm": instance.pixel_spacing_mm,
+            }
+            for instance in case_instances(case)
+        ],
+        "window_presets": window_presets(series),
+    }

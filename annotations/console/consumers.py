@@ -1,0 +1,58 @@
+"""The live task dashboard socket: admins and researchers get fresh figures whenever the task changes.
+
+Messages on the group carry only a task id (see live.py); the consumer recomputes
+the figures on the server. It must never accept a reader or an anonymous visitor.
+"""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from annotations.console.live import task_group
+from annotations.console.selectors import task_dashboard
+from annotations.models import Task
+from annotations.services.roles import is_researcher_or_admin
+
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+
+@database_sync_to_async
+def _may_watch(user) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and is_researcher_or_admin(user))
+
+
+@database_sync_to_async
+def _dashboard(task_id: int) -> dict | None:
+    task = Task.objects.filter(pk=task_id).first()
+    return task_dashboard(task=task) if task else None
+
+
+class TaskDashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.task_id = int(self.scope["url_route"]["kwargs"]["task_id"])
+        if not await _may_watch(self.scope.get("user")):
+            await self.close(code=FORBIDDEN)
+            return
+        snapshot = await _dashboard(self.task_id)
+        if snapshot is None:
+            await self.close(code=NOT_FOUND)
+            return
+        await self.channel_layer.group_add(task_group(self.task_id), self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "dashboard", "dashboard": snapshot})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "task_id"):
+            await self.channel_layer.group_discard(task_group(self.task_id), self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        # The page may ask for a refresh after reconnecting; nothing else is accepted.
+        if isinstance(content, dict) and content.get("type") == "refresh":
+            await self.task_changed({"task_id": self.task_id})
+
+    async def task_changed(self, event: dict) -> None:
+        snapshot = await _dashboard(self.task_id)
+        if snapshot is not None:
+            await self.send_json({"type": "dashboard", "dashboard": snapshot})

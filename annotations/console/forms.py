@@ -1,0 +1,122 @@
+"""Console forms: parse and validate what an admin typed; the services do the work."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from annotations.console.task_setup import ReferenceAnswer
+from annotations.models import Task
+from annotations.models.tasks import Tool
+from annotations.services.roles import ALL_ROLES
+from viewer.models import Collection, Series
+
+
+def series_label(series: Series) -> str:
+    study = series.study
+    return f"{study.patient_id or 'no patient id'} · {series.modality} {series.series_description or ''} (#{series.id})"
+
+
+class SeriesChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, series: Series) -> str:
+        return series_label(series)
+
+
+class SingleSeriesChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, series: Series) -> str:
+        return series_label(series)
+
+
+class TaskForm(forms.ModelForm):
+    tools = forms.MultipleChoiceField(choices=Tool.choices, widget=forms.CheckboxSelectMultiple)
+    consensus_method = forms.ChoiceField(choices=Task.ConsensusMethod.choices, widget=forms.RadioSelect)
+    reads_per_case = forms.IntegerField(min_value=1, max_value=50)
+    min_support = forms.IntegerField(
+        min_value=1, max_value=50, required=False, help_text="Readers who must agree on a lesion. Empty: a majority."
+    )
+    max_lesions_per_case = forms.IntegerField(min_value=1, max_value=50, required=False, help_text="Empty: no limit.")
+    collections = forms.ModelMultipleChoiceField(
+        queryset=Collection.objects.order_by("name"), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    series = SeriesChoiceField(
+        queryset=Series.objects.select_related("study").order_by("study__patient_id", "series_number", "id"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    gold_series = SeriesChoiceField(
+        queryset=Series.objects.select_related("study").order_by("study__patient_id", "series_number", "id"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Cases with a known answer; readers' accuracy is measured on them.",
+    )
+
+    class Meta:
+        model = Task
+        fields = [
+            "name",
+            "instructions_md",
+            "tools",
+            "reads_per_case",
+            "max_lesions_per_case",
+            "consensus_method",
+            "min_support",
+            "finding",
+            "is_open",
+        ]
+        widgets = {"instructions_md": forms.Textarea(attrs={"rows": 10})}
+        labels = {"instructions_md": "Instructions (Markdown)", "is_open": "Open for reading"}
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("series") and not cleaned.get("collections"):
+            self.add_error("series", "Pick at least one series or collection.")
+        reads, support = cleaned.get("reads_per_case"), cleaned.get("min_support")
+        if reads and support and support > reads:
+            self.add_error("min_support", f"At most the reads per case ({reads}).")
+        return cleaned
+
+
+class ReferenceAnswerForm(forms.Form):
+    series = SingleSeriesChoiceField(queryset=Series.objects.select_related("study").order_by("id"), label="Gold case")
+    label = forms.CharField(max_length=64, required=False)
+    long_axis_mm = forms.FloatField(min_value=0.1, max_value=1000, label="Long axis (mm)")
+    short_axis_mm = forms.FloatField(min_value=0.1, max_value=1000, required=False, label="Short axis (mm)")
+    sop_instance_uid = forms.CharField(max_length=64, required=False, label="Slice (SOP Instance UID)")
+
+    def clean(self):
+        cleaned = super().clean()
+        long_axis, short_axis = cleaned.get("long_axis_mm"), cleaned.get("short_axis_mm")
+        if long_axis and short_axis and short_axis > long_axis:
+            self.add_error("short_axis_mm", "The short axis cannot be longer than the long axis.")
+        return cleaned
+
+    def answer(self) -> ReferenceAnswer:
+        data = self.cleaned_data
+        return ReferenceAnswer(
+            series_id=data["series"].id,
+            long_axis_mm=data["long_axis_mm"],
+            short_axis_mm=data.get("short_axis_mm"),
+            label=data.get("label") or "",
+            sop_instance_uid=data.get("sop_instance_uid") or "",
+        )
+
+
+ReferenceAnswerFormSet = forms.formset_factory(ReferenceAnswerForm, extra=0, can_delete=True, max_num=500)
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=[(role, role.title()) for role in ALL_ROLES])
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("That username is taken.")
+        return username
+
+
+class RolesForm(forms.Form):
+    roles = forms.MultipleChoiceField(
+        choices=[(role, role.title()) for role in ALL_ROLES], required=False, widget=forms.CheckboxSelectMultiple
+    )

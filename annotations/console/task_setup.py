@@ -1,0 +1,192 @@
+"""Create and edit tasks from the console: settings, the cases they cover and gold-standard answers.
+
+A task's cases are the union of the series picked one by one and every series of
+the picked collections. Editing never deletes a case that has reads (reads are
+evidence); it reports it as kept instead. Gold answers entered as lengths become
+ReferenceLesion rows with source "admin"; synthetic ground truth is never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import transaction
+
+from annotations.models import Case, Read, ReferenceLesion, Task
+from annotations.models.tasks import Tool
+from viewer.models import Instance, Series
+
+ADMIN_REFERENCE_SOURCE = "admin"
+TASK_FIELDS = (
+    "name",
+    "instructions_md",
+    "tools",
+    "reads_per_case",
+    "max_lesions_per_case",
+    "consensus_method",
+    "min_support",
+    "finding",
+    "is_open",
+)
+
+
+@dataclass(frozen=True)
+class ReferenceAnswer:
+    """A gold-standard lesion typed in by an admin: lengths in mm, optionally the slice it is measured on."""
+
+    series_id: int
+    long_axis_mm: float
+    short_axis_mm: float | None = None
+    label: str = ""
+    sop_instance_uid: str = ""
+
+
+@dataclass
+class TaskSaveResult:
+    task: Task
+    cases_added: int = 0
+    cases_removed: int = 0
+    cases_kept_with_reads: list[str] = field(default_factory=list)
+    references_saved: int = 0
+
+
+def selected_series_ids(*, series_ids: Iterable[int], collection_ids: Iterable[int]) -> list[int]:
+    """Return the ids of the picked series plus every series of the picked collections, in a stable order."""
+    in_collections = Series.objects.filter(study__collection_id__in=list(collection_ids)).values_list("id", flat=True)
+    ids = set(series_ids) | set(in_collections)
+    return list(
+        Series.objects.filter(id__in=ids)
+        .order_by("study__collection__name", "study__patient_id", "study__study_date", "series_number", "id")
+        .values_list("id", flat=True)
+    )
+
+
+def validate_tools(tools: Iterable[str]) -> list[str]:
+    """Return the tools in canonical order; raise ValueError if none lets a reader answer."""
+    chosen = [str(tool) for tool in Tool if str(tool) in set(tools)]
+    unknown = set(tools) - {str(tool) for tool in Tool}
+    if unknown:
+        raise ValueError(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if not {Tool.LONG_AXIS, Tool.BIDIRECTIONAL, Tool.MASK} & set(chosen):
+        raise ValueError("choose at least one drawing tool (long axis, bidirectional or mask)")
+    return chosen
+
+
+def slice_centre_mm(instance: Instance) -> list[float]:
+    """Return the patient coordinates (mm) of the centre of an instance's first frame."""
+    position = np.array(instance.image_position_patient or [0.0, 0.0, 0.0], dtype=float)
+    orientation = instance.image_orientation_patient or [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    row_direction, column_direction = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    row_spacing, column_spacing = instance.pixel_spacing_mm or [1.0, 1.0]
+    centre = (
+        position
+        + row_direction * column_spacing * (instance.columns - 1) / 2
+        + column_direction * row_spacing * (instance.rows - 1) / 2
+    )
+    return [round(float(v), 3) for v in centre]
+
+
+def _reference_row(answer: ReferenceAnswer) -> ReferenceLesion:
+    if not 0 < answer.long_axis_mm <= 1000:
+        raise ValueError(f"long axis {answer.long_axis_mm} mm must be between 0 and 1000 mm")
+    if answer.short_axis_mm is not None and not 0 < answer.short_axis_mm <= answer.long_axis_mm:
+        raise ValueError(f"short axis {answer.short_axis_mm} mm must be positive and at most the long axis")
+    instances = Instance.objects.filter(series_id=answer.series_id)
+    if answer.sop_instance_uid:
+        instance = instances.filter(sop_instance_uid=answer.sop_instance_uid).first()
+        if instance is None:
+            raise ValueError(f"instance {answer.sop_instance_uid} is not in series {answer.series_id}")
+    else:
+        ordered = list(instances.order_by("sort_position_mm", "instance_number", "id"))
+        if not ordered:
+            raise ValueError(f"series {answer.series_id} has no instances")
+        instance = ordered[len(ordered) // 2]
+    diameters = [answer.long_axis_mm] + ([answer.short_axis_mm] if answer.short_axis_mm else [])
+    return ReferenceLesion(
+        series_id=answer.series_id,
+        source=ADMIN_REFERENCE_SOURCE,
+        label=answer.label[:64],
+        # Typed-in answers carry lengths, not a position: the slice centre stands in for the lesion centre.
+        center_patient_mm=slice_centre_mm(instance),
+        diameters_mm=diameters,
+        long_axis_mm=answer.long_axis_mm,
+        short_axis_mm=answer.short_axis_mm,
+        sop_instance_uid=instance.sop_instance_uid,
+    )
+
+
+@transaction.atomic
+def save_task(
+    *,
+    task: Task | None,
+    settings: dict,
+    series_ids: list[int],
+    gold_series_ids: Iterable[int],
+    references: list[ReferenceAnswer] | None,
+    user,
+) -> TaskSaveResult:
+    """Create or update a task, its cases and gold answers; raise ValueError naming what is wrong."""
+    if not series_ids:
+        raise ValueError("pick at least one series or collection")
+    gold = set(gold_series_ids)
+    if not gold <= set(series_ids):
+        raise ValueError("gold-standard cases must be among the task's series")
+    values = {key: settings[key] for key in TASK_FIELDS if key in settings}
+    values["tools"] = validate_tools(values.get("tools", []))
+    reads_per_case = values.get("reads_per_case", task.reads_per_case if task else 3)
+    if values.get("min_support") and values["min_support"] > reads_per_case:
+        raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
+    if task is None:
+        task = Task.objects.create(created_by=user, **values)
+    else:
+        for key, value in values.items():
+            setattr(task, key, value)
+        task.save()
+    result = TaskSaveResult(task=task)
+
+    existing = {case.series_id: case for case in Case.objects.filter(task=task)}
+    read_case_ids = set(Read.objects.filter(case__task=task).values_list("case_id", flat=True))
+    for series_id, case in existing.items():
+        if series_id in series_ids:
+            continue
+        if case.id in read_case_ids:
+            result.cases_kept_with_reads.append(str(case))
+        else:
+            case.delete()
+            result.cases_removed += 1
+    numbers = [
+        int(case.label.removeprefix("Case "))
+        for case in existing.values()
+        if case.label.startswith("Case ") and case.label.removeprefix("Case ").isdigit()
+    ]
+    next_number = max(numbers, default=0) + 1
+    for series_id in series_ids:
+        case = existing.get(series_id)
+        if case is None:
+            # Labels are seen by readers: a running number, never patient identifiers.
+            Case.objects.create(task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold)
+            next_number += 1
+            result.cases_added += 1
+        elif case.is_gold != (series_id in gold):
+            case.is_gold = series_id in gold
+            case.save(update_fields=["is_gold"])
+
+    if references is not None:
+        answered = {answer.series_id for answer in references}
+        if not answered <= gold:
+            raise ValueError("reference answers are only for gold-standard cases")
+        ReferenceLesion.objects.filter(series_id__in=gold, source=ADMIN_REFERENCE_SOURCE).delete()
+        rows = [_reference_row(answer) for answer in references]
+        ReferenceLesion.objects.bulk_create(rows)
+        result.references_saved = len(rows)
+    return result
+
+
+@transaction.atomic
+def set_task_open(*, task: Task, is_open: bool) -> Task:
+    """Open or close a task for reading."""
+    task.is_open = is_open
+    task.save(update_fields=["is_open"])
+    return task

@@ -1,0 +1,68 @@
+"""`manage.py export TASK --format csv|consensus_csv|sr|seg|bundle --out PATH [--identify-readers]`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotations.models import ExportJob, Task
+from annotations.services.exports import export_to_path
+
+
+class Command(BaseCommand):
+    help = (
+        "Export a task's reads and consensus as CSV, DICOM SR (TID 1500), DICOM SEG or a zip bundle. "
+        "TASK is a task id or name. Readers are pseudonymised unless --identify-readers is given."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("task", help="task id or exact name")
+        parser.add_argument("--format", required=True, choices=[choice.value for choice in ExportJob.Format])
+        parser.add_argument(
+            "--out",
+            required=True,
+            type=Path,
+            help="file to write (CSV, or .zip for sr/seg/bundle); an existing folder gets the default file name",
+        )
+        parser.add_argument(
+            "--identify-readers",
+            action="store_true",
+            help="name readers by display name instead of pseudonym (the export then identifies people)",
+        )
+
+    def handle(self, *args, **options) -> None:
+        task = self._task(options["task"])
+        show_progress = sys.stderr.isatty() and options["verbosity"] >= 1
+
+        def progress(done: int, total: int) -> None:
+            if show_progress:
+                sys.stderr.write(f"\r{done}/{total}")
+                sys.stderr.flush()
+
+        try:
+            result = export_to_path(
+                task=task,
+                fmt=options["format"],
+                out=options["out"],
+                pseudonymise=not options["identify_readers"],
+                progress=progress,
+            )
+        except (OSError, ValueError) as error:
+            raise CommandError(f"export failed: {error}") from error
+        if show_progress:
+            sys.stderr.write("\n")
+        details = []
+        if result.csv_rows:
+            details.append(f"{result.csv_rows} CSV rows")
+        if result.dicom_files:
+            details.append(f"{result.dicom_files} DICOM files")
+        self.stdout.write(f"wrote {result.path} ({', '.join(details) or 'no rows'})")
+
+    def _task(self, ref: str) -> Task:
+        task = Task.objects.filter(pk=int(ref)).first() if ref.isdigit() else None
+        task = task or Task.objects.filter(name=ref).first()
+        if task is None:
+            raise CommandError(f"no task with id or name {ref!r}")
+        return task

@@ -1,0 +1,78 @@
+"""Read-only queries of the reading side: open tasks, reader read counts, a case's images.
+
+Selectors return querysets or plain values and never write. None of them may return a Mark,
+MaskSlice, Read document or consensus to a reader other than its author: reads are blind.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from annotations.models import Case, Reader, Task
+from viewer.models import Instance, Series
+
+# Standard CT presets (centre, width in HU); the first is the default.
+CT_WINDOW_PRESETS = [
+    {"name": "Soft tissue", "center": 40, "width": 400},
+    {"name": "Lung", "center": -600, "width": 1500},
+    {"name": "Liver", "center": 60, "width": 160},
+    {"name": "Bone", "center": 400, "width": 1800},
+    {"name": "Brain", "center": 40, "width": 80},
+]
+
+
+def open_tasks() -> QuerySet[Task]:
+    """Tasks a reader may read, newest first, with their case counts."""
+    return Task.objects.filter(is_open=True).annotate(case_count=Count("cases")).order_by("-created_at", "-id")
+
+
+def readers_by_reads() -> QuerySet[Reader]:
+    """Readers annotated with `cases_read`: the distinct cases they have read, skips not counted; most first."""
+    return (
+        Reader.objects.annotate(cases_read=Count("reads__case", filter=Q(reads__skip=False), distinct=True))
+        .filter(cases_read__gt=0)
+        .order_by("-cases_read", "created_at", "id")
+    )
+
+
+def reads_of_reader(reader: Reader) -> int:
+    """Return the distinct cases this reader has read (skips not counted)."""
+    return Case.objects.filter(reads__reader=reader, reads__skip=False).distinct().count()
+
+
+def readers_with_more_reads(reads: int) -> int:
+    return readers_by_reads().filter(cases_read__gt=reads).count()
+
+
+def case_instances(case: Case) -> QuerySet[Instance]:
+    """The case's instances in anatomical reading order (the series' sort key)."""
+    return Instance.objects.filter(series_id=case.series_id).order_by("sort_position_mm", "instance_number", "id")
+
+
+def window_presets(series: Series) -> list[dict]:
+    """Window presets for a series: the CT set for CT, else the windows the files carry (may be empty)."""
+    if series.modality.upper() == "CT":
+        return [dict(preset) for preset in CT_WINDOW_PRESETS]
+    first = Instance.objects.filter(series=series).order_by("sort_position_mm", "instance_number", "id").first()
+    presets = []
+    if first is not None:
+        for index, (center, width) in enumerate(
+            zip(first.window_centers or [], first.window_widths or [], strict=False)
+        ):
+            if width and width > 0:
+                presets.append(
+                    {
+                        "name": "File window" if index == 0 else f"File window {index + 1}",
+                        "center": center,
+                        "width": width,
+                    }
+                )
+    return presets
+
+
+def instructions_html(task: Task) -> str:
+    """Return the task's markdown instructions as sanitised HTML (no scripts, no event handlers)."""
+    import markdown
+    import nh3
+
+    return nh3.clean(markdown.markdown(task.instructions_md or "", extensions=["sane_lists"]))

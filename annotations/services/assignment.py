@@ -1,0 +1,185 @@
+"""Case assignment: which case a reader reads next, held by a lease so a last needed read is not given twice.
+
+Rules: never a case the reader has already read (any version, skips included); never a case whose
+counted reads plus other readers' live leases already reach the task's reads_per_case; the least-read
+cases first, randomised among ties. All of it runs in one transaction that holds the case row lock
+(select_for_update(skip_locked) on PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), and every
+writer that changes a case's leases or reads takes the same lock. This module must never read or expose
+marks, and must never hand out a case of a closed task.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from annotations.models import Case, Lease, Reader, Task
+
+
+class LeaseLost(Exception):
+    """The reader's lease ran out and the case has meanwhile reached its read target."""
+
+
+def lease_seconds() -> int:
+    return int(settings.READERBOARD.get("LEASE_SECONDS", 300))
+
+
+def next_case(
+    *, reader: Reader, task: Task, now: datetime | None = None, rng: random.Random | None = None
+) -> Case | None:
+    """Return the case this reader should read next in the task, leased to them; None when nothing is left.
+
+    A reader who already holds a live lease on an unread case of the task gets that case back
+    (a reload does not burn a second case).
+    """
+    now = now or timezone.now()
+    rng = rng or random.SystemRandom()
+    with transaction.atomic():
+        if not Task.objects.filter(pk=task.pk, is_open=True).exists():
+            return None
+        held = (
+            Lease.objects.filter(reader=reader, case__task=task, expires_at__gt=now)
+            .exclude(case__reads__reader=reader)
+            .select_related("case")
+            .order_by("created_at")
+            .first()
+        )
+        if held is not None:
+            lock_cases([held.case_id], skip_locked=False)
+            held.expires_at = now + timedelta(seconds=lease_seconds())
+            held.save(update_fields=["expires_at"])
+            return held.case
+        skipped: list[int] = []
+        for case_id in _candidates_in_order(reader=reader, task=task, now=now, rng=rng):
+            case = _try_take(case_id=case_id, reader=reader, task=task, now=now, skip_locked=True)
+            if isinstance(case, Case):
+                return case
+            if case is _LOCKED:
+                skipped.append(case_id)
+        # Rows another transaction held may still have room once it commits: wait for them in turn.
+        for case_id in skipped:
+            case = _try_take(case_id=case_id, reader=reader, task=task, now=now, skip_locked=False)
+            if isinstance(case, Case):
+                return case
+    return None
+
+
+def renew_lease(*, reader: Reader, case: Case, now: datetime | None = None) -> Lease:
+    """Extend (or retake) the reader's lease on a case; raise LeaseLost when it lapsed and the case is full."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = lock_cases([case.pk], skip_locked=False)
+        if not locked or not Task.objects.filter(pk=case.task_id, is_open=True).exists():
+            raise LeaseLost("the task is closed")
+        locked_case = locked[0]
+        lease = Lease.objects.filter(case=locked_case, reader=reader).first()
+        expires_at = now + timedelta(seconds=lease_seconds())
+        if lease is not None and lease.expires_at > now:
+            lease.expires_at = expires_at
+            lease.save(update_fields=["expires_at"])
+            return lease
+        if locked_case.reads.filter(reader=reader).exists():
+            raise LeaseLost("this case has already been read by you")
+        if not has_room(case=locked_case, reader=reader, now=now):
+            raise LeaseLost("the lease ran out and the case has all the reads it needs")
+        lease, _ = Lease.objects.update_or_create(case=locked_case, reader=reader, defaults={"expires_at": expires_at})
+        return lease
+
+
+def release_lease(*, reader: Reader, case: Case) -> None:
+    """Give the case back without reading it (idempotent)."""
+    with transaction.atomic():
+        lock_cases([case.pk], skip_locked=False)
+        Lease.objects.filter(case=case, reader=reader).delete()
+
+
+def has_room(*, case: Case, reader: Reader, now: datetime | None = None) -> bool:
+    """Return True when counted reads plus other readers' live leases are short of the task's target.
+
+    Call it holding the case row lock, with `case.reads_done` read under that lock.
+    """
+    now = now or timezone.now()
+    other_live = Lease.objects.filter(case=case, expires_at__gt=now).exclude(reader=reader).count()
+    return case.reads_done + other_live < case.task.reads_per_case
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    my_reads: int
+    cases_remaining_for_me: int
+
+
+def task_progress(*, reader: Reader, task: Task, now: datetime | None = None) -> TaskProgress:
+    """Return how many cases of the task this reader has read and how many they could still be given."""
+    now = now or timezone.now()
+    my_reads = Case.objects.filter(task=task, reads__reader=reader).distinct().count()
+    # The reader's own lease is left out of a case's load, so a case they hold counts as open for them.
+    remaining = _open_cases(reader=reader, task=task, now=now).count()
+    return TaskProgress(my_reads=my_reads, cases_remaining_for_me=remaining)
+
+
+_LOCKED = object()
+
+
+def _open_cases(*, reader: Reader, task: Task, now: datetime):
+    """Cases of the task not read by this reader with room for one more read, annotated with `load`."""
+    return (
+        Case.objects.filter(task=task)
+        .exclude(reads__reader=reader)
+        .annotate(
+            live_leases=Count(
+                "leases",
+                filter=Q(leases__expires_at__gt=now) & ~Q(leases__reader=reader),
+                distinct=True,
+            )
+        )
+        .annotate(load=F("reads_done") + F("live_leases"))
+        .filter(load__lt=task.reads_per_case)
+        .values_list("pk", "load")
+    )
+
+
+def _candidates_in_order(*, reader: Reader, task: Task, now: datetime, rng: random.Random) -> list[int]:
+    rows = list(_open_cases(reader=reader, task=task, now=now))
+    # Random among ties: shuffle, then a stable sort on load keeps ties shuffled.
+    rng.shuffle(rows)
+    rows.sort(key=lambda row: row[1])
+    return [pk for pk, _ in rows]
+
+
+def _try_take(*, case_id: int, reader: Reader, task: Task, now: datetime, skip_locked: bool):
+    # Each attempt runs in a savepoint: rolling it back releases the row lock of a case that turned
+    # out full, so a transaction never holds one case while waiting for another (no deadlocks).
+    savepoint = transaction.savepoint()
+    locked = lock_cases([case_id], skip_locked=skip_locked)
+    if not locked:
+        transaction.savepoint_rollback(savepoint)
+        return _LOCKED
+    case = locked[0]
+    # Re-check under the lock: another reader may have taken the last slot since the candidate query.
+    if case.reads.filter(reader=reader).exists() or not has_room(case=case, reader=reader, now=now):
+        transaction.savepoint_rollback(savepoint)
+        return None
+    Lease.objects.update_or_create(
+        case=case, reader=reader, defaults={"expires_at": now + timedelta(seconds=lease_seconds())}
+    )
+    transaction.savepoint_commit(savepoint)
+    return case
+
+
+def lock_cases(case_ids: list[int], *, skip_locked: bool) -> list[Case]:
+    """Lock and return the case rows (with their task); SQLite's IMMEDIATE transactions already serialise."""
+    queryset = Case.objects.filter(pk__in=case_ids).select_related("task")
+    if connection.features.has_select_for_update:
+        of = ("self",) if connection.features.has_select_for_update_of else ()
+        skip = skip_locked and connection.features.has_select_for_update_skip_locked
+        # FOR NO KEY UPDATE: inserting a Lease or Read takes a key-share lock on the case row,
+        # which a plain FOR UPDATE would block.
+        queryset = queryset.select_for_update(skip_locked=skip, of=of, no_key=connection.vendor == "postgresql")
+    return list(queryset)

@@ -1,0 +1,264 @@
+"""Zip archives of a task's exports: DICOM SR / SEG sets, and the bundle of everything with a README.txt.
+
+Every archive lists its DICOM files in manifest.csv (file, case, read, reader,
+UIDs) so a script finds what it needs without parsing DICOM. DICOM files hold the
+latest version of each reader's read; the CSV keeps every version. This module
+writes into an open zip file it is given and must never choose where archives go
+or touch ExportJob rows (service.py does both).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from annotations.models import CaseConsensus, Mark, MaskSlice, Read, Task
+from annotations.services.exports import csv_export, seg_export, sr_export
+from annotations.services.exports.sources import SeriesCache, reader_label, software_version
+from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
+
+DicomKind = Literal["sr", "seg"]
+Tick = Callable[[int], None]
+
+MANIFEST_COLUMNS = (
+    "file",
+    "kind",
+    "case_id",
+    "case_label",
+    "read_id",
+    "read_version",
+    "reader",
+    "consensus_id",
+    "algorithm_version",
+    "n_lesions",
+    "sop_instance_uid",
+    "series_instance_uid",
+    "source_series_instance_uid",
+)
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    file: str
+    kind: str
+    case_id: int
+    case_label: str
+    read_id: int | str
+    read_version: int | str
+    reader: str
+    consensus_id: int | str
+    algorithm_version: str
+    n_lesions: int
+    sop_instance_uid: str
+    series_instance_uid: str
+    source_series_instance_uid: str
+
+
+def latest_reads(task: Task) -> QuerySet[Read]:
+    """Each reader's latest read of each case of the task (skips left out), in case order."""
+    later = Read.objects.filter(
+        case_id=OuterRef("case_id"), reader_id=OuterRef("reader_id"), version__gt=OuterRef("version")
+    )
+    return (
+        Read.objects.filter(case__task=task, skip=False)
+        .exclude(Exists(later))
+        .select_related("case__series__study", "reader")
+        .order_by("case_id", "id")
+    )
+
+
+def reads_for(task: Task, kind: DicomKind) -> QuerySet[Read]:
+    """The reads that give a DICOM file of this kind: lines for SR, masks for SEG."""
+    rows = Mark if kind == "sr" else MaskSlice
+    return latest_reads(task).filter(Exists(rows.objects.filter(read_id=OuterRef("pk"))))
+
+
+def consensus_for(task: Task) -> QuerySet[CaseConsensus]:
+    return csv_export.current_consensus(task)
+
+
+def dicom_steps(task: Task, kind: DicomKind) -> int:
+    """How many documents a DICOM set may hold (reads plus case consensus), for progress."""
+    return reads_for(task, kind).count() + consensus_for(task).values("case_id").distinct().count()
+
+
+def _dicom_bytes(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def iter_dicom_documents(
+    *, task: Task, kind: DicomKind, pseudonymise: bool, tick: Tick | None = None
+) -> Iterator[tuple[ManifestEntry, Dataset]]:
+    """Yield (manifest entry, dataset) for each read's and each case consensus's SR or SEG, case by case."""
+    series_cache = SeriesCache()
+    build_read = sr_export.sr_for_read if kind == "sr" else seg_export.seg_for_read
+    build_consensus = sr_export.sr_for_consensus if kind == "sr" else seg_export.seg_for_consensus
+    folder = "sr" if kind == "sr" else "seg"
+    # One DICOM series per case and kind of document, numbered from 1 within it.
+    series_uids: dict[tuple[int, str], str] = {}
+    numbers: dict[tuple[int, str], int] = {}
+
+    def place(case_id: int, role: str) -> tuple[str, int]:
+        key = (case_id, role)
+        if key not in series_uids:
+            series_uids.clear()  # cases come in order; keep only the current one
+            series_uids[key] = generate_uid(prefix=READERBOARD_UID_ROOT)
+        numbers[key] = numbers.pop(key, 0) + 1
+        return series_uids[key], numbers[key]
+
+    for read in reads_for(task, kind).iterator(chunk_size=200):
+        sources = series_cache.get(read.case.series)
+        series_uid, number = place(read.case_id, "reads")
+        ds = build_read(
+            read=read,
+            task=task,
+            sources=sources,
+            series_instance_uid=series_uid,
+            instance_number=number,
+            pseudonymise=pseudonymise,
+        )
+        if tick:
+            tick(1)
+        if ds is None:
+            continue
+        entry = ManifestEntry(
+            file=f"{folder}/case-{read.case_id}/read-{read.pk}-v{read.version}.dcm",
+            kind=f"{kind}_read",
+            case_id=read.case_id,
+            case_label=read.case.label,
+            read_id=read.pk,
+            read_version=read.version,
+            reader=reader_label(read.reader, pseudonymise=pseudonymise),
+            consensus_id="",
+            algorithm_version="",
+            n_lesions=_count_lesions(ds, kind),
+            sop_instance_uid=ds.SOPInstanceUID,
+            series_instance_uid=ds.SeriesInstanceUID,
+            source_series_instance_uid=read.case.series.series_instance_uid,
+        )
+        yield entry, ds
+    last_case_id = None
+    for consensus in consensus_for(task).iterator(chunk_size=200):
+        if consensus.case_id == last_case_id:
+            continue
+        last_case_id = consensus.case_id
+        sources = series_cache.get(consensus.case.series)
+        series_uid, number = place(consensus.case_id, "consensus")
+        ds = build_consensus(
+            consensus=consensus, task=task, sources=sources, series_instance_uid=series_uid, instance_number=number
+        )
+        if tick:
+            tick(1)
+        if ds is None:
+            continue
+        entry = ManifestEntry(
+            file=f"{folder}/case-{consensus.case_id}/consensus.dcm",
+            kind=f"{kind}_consensus",
+            case_id=consensus.case_id,
+            case_label=consensus.case.label,
+            read_id="",
+            read_version="",
+            reader="",
+            consensus_id=consensus.pk,
+            algorithm_version=consensus.algorithm_version,
+            n_lesions=_count_lesions(ds, kind),
+            sop_instance_uid=ds.SOPInstanceUID,
+            series_instance_uid=ds.SeriesInstanceUID,
+            source_series_instance_uid=consensus.case.series.series_instance_uid,
+        )
+        yield entry, ds
+
+
+def _count_lesions(ds: Dataset, kind: DicomKind) -> int:
+    if kind == "seg":
+        return len(ds.SegmentSequence)
+    # TID 1500: the report's "Imaging Measurements" container holds one group container per lesion.
+    measurements = [item for item in ds.ContentSequence if item.ValueType == "CONTAINER"]
+    return sum(
+        1
+        for container in measurements
+        for item in container.get("ContentSequence", [])
+        if item.ValueType == "CONTAINER"
+    )
+
+
+def write_dicom_set(
+    archive: zipfile.ZipFile, *, task: Task, kind: DicomKind, pseudonymise: bool, tick: Tick | None = None
+) -> list[ManifestEntry]:
+    """Write the task's SR or SEG documents into the archive; return their manifest entries."""
+    entries = []
+    for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick):
+        archive.writestr(entry.file, _dicom_bytes(ds))
+        entries.append(entry)
+    return entries
+
+
+def write_csv_entry(archive: zipfile.ZipFile, name: str, lines: Iterable[str]) -> None:
+    """Stream CSV text into an archive member without building it in memory."""
+    with archive.open(name, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        for line in lines:
+            text.write(line)
+
+
+def manifest_lines(entries: Iterable[ManifestEntry]) -> Iterator[str]:
+    return csv_export.iter_csv_lines((asdict(entry) for entry in entries), columns=MANIFEST_COLUMNS)
+
+
+def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts: dict[str, int]) -> str:
+    """The README.txt of an archive: what each file is, how readers are named, where the columns are documented."""
+    parts = list(parts)
+    lines = [
+        f"Readerboard export of task {task.pk}: {task.name}",
+        f"Made {timezone.now().isoformat(timespec='seconds')} by Readerboard {software_version()}.",
+        f"Finding: {task.finding}. Consensus method: {task.get_consensus_method_display()}.",
+        "",
+        "Readers are named by their stable pseudonym (R-XXXXXX)."
+        if pseudonymise
+        else "Readers are named by their display names: this export identifies people; keep it confidential.",
+        "",
+        "Contents",
+        "--------",
+    ]
+    if "csv" in parts:
+        lines += [
+            f"reads.csv       one row per mark of every read, every version ({counts.get('csv', 0)} rows):",
+            "                long and short axes (image and patient coordinates, length in mm), mask slices,",
+            "                no-lesion and skip votes. Columns: docs/exports.md in the Readerboard repository.",
+        ]
+    if "consensus_csv" in parts:
+        lines += [
+            f"consensus.csv   one row per consensus line or mask slice ({counts.get('consensus_csv', 0)} rows),",
+            "                with support, agreement and the consensus algorithm version.",
+        ]
+    if "sr" in parts:
+        lines += [
+            f"sr/             DICOM Comprehensive 3D SR, TID 1500 Measurement Report ({counts.get('sr', 0)} files):",
+            "                sr/case-<case>/read-<read>-v<version>.dcm per read with lines (person observer = reader),",
+            "                sr/case-<case>/consensus.dcm per case (device observer = Readerboard consensus).",
+            "                Each lesion is a planar ROI group: tracking identifier and UID, finding, the long axis",
+            "                as an SCOORD POLYLINE, Length in mm; bidirectional marks add Long Axis and Short Axis.",
+        ]
+    if "seg" in parts:
+        lines += [
+            f"seg/            DICOM Segmentation, binary ({counts.get('seg', 0)} files): one per read that painted",
+            "                masks (a segment per lesion) and one per case consensus (accepted lesions).",
+            "                Segments share tracking UIDs with the SR groups of the same lesion.",
+        ]
+    if {"sr", "seg"} & set(parts):
+        lines += [
+            "manifest.csv    every DICOM file with its case, read, reader and UIDs.",
+            "",
+            "DICOM files hold each reader's latest read version; the CSV keeps all versions.",
+            "SR and SEG open in OHIF, 3D Slicer (QuantitativeReporting), dcmqi and dcmtk (dsrdump).",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,238 @@
+"""The one export service: the command line, the Celery task and the API all call it.
+
+`export_to_path` writes one format of a task to a file; `run_export` does the same
+for an ExportJob row, recording status and progress on it. Files are written under
+a temporary name in the target folder and renamed into place only when complete,
+so a crash never leaves a half file that looks finished. This module must never
+decide who may export (the API and the command line do) and never name readers
+unless asked to with pseudonymise=False.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from annotations.models import ExportJob, Task
+from annotations.services.exports import bundle, csv_export
+
+logger = logging.getLogger(__name__)
+
+Format = ExportJob.Format
+ProgressCallback = Callable[[int, int], None]
+JobProgressCallback = Callable[[ExportJob], None]
+
+EXTENSIONS = {
+    Format.CSV: "csv",
+    Format.CONSENSUS_CSV: "csv",
+    Format.SR: "zip",
+    Format.SEG: "zip",
+    Format.BUNDLE: "zip",
+}
+# Saving progress on every tick would cost a write per read; a few a second is what a page shows.
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    csv_rows: int
+    dicom_files: int
+
+
+def export_filename(*, task: Task, fmt: str) -> str:
+    """The file name of a task's export, e.g. `task-3-liver-lesions-sr.zip`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", task.name.casefold()).strip("-")[:60] or "task"
+    return f"task-{task.pk}-{slug}-{Format(fmt).value.replace('_', '-')}.{EXTENSIONS[Format(fmt)]}"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it to `final` only if the block completes."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(descriptor)
+    temporary = Path(name)
+    try:
+        yield temporary
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class _Counter:
+    """Counts progress steps and reports them to the callback."""
+
+    def __init__(self, total: int, callback: ProgressCallback | None) -> None:
+        self.done, self.total, self._callback = 0, total, callback
+
+    def tick(self, steps: int = 1) -> None:
+        self.done += steps
+        if self._callback:
+            self._callback(self.done, self.total)
+
+
+def _ticking(rows: Iterable[dict], *, key: str, counter: _Counter, tally: list[int]) -> Iterator[dict]:
+    """Pass rows through, ticking once per new `key` value (a read, a case) and counting rows."""
+    last = object()
+    for row in rows:
+        tally[0] += 1
+        if row[key] != last:
+            last = row[key]
+            counter.tick()
+        yield row
+
+
+def _steps(task: Task, fmt: Format) -> dict[str, int]:
+    """Progress steps per part: reads for the reads CSV, cases for the consensus, documents for DICOM."""
+    parts = {
+        Format.CSV: ["csv"],
+        Format.CONSENSUS_CSV: ["consensus_csv"],
+        Format.SR: ["sr"],
+        Format.SEG: ["seg"],
+        Format.BUNDLE: ["csv", "consensus_csv", "sr", "seg"],
+    }[fmt]
+    steps = {}
+    for part in parts:
+        if part == "csv":
+            steps[part] = csv_export.reads_for_export(task).count()
+        elif part == "consensus_csv":
+            steps[part] = csv_export.current_consensus(task).values("case_id").distinct().count()
+        else:
+            steps[part] = bundle.dicom_steps(task, part)
+    return steps
+
+
+def export_to_path(
+    *,
+    task: Task,
+    fmt: str,
+    out: Path,
+    pseudonymise: bool = True,
+    progress: ProgressCallback | None = None,
+) -> ExportResult:
+    """Write one export of a task to `out` (a file, or a folder to put the default file name in)."""
+    fmt = Format(fmt)
+    out = Path(out)
+    if out.is_dir():
+        out = out / export_filename(task=task, fmt=fmt)
+    steps = _steps(task, fmt)
+    counter = _Counter(sum(steps.values()), progress)
+    if progress:
+        progress(0, counter.total)
+    with atomic_path(out) as temporary:
+        if fmt in (Format.CSV, Format.CONSENSUS_CSV):
+            csv_rows = _write_csv_file(temporary, task=task, fmt=fmt, pseudonymise=pseudonymise, counter=counter)
+            dicom_files = 0
+        else:
+            with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+                csv_rows, dicom_files = _write_archive(
+                    archive, task=task, parts=list(steps), pseudonymise=pseudonymise, counter=counter
+                )
+    return ExportResult(path=out, format=fmt.value, csv_rows=csv_rows, dicom_files=dicom_files)
+
+
+def _csv_rows(*, task: Task, part: str, pseudonymise: bool, counter: _Counter, tally: list[int]) -> Iterator[str]:
+    if part == "csv":
+        rows = csv_export.iter_read_rows(task=task, pseudonymise=pseudonymise)
+        columns, key = csv_export.READ_COLUMNS, "read_id"
+    else:
+        rows = csv_export.iter_consensus_rows(task=task, pseudonymise=pseudonymise)
+        columns, key = csv_export.CONSENSUS_COLUMNS, "case_id"
+    return csv_export.iter_csv_lines(_ticking(rows, key=key, counter=counter, tally=tally), columns=columns)
+
+
+def _write_csv_file(path: Path, *, task: Task, fmt: Format, pseudonymise: bool, counter: _Counter) -> int:
+    tally = [0]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for line in _csv_rows(task=task, part=fmt.value, pseudonymise=pseudonymise, counter=counter, tally=tally):
+            handle.write(line)
+    return tally[0]
+
+
+def _write_archive(
+    archive: zipfile.ZipFile, *, task: Task, parts: list[str], pseudonymise: bool, counter: _Counter
+) -> tuple[int, int]:
+    counts: dict[str, int] = {}
+    entries: list[bundle.ManifestEntry] = []
+    for part in parts:
+        if part in ("csv", "consensus_csv"):
+            tally = [0]
+            name = "reads.csv" if part == "csv" else "consensus.csv"
+            lines = _csv_rows(task=task, part=part, pseudonymise=pseudonymise, counter=counter, tally=tally)
+            bundle.write_csv_entry(archive, name, lines)
+            counts[part] = tally[0]
+        else:
+            written = bundle.write_dicom_set(
+                archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick
+            )
+            entries += written
+            counts[part] = len(written)
+    if entries:
+        bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
+    archive.writestr("README.txt", bundle.readme_text(task=task, parts=parts, pseudonymise=pseudonymise, counts=counts))
+    return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
+
+
+def job_output_path(job: ExportJob) -> Path:
+    """Where a job's file lives: DATA_DIR/exports/job-<id>/<file name>."""
+    return Path(settings.DATA_DIR) / "exports" / f"job-{job.pk}" / export_filename(task=job.task, fmt=job.format)
+
+
+def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -> ExportJob:
+    """Run an export job: status, progress and file path are saved on the row; a rerun of a done job is a no-op.
+
+    `progress(job)` is called after each saved progress update and at the end (e.g. to
+    broadcast to a page). An error marks the job failed with the message and is re-raised.
+    """
+    if job.status == ExportJob.Status.DONE and job.file_path and (Path(settings.DATA_DIR) / job.file_path).is_file():
+        return job
+    job.status, job.error, job.progress_done = ExportJob.Status.RUNNING, "", 0
+    job.save(update_fields=["status", "error", "progress_done"])
+    last_saved = 0.0
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal last_saved
+        job.progress_done, job.progress_total = done, total
+        now = time.monotonic()
+        if now - last_saved >= PROGRESS_INTERVAL_S or done == 0:
+            last_saved = now
+            job.save(update_fields=["progress_done", "progress_total"])
+            if progress:
+                progress(job)
+
+    out = job_output_path(job)
+    try:
+        export_to_path(task=job.task, fmt=job.format, out=out, pseudonymise=job.pseudonymise, progress=on_progress)
+    except Exception as error:
+        logger.exception("export job %s failed", job.pk)
+        job.status, job.error, job.finished_at = (
+            ExportJob.Status.FAILED,
+            f"{type(error).__name__}: {error}",
+            timezone.now(),
+        )
+        job.save(update_fields=["status", "error", "finished_at", "progress_done", "progress_total"])
+        if progress:
+            progress(job)
+        raise
+    job.status, job.finished_at = ExportJob.Status.DONE, timezone.now()
+    job.progress_done = job.progress_total
+    job.file_path = str(out.relative_to(Path(settings.DATA_DIR)))
+    job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "file_path"])
+    if progress:
+        progress(job)
+    return job

@@ -1,0 +1,248 @@
+"""Case assignment: least-read first, random among ties, never twice, never over target; leases; concurrency."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from annotations.models import Case, Lease, Read
+from annotations.services import assignment
+from annotations.services.read_submission import submit_read
+from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
+
+
+@pytest.fixture
+def task(db):
+    return TaskFactory(reads_per_case=2)
+
+
+def read_case(case: Case, reader, *, skip: bool = False) -> Read:
+    read = ReadFactory(case=case, reader=reader, skip=skip)
+    case.reads_done = case.reads_done + (0 if skip else 1)
+    case.save(update_fields=["reads_done"])
+    return read
+
+
+def test_next_case_favours_the_least_read_case(task):
+    busy, quiet = bare_cases(task, 2)
+    read_case(busy, ReaderFactory())
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) == quiet
+
+
+def test_next_case_counts_other_readers_live_leases_as_load(task):
+    leased, free = bare_cases(task, 2)
+    LeaseFactory(case=leased)
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) == free
+
+
+def test_next_case_picks_randomly_among_equally_read_cases(task):
+    cases = bare_cases(task, 3)
+    picks = Counter()
+    for seed in range(24):
+        reader = ReaderFactory()
+        picked = assignment.next_case(reader=reader, task=task, rng=random.Random(seed))
+        picks[picked.pk] += 1
+        Lease.objects.filter(reader=reader).delete()
+
+    assert set(picks) == {case.pk for case in cases}
+
+
+def test_next_case_never_gives_a_reader_the_same_case_twice(task):
+    (case,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    read_case(case, reader, skip=True)
+
+    assert assignment.next_case(reader=reader, task=task) is None
+
+
+def test_next_case_never_exceeds_the_read_target_counting_live_leases(task):
+    (case,) = bare_cases(task, 1)
+    read_case(case, ReaderFactory())
+    LeaseFactory(case=case)
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) is None
+
+
+def test_an_expired_lease_returns_the_case(task):
+    (case,) = bare_cases(task, 1)
+    read_case(case, ReaderFactory())
+    LeaseFactory(case=case, expires_at=timezone.now() - datetime.timedelta(seconds=1))
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) == case
+
+
+def test_skips_do_not_use_up_the_read_target(task):
+    (case,) = bare_cases(task, 1)
+    read_case(case, ReaderFactory(), skip=True)
+    read_case(case, ReaderFactory(), skip=True)
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) == case
+
+
+def test_asking_again_returns_the_case_already_held(task):
+    bare_cases(task, 3)
+    reader = ReaderFactory()
+
+    first = assignment.next_case(reader=reader, task=task)
+    second = assignment.next_case(reader=reader, task=task)
+
+    assert first == second
+    assert Lease.objects.filter(reader=reader).count() == 1
+
+
+def test_a_closed_task_gives_no_case(task):
+    bare_cases(task, 1)
+    task.is_open = False
+    task.save()
+
+    assert assignment.next_case(reader=ReaderFactory(), task=task) is None
+
+
+def test_a_lease_lasts_the_configured_time(task, settings):
+    settings.READERBOARD = {**settings.READERBOARD, "LEASE_SECONDS": 120}
+    bare_cases(task, 1)
+    now = timezone.now()
+    reader = ReaderFactory()
+
+    assignment.next_case(reader=reader, task=task, now=now)
+
+    assert Lease.objects.get(reader=reader).expires_at == now + datetime.timedelta(seconds=120)
+
+
+def test_renewing_extends_the_lease(task):
+    (case,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    start = timezone.now()
+    assignment.next_case(reader=reader, task=task, now=start)
+
+    lease = assignment.renew_lease(reader=reader, case=case, now=start + datetime.timedelta(seconds=200))
+
+    assert lease.expires_at == start + datetime.timedelta(seconds=200 + assignment.lease_seconds())
+
+
+def test_renewing_a_lapsed_lease_retakes_the_case_while_there_is_room(task):
+    (case,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    LeaseFactory(case=case, reader=reader, expires_at=timezone.now() - datetime.timedelta(minutes=1))
+
+    lease = assignment.renew_lease(reader=reader, case=case)
+
+    assert lease.expires_at > timezone.now()
+
+
+def test_renewing_a_lapsed_lease_on_a_full_case_fails(task):
+    (case,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    LeaseFactory(case=case, reader=reader, expires_at=timezone.now() - datetime.timedelta(minutes=1))
+    read_case(case, ReaderFactory())
+    LeaseFactory(case=case)
+
+    with pytest.raises(assignment.LeaseLost):
+        assignment.renew_lease(reader=reader, case=case)
+
+
+def test_releasing_gives_the_case_back(task):
+    (case,) = bare_cases(task, 1)
+    first, second, third = ReaderFactory(), ReaderFactory(), ReaderFactory()
+    assignment.next_case(reader=first, task=task)
+    assignment.next_case(reader=second, task=task)
+    assert assignment.next_case(reader=third, task=task) is None
+
+    assignment.release_lease(reader=first, case=case)
+
+    assert assignment.next_case(reader=third, task=task) == case
+
+
+def test_task_progress_counts_my_reads_and_what_is_left(task):
+    done, open_, full = bare_cases(task, 3)
+    reader = ReaderFactory()
+    read_case(done, reader)
+    read_case(full, ReaderFactory())
+    read_case(full, ReaderFactory())
+
+    progress = assignment.task_progress(reader=reader, task=task)
+
+    assert (progress.my_reads, progress.cases_remaining_for_me) == (1, 1)
+
+
+# --- Concurrency (PostgreSQL) -------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_readers_never_overfill_a_case_or_read_one_twice():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    task = TaskFactory(reads_per_case=2)
+    cases = bare_cases(task, 6)
+    readers = [ReaderFactory() for _ in range(10)]
+    barrier = threading.Barrier(len(readers))
+    errors: list[BaseException] = []
+
+    def read_until_done(reader):
+        try:
+            barrier.wait()
+            while True:
+                case = assignment.next_case(reader=reader, task=task)
+                if case is None:
+                    return
+                submit_read(reader=reader, document=no_lesion_document(case))
+        except BaseException as exc:  # surfaced below; a thread must not die silently
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read_until_done, args=(reader,)) for reader in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not errors, errors
+    per_case = Counter(Read.objects.values_list("case_id", flat=True))
+    pairs = list(Read.objects.values_list("case_id", "reader_id"))
+    assert len(pairs) == len(set(pairs)), "a reader read a case twice"
+    assert all(per_case[case.pk] == 2 for case in cases), per_case
+    assert all(case.reads_done == 2 for case in Case.objects.filter(task=task))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_leases_never_exceed_the_read_target():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    task = TaskFactory(reads_per_case=3)
+    cases = bare_cases(task, 2)
+    readers = [ReaderFactory() for _ in range(12)]
+    barrier = threading.Barrier(len(readers))
+    given: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def take(reader):
+        try:
+            barrier.wait()
+            case = assignment.next_case(reader=reader, task=task)
+            given.append(case.pk if case else None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=take, args=(reader,)) for reader in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    leases = Counter(Lease.objects.values_list("case_id", flat=True))
+    assert leases == {cases[0].pk: 3, cases[1].pk: 3}
+    assert given.count(None) == 6

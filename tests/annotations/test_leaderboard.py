@@ -1,0 +1,119 @@
+"""The leaderboard: ranks, what counts as a read, the page with its booth display, and the live WebSocket."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from annotations.services import leaderboard
+from annotations.services.read_submission import submit_read
+from readerboard.asgi import application
+from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
+
+
+def give_reads(reader, cases, *, skip: bool = False):
+    for case in cases:
+        ReadFactory(case=case, reader=reader, skip=skip)
+
+
+@pytest.fixture
+def cases(db):
+    return bare_cases(TaskFactory(reads_per_case=5), 4)
+
+
+def test_ranks_are_competition_ranks(cases):
+    alice, bob, cy, dee = (ReaderFactory(display_name=name) for name in ("Alice", "Bob", "Cy", "Dee"))
+    give_reads(alice, cases[:3])
+    give_reads(bob, cases[:2])
+    give_reads(cy, cases[:2])
+    give_reads(dee, cases[:1])
+
+    board = leaderboard.leaderboard()
+
+    assert [(entry.rank, entry.display_name, entry.reads) for entry in board.entries] == [
+        (1, "Alice", 3),
+        (2, "Bob", 2),
+        (2, "Cy", 2),
+        (4, "Dee", 1),
+    ]
+    assert board.total_reads == 8
+    assert leaderboard.standing(reader=dee) == leaderboard.Standing(reads_count=1, rank=4)
+
+
+def test_skips_and_later_versions_do_not_add_reads(cases):
+    reader = ReaderFactory()
+    ReadFactory(case=cases[0], reader=reader, version=1)
+    ReadFactory(case=cases[0], reader=reader, version=2)
+    give_reads(reader, cases[1:3], skip=True)
+
+    assert leaderboard.standing(reader=reader).reads_count == 1
+
+
+def test_readers_without_reads_are_not_ranked(cases):
+    reader = ReaderFactory()
+
+    assert leaderboard.standing(reader=reader).rank is None
+    assert leaderboard.leaderboard().entries == []
+
+
+def test_entries_carry_role_labels_and_never_marks(cases):
+    give_reads(ReaderFactory(display_name="Tech Tom", role="technologist"), cases[:1])
+
+    message = leaderboard.leaderboard_message()
+
+    assert message["entries"][0] == {
+        "rank": 1,
+        "display_name": "Tech Tom",
+        "role": "technologist",
+        "role_label": "Technologist",
+        "reads": 1,
+    }
+    assert set(message) == {"type", "entries", "total_reads", "readers"}
+
+
+def test_the_leaderboard_page_lists_readers(cases):
+    give_reads(ReaderFactory(display_name="Page Reader"), cases[:2])
+
+    page = Client().get("/leaderboard/").content.decode()
+
+    assert "Page Reader" in page and "Booth display" in page
+
+
+def test_the_booth_display_is_full_screen_without_navigation(cases):
+    give_reads(ReaderFactory(display_name="Booth Star"), cases[:1])
+
+    page = Client().get("/leaderboard/?display=booth").content.decode()
+
+    assert "booth-display" in page and "Booth Star" in page and "Walk up" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_websocket_pushes_the_board_after_a_read_is_saved(monkeypatch):
+    import annotations.tasks.consensus as consensus_tasks
+
+    # Consensus is another module's job; here only the broadcast matters.
+    monkeypatch.setattr(consensus_tasks, "compute_case_consensus", None, raising=False)
+    monkeypatch.delattr(consensus_tasks, "compute_case_consensus")
+    (case,) = bare_cases(TaskFactory(), 1)
+    reader = ReaderFactory(display_name="Live Reader", role="student")
+    LeaseFactory(case=case, reader=reader)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            application, "/ws/leaderboard/", headers=[(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        )
+        connected, _ = await communicator.connect()
+        assert connected
+        before = await communicator.receive_json_from(timeout=5)
+        await database_sync_to_async(submit_read)(reader=reader, document=no_lesion_document(case))
+        after = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return before, after
+
+    before, after = async_to_sync(scenario)()
+
+    assert before["type"] == "leaderboard" and before["entries"] == []
+    assert after["entries"][0]["display_name"] == "Live Reader" and after["total_reads"] == 1

@@ -1,0 +1,252 @@
+"""Image delivery: cached native frames, stored frames, rendered images and metadata documents.
+
+Builds the bytes the DICOMweb views send, through viewer.services.image_cache so
+that a frame is decoded once and a metadata document is built once per series
+version. Cache keys are made of UIDs and request parameters only (UIDs are
+immutable), which also makes them the strong ETags. This module must never decide
+access (callers pass instances they already checked) nor shape HTTP responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import numpy as np
+import pydicom
+
+from viewer.models import Instance, Series
+from viewer.selectors import series_instances, series_version
+from viewer.services import image_cache
+from viewer.services.dicom_json import instance_metadata, pixel_description
+from viewer.services.pixels import (
+    PixelDescription,
+    UndecodablePixelsError,
+    Viewport,
+    Window,
+    can_slice_native_frames,
+    decode_frame,
+    encode_image,
+    native_frame_bytes,
+    native_frame_size,
+    render_frame,
+    sliced_native_frame,
+    stored_frame_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+# Metadata is cached with this stand-in for the service root and given the real one when served,
+# so one cached document serves every host name the server is reached by.
+BASE_URL_PLACEHOLDER = "{{readerboard-dicomweb-root}}"
+THUMBNAIL_SIZE = 128
+
+
+def strong_etag(*parts: str) -> str:
+    """Return a strong ETag for content fully determined by `parts`."""
+    return '"' + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + '"'
+
+
+def frame_key(instance: Instance, frame_number: int) -> str:
+    return f"{instance.sop_instance_uid}/{frame_number}"
+
+
+def check_frame_number(instance: Instance, frame_number: int) -> None:
+    """Raise ValueError naming the range when a 1-based frame number is outside the instance."""
+    if not 1 <= frame_number <= instance.number_of_frames:
+        raise ValueError(
+            f"frame {frame_number} is out of range: instance {instance.sop_instance_uid} "
+            f"has frames 1..{instance.number_of_frames}"
+        )
+
+
+def native_frame(instance: Instance, *, frame_number: int) -> bytes:
+    """Return frame `frame_number` (1-based) decoded to native little-endian bytes, cached."""
+    check_frame_number(instance, frame_number)
+    value, _ = image_cache.get_or_build(
+        "frames", frame_key(instance, frame_number), lambda: _decode_native(instance, frame_number)
+    )
+    return value
+
+
+def _decode_native(instance: Instance, frame_number: int) -> bytes:
+    description = pixel_description(instance)
+    if can_slice_native_frames(description):
+        return sliced_native_frame(instance.absolute_path, description=description, frame_index=frame_number - 1)
+    frame = decode_frame(instance.absolute_path, frame_index=frame_number - 1)
+    return _checked_native_bytes(instance, frame)
+
+
+def _checked_native_bytes(instance: Instance, frame: np.ndarray) -> bytes:
+    description = pixel_description(instance)
+    payload = native_frame_bytes(frame)
+    expected = native_frame_size(description)
+    if len(payload) != expected:
+        raise UndecodablePixelsError(
+            f"decoded frame has {len(payload)} bytes, expected {expected} for "
+            f"{description.rows}x{description.columns}x{description.samples_per_pixel} "
+            f"at {description.native_bits_allocated} bits"
+        )
+    return payload
+
+
+def native_dtype(description: PixelDescription) -> np.dtype:
+    """Return the NumPy dtype of the native frame bytes of an instance."""
+    size = description.native_bits_allocated // 8
+    kind = "i" if description.pixel_representation == 1 and description.bits_allocated > 1 else "u"
+    return np.dtype(f"<{kind}{size}")
+
+
+def native_frame_array(instance: Instance, *, frame_number: int) -> np.ndarray:
+    """Return a frame as an array, from the native-bytes cache (decoding at most once)."""
+    description = pixel_description(instance)
+    payload = native_frame(instance, frame_number=frame_number)
+    shape = (description.rows, description.columns)
+    if description.samples_per_pixel > 1:
+        shape += (description.samples_per_pixel,)
+    return np.frombuffer(payload, dtype=native_dtype(description)).reshape(shape)
+
+
+def stored_frame(instance: Instance, *, frame_number: int) -> bytes:
+    """Return a frame's bytes in the stored (compressed) transfer syntax, cached."""
+    check_frame_number(instance, frame_number)
+    value, _ = image_cache.get_or_build(
+        "stored-frames",
+        frame_key(instance, frame_number),
+        lambda: stored_frame_bytes(
+            instance.absolute_path, frame_index=frame_number - 1, number_of_frames=instance.number_of_frames
+        ),
+    )
+    return value
+
+
+def rendered_key(
+    instance: Instance,
+    *,
+    frame_number: int,
+    window: Window | None,
+    viewport: Viewport | None,
+    media_type: str,
+    quality: int,
+) -> str:
+    return f"{frame_key(instance, frame_number)}|{window}|{viewport}|{media_type}|{quality}"
+
+
+def rendered_frame(
+    instance: Instance,
+    *,
+    frame_number: int,
+    window: Window | None,
+    viewport: Viewport | None,
+    media_type: str,
+    quality: int = 90,
+) -> bytes:
+    """Return a frame rendered to PNG or JPEG with the window and viewport asked for, cached."""
+    key = rendered_key(
+        instance, frame_number=frame_number, window=window, viewport=viewport, media_type=media_type, quality=quality
+    )
+
+    def build() -> bytes:
+        frame = native_frame_array(instance, frame_number=frame_number)
+        image = render_frame(
+            frame,
+            photometric_interpretation=pixel_description(instance).native_photometric_interpretation,
+            rescale_slope=instance.rescale_slope,
+            rescale_intercept=instance.rescale_intercept,
+            window=window,
+            window_centers=instance.window_centers,
+            window_widths=instance.window_widths,
+            viewport=viewport,
+        )
+        return encode_image(image, media_type=media_type, quality=quality)
+
+    value, _ = image_cache.get_or_build("rendered", key, build)
+    return value
+
+
+def instance_metadata_json(instance: Instance, *, study_uid: str, series_uid: str) -> bytes:
+    """Return one instance's WADO-RS metadata as JSON bytes (with the root placeholder), cached."""
+    url = f"{BASE_URL_PLACEHOLDER}/studies/{study_uid}/series/{series_uid}/instances/{instance.sop_instance_uid}"
+
+    def build() -> bytes:
+        try:
+            document = instance_metadata(
+                instance.absolute_path, description=pixel_description(instance), instance_url=url
+            )
+        except (OSError, pydicom.errors.InvalidDicomError) as error:
+            raise UndecodablePixelsError(
+                f"stored file of {instance.sop_instance_uid} cannot be read: {error}"
+            ) from None
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    value, _ = image_cache.get_or_build("instance-metadata", f"{instance.sop_instance_uid}|{url}", build)
+    return value
+
+
+def series_metadata_json(series: Series, *, version: str | None = None) -> tuple[bytes, str]:
+    """Return (JSON array of every instance's metadata in reading order, version), cached per series version."""
+    version = version or series_version(series=series)
+    study_uid = series.study.study_instance_uid
+
+    def build() -> bytes:
+        parts = [
+            instance_metadata_json(instance, study_uid=study_uid, series_uid=series.series_instance_uid)
+            for instance in series_instances(series=series)
+        ]
+        return b"[" + b",".join(parts) + b"]"
+
+    value, _ = image_cache.get_or_build("series-metadata", f"{series.series_instance_uid}|{version}", build)
+    return value, version
+
+
+def with_base_url(document: bytes, base_url: str) -> bytes:
+    """Return a cached metadata document with the service root filled in."""
+    return document.replace(BASE_URL_PLACEHOLDER.encode(), base_url.encode())
+
+
+def thumbnail_instance(series: Series) -> Instance | None:
+    """Return the instance a series' thumbnail shows: the middle one in reading order."""
+    instances = series_instances(series=series)
+    return instances[len(instances) // 2] if instances else None
+
+
+def warm_series(series: Series) -> dict[str, int]:
+    """Decode and cache every frame and the metadata of a series; return counts of what was built."""
+    built = {"frames": 0, "frames_cached": 0, "thumbnails": 0, "failed": 0}
+    series_metadata_json(series)
+    for instance in series_instances(series=series):
+        for frame_number in range(1, instance.number_of_frames + 1):
+            if image_cache.contains("frames", frame_key(instance, frame_number)):
+                built["frames_cached"] += 1
+                continue
+            try:
+                native_frame(instance, frame_number=frame_number)
+                built["frames"] += 1
+            except UndecodablePixelsError:
+                logger.warning("cannot warm frame %s of %s", frame_number, instance.sop_instance_uid, exc_info=True)
+                built["failed"] += 1
+    middle = thumbnail_instance(series)
+    if middle is not None:
+        try:
+            series_thumbnail(series, media_type="image/jpeg")
+            built["thumbnails"] += 1
+        except UndecodablePixelsError:
+            built["failed"] += 1
+    return built
+
+
+def series_thumbnail(series: Series, *, media_type: str) -> bytes:
+    """Return a series thumbnail (the middle image, default window, fit in 128x128)."""
+    middle = thumbnail_instance(series)
+    if middle is None:
+        raise LookupError(f"series {series.series_instance_uid} has no instances")
+    frame_number = (middle.number_of_frames + 1) // 2
+    return rendered_frame(
+        middle,
+        frame_number=frame_number,
+        window=None,
+        viewport=Viewport(THUMBNAIL_SIZE, THUMBNAIL_SIZE),
+        media_type=media_type,
+        quality=85,
+    )

@@ -1,0 +1,39 @@
+// Keeps the reader's lease on the open case alive while they read (docs/api-reading.md).
+// Renews at a third of the remaining time (30 s to 2 min); a lost lease is reported, not hidden.
+import { renewLease } from './api.js';
+
+export class LeaseKeeper {
+  constructor({ onLost }) {
+    this.onLost = onLost;
+    this.timer = null;
+  }
+
+  start(caseForReading) {
+    this.stop();
+    this.caseId = caseForReading.id;
+    this._schedule(caseForReading.lease_expires_at);
+  }
+
+  _schedule(expiresAt) {
+    const remaining = expiresAt ? new Date(expiresAt) - Date.now() : 300000;
+    const delay = Math.max(30000, Math.min(120000, remaining / 3));
+    this.timer = setTimeout(() => this._renew(), delay);
+  }
+
+  async _renew() {
+    const caseId = this.caseId;
+    try {
+      const answer = await renewLease(caseId);
+      if (caseId === this.caseId) this._schedule(answer?.lease_expires_at);
+    } catch (error) {
+      if (caseId !== this.caseId) return;
+      if (error.status === 409 || error.status === 404) this.onLost?.(error);
+      else this._schedule(null);
+    }
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.caseId = null;
+  }
+}

@@ -1,0 +1,537 @@
+// Entry of the reading page (built to static/viewer/read.js): one ReadingSession drives the
+// viewer, the tools and the side panel through a loop of next case -> read -> submit -> next case.
+import './styles.css';
+import { eventTarget, utilities as csUtils } from '@cornerstonejs/core';
+import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
+import * as api from './api.js';
+import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
+import { registerCaseImages } from './imageIds.js';
+import { LeaseKeeper } from './lease.js';
+import { LesionMask } from './mask.js';
+import { OfflineQueue } from './offlineQueue.js';
+import { ReadForm } from './readForm.js';
+import { buildReadDocument, collectLesions, readProblems } from './readDocument.js';
+import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
+import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
+import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
+
+const $ = (selector) => document.querySelector(selector);
+
+function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+class ReadingSession {
+  constructor(app) {
+    this.app = app;
+    this.taskId = Number(app.dataset.taskId) || Number(window.location.pathname.match(/\/read\/(\d+)/)?.[1]);
+    this.case = null;
+    this.activeLesion = 1;
+    this.maskSummary = new Map();
+    this.loading = false;
+    this.brushRadius = 12;
+    this.saveDraftSoon = debounce(() => this.saveDraft(), 400);
+    this.refreshMaskSoon = debounce(() => {
+      this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
+      this.refresh();
+      this.saveDraft();
+    }, 300);
+  }
+
+  async start() {
+    const forceCpu = new URLSearchParams(window.location.search).has('cpu') || this.app.dataset.renderMode === 'cpu';
+    this.renderMode = await startCornerstone({ forceCpu });
+    $('#render-mode').textContent = this.renderMode === 'cpu' ? 'CPU rendering' : '';
+    this.viewer = new StackViewer($('#viewport'));
+    this.tools = new ReadingTools();
+    this.tools.setBrushSize(this.brushRadius);
+    this.form = new ReadForm(this.app, {
+      changed: () => this.saveDraftSoon(),
+      submit: () => this.submit(),
+      newLesion: () => this.newLesion(),
+      selectLesion: (n) => this.selectLesion(n),
+      deleteLesion: (n) => this.deleteLesion(n),
+    });
+    this.queue = new OfflineQueue({
+      onSent: (document_, answer) => this.onReadSaved(document_, answer),
+      onRejected: (document_, error) => this.onReadRejected(document_, error),
+      onStateChange: (state) => this.onQueueState(state),
+    });
+    this.lease = new LeaseKeeper({ onLost: () => this.form.message('Your hold on this case lapsed and it filled up: this read may not be accepted.', 'warn') });
+    this.bindViewer();
+    this.bindToolbar();
+    this.bindEvents();
+    renderShortcutSheet($('#shortcut-sheet'));
+    window.readerboardViewer = this.testHandle();
+
+    try {
+      this.me = await api.me();
+    } catch (error) {
+      if (error.status === 401 || error.status === 403) {
+        window.location.assign(`/login/?next=${encodeURIComponent(window.location.pathname)}`);
+        return;
+      }
+      throw error;
+    }
+    this.readerKey = this.me.pseudonym || this.me.display_name;
+    this.form.showStats(this.me);
+    // Reads queued in an earlier visit go first, so the server does not hand the same case out again.
+    if (this.queue.pending().length && !(await this.queue.flush())) {
+      this.status('Waiting for the network to send your queued reads…');
+      this.waitingForQueue = true;
+      return;
+    }
+    await this.openNextCase();
+  }
+
+  status(text) {
+    const box = $('#viewer-status');
+    box.textContent = text;
+    box.hidden = !text;
+  }
+
+  // --- cases ----------------------------------------------------------------------------------
+
+  async openNextCase() {
+    this.status('Finding your next case…');
+    let next;
+    try {
+      next = await api.nextCase(this.taskId);
+    } catch (error) {
+      this.status(`Could not get a case: ${error.message}. Retrying…`);
+      setTimeout(() => this.openNextCase(), error.isNetwork ? 5000 : 15000);
+      return;
+    }
+    if (!next) {
+      this.closeCase();
+      this.status('');
+      $('#all-done').hidden = false;
+      this.form.busy(true);
+      return;
+    }
+    await this.openCase(next);
+  }
+
+  closeCase() {
+    this.loading = true;
+    this.lease.stop();
+    annotation.state.removeAllAnnotations();
+    this.mask?.remove();
+    this.mask = null;
+    this.case = null;
+    this.loading = false;
+  }
+
+  async openCase(caseForReading) {
+    this.closeCase();
+    this.loading = true;
+    this.case = caseForReading;
+    this.status(`Loading ${caseForReading.label || 'case'}…`);
+    const { imageIds, frameOf } = await registerCaseImages(caseForReading);
+    this.imageIds = imageIds;
+    this.frameOf = frameOf;
+    const draft = loadDraft(this.readerKey, caseForReading.id);
+    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1));
+    this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
+    this.form.clear();
+    this.form.showCase(caseForReading);
+    this.applyTaskTools(caseForReading.task.tools);
+    this.renderPresets();
+    const slider = $('#slice-slider');
+    slider.max = String(imageIds.length);
+    this.clientUuid = draft?.client_uuid || uuid4();
+    this.startedAt = draft?.started_at || new Date().toISOString();
+    this.activeLesion = draft?.activeLesion || 1;
+    if (draft) this.restoreDraft(draft);
+    this.mask.setActiveLesion(this.activeLesion);
+    this.maskSummary = this.mask.pixelCounts();
+    this.lease.start(caseForReading);
+    this.loading = false;
+    this.status('');
+    $('#all-done').hidden = true;
+    this.refresh();
+    this.viewer.viewport.render();
+  }
+
+  applyTaskTools(tools) {
+    const allowed = {
+      long_axis: tools.includes('long_axis'),
+      bidirectional: tools.includes('bidirectional'),
+      brush: tools.includes('mask'),
+      eraser: tools.includes('mask'),
+    };
+    for (const button of document.querySelectorAll('[data-mode]')) {
+      if (button.dataset.mode in allowed) button.hidden = !allowed[button.dataset.mode];
+    }
+    $('#brush-controls').hidden = !allowed.brush;
+    // Every case starts with the measuring tool in hand: the booth's most common first action.
+    this.setMode(['long_axis', 'bidirectional'].find((mode) => allowed[mode]) || 'window');
+  }
+
+  restoreDraft(draft) {
+    for (const stored of draft.annotations || []) {
+      try {
+        annotation.state.addAnnotation(reviveAnnotation(stored), this.viewer.element);
+      } catch (error) {
+        console.warn('could not restore a measurement', error);
+      }
+    }
+    if (draft.mask?.length) this.mask.restore(draft.mask);
+    this.form.restore(draft);
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+  }
+
+  saveDraft() {
+    if (!this.case || this.loading) return;
+    const maskEntries = [];
+    for (const [lesion, slices] of this.mask.encode()) {
+      for (const { imageId, counts } of slices) maskEntries.push({ imageId, lesion, counts });
+    }
+    saveDraft(this.readerKey, this.case.id, {
+      client_uuid: this.clientUuid,
+      started_at: this.startedAt,
+      activeLesion: this.activeLesion,
+      slice: this.viewer.sliceIndex(),
+      flags: this.form.flags,
+      comment: this.form.comment,
+      annotations: measurementAnnotations().map(serializeAnnotation),
+      mask: maskEntries,
+    });
+  }
+
+  // --- lesions --------------------------------------------------------------------------------
+
+  lookups() {
+    return { frameOf: this.frameOf, planeOf };
+  }
+
+  lesions() {
+    const maskByLesion = this.mask ? this.mask.encode() : new Map();
+    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups());
+  }
+
+  usedLesionNumbers() {
+    const used = new Set(this.maskSummary.keys());
+    for (const item of measurementAnnotations()) if (item.data.readerboardLesion) used.add(item.data.readerboardLesion);
+    return used;
+  }
+
+  nextFreeLesion() {
+    return Math.max(0, ...this.usedLesionNumbers()) + 1;
+  }
+
+  maxLesions() {
+    return Math.min(50, this.case?.task.max_lesions_per_case || 50);
+  }
+
+  setActiveLesion(number) {
+    this.activeLesion = number;
+    this.mask?.setActiveLesion(number);
+    this.refresh();
+    this.saveDraftSoon();
+  }
+
+  newLesion() {
+    const used = this.usedLesionNumbers();
+    if (!used.has(this.activeLesion)) return; // the active lesion is still empty: use it
+    if (used.size >= this.maxLesions()) {
+      this.form.message(`This task takes at most ${this.maxLesions()} lesions per case.`, 'warn');
+      return;
+    }
+    this.setActiveLesion(this.nextFreeLesion());
+  }
+
+  async selectLesion(number) {
+    this.setActiveLesion(number);
+    const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
+    const imageId = measurement?.metadata.referencedImageId;
+    const index = imageId ? this.imageIds.indexOf(imageId) : -1;
+    if (index >= 0) await this.viewer.goToSlice(index);
+  }
+
+  deleteLesion(number) {
+    for (const item of measurementAnnotations()) {
+      if (item.data.readerboardLesion === number) annotation.state.removeAnnotation(item.annotationUID);
+    }
+    this.mask.clearLesion(number);
+    this.maskSummary.delete(number);
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    this.refresh();
+    this.saveDraftSoon();
+  }
+
+  /** A finished line joins the active lesion, or starts the next one if that already has a line. */
+  onMeasurementCompleted(item) {
+    if (this.loading || !MEASUREMENT_TOOLS.includes(item.metadata?.toolName) || item.data.readerboardLesion) return;
+    let number = this.activeLesion;
+    const others = measurementAnnotations().filter((other) => other !== item);
+    if (others.some((other) => other.data.readerboardLesion === number)) {
+      if (this.usedLesionNumbers().size >= this.maxLesions()) {
+        annotation.state.removeAnnotation(item.annotationUID);
+        toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+        this.form.message(`This task takes at most ${this.maxLesions()} lesions per case.`, 'warn');
+        return;
+      }
+      number = this.nextFreeLesion();
+    }
+    item.data.readerboardLesion = number;
+    item.data.label = `Lesion ${number}`;
+    this.setActiveLesion(number);
+  }
+
+  refresh() {
+    if (!this.case) return;
+    let lesions = [];
+    try {
+      lesions = collectLesions(measurementAnnotations(), new Map(), this.lookups());
+    } catch (error) {
+      console.warn(error);
+    }
+    const byNumber = new Map(lesions.map((lesion) => [lesion.number, lesion]));
+    for (const [number, summary] of this.maskSummary) {
+      if (!byNumber.has(number)) byNumber.set(number, { number, axes: {} });
+      byNumber.get(number).mask = summary;
+    }
+    const rows = [...byNumber.values()].sort((a, b) => a.number - b.number);
+    this.form.renderLesions(rows, this.activeLesion, { showMask: this.case.task.tools.includes('mask') });
+  }
+
+  // --- submitting -----------------------------------------------------------------------------
+
+  async submit() {
+    if (!this.case || this.submitting) return;
+    let document_;
+    try {
+      document_ = buildReadDocument({
+        clientUuid: this.clientUuid,
+        caseId: this.case.id,
+        startedAt: this.startedAt,
+        flags: this.form.flags,
+        comment: this.form.comment,
+        lesions: this.lesions(),
+        frameOf: this.frameOf,
+      });
+    } catch (error) {
+      this.form.message(String(error.message || error), 'error');
+      return;
+    }
+    const problems = readProblems(document_, { tools: this.case.task.tools });
+    if (problems.length) {
+      this.form.message(problems.join(' '), 'error');
+      return;
+    }
+    this.saveDraft();
+    this.submitting = true;
+    this.form.busy(true);
+    this.form.message('Sending…');
+    if (!this.queue.add(document_)) {
+      this.form.message('This browser refused to store the read; sending it directly.', 'warn');
+    }
+    await this.queue.flush();
+  }
+
+  async onReadSaved(document_, answer) {
+    if (this.readerKey) dropDraft(this.readerKey, document_.case);
+    this.me = answer?.me || this.me;
+    this.form.showStats(this.me);
+    if (!this.case || document_.case !== this.case.id) return;
+    const rank = this.me?.rank ? `, rank #${this.me.rank}` : '';
+    const count = this.me?.reads_count;
+    $('#saved-toast').textContent = count == null ? 'Saved.' : `Saved. ${count} read${count === 1 ? '' : 's'}${rank}.`;
+    $('#saved-toast').hidden = false;
+    setTimeout(() => {
+      $('#saved-toast').hidden = true;
+    }, 4000);
+    this.submitting = false;
+    this.form.busy(false);
+    this.form.message('');
+    await this.openNextCase();
+  }
+
+  onReadRejected(document_, error) {
+    if (!this.case || document_.case !== this.case.id) {
+      this.form.message(`A queued read for another case was refused: ${error.message}`, 'error');
+      return;
+    }
+    this.submitting = false;
+    this.form.busy(false);
+    if (error.status === 409 && /uuid/i.test(error.message)) {
+      this.clientUuid = uuid4();
+      this.saveDraft();
+      this.form.message('That read was already stored. Press Submit again to save your changes as a new version.', 'warn');
+      return;
+    }
+    this.form.message(`Not saved: ${error.message}`, 'error');
+  }
+
+  onQueueState({ queued, retryInMs }) {
+    this.form.showQueue({ queued, retryInMs });
+    if (queued && this.submitting) this.form.message('Queued: your read is kept on this device and will be sent when the network is back.', 'warn');
+    if (!queued && this.waitingForQueue) {
+      this.waitingForQueue = false;
+      this.openNextCase();
+    }
+  }
+
+  // --- viewer controls --------------------------------------------------------------------------
+
+  setMode(mode) {
+    this.tools.setMode(mode);
+    for (const button of document.querySelectorAll('[data-mode]')) {
+      button.setAttribute('aria-pressed', String(button.dataset.mode === mode));
+    }
+  }
+
+  presets() {
+    const modality = this.case?.modality;
+    const fromServer = this.case?.window_presets || [];
+    const named = fromServer.length ? fromServer : modality === 'CT' ? CT_PRESETS : [];
+    return [...named, ...this.viewer.fileWindows()];
+  }
+
+  renderPresets() {
+    const box = $('#preset-buttons');
+    box.innerHTML = '';
+    this.presets().forEach((preset, index) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = preset.name;
+      button.title = `${index < 9 ? `${index + 1}: ` : ''}W ${Math.round(preset.width)} / L ${Math.round(preset.center)}`;
+      button.addEventListener('click', () => this.viewer.setWindow(preset));
+      box.append(button);
+    });
+  }
+
+  setBrushRadius(radius) {
+    this.brushRadius = Math.max(1, Math.min(60, radius));
+    this.tools.setBrushSize(this.brushRadius);
+    $('#brush-size').value = String(this.brushRadius);
+    $('#brush-size-label').textContent = `${this.brushRadius}px`;
+  }
+
+  bindViewer() {
+    const slider = $('#slice-slider');
+    slider.addEventListener('input', () => this.viewer.goToSlice(Number(slider.value) - 1));
+    this.viewer.on('slice', (index) => {
+      slider.value = String(index + 1);
+      $('#slice-label').textContent = `Slice ${index + 1} / ${this.imageIds?.length ?? 0}`;
+      this.saveDraftSoon();
+    });
+    this.viewer.on('voi', (window_) => {
+      $('#window-label').textContent = window_ ? `W ${Math.round(window_.width)} · L ${Math.round(window_.center)}` : '';
+    });
+    const element = this.viewer.element;
+    element.addEventListener('pointermove', (event) => {
+      const rect = element.getBoundingClientRect();
+      let pixel = null;
+      try {
+        pixel = this.viewer.pixelAt([event.clientX - rect.left, event.clientY - rect.top]);
+      } catch {
+        pixel = null;
+      }
+      $('#pixel-readout').textContent = pixel
+        ? `x ${pixel.column} y ${pixel.row} · ${Math.round(pixel.value * 10) / 10}${pixel.unit ? ` ${pixel.unit}` : ''}`
+        : '';
+    });
+    element.addEventListener('pointerleave', () => {
+      $('#pixel-readout').textContent = '';
+    });
+  }
+
+  bindToolbar() {
+    for (const button of document.querySelectorAll('[data-mode]')) {
+      button.addEventListener('click', () => this.setMode(button.dataset.mode));
+    }
+    const actions = this.actions();
+    for (const button of document.querySelectorAll('[data-action]')) {
+      button.addEventListener('click', () => actions[button.dataset.action]?.());
+    }
+    $('#brush-size').addEventListener('input', (event) => this.setBrushRadius(Number(event.target.value)));
+    this.setBrushRadius(this.brushRadius);
+    bindShortcuts({
+      previousSlice: () => this.viewer.scrollBy(-1),
+      nextSlice: () => this.viewer.scrollBy(1),
+      back10: () => this.viewer.scrollBy(-10),
+      forward10: () => this.viewer.scrollBy(10),
+      firstSlice: () => this.viewer.goToSlice(0),
+      lastSlice: () => this.viewer.goToSlice(Number.MAX_SAFE_INTEGER),
+      mode: (mode) => {
+        const button = document.querySelector(`[data-mode="${mode}"]`);
+        if (button && !button.hidden) this.setMode(mode);
+      },
+      brushSmaller: () => this.setBrushRadius(this.brushRadius - 2),
+      brushBigger: () => this.setBrushRadius(this.brushRadius + 2),
+      preset: (key) => {
+        const preset = this.presets()[Number(key) - 1];
+        if (preset) this.viewer.setWindow(preset);
+      },
+      ...actions,
+      escape: () => $('#shortcut-sheet').open && $('#shortcut-sheet').close(),
+    });
+  }
+
+  actions() {
+    return {
+      invert: () => this.viewer.toggleInvert(),
+      reset: () => this.viewer.reset(),
+      zoomIn: () => this.viewer.zoomBy(1.25),
+      zoomOut: () => this.viewer.zoomBy(0.8),
+      undo: () => this.tools.undo(),
+      redo: () => this.tools.redo(),
+      deleteSelected: () => this.tools.deleteSelected(),
+      newLesion: () => this.newLesion(),
+      submit: () => this.submit(),
+      help: () => {
+        const sheet = $('#shortcut-sheet');
+        if (sheet.open) sheet.close();
+        else sheet.showModal();
+      },
+    };
+  }
+
+  bindEvents() {
+    const { Events } = ToolEnums;
+    eventTarget.addEventListener(Events.ANNOTATION_COMPLETED, (event) => this.onMeasurementCompleted(event.detail.annotation));
+    const changed = () => {
+      if (this.loading) return;
+      this.refresh();
+      this.saveDraftSoon();
+    };
+    eventTarget.addEventListener(Events.ANNOTATION_MODIFIED, changed);
+    eventTarget.addEventListener(Events.ANNOTATION_REMOVED, changed);
+    eventTarget.addEventListener(Events.SEGMENTATION_DATA_MODIFIED, () => {
+      if (!this.loading) this.refreshMaskSoon();
+    });
+    window.addEventListener('beforeunload', () => this.saveDraft());
+  }
+
+  /** What the end-to-end tests need to turn patient millimetres into screen points. */
+  testHandle() {
+    return {
+      viewport: () => this.viewer.viewport,
+      caseId: () => this.case?.id ?? null,
+      sliceIndex: () => this.viewer.sliceIndex(),
+      imageIds: () => this.imageIds,
+      lesions: () => this.lesions(),
+      ready: () => Boolean(this.case) && !this.loading,
+      renderMode: () => this.renderMode,
+      csUtils,
+    };
+  }
+}
+
+const app = document.getElementById('reading-app');
+if (app) {
+  new ReadingSession(app).start().catch((error) => {
+    console.error(error);
+    const box = document.getElementById('viewer-status');
+    if (box) {
+      box.hidden = false;
+      box.textContent = `The viewer could not start: ${error.message || error}`;
+    }
+  });
+}
