@@ -27,9 +27,13 @@ def open_tasks() -> QuerySet[Task]:
 
 
 def readers_by_reads() -> QuerySet[Reader]:
-    """Readers annotated with `cases_read`: the distinct cases they have read, skips not counted; most first."""
+    """Active readers annotated with `cases_read`: distinct cases read, skips not counted; most first.
+
+    Deactivated accounts (and the demo's simulated readers, which are never active) leave the board.
+    """
     return (
-        Reader.objects.annotate(cases_read=Count("reads__case", filter=Q(reads__skip=False), distinct=True))
+        Reader.objects.filter(user__is_active=True)
+        .annotate(cases_read=Count("reads__case", filter=Q(reads__skip=False), distinct=True))
         .filter(cases_read__gt=0)
         .order_by("-cases_read", "created_at", "id")
     )

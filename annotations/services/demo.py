@@ -53,7 +53,9 @@ def demo_exists() -> bool:
     return Task.objects.filter(name=DEMO_TASK).exists()
 
 
-def make_demo(*, patients: list[SyntheticPatient] | None = None, include_odd_dicom: bool = True) -> DemoSummary:
+def make_demo(
+    *, patients: list[SyntheticPatient] | None = None, include_odd_dicom: bool = True, simulated_study: bool = True
+) -> DemoSummary:
     """Create the demo data and accounts unless they exist; return what is there."""
     if demo_exists():
         return DemoSummary(created=False, task_id=Task.objects.get(name=DEMO_TASK).pk, logins=_logins())
@@ -82,6 +84,10 @@ def make_demo(*, patients: list[SyntheticPatient] | None = None, include_odd_dic
                 register_reader(
                     display_name=display_name, pin=pin, role=role, subspecialty=subspecialty, years_experience=years
                 )
+    if simulated_study:
+        from annotations.services.demo_study import simulate_reader_study
+
+        simulate_reader_study(series=list(Series.objects.filter(series_instance_uid__in=series_uids)))
     return DemoSummary(created=True, series=series_uids, task_id=task.pk, logins=_logins())
 
 

@@ -16,11 +16,17 @@ class Command(BaseCommand):
         parser.add_argument("--slices", type=int, default=60, help="Minimum slices per series.")
         parser.add_argument("--size", type=int, default=512, help="Rows and columns of each slice.")
         parser.add_argument("--no-odd-dicom", action="store_true", help="Skip pydicom's bundled test images.")
+        parser.add_argument(
+            "--no-simulated-study",
+            action="store_true",
+            help="Skip the closed task of simulated reads that shows consensus and agreement to researchers.",
+        )
 
-    def handle(self, *args, patients, slices, size, no_odd_dicom, **options):
+    def handle(self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, **options):
         summary = make_demo(
             patients=demo_patients(count=patients, slices=slices, rows=size, columns=size),
             include_odd_dicom=not no_odd_dicom,
+            simulated_study=not no_simulated_study,
         )
         self.stdout.write("demo created" if summary.created else "demo already present")
         for line in summary.logins:
