@@ -69,7 +69,7 @@ export function describeError(status, body) {
 export const me = () => request('GET', '/api/me/');
 export const tasks = () => request('GET', '/api/tasks/');
 export const nextCase = (taskId) => request('POST', `/api/tasks/${taskId}/next-case/`, {});
-export const renewLease = (caseId) => request('POST', `/api/cases/${caseId}/lease/`, {});
+export const renewLease = (caseId, active = false) => request('POST', `/api/cases/${caseId}/lease/`, { active });
 export const releaseLease = (caseId) => request('DELETE', `/api/cases/${caseId}/lease/`);
 export const submitRead = (document_) => request('POST', '/api/reads/', document_, { timeoutMs: 30000 });
 export const leaderboard = () => request('GET', '/api/leaderboard/');

@@ -6,6 +6,11 @@ export class LeaseKeeper {
   constructor({ onLost }) {
     this.onLost = onLost;
     this.timer = null;
+    // Only a reader who touched the page since the last renewal counts as present (booth idle sign-out).
+    this.active = false;
+    for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
+      window.addEventListener(type, () => (this.active = true), { passive: true, capture: true });
+    }
   }
 
   start(caseForReading) {
@@ -23,11 +28,14 @@ export class LeaseKeeper {
   async _renew() {
     const caseId = this.caseId;
     try {
-      const answer = await renewLease(caseId);
+      const active = this.active;
+      this.active = false;
+      const answer = await renewLease(caseId, active);
       if (caseId === this.caseId) this._schedule(answer?.lease_expires_at);
     } catch (error) {
       if (caseId !== this.caseId) return;
-      if (error.status === 409 || error.status === 404) this.onLost?.(error);
+      if (error.status === 401) window.location.assign(`/login/?next=${encodeURIComponent(window.location.pathname)}`);
+      else if (error.status === 409 || error.status === 404) this.onLost?.(error);
       else this._schedule(null);
     }
   }

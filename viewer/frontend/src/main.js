@@ -78,6 +78,7 @@ class ReadingSession {
       throw error;
     }
     this.readerKey = this.me.pseudonym || this.me.display_name;
+    this.queue.setReader(this.readerKey);
     this.form.showStats(this.me);
     // Reads queued in an earlier visit go first, so the server does not hand the same case out again.
     if (this.queue.pending().length && !(await this.queue.flush())) {

@@ -4,7 +4,8 @@
 import { submitRead } from './api.js';
 import { loadJson, saveJson } from './storage.js';
 
-const KEY = 'readerboard:outbox';
+// One outbox per reader: at a shared booth machine the next person must never send (or lose) yours.
+const KEY_PREFIX = 'readerboard:outbox:';
 const RETRY_MS = [2000, 5000, 10000, 20000, 30000];
 
 export class OfflineQueue {
@@ -18,20 +19,25 @@ export class OfflineQueue {
     window.addEventListener('online', () => this.flush());
   }
 
+  /** Use the outbox of this reader (call once the reader is known, before add/flush). */
+  setReader(readerKey) {
+    this.key = `${KEY_PREFIX}${readerKey}`;
+  }
+
   pending() {
-    return loadJson(KEY, []);
+    return this.key ? loadJson(this.key, []) : [];
   }
 
   /** Keep `document` until the server has it; return false when storage refused it. */
   add(document_) {
     const items = this.pending().filter((item) => item.document.client_uuid !== document_.client_uuid);
     items.push({ document: document_, queuedAt: new Date().toISOString() });
-    return saveJson(KEY, items);
+    return saveJson(this.key, items);
   }
 
   _drop(clientUuid) {
     saveJson(
-      KEY,
+      this.key,
       this.pending().filter((item) => item.document.client_uuid !== clientUuid),
     );
   }
