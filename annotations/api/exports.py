@@ -177,7 +177,11 @@ class ExportJobListView(ExportAPIView):
 class ExportJobDetailView(ExportAPIView):
     @extend_schema(
         summary="An export job's status and progress",
-        responses={200: ExportJobSerializer, 404: OpenApiResponse(description="no such job visible to you")},
+        responses={
+            200: ExportJobSerializer,
+            403: OpenApiResponse(description="not an admin/researcher"),
+            404: OpenApiResponse(description="no such job visible to you"),
+        },
     )
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(visible_jobs(request.user), pk=job_id)
@@ -189,6 +193,7 @@ class ExportJobDownloadView(ExportAPIView):
         summary="Download a finished export",
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the CSV or zip file"),
+            403: OpenApiResponse(description="not an admin/researcher"),
             404: OpenApiResponse(description="no such job visible to you"),
             409: OpenApiResponse(description="the job has not finished (or failed)"),
         },

@@ -26,6 +26,7 @@ from multiprocessing import get_context
 import numpy as np
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from scipy.optimize import linear_sum_assignment
 
 from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, MaskSlice, Read, ReaderQuality, Task
 from annotations.models.reads import MarkKind
@@ -104,6 +105,12 @@ class ReadInput:
         return any(lesion.mask_voxels is not None for lesion in self.lesions)
 
 
+# Gold answers typed in the console carry lengths and at most a slice: their centre is a stand-in.
+ADMIN_REFERENCE_SOURCE = "admin"
+# A typed-in answer pairs with a line only when their lengths differ by at most this fraction of the answer.
+GOLD_LENGTH_TOLERANCE_FRACTION = 0.5
+
+
 @dataclass(frozen=True)
 class ReferenceInput:
     reference_id: int
@@ -111,6 +118,9 @@ class ReferenceInput:
     long_axis_mm: float
     short_axis_mm: float | None
     label: str = ""
+    # False for typed-in answers, matched by slice and length instead of by position (docs/consensus.md).
+    position_known: bool = True
+    sop_instance_uid: str = ""
 
 
 @dataclass
@@ -174,6 +184,7 @@ def inputs_hash(inputs: CaseInputs, params: ConsensusParams) -> str:
         ),
         "references": [
             [ref.reference_id, [round(c, 4) for c in ref.center_mm], round(ref.long_axis_mm, 4)]
+            + ([] if ref.position_known else [ref.sop_instance_uid])
             for ref in sorted(inputs.references, key=lambda r: r.reference_id)
         ],
     }
@@ -371,30 +382,67 @@ def _case_summary(
         "min_support": needed,
         "slice_spacing_mm": inputs.geometry.slice_spacing_mm,
         "flags": flags,
+        "agreement": _detection_agreement(outcomes, n_readers=n_readers, n_no_lesion=n_no_lesion),
     }
     if inputs.references:
         summary["gold"] = _gold_figures(inputs, reads, outcomes)
     return summary, flags
 
 
+def _detection_agreement(outcomes: list[LesionOutcome], *, n_readers: int, n_no_lesion: int) -> float | None:
+    """Return how far the readers agreed on what is there (0 to 1): the mean support fraction of the
+    case's lesion groups, or, when nobody marked a lesion, the share of readers who said "no lesion"."""
+    if n_readers == 0:
+        return None
+    if not outcomes:
+        return round(n_no_lesion / n_readers, 4)
+    return round(sum(lesion.support_fraction for lesion in outcomes) / len(outcomes), 4)
+
+
 def _gold_figures(inputs: CaseInputs, reads: list[ReadInput], outcomes: list[LesionOutcome]) -> dict:
-    """Return each reader's and the consensus' errors against the reference lesions of a gold case."""
+    """Return each reader's and the consensus' errors against the reference lesions of a gold case.
+
+    References with a known position (synthetic ground truth) pair with long axes by
+    position, as lesions are matched; typed-in answers, whose centre is only a stand-in,
+    pair with the lines left over by slice and nearest length (see match_by_slice_and_length).
+    """
     refs = inputs.references
-    centers = [ref.center_mm for ref in refs]
-    sizes = [ref.long_axis_mm for ref in refs]
+    placed = [i for i, ref in enumerate(refs) if ref.position_known]
+    typed = [i for i, ref in enumerate(refs) if not ref.position_known]
     spacing = inputs.geometry.slice_spacing_mm
 
-    def score(anchors: list, lengths: list[float]) -> dict:
-        pairs = match_points(anchors, lengths, centers, sizes, slice_spacing_mm=spacing)
+    def score(anchors: list, lengths: list[float], slices: list[str]) -> dict:
+        pairs = [
+            (p.left, placed[p.right], p.distance_mm, "position")
+            for p in match_points(
+                anchors,
+                lengths,
+                [refs[i].center_mm for i in placed],
+                [refs[i].long_axis_mm for i in placed],
+                slice_spacing_mm=spacing,
+            )
+        ]
+        used = {left for left, *_ in pairs}
+        free = [i for i in range(len(lengths)) if i not in used]
+        pairs += [
+            (free[left], typed[right], None, "slice_and_length")
+            for left, right in match_by_slice_and_length(
+                [lengths[i] for i in free],
+                [slices[i] for i in free],
+                [refs[i].long_axis_mm for i in typed],
+                [refs[i].sop_instance_uid for i in typed],
+            )
+        ]
         matched = [
             {
-                "reference_id": refs[p.right].reference_id,
-                "measured_mm": float(lengths[p.left]),
-                "reference_mm": refs[p.right].long_axis_mm,
-                "error_mm": float(lengths[p.left] - refs[p.right].long_axis_mm),
-                "distance_mm": p.distance_mm,
+                "reference_id": refs[right].reference_id,
+                "measured_mm": float(lengths[left]),
+                "reference_mm": refs[right].long_axis_mm,
+                "error_mm": float(lengths[left] - refs[right].long_axis_mm),
+                "distance_mm": distance,
+                "matched_by": how,
             }
-            for p in pairs
+            for left, right, distance, how in sorted(pairs, key=lambda pair: pair[1])
         ]
         return {
             "matched": matched,
@@ -406,12 +454,48 @@ def _gold_figures(inputs: CaseInputs, reads: list[ReadInput], outcomes: list[Les
     for read in reads:
         lines = [lesion.long_axis for lesion in read.lesions if lesion.long_axis is not None]
         readers[str(read.reader_id)] = score(
-            [line.midpoint_mm.tolist() for line in lines], [line.length_mm for line in lines]
+            [line.midpoint_mm.tolist() for line in lines],
+            [line.length_mm for line in lines],
+            [line.sop_instance_uid for line in lines],
         )
     accepted = [o for o in outcomes if o.accepted and o.long_axis_median_mm is not None]
     consensus_anchors = [_line_midpoint(o.long_axis, inputs.geometry) or o.anchor_mm for o in accepted]
-    consensus = score(consensus_anchors, [o.long_axis_median_mm for o in accepted])
+    consensus = score(
+        consensus_anchors,
+        [o.long_axis_median_mm for o in accepted],
+        [(o.long_axis or {}).get("sop_instance_uid", "") for o in accepted],
+    )
     return {"references": [asdict(ref) for ref in refs], "readers": readers, "consensus": consensus}
+
+
+def match_by_slice_and_length(
+    lengths_mm: Sequence[float],
+    slices: Sequence[str],
+    reference_lengths_mm: Sequence[float],
+    reference_slices: Sequence[str],
+    *,
+    tolerance_fraction: float = GOLD_LENGTH_TOLERANCE_FRACTION,
+) -> list[tuple[int, int]]:
+    """Return one-to-one (line, reference) index pairs for references known only by slice and length.
+
+    A line may pair with a reference when it lies on the reference's slice (SOP
+    Instance UID; a reference without a slice accepts any slice) and its length is
+    within tolerance_fraction of the reference's; among those pairs the assignment
+    with the least total length difference wins, so each line takes its nearest length.
+    """
+    if not lengths_mm or not reference_lengths_mm:
+        return []
+    if tolerance_fraction <= 0:
+        raise ValueError(f"tolerance_fraction must be positive, got {tolerance_fraction}")
+    difference = np.abs(np.subtract.outer(np.asarray(lengths_mm, float), np.asarray(reference_lengths_mm, float)))
+    same_slice = np.array([[not ref or ref == line for ref in reference_slices] for line in slices], dtype=bool)
+    allowed = same_slice & (difference <= tolerance_fraction * np.asarray(reference_lengths_mm, float)[None, :])
+    if not allowed.any():
+        return []
+    # Forbidden pairs cost more than any allowed assignment, so they are chosen only when forced, then dropped.
+    cost = np.where(allowed, difference, float(difference.max() + 1.0) * (difference.size + 1))
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True) if allowed[i, j]]
 
 
 def _line_midpoint(line: dict | None, geometry: SeriesGeometry) -> list[float] | None:
@@ -649,6 +733,8 @@ def _references(gold_cases: list[Case]) -> dict[int, list[ReferenceInput]]:
                 long_axis_mm=float(ref.long_axis_mm),
                 short_axis_mm=None if ref.short_axis_mm is None else float(ref.short_axis_mm),
                 label=ref.label,
+                position_known=ref.source != ADMIN_REFERENCE_SOURCE,
+                sop_instance_uid=ref.sop_instance_uid,
             )
         )
     return references

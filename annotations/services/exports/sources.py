@@ -8,6 +8,7 @@ never reveal a reader's display name unless the export was asked to identify rea
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from viewer.models import Instance, Series
 SOFTWARE_NAME = "Readerboard"
 
 
+@functools.cache
 def software_version() -> str:
     """Return Readerboard's package version, written into every DICOM file it makes."""
     from importlib.metadata import PackageNotFoundError, version
