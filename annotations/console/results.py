@@ -1,118 +1,193 @@
-"""Results of a task for researchers: agreement figures, plots, the reader table and case views.
+"""Results of a task for researchers, as the console shows them: figures, plots, the reader table, case views.
 
-Computed from stored rows only: current CaseConsensus / ConsensusLesion results,
-ReaderQuality figures and the reads' Mark rows. Readers appear by pseudonym,
-never by name. Plots are drawn server-side with matplotlib's object API (no
-pyplot global state, so concurrent requests cannot draw into each other's figure).
-This module must never be reachable by a reader: it shows everyone's marks.
+Every agreement figure comes from annotations.services.results (stored consensus
+rows, statistics from annotations.services.agreement); this module joins those
+results for the page, draws them with matplotlib's object API (no pyplot global
+state, so concurrent requests cannot draw into each other's figure) and lays a
+case's reads out over its slices. It must never compute an agreement figure of
+its own, and must never be reachable by a reader: it shows everyone's marks.
+Readers appear by pseudonym only.
 """
 
 from __future__ import annotations
 
 import io
-import statistics
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
-from django.db.models import Avg, Count
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, Read, Reader, ReaderQuality, Task
-from annotations.models.reads import MarkKind
+from annotations.models import Case, Read, Task
+from annotations.services import results as consensus_results
 from viewer.models import Instance
 
-PLOTS = ("bland-altman", "cv-histogram", "reader-accuracy")
+# Plot slug -> caption; the slugs are part of the plot URLs.
+PLOTS = {
+    "bland-altman": "Bland–Altman of each reader against the consensus long axis",
+    "length-scatter": "Reader long axes against the consensus, with each lesion's spread",
+    "dice": "Dice distribution of the readers' masks",
+    "gold-accuracy": "Reader accuracy on gold-standard cases",
+}
+MAX_BLAND_ALTMAN_PANELS = 12
 _READER_COLOURS = ["#3fa7ff", "#f2b134", "#35c28b", "#c77dff", "#ff7eb6", "#7ee0ff", "#ffa26b", "#b4e05a"]
 
 
-@dataclass(frozen=True)
-class AgreementPoint:
-    """One reader's long axis of a consensus lesion next to the lesion's median."""
-
-    case_id: int
-    lesion_index: int
-    reader_id: int
-    reader_mm: float
-    median_mm: float
-
-
-def current_lesions(task: Task):
-    return ConsensusLesion.objects.filter(consensus__case__task=task, consensus__is_current=True, accepted=True)
-
-
-def agreement_points(*, task: Task) -> list[AgreementPoint]:
-    """Return every member reader's long axis (mm) for every accepted consensus lesion of the task."""
-    lesions = list(current_lesions(task).select_related("consensus"))
-    read_ids = {member["read_id"] for lesion in lesions for member in lesion.members}
-    lengths = {
-        (mark.read_id, mark.lesion_index): mark.length_mm
-        for mark in Mark.objects.filter(read_id__in=read_ids, kind=MarkKind.LONG_AXIS)
-    }
-    points = []
-    for lesion in lesions:
-        member_lengths = [
-            (member["reader_id"], lengths.get((member["read_id"], member["lesion_index"]))) for member in lesion.members
-        ]
-        member_lengths = [(reader, length) for reader, length in member_lengths if length is not None]
-        if not member_lengths:
-            continue
-        median = lesion.long_axis_median_mm or statistics.median(length for _, length in member_lengths)
-        points.extend(
-            AgreementPoint(lesion.consensus.case_id, lesion.lesion_index, reader, length, median)
-            for reader, length in member_lengths
-        )
-    return points
-
-
-def agreement_summary(*, task: Task) -> dict:
-    """Return the task's headline agreement figures (None where nothing is computed yet)."""
-    results = CaseConsensus.objects.filter(case__task=task, is_current=True)
-    lesions = list(current_lesions(task).values("long_axis_cv", "long_axis_iqr_mm", "support_fraction"))
-    points = agreement_points(task=task)
-    differences = np.array([p.reader_mm - p.median_mm for p in points]) if points else np.array([])
-    cvs = [row["long_axis_cv"] for row in lesions if row["long_axis_cv"] is not None]
-    iqrs = [row["long_axis_iqr_mm"] for row in lesions if row["long_axis_iqr_mm"] is not None]
+def task_results(*, task: Task) -> dict:
+    """Return what the results page shows: the task's agreement figures, reader table and cases, joined."""
+    agreement = consensus_results.task_agreement(task=task)
+    cases = consensus_results.task_cases(task=task)
+    limits = {row["reader_id"]: row for row in agreement["bland_altman"]}
+    readers = [
+        {**row, "bland_altman": limits.get(row["reader_id"])} for row in consensus_results.reader_table(task=task)
+    ]
     return {
-        "cases_with_consensus": results.count(),
-        "cases_total": Case.objects.filter(task=task).count(),
-        "low_agreement_cases": results.filter(low_agreement=True).count(),
-        "consensus_lesions": len(lesions),
-        "median_cv_percent": round(100 * statistics.median(cvs), 1) if cvs else None,
-        "median_iqr_mm": round(statistics.median(iqrs), 2) if iqrs else None,
-        "mean_support_fraction": (
-            round(statistics.fmean(r["support_fraction"] for r in lesions), 2) if lesions else None
-        ),
-        "bias_mm": round(float(differences.mean()), 2) if differences.size else None,
-        "limits_of_agreement_mm": (
-            [round(float(differences.mean() - 1.96 * differences.std(ddof=1)), 2),
-             round(float(differences.mean() + 1.96 * differences.std(ddof=1)), 2)]
-            if differences.size > 1 else None
-        ),
-    }  # fmt: skip
+        "agreement": agreement,
+        "readers": readers,
+        "cases": cases,
+        "cases_total": len(cases),
+        "low_agreement_cases": [case for case in cases if case["low_agreement"]],
+    }
 
 
-def reader_table(*, task: Task) -> list[dict]:
-    """Return one row per reader of the task: reads, time per case, gold accuracy and STAPLE figures."""
-    reads = (
-        Read.objects.filter(case__task=task)
-        .values("reader_id")
-        .annotate(reads=Count("id"), cases=Count("case_id", distinct=True), mean_time_s=Avg("duration_s"))
+# --- plots -------------------------------------------------------------------------------
+
+
+def plot_svg(*, task: Task, name: str) -> bytes:
+    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot."""
+    if name not in PLOTS:
+        raise KeyError(name)
+    if name == "gold-accuracy":
+        return _svg(draw_gold_accuracy(consensus_results.reader_table(task=task)))
+    agreement = consensus_results.task_agreement(task=task)
+    if name == "bland-altman":
+        return _svg(draw_bland_altman(agreement))
+    if name == "length-scatter":
+        return _svg(draw_length_scatter(agreement))
+    return _svg(draw_dice(agreement))
+
+
+def draw_bland_altman(agreement: dict) -> Figure:
+    """One panel per reader: difference from the consensus against the mean, with the reader's bias and limits."""
+    limits = sorted(agreement["bland_altman"], key=lambda row: (-row["n"], row["pseudonym"] or ""))
+    limits = limits[:MAX_BLAND_ALTMAN_PANELS]
+    if not limits:
+        figure, axes = _figure()
+        _empty(axes, "No consensus lesions yet")
+        axes.set_title("Long-axis agreement (Bland–Altman)")
+        return figure
+    points: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for point in agreement["length_scatter"]:
+        points[point["reader_id"]].append((point["reader_mm"], point["consensus_mm"]))
+    columns = min(3, len(limits))
+    rows = math.ceil(len(limits) / columns)
+    figure = Figure(figsize=(3.2 * columns, 2.6 * rows + 0.4), dpi=100, layout="constrained")
+    grid = np.atleast_1d(figure.subplots(rows, columns, sharey=True, squeeze=False).ravel())
+    for axes, row, colour in zip(grid, limits, _colours(len(limits)), strict=False):
+        pairs = np.array(points[row["reader_id"]], dtype=float).reshape(-1, 2)
+        axes.grid(True, alpha=0.3)
+        axes.scatter(pairs.mean(axis=1), pairs[:, 0] - pairs[:, 1], s=14, alpha=0.75, color=colour)
+        axes.axhline(row["bias"], color="#d62728", lw=1.2)
+        if row["lower_limit"] is not None:
+            axes.axhline(row["lower_limit"], color="#d62728", ls="--", lw=1)
+            axes.axhline(row["upper_limit"], color="#d62728", ls="--", lw=1)
+            note = f"bias {row['bias']:+.1f}, LoA {row['lower_limit']:+.1f} to {row['upper_limit']:+.1f} mm"
+        else:
+            note = f"bias {row['bias']:+.1f} mm (one lesion)"
+        axes.axhline(0.0, color="#888", lw=0.8)
+        axes.set_title(f"{row['pseudonym']} · n={row['n']}\n{note}", fontsize=8)
+        axes.tick_params(labelsize=7)
+    for axes in grid[len(limits) :]:
+        axes.set_visible(False)
+    figure.supxlabel("mean of reader and consensus long axis (mm)", fontsize=8)
+    figure.supylabel("reader − consensus (mm)", fontsize=8)
+    figure.suptitle("Long-axis agreement per reader (Bland–Altman)", fontsize=10)
+    return figure
+
+
+def draw_length_scatter(agreement: dict) -> Figure:
+    """Reader against consensus long axis, the identity line, and each lesion's range of reader lengths."""
+    figure, axes = _figure()
+    axes.set_title("Reader and consensus long axes")
+    scatter = agreement["length_scatter"]
+    if not scatter:
+        _empty(axes, "No consensus lesions yet")
+        return figure
+    by_lesion: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for point in scatter:
+        by_lesion[(point["case_id"], point["lesion_index"])].append(point["reader_mm"])
+    consensus_of = {(p["case_id"], p["lesion_index"]): p["consensus_mm"] for p in scatter}
+    keys = list(by_lesion)
+    axes.vlines(
+        [consensus_of[key] for key in keys],
+        [min(by_lesion[key]) for key in keys],
+        [max(by_lesion[key]) for key in keys],
+        color="#bbbbbb",
+        lw=2,
+        zorder=1,
+        label="spread of each lesion",
     )
-    by_reader = {row["reader_id"]: dict(row) for row in reads}
-    for quality in ReaderQuality.objects.filter(task=task):
-        row = by_reader.setdefault(quality.reader_id, {"reader_id": quality.reader_id, "reads": quality.n_reads})
-        row.update(
-            gold_mean_abs_error_mm=quality.gold_mean_abs_error_mm,
-            sensitivity=quality.sensitivity,
-            specificity=quality.specificity,
-            weight=quality.weight,
+    axes.scatter(
+        [p["consensus_mm"] for p in scatter], [p["reader_mm"] for p in scatter], s=14, alpha=0.7, color="#1f77b4"
+    )
+    everything = [p["consensus_mm"] for p in scatter] + [p["reader_mm"] for p in scatter]
+    low, high = min(everything), max(everything)
+    axes.plot([low, high], [low, high], color="#d62728", lw=1, label="reader = consensus")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.set_xlabel("consensus (median) long axis (mm)")
+    axes.set_ylabel("reader long axis (mm)")
+    return figure
+
+
+def draw_dice(agreement: dict) -> Figure:
+    """Histograms of the mean pairwise Dice per lesion and of each reader's Dice to the consensus mask."""
+    figure, axes = _figure()
+    axes.set_title("Mask agreement (Dice)")
+    dice = agreement["dice"]
+    series = [
+        (dice["pairwise_per_lesion"], "mean pairwise per lesion", "#2ca02c"),
+        (dice["to_consensus"], "reader to consensus", "#9467bd"),
+    ]
+    if not any(values for values, _, _ in series):
+        _empty(axes, "No masks painted yet")
+        return figure
+    bins = np.linspace(0.0, 1.0, 21)
+    for values, label, colour in series:
+        if values:
+            axes.hist(values, bins=bins, alpha=0.6, color=colour, edgecolor="white", label=f"{label} (n={len(values)})")
+    axes.set_xlim(0, 1)
+    axes.legend(loc="upper left", fontsize=8)
+    axes.set_xlabel("Dice coefficient")
+    axes.set_ylabel("count")
+    return figure
+
+
+def draw_gold_accuracy(readers: list[dict]) -> Figure:
+    """Each reader's mean absolute long-axis error on gold cases, labelled with the references found."""
+    figure, axes = _figure()
+    axes.set_title("Reader accuracy on gold-standard cases")
+    rows = [row for row in readers if row.get("gold_mean_abs_error_mm") is not None]
+    if not rows:
+        _empty(axes, "No gold-standard reads yet")
+        return figure
+    rows.sort(key=lambda row: row["gold_mean_abs_error_mm"])
+    labels = [row["pseudonym"] for row in rows]
+    bars = axes.bar(labels, [row["gold_mean_abs_error_mm"] for row in rows], color="#9467bd")
+    for bar, row in zip(bars, rows, strict=True):
+        gold = row.get("gold") or {}
+        found = f"{gold.get('matched', 0)}/{gold.get('matched', 0) + gold.get('missed', 0)}"
+        axes.annotate(
+            found, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=7
         )
-        if row.get("mean_time_s") is None:
-            row["mean_time_s"] = quality.mean_time_s
-    pseudonyms = dict(Reader.objects.filter(id__in=by_reader).values_list("id", "pseudonym"))
-    rows = [{**row, "pseudonym": pseudonyms.get(reader_id, "?")} for reader_id, row in by_reader.items()]
-    return sorted(rows, key=lambda row: (-row.get("reads", 0), row["pseudonym"]))
+    axes.set_ylabel("mean |error| on gold cases (mm)")
+    axes.tick_params(axis="x", rotation=45, labelsize=8)
+    return figure
+
+
+def _colours(n: int) -> list[str]:
+    return [_READER_COLOURS[i % len(_READER_COLOURS)] for i in range(n)]
 
 
 def _svg(figure: Figure) -> bytes:
@@ -121,74 +196,34 @@ def _svg(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure() -> tuple[Figure, object]:
+def _figure() -> tuple[Figure, Axes]:
     figure = Figure(figsize=(6.4, 3.8), dpi=100)
     axes = figure.subplots()
     axes.grid(True, alpha=0.3)
     return figure, axes
 
 
-def _empty(axes, message: str) -> None:
+def _empty(axes: Axes, message: str) -> None:
     axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes, color="#666")
     axes.set_xticks([])
     axes.set_yticks([])
 
 
-def plot_svg(*, task: Task, name: str) -> bytes:
-    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot."""
-    if name not in PLOTS:
-        raise KeyError(name)
-    figure, axes = _figure()
-    if name == "bland-altman":
-        points = agreement_points(task=task)
-        if not points:
-            _empty(axes, "No consensus lesions yet")
-        else:
-            means = np.array([(p.reader_mm + p.median_mm) / 2 for p in points])
-            diffs = np.array([p.reader_mm - p.median_mm for p in points])
-            axes.scatter(means, diffs, s=18, alpha=0.7, color="#1f77b4")
-            bias = diffs.mean()
-            axes.axhline(bias, color="#d62728", label=f"bias {bias:+.2f} mm")
-            if len(diffs) > 1:
-                spread = 1.96 * diffs.std(ddof=1)
-                axes.axhline(bias + spread, color="#d62728", ls="--", label=f"±1.96 SD ({spread:.2f} mm)")
-                axes.axhline(bias - spread, color="#d62728", ls="--")
-            axes.legend(loc="upper right", fontsize=8)
-            axes.set_xlabel("mean of reader and consensus long axis (mm)")
-            axes.set_ylabel("reader − consensus (mm)")
-        axes.set_title("Long-axis agreement (Bland–Altman)")
-    elif name == "cv-histogram":
-        cvs = [100 * v for v in current_lesions(task).values_list("long_axis_cv", flat=True) if v is not None]
-        if not cvs:
-            _empty(axes, "No consensus lesions yet")
-        else:
-            axes.hist(cvs, bins=min(20, max(5, len(cvs))), color="#2ca02c", edgecolor="white")
-            axes.set_xlabel("coefficient of variation of the long axis (%)")
-            axes.set_ylabel("lesions")
-        axes.set_title("Between-reader variation per lesion")
-    else:
-        rows = [row for row in reader_table(task=task) if row.get("gold_mean_abs_error_mm") is not None]
-        if not rows:
-            _empty(axes, "No gold-standard reads yet")
-        else:
-            labels = [row["pseudonym"] for row in rows]
-            axes.bar(labels, [row["gold_mean_abs_error_mm"] for row in rows], color="#9467bd")
-            axes.set_ylabel("mean |error| on gold cases (mm)")
-            axes.tick_params(axis="x", rotation=45)
-        axes.set_title("Reader accuracy on gold-standard cases")
-    return _svg(figure)
+# --- one case ----------------------------------------------------------------------------
 
 
 def case_detail(*, case: Case) -> dict:
-    """Return each read of the case with its lines, the current consensus, and the slices to draw them on."""
+    """Return each read of the case with its lines, the current consensus (from the service), and slices to draw."""
     reads = list(
         Read.objects.filter(case=case).select_related("reader").prefetch_related("marks__instance").order_by("id")
     )
-    colours = {}
+    colours: dict[int, str] = {}
     for read in reads:
         colours.setdefault(read.reader_id, _READER_COLOURS[len(colours) % len(_READER_COLOURS)])
-    consensus = CaseConsensus.objects.filter(case=case, is_current=True).order_by("-computed_at").first()
-    lesions = list(consensus.lesions.all()) if consensus else []
+    consensus = consensus_results.case_consensus(case=case)
+    if consensus is not None:
+        consensus = {**consensus, "computed_at": datetime.fromisoformat(consensus["computed_at"])}
+    lesions = consensus["lesions"] if consensus else []
     lines_by_sop: dict[str, list[dict]] = defaultdict(list)
     read_rows = []
     for read in reads:
@@ -201,7 +236,7 @@ def case_detail(*, case: Case) -> dict:
                     "title": f"{read.reader.pseudonym} lesion {mark.lesion_index} {mark.kind}: {mark.length_mm:.1f} mm",
                 }
             )  # fmt: skip
-        lesion_rows = defaultdict(dict)
+        lesion_rows: dict[int, dict] = defaultdict(dict)
         for mark in marks:
             lesion_rows[mark.lesion_index][mark.kind] = mark.length_mm
         read_rows.append(
@@ -215,13 +250,13 @@ def case_detail(*, case: Case) -> dict:
         )
     for lesion in lesions:
         for kind in ("long_axis", "short_axis"):
-            line = getattr(lesion, kind)
+            line = lesion[kind]
             if line and line.get("sop_instance_uid"):
                 (x1, y1), (x2, y2) = line["start"], line["end"]
                 lines_by_sop[line["sop_instance_uid"]].append(
                     {
                         "x1": x1, "y1": y1, "x2": x2, "y2": y2, "colour": "#ffffff", "kind": kind, "consensus": True,
-                        "title": f"consensus lesion {lesion.lesion_index} {kind}: {line.get('length_mm', 0):.1f} mm",
+                        "title": f"consensus lesion {lesion['lesion_index']} {kind}: {line.get('length_mm', 0):.1f} mm",
                     }
                 )  # fmt: skip
     instances = {

@@ -4,6 +4,9 @@ A task's cases are the union of the series picked one by one and every series of
 the picked collections. Editing never deletes a case that has reads (reads are
 evidence); it reports it as kept instead. Gold answers entered as lengths become
 ReferenceLesion rows with source "admin"; synthetic ground truth is never touched.
+Whenever a task becomes open (created open, or reopened) the image cache of its
+series is warmed by a Celery task queued after the commit, so the first reader
+does not pay the decode; this module never decodes images itself.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from django.db import transaction
 
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
+from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
 from viewer.models import Instance, Series
+from viewer.tasks import warm_series_cache
 
-ADMIN_REFERENCE_SOURCE = "admin"
 TASK_FIELDS = (
     "name",
     "instructions_md",
@@ -108,12 +112,14 @@ def _reference_row(answer: ReferenceAnswer) -> ReferenceLesion:
         series_id=answer.series_id,
         source=ADMIN_REFERENCE_SOURCE,
         label=answer.label[:64],
-        # Typed-in answers carry lengths, not a position: the slice centre stands in for the lesion centre.
+        # Typed-in answers carry lengths, not a position: the slice centre stands in for the lesion centre,
+        # and consensus matches readers to them by slice and length instead (docs/consensus.md).
         center_patient_mm=slice_centre_mm(instance),
         diameters_mm=diameters,
         long_axis_mm=answer.long_axis_mm,
         short_axis_mm=answer.short_axis_mm,
-        sop_instance_uid=instance.sop_instance_uid,
+        # Only a slice the admin chose restricts matching; without one any slice may hold the lesion.
+        sop_instance_uid=answer.sop_instance_uid,
     )
 
 
@@ -138,6 +144,8 @@ def save_task(
     reads_per_case = values.get("reads_per_case", task.reads_per_case if task else 3)
     if values.get("min_support") and values["min_support"] > reads_per_case:
         raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
+    # The form has already copied its values onto `task`, so the stored row says whether it was open.
+    was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
     if task is None:
         task = Task.objects.create(created_by=user, **values)
     else:
@@ -162,9 +170,11 @@ def save_task(
         if case.label.startswith("Case ") and case.label.removeprefix("Case ").isdigit()
     ]
     next_number = max(numbers, default=0) + 1
+    added_series_ids = []
     for series_id in series_ids:
         case = existing.get(series_id)
         if case is None:
+            added_series_ids.append(series_id)
             # Labels are seen by readers: a running number, never patient identifiers.
             Case.objects.create(task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold)
             next_number += 1
@@ -181,12 +191,25 @@ def save_task(
         rows = [_reference_row(answer) for answer in references]
         ReferenceLesion.objects.bulk_create(rows)
         result.references_saved = len(rows)
+    if task.is_open:
+        # A task that was already open only needs its new series warmed.
+        warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
     return result
 
 
 @transaction.atomic
 def set_task_open(*, task: Task, is_open: bool) -> Task:
-    """Open or close a task for reading."""
+    """Open or close a task for reading; opening a closed task queues the warming of its series' images."""
+    was_open = Task.objects.filter(pk=task.pk, is_open=True).exists()
     task.is_open = is_open
     task.save(update_fields=["is_open"])
+    if is_open and not was_open:
+        warm_series_ids(series_ids=list(task.cases.values_list("series_id", flat=True)))
     return task
+
+
+def warm_series_ids(*, series_ids: Iterable[int]) -> None:
+    """Queue viewer.tasks.warm_series_cache for each series once the surrounding transaction commits."""
+    for series_id in sorted(set(series_ids)):
+        # Bind the id now: the lambda runs after the loop has moved on.
+        transaction.on_commit(lambda series_id=series_id: warm_series_cache.delay(series_id), robust=True)

@@ -18,6 +18,7 @@ from django.utils.encoding import force_str
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_decode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from annotations.api.exports import visible_jobs
 from annotations.console import live, people, results, selectors, task_setup, uploads
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.markdown import render_instructions
@@ -435,12 +436,11 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
             request,
             "tasks",
             task=task,
-            summary=results.agreement_summary(task=task),
-            readers=results.reader_table(task=task),
-            cases=selectors.case_progress(task),
+            **results.task_results(task=task),
             plots=results.PLOTS,
             export_formats=ExportJob.Format.choices,
-            exports=ExportJob.objects.filter(task=task).order_by("-created_at")[:10],
+            # The export API's own visibility rule, so every listed download link works for this user.
+            exports=visible_jobs(request.user).filter(task=task)[:10],
         ),
     )
 

@@ -1,40 +1,72 @@
-// Export buttons on the results page: ask /api/exports/ for a file and follow it until it can be downloaded.
+// Export buttons on the results page: POST the export API (annotations/api/exports.py), follow the job until
+// it is done, then offer its download_url. The API's URLs come from the page (data-jobs-url, data-job-url).
 import { api, el, sleep } from './api.js';
 
 const box = document.getElementById('exports');
 const status = document.getElementById('export-status');
 const list = document.getElementById('export-list');
+const jobsUrl = box.dataset.jobsUrl;
+const jobUrl = (id) => `${jobsUrl}${id}/`;
 
-async function follow(job) {
-  for (let i = 0; i < 600; i += 1) {
+// DRF answers 400 with field errors ({"format": ["..."]}) and 403 with {"detail": "..."}.
+function reason(error) {
+  const body = error.body || {};
+  if (body.detail) return body.detail;
+  const fields = Object.entries(body).map(([field, messages]) => `${field}: ${[].concat(messages).join(' ')}`);
+  return fields.join('; ') || error.message;
+}
+
+async function follow(job, label) {
+  for (let i = 0; i < 900; i += 1) {
     if (job.status === 'done' || job.status === 'failed') return job;
-    const total = job.progress_total || 0;
-    status.textContent = `Building ${job.format} export… ${total ? Math.round((100 * job.progress_done) / total) : 0}%`;
+    status.textContent = `Building ${label}… ${Math.round(100 * (job.progress_fraction || 0))}%`;
     await sleep(1000);
-    job = await api(`/api/exports/${job.id}/`);
+    job = await api(jobUrl(job.id));
   }
   return job;
 }
 
+function downloadLink(job) {
+  return el('a', { href: job.download_url, text: `download${job.file_name ? ` ${job.file_name}` : ''}` });
+}
+
+function show(job, label, item) {
+  if (job.status === 'done') {
+    status.replaceChildren(`${label} ready: `, downloadLink(job));
+    item.replaceChildren(`${label} · `, el('span', { class: 'pill done', text: 'done' }), ' · ', downloadLink(job));
+  } else {
+    status.textContent = `${label} failed: ${job.error || job.status}`;
+    item.replaceChildren(`${label} · `, el('span', { class: 'pill failed', text: job.status }), ` · ${job.error || ''}`);
+  }
+}
+
 for (const button of box.querySelectorAll('button[data-format]')) {
   button.addEventListener('click', async () => {
+    const label = button.textContent;
+    const checkbox = document.getElementById('pseudonymise');
     button.disabled = true;
     try {
-      const pseudonymise = document.getElementById('pseudonymise').checked;
-      const job = await follow(await api('/api/exports/', {
-        method: 'POST', json: { task: Number(box.dataset.task), format: button.dataset.format, pseudonymise },
-      }));
-      if (job.status === 'done') {
-        const href = job.download_url || `/api/exports/${job.id}/download/`;
-        status.replaceChildren('Export ready: ', el('a', { href, text: 'download' }));
-        list.prepend(el('li', {}, `${button.textContent} · done · `, el('a', { href, text: 'download' })));
-      } else {
-        status.textContent = `Export failed: ${job.error || job.status}`;
-      }
+      // Researchers have no checkbox: the API refuses them identified exports anyway.
+      const started = await api(jobsUrl, {
+        method: 'POST',
+        json: { task: Number(box.dataset.task), format: button.dataset.format, pseudonymise: checkbox ? checkbox.checked : true },
+      });
+      const item = el('li', { 'data-job-url': jobUrl(started.id) }, `${label} · ${started.status}`);
+      list.prepend(item);
+      show(await follow(started, label), label, item);
     } catch (error) {
-      status.textContent = `Export failed: ${error.message}`;
+      status.textContent = `Export failed: ${reason(error)}`;
     } finally {
       button.disabled = false;
     }
   });
+}
+
+// Jobs still building when the page loaded are followed too, so a reload does not lose them.
+for (const item of list.querySelectorAll('li[data-status="pending"], li[data-status="running"]')) {
+  const label = item.firstChild.textContent.split(' · ')[0];
+  api(item.dataset.jobUrl)
+    .then((job) => follow(job, label))
+    .then((job) => show(job, label, item))
+    .catch((error) => { status.textContent = `Export failed: ${reason(error)}`; });
 }

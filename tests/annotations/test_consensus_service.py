@@ -16,6 +16,7 @@ from tests.annotations.consensus_builders import (
     add_read,
     ellipse_mask,
     horizontal_line,
+    instances,
 )
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory
 
@@ -309,3 +310,68 @@ def test_results_give_researchers_agreement_figures_and_the_case_consensus(case)
     assert {row["reader_id"] for row in table} == {r.pk for r in readers}
     assert shown["lesions"][0]["long_axis"]["sop_instance_uid"]
     assert results.task_cases(task=case.task)[0]["accepted_lesions"] == 1
+
+
+def typed_in_answer(case, *, long_axis_mm=16.0, slice_index=LESION_SLICE):
+    """A gold answer as the console stores it: lengths and a slice, the slice's centre standing in for a position."""
+    sop = instances(case.series)[slice_index].sop_instance_uid if slice_index is not None else ""
+    case.is_gold = True
+    case.save()
+    # Far from the lesion on purpose: a typed-in answer's centre says nothing about where the lesion is.
+    return ReferenceLesion.objects.create(
+        series=case.series, source="admin", center_patient_mm=[40.0, -40.0, 0.0], long_axis_mm=long_axis_mm,
+        sop_instance_uid=sop,
+    )  # fmt: skip
+
+
+def test_a_typed_in_gold_answer_is_matched_by_its_slice_and_the_nearest_length(case):
+    reference = typed_in_answer(case)
+    two_lines, next_slice, far_off = ReaderFactory(), ReaderFactory(), ReaderFactory()
+    add_read(
+        case,
+        two_lines,
+        lesions=[{"long": horizontal_line(length_px=16.5)}, {"long": horizontal_line(center=(50, 12), length_px=6)}],
+    )
+    add_read(case, next_slice, lesions=[{"long": horizontal_line(slice_index=LESION_SLICE + 1, length_px=16.0)}])
+    add_read(case, far_off, lesions=[{"long": horizontal_line(length_px=30.0)}])
+
+    gold = consensus.compute_case_consensus(case=case).summary["gold"]["readers"]
+
+    (match,) = gold[str(two_lines.pk)]["matched"]
+    assert (match["reference_id"], match["matched_by"]) == (reference.pk, "slice_and_length")
+    assert match["error_mm"] == pytest.approx(0.5, abs=1e-6)
+    assert gold[str(two_lines.pk)]["false_positives"] == 1
+    assert (gold[str(next_slice.pk)]["matched"], gold[str(next_slice.pk)]["missed"]) == ([], 1)
+    assert (gold[str(far_off.pk)]["matched"], gold[str(far_off.pk)]["missed"]) == ([], 1)
+
+
+def test_a_typed_in_gold_answer_without_a_slice_accepts_a_line_on_any_slice(case):
+    typed_in_answer(case, slice_index=None)
+    reader = ReaderFactory()
+    add_read(case, reader, lesions=[{"long": horizontal_line(slice_index=LESION_SLICE + 1, length_px=15.0)}])
+
+    consensus.compute_case_consensus(case=case)
+
+    quality = ReaderQuality.objects.get(task=case.task, reader=reader)
+    assert quality.gold_mean_abs_error_mm == pytest.approx(1.0, abs=1e-6)
+
+
+def test_changing_the_slice_of_a_typed_in_answer_recomputes_the_case(case):
+    reference = typed_in_answer(case)
+    add_read(case, ReaderFactory(), lesions=[{"long": horizontal_line(length_px=16.0)}])
+    first = consensus.compute_case_consensus(case=case)
+
+    reference.sop_instance_uid = instances(case.series)[LESION_SLICE + 2].sop_instance_uid
+    reference.save()
+    second = consensus.compute_case_consensus(case=case)
+
+    assert second.pk != first.pk
+    assert second.summary["gold"]["consensus"]["missed"] == 1
+
+
+def test_slice_and_length_matching_pairs_each_line_with_its_nearest_length_one_to_one():
+    pairs = consensus.match_by_slice_and_length([10.0, 20.0, 12.0], ["a", "a", "b"], [19.0, 11.0], ["a", "a"])
+
+    assert sorted(pairs) == [(0, 1), (1, 0)]
+    assert consensus.match_by_slice_and_length([10.0], ["b"], [10.0], [""]) == [(0, 0)]
+    assert consensus.match_by_slice_and_length([30.0], ["a"], [10.0], ["a"]) == []

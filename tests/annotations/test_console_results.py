@@ -1,114 +1,217 @@
-"""Results pages for researchers: agreement figures, plots, the pseudonymised reader table and case views."""
+"""Results pages for researchers: the consensus service's figures, plots, the pseudonymised reader table, case views
+and the export controls."""
 
 from __future__ import annotations
 
-import pytest
-from django.urls import reverse
+import re
 
-from annotations.console.results import PLOTS, agreement_summary, reader_table
-from annotations.models import CaseConsensus, ConsensusLesion, Mark, ReaderQuality
-from tests.factories import CaseFactory, ReaderFactory, ReadFactory, TaskFactory, researcher_user
+import numpy as np
+import pytest
+from django.urls import resolve, reverse
+
+from annotations.console import results as console_results
+from annotations.models import ExportJob, ReferenceLesion
+from annotations.services import consensus
+from annotations.services import results as service_results
+from annotations.services.agreement import icc_absolute_agreement
+from tests.annotations.consensus_builders import add_read, horizontal_line, instances
+from tests.conftest import small_patient
+from tests.factories import CaseFactory, ReaderFactory, TaskFactory, admin_user, researcher_user
+from viewer.models import Series
+from viewer.services.dicom_import import import_paths
+from viewer.services.synthetic_ct import write_series
+
+# Three spots far apart on the middle slice, measured by three readers (mm, 1 mm pixels).
+SPOTS = [(23.5, 37.5), (45.0, 12.0), (12.0, 12.0)]
+LENGTHS = np.array([[16.0, 9.0, 6.0], [17.0, 10.5, 6.5], [15.0, 8.0, 5.0]])  # readers x lesions
 
 
 @pytest.fixture
-def task_with_consensus(small_ct_series):
-    """Three readers measured one lesion as 14, 16 and 18 mm; the consensus median is 16 mm."""
+def study(small_ct_series, tmp_path):
+    """A task with a measured case (3 readers x 3 lesions) and a gold case with an admin's typed-in answer."""
     task = TaskFactory(reads_per_case=3)
-    case = CaseFactory(task=task, series=small_ct_series)
-    instance = small_ct_series.instances.order_by("sort_position_mm")[4]
-    readers, members = [], []
-    for length in (14.0, 16.0, 18.0):
-        reader = ReaderFactory()
-        read = ReadFactory(case=case, reader=reader, duration_s=30.0)
-        Mark.objects.create(
-            read=read,
-            lesion_index=1,
-            kind="long_axis",
-            instance=instance,
-            frame=1,
-            start_col=20,
-            start_row=30,
-            end_col=20 + length,
-            end_row=30,
-            length_mm=length,
-        )
-        readers.append(reader)
-        members.append({"read_id": read.id, "reader_id": reader.id, "lesion_index": 1})
-    consensus = CaseConsensus.objects.create(case=case, algorithm_version="1", inputs_hash="x", n_reads=3)
-    ConsensusLesion.objects.create(
-        consensus=consensus, lesion_index=1, support=3, support_fraction=1.0, members=members,
-        long_axis={"sop_instance_uid": instance.sop_instance_uid, "frame": 1, "start": [20, 30], "end": [36, 30],
-                   "length_mm": 16.0},
-        long_axis_median_mm=16.0, long_axis_iqr_mm=2.0, long_axis_cv=0.125,
-    )  # fmt: skip
-    ReaderQuality.objects.create(
-        task=task, reader=readers[0], n_reads=1, gold_mean_abs_error_mm=1.5, sensitivity=0.9, specificity=0.99
+    measured = CaseFactory(task=task, series=small_ct_series, label="Case 1")
+    other = write_series(small_patient("RB-TEST-009", seed=9), tmp_path / "gold")
+    import_paths(other.files, collection_name="Gold")
+    gold_series = Series.objects.get(series_instance_uid=other.series_instance_uid)
+    gold = CaseFactory(task=task, series=gold_series, label="Case 2", is_gold=True)
+    ReferenceLesion.objects.create(
+        series=gold_series,
+        source="admin",
+        center_patient_mm=[0.0, 0.0, 0.0],
+        long_axis_mm=16.0,
+        sop_instance_uid=instances(gold_series)[4].sop_instance_uid,
     )
-    return task, case, readers
+    readers = [ReaderFactory() for _ in range(3)]
+    for reader, lengths in zip(readers, LENGTHS, strict=True):
+        add_read(
+            measured,
+            reader,
+            lesions=[
+                {"long": horizontal_line(center=spot, length_px=length)}
+                for spot, length in zip(SPOTS, lengths, strict=True)
+            ],
+        )
+    add_read(gold, readers[0], lesions=[{"long": horizontal_line(length_px=16.5)}])
+    add_read(gold, readers[1], lesions=[{"long": horizontal_line(length_px=15.0)}])
+    add_read(gold, readers[2], no_lesion=True)
+    consensus.recompute_task_consensus(task=task)
+    return task, measured, readers
 
 
-@pytest.mark.django_db
-def test_agreement_figures_come_from_the_consensus_and_the_readers_lines(task_with_consensus):
-    task, _, _ = task_with_consensus
-
-    summary = agreement_summary(task=task)
-
-    assert summary["cases_with_consensus"] == 1
-    assert summary["median_cv_percent"] == 12.5
-    assert summary["bias_mm"] == 0.0
-    # Differences -2, 0, 2 mm: SD 2 mm, limits ±3.92 mm.
-    assert summary["limits_of_agreement_mm"] == [-3.92, 3.92]
-
-
-@pytest.mark.django_db
-def test_the_reader_table_shows_pseudonyms_times_and_quality(task_with_consensus):
-    task, _, readers = task_with_consensus
-
-    rows = {row["pseudonym"]: row for row in reader_table(task=task)}
-
-    assert set(rows) == {reader.pseudonym for reader in readers}
-    first = rows[readers[0].pseudonym]
-    assert (first["reads"], first["mean_time_s"], first["gold_mean_abs_error_mm"]) == (1, 30.0, 1.5)
-
-
-@pytest.mark.django_db
-def test_every_plot_renders_as_svg_even_before_any_consensus(client, task_with_consensus):
-    task, _, _ = task_with_consensus
-    empty_task = TaskFactory()
+@pytest.fixture
+def researcher_client(client):
     client.force_login(researcher_user())
+    return client
+
+
+def page_of(client, task) -> str:
+    response = client.get(reverse("console:task-results", args=[task.id]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_shows_the_services_icc_with_its_confidence_interval(researcher_client, study):
+    task, _, _ = study
+    expected = icc_absolute_agreement(LENGTHS.T)
+
+    page = page_of(researcher_client, task)
+
+    icc = service_results.task_agreement(task=task)["icc_long_axis"]
+    assert icc["icc"] == pytest.approx(expected.icc)
+    shown = re.search(r'id="icc">.*?<strong>([^<]+)</strong>\s*<span[^>]*>95 % CI ([^ ]+) to ([^ ]+) ·', page, re.S)
+    assert shown.groups() == (f"{expected.icc:.2f}", f"{expected.ci95_low:.2f}", f"{expected.ci95_high:.2f}")
+    assert "3 lesions × 3 readers" in page
+
+
+@pytest.mark.django_db
+def test_the_page_shows_fleiss_kappa_and_the_low_agreement_cases_from_the_service(researcher_client, study):
+    task, _, _ = study
+    agreement = service_results.task_agreement(task=task)
+    flagged = [case for case in service_results.task_cases(task=task) if case["low_agreement"]]
+
+    page = page_of(researcher_client, task)
+
+    kappa = agreement["presence_kappa"]
+    assert kappa["n_subjects"] == 2
+    assert re.search(r'id="kappa">.*?<strong>([^<]+)</strong>', page, re.S).group(1) == f"{kappa['kappa']:.2f}"
+    low_section = page.split('id="low-agreement"')[1].split("</section>")[0]
+    for case in flagged:
+        assert case["label"] in low_section
+        for flag in case["flags"]:
+            assert flag in low_section
+    if not flagged:
+        assert "No case is flagged." in low_section
+
+
+@pytest.mark.django_db
+def test_the_reader_table_shows_pseudonyms_reads_time_gold_accuracy_and_weight(researcher_client, study):
+    task, _, readers = study
+
+    page = page_of(researcher_client, task)
+
+    table = page.split('id="readers"')[1].split("</table>")[0]
+    rows = {row["reader_id"]: row for row in service_results.reader_table(task=task)}
+    for reader in readers:
+        assert reader.pseudonym in table
+        assert reader.display_name not in page
+        assert rows[reader.pk]["n_reads"] == 2
+    # The admin's typed-in answer sits on the gold slice, so both measuring readers are scored against 16 mm.
+    assert rows[readers[0].pk]["gold_mean_abs_error_mm"] == pytest.approx(0.5)
+    assert rows[readers[1].pk]["gold_mean_abs_error_mm"] == pytest.approx(1.0)
+    assert "0.5 mm" in table and "1.0 mm" in table
+    assert "1 / 1" in table and "0 / 1" in table
+
+
+@pytest.mark.django_db
+def test_every_plot_renders_as_svg_even_before_any_consensus(researcher_client, study):
+    task, _, _ = study
+    empty_task = TaskFactory()
 
     for current in (task, empty_task):
-        for name in PLOTS:
-            response = client.get(reverse("console:task-plot", args=[current.id, name]))
+        for name in console_results.PLOTS:
+            response = researcher_client.get(reverse("console:task-plot", args=[current.id, name]))
             assert response.status_code == 200
             assert response["Content-Type"] == "image/svg+xml"
             assert response.content.lstrip().startswith(b"<?xml")
-    assert client.get(f"/console/tasks/{task.id}/results/plots/nope.svg").status_code == 404
+    assert researcher_client.get(f"/console/tasks/{task.id}/results/plots/nope.svg").status_code == 404
 
 
 @pytest.mark.django_db
-def test_the_results_page_names_readers_only_by_pseudonym(client, task_with_consensus):
-    task, _, readers = task_with_consensus
-    client.force_login(researcher_user())
+def test_the_bland_altman_plot_has_a_panel_per_reader_named_by_pseudonym(researcher_client, study):
+    task, _, readers = study
 
-    page = client.get(reverse("console:task-results", args=[task.id])).content.decode()
+    svg = researcher_client.get(reverse("console:task-plot", args=[task.id, "bland-altman"])).content.decode()
 
     for reader in readers:
-        assert reader.pseudonym in page
-        assert reader.display_name not in page
-    assert "/api/exports/" in page or 'id="exports"' in page
+        assert reader.pseudonym in svg
+        assert reader.display_name not in svg
 
 
 @pytest.mark.django_db
-def test_the_case_view_draws_each_read_and_the_consensus_over_the_slice(client, task_with_consensus):
-    task, case, readers = task_with_consensus
-    client.force_login(researcher_user())
+def test_plots_draw_the_services_points_without_computing_their_own(study):
+    task, _, _ = study
+    agreement = service_results.task_agreement(task=task)
 
-    page = client.get(reverse("console:case", args=[task.id, case.id])).content.decode()
+    figure = console_results.draw_length_scatter(agreement)
 
-    assert page.count('class="reader long_axis"') == 3
-    assert page.count('class="consensus long_axis"') == 1
+    (points,) = figure.axes[0].collections[1:]
+    drawn = sorted(map(tuple, points.get_offsets().tolist()))
+    assert drawn == sorted((p["consensus_mm"], p["reader_mm"]) for p in agreement["length_scatter"])
+
+
+@pytest.mark.django_db
+def test_the_case_view_draws_each_read_and_the_consensus_over_the_slice(researcher_client, study):
+    task, case, readers = study
+
+    page = researcher_client.get(reverse("console:case", args=[task.id, case.id])).content.decode()
+
+    assert page.count('class="reader long_axis"') == 9
+    assert page.count('class="consensus long_axis"') == 3
     assert "/rendered?viewport=512,512" in page
     assert 'viewBox="-0.5 -0.5 64 64"' in page
     for reader in readers:
         assert reader.pseudonym in page and reader.display_name not in page
+
+
+@pytest.mark.django_db
+def test_the_export_controls_use_urls_of_the_export_api(researcher_client, study, django_capture_on_commit_callbacks):
+    task, _, _ = study
+    page = page_of(researcher_client, task)
+    jobs_url = re.search(r'data-jobs-url="([^"]+)"', page).group(1)
+    formats = re.findall(r'data-format="([^"]+)"', page)
+    assert resolve(jobs_url).view_name == "exports:jobs"
+    assert set(formats) == set(ExportJob.Format.values)
+    assert 'id="pseudonymise"' not in page  # researchers cannot export identities
+
+    # What exports.js does: POST the jobs URL, poll `${jobsUrl}${id}/`, follow download_url.
+    with django_capture_on_commit_callbacks(execute=True):
+        started = researcher_client.post(
+            jobs_url, {"task": task.id, "format": "csv", "pseudonymise": True}, content_type="application/json"
+        )
+    assert started.status_code == 202
+    job_url = f"{jobs_url}{started.json()['id']}/"
+    assert resolve(job_url).view_name == "exports:job"
+    job = researcher_client.get(job_url).json()
+    assert job["status"] == "done"
+    download = researcher_client.get(job["download_url"])
+    assert download.status_code == 200 and download["Content-Type"] == "text/csv"
+
+    listed = page_of(researcher_client, task).split('id="export-list"')[1].split("</ul>")[0]
+    (link,) = re.findall(r'href="([^"]+)">download', listed)
+    assert resolve(link).view_name == "exports:download"
+    assert resolve(re.search(r'data-job-url="([^"]+)"', listed).group(1)).view_name == "exports:job"
+
+
+@pytest.mark.django_db
+def test_admins_get_the_pseudonymise_switch_and_see_every_export(client, study):
+    task, _, _ = study
+    other_researcher = researcher_user()
+    ExportJob.objects.create(task=task, format="csv", requested_by=other_researcher, status="done")
+    client.force_login(admin_user())
+
+    page = page_of(client, task)
+
+    assert 'id="pseudonymise"' in page
+    assert page.split('id="export-list"')[1].count("<li") == 1

@@ -156,3 +156,19 @@ def test_the_markdown_preview_is_sanitised(admin_client):
     html = response.json()["html"]
     assert "<strong>Bold</strong>" in html
     assert "<script" not in html and "javascript:" not in html
+
+
+@pytest.mark.django_db
+def test_a_gold_answer_typed_without_a_slice_keeps_no_slice_so_any_slice_may_match(admin_client, small_ct_series):
+    admin_client.post(
+        reverse("console:task-create"),
+        task_post(
+            series=[small_ct_series.id],
+            gold_series=[small_ct_series.id],
+            **{"ref-TOTAL_FORMS": "1", "ref-0-series": str(small_ct_series.id), "ref-0-long_axis_mm": "16.0"},
+        ),
+    )
+
+    reference = ReferenceLesion.objects.get(series=small_ct_series, source="admin")
+    assert reference.sop_instance_uid == ""
+    assert len(reference.center_patient_mm) == 3
