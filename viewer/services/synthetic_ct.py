@@ -93,7 +93,7 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
             slice_hu[lung & body] = -850.0
         liver = ((xx + half_w * 0.35) / (half_w * 0.4)) ** 2 + ((yy - half_h * 0.25) / (half_h * 0.45)) ** 2 <= 1
         if z < 0:
-            slice_hu[liver & body] = 60.0
+            slice_hu[liver & body] = 110.0  # portal venous phase, so hypodense lesions stand out
         spine = (xx / 14.0) ** 2 + ((yy - half_h * 0.75) / 14.0) ** 2 <= 1
         slice_hu[spine] = 700.0
         for lesion in patient.lesions:
