@@ -93,6 +93,9 @@ class RunResult:
         }
 
 
+CLIENT_BUFFER_BYTES = 4 * 1024 * 1024
+
+
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int, bool]:
     status_line = await reader.readline()
     if not status_line:
@@ -132,7 +135,9 @@ async def _client(port: int, paths: asyncio.Queue, headers: dict, result: RunRes
             except asyncio.QueueEmpty:
                 return
             if writer is None:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                # A buffer bigger than a frame, so the reader never pauses the socket mid-response:
+                # with the 64 KiB default the load generator, not the server, caps frames/s.
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=CLIENT_BUFFER_BYTES)
             started = time.perf_counter()
             writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header_text}\r\n".encode())
             try:
@@ -170,7 +175,11 @@ def run_load(port: int, paths: list[str], headers: dict, *, clients: int, time_l
         result.wall_s = time.perf_counter() - started
         return result
 
-    return asyncio.run(main())
+    try:
+        import uvloop  # the same fast event loop for the load generator whichever server it measures
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
 
 
 # --- the two servers ---------------------------------------------------------------------------

@@ -123,17 +123,14 @@ def visible_instance(*, user, study_uid: str, series_uid: str, sop_uid: str) -> 
     key = (_scope(), study_uid, series_uid, sop_uid)
     instance = _instances.get(key, 60.0)
     if instance is None:
-        instance = (
-            Instance.objects.filter(
-                sop_instance_uid=sop_uid,
-                series__series_instance_uid=series_uid,
-                series__study__study_instance_uid=study_uid,
-            )
-            .select_related("series", "series__study")
-            .first()
-        )
-        if instance is not None:
-            _instances.put(key, instance)
+        # A viewer asks for every slice of a series in turn: one query memoises them all.
+        siblings = Instance.objects.filter(
+            series__series_instance_uid=series_uid, series__study__study_instance_uid=study_uid
+        ).select_related("series", "series__study")
+        for sibling in siblings:
+            _instances.put((_scope(), study_uid, series_uid, sibling.sop_instance_uid), sibling)
+            if sibling.sop_instance_uid == sop_uid:
+                instance = sibling
     if instance is None or not may_see_series(user=user, series_id=instance.series_id):
         raise selectors.NotVisibleError(f"instance {sop_uid} of series {series_uid} not found")
     return instance

@@ -62,10 +62,15 @@ def check_frame_number(instance: Instance, frame_number: int) -> None:
 
 
 def native_frame(instance: Instance, *, frame_number: int) -> bytes:
-    """Return frame `frame_number` (1-based) decoded to native little-endian bytes, cached."""
+    """Return frame `frame_number` (1-based) decoded to native little-endian bytes, cached.
+
+    A frame sliced straight from an uncompressed file stays in memory only: writing
+    512 KiB to the disk tier costs more on a cold request than slicing it again.
+    """
     check_frame_number(instance, frame_number)
+    persist = not can_slice_native_frames(pixel_description(instance))
     value, _ = image_cache.get_or_build(
-        "frames", frame_key(instance, frame_number), lambda: _decode_native(instance, frame_number)
+        "frames", frame_key(instance, frame_number), lambda: _decode_native(instance, frame_number), persist=persist
     )
     return value
 
@@ -221,7 +226,10 @@ def warm_series(series: Series) -> dict[str, int]:
                 built["frames_cached"] += 1
                 continue
             try:
-                native_frame(instance, frame_number=frame_number)
+                # The warm task fills the disk tier (even with frames that are cheap to slice),
+                # which survives restarts and serves every worker.
+                key = frame_key(instance, frame_number)
+                image_cache.put("frames", key, native_frame(instance, frame_number=frame_number))
                 built["frames"] += 1
             except UndecodablePixelsError:
                 logger.warning("cannot warm frame %s of %s", frame_number, instance.sop_instance_uid, exc_info=True)

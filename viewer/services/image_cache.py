@@ -15,7 +15,9 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from django.conf import settings
@@ -65,6 +67,25 @@ class _ProcessLRU:
 
 
 _process_cache = _ProcessLRU(PROCESS_CACHE_BYTES)
+_cached_only: ContextVar[bool] = ContextVar("image_cache_cached_only", default=False)
+
+
+class NotCachedError(Exception):
+    """Raised inside `cached_only()` where a value would have to be built (decoded, rendered, read)."""
+
+
+@contextmanager
+def cached_only() -> Iterator[None]:
+    """Within this block, get_or_build raises NotCachedError instead of building on a miss.
+
+    The ASGI fast path answers on its event loop only what is already cached; a miss
+    means a decode, which it then runs on a worker thread instead of blocking the loop.
+    """
+    token = _cached_only.set(True)
+    try:
+        yield
+    finally:
+        _cached_only.reset(token)
 
 
 def cache_dir() -> Path:
@@ -110,10 +131,12 @@ def get(kind: str, key: str) -> bytes | None:
     return value
 
 
-def put(kind: str, key: str, value: bytes) -> None:
-    """Store a value in every tier."""
+def put(kind: str, key: str, value: bytes, *, persist: bool = True) -> None:
+    """Store a value in every tier, or only in this process's memory when `persist` is false."""
     name = _namespaced(kind, key)
     _process_cache.put(name, value)
+    if not persist:
+        return
     if _shared_enabled() and len(value) <= SHARED_CACHE_MAX_BYTES:
         try:
             django_cache.set("img:" + hashlib.sha256(name.encode()).hexdigest(), value, SHARED_CACHE_SECONDS)
@@ -127,13 +150,19 @@ def put(kind: str, key: str, value: bytes) -> None:
     os.replace(partial, path)
 
 
-def get_or_build(kind: str, key: str, build: Callable[[], bytes]) -> tuple[bytes, bool]:
-    """Return (value, was_cached), building and storing the value on a miss."""
+def get_or_build(kind: str, key: str, build: Callable[[], bytes], *, persist: bool = True) -> tuple[bytes, bool]:
+    """Return (value, was_cached), building and storing the value on a miss.
+
+    `persist=False` keeps a value that is cheaper to rebuild than to write (a frame sliced
+    straight from an uncompressed file) out of the shared and disk tiers.
+    """
     value = get(kind, key)
     if value is not None:
         return value, True
+    if _cached_only.get():
+        raise NotCachedError(f"{kind} {key} is not cached")
     value = build()
-    put(kind, key, value)
+    put(kind, key, value, persist=persist)
     return value, False
 
 
