@@ -12,9 +12,22 @@ import pytest
 
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient
 
-# Playwright's sync API keeps an asyncio loop running in the test thread for the whole session; the
-# ORM calls the tests and pytest-django's database teardown make there are still plain synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Playwright's sync API keeps an asyncio loop running in the test thread; the ORM calls the tests and
+# pytest-django's database teardown make there are still plain synchronous ones. Set for the browser
+# tests only (not at import, which would leak into every later test and into servers they start).
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def allow_sync_orm_beside_playwright():
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    yield
+    if previous is None:
+        os.environ.pop(ASYNC_UNSAFE, None)
+    else:
+        os.environ[ASYNC_UNSAFE] = previous
+
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"

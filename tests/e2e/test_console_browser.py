@@ -77,7 +77,11 @@ print(json.dumps({"task": task.id, "series": series.id}))
 
 
 def _env(tmp: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "READERBOARD_PRODUCTION"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "READERBOARD_PRODUCTION", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="e2e_console_settings",
         PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}",

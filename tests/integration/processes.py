@@ -33,6 +33,7 @@ POSTGRES_ADMIN_URL = os.environ.get("READERBOARD_SCALEOUT_POSTGRES", "postgres:/
 REDIS_SERVER_URL = os.environ.get("READERBOARD_SCALEOUT_REDIS", "redis://127.0.0.1:6379")
 # Variables of the caller that must not leak into the servers' settings.
 SCRUBBED = {
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
     "DATABASE_URL",
     "REDIS_URL",
     "DEBUG",
