@@ -202,3 +202,16 @@ def test_deidentified_import_removes_identity_and_keeps_the_series_together(smal
     # The same files again are recognised as the same (deterministic UIDs): nothing new is stored.
     again = import_paths(small_ct_files.files, deidentify=True)
     assert again.duplicates == len(small_ct_files.files)
+
+
+def test_import_keeps_each_instance_metadata_document_beside_its_file(small_ct_files):
+    import json
+
+    from viewer.dicomweb.delivery import metadata_sidecar_path
+
+    import_paths(small_ct_files.files[:2])
+
+    for instance in Instance.objects.all():
+        document = json.loads(metadata_sidecar_path(instance).read_bytes())
+        assert document["00080018"]["Value"] == [instance.sop_instance_uid]
+        assert "BulkDataURI" in document["7FE00010"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -175,6 +177,13 @@ def instance_metadata_json(instance: Instance, *, study_uid: str, series_uid: st
     url = f"{BASE_URL_PLACEHOLDER}/studies/{study_uid}/series/{series_uid}/instances/{instance.sop_instance_uid}"
 
     def build() -> bytes:
+        # Import writes the document beside the file (like Orthanc's DICOM-as-JSON attachment), so even a
+        # cold cache answers without parsing the header; older stores get the sidecar on first use.
+        sidecar = metadata_sidecar_path(instance)
+        try:
+            return sidecar.read_bytes()
+        except FileNotFoundError:
+            pass
         try:
             document = instance_metadata(
                 instance.absolute_path, description=pixel_description(instance), instance_url=url
@@ -183,10 +192,34 @@ def instance_metadata_json(instance: Instance, *, study_uid: str, series_uid: st
             raise UndecodablePixelsError(
                 f"stored file of {instance.sop_instance_uid} cannot be read: {error}"
             ) from None
-        return json.dumps(document, separators=(",", ":")).encode()
+        encoded = json.dumps(document, separators=(",", ":")).encode()
+        _write_atomically(sidecar, encoded)
+        return encoded
 
     value, _ = image_cache.get_or_build("instance-metadata", f"{instance.sop_instance_uid}|{url}", build)
     return value
+
+
+def metadata_sidecar_path(instance: Instance) -> Path:
+    """Where an instance's WADO-RS metadata document (with the root placeholder) is kept beside its file."""
+    return instance.absolute_path.with_suffix(".metadata.json")
+
+
+def write_metadata_sidecar(instance: Instance) -> None:
+    """Build and keep an instance's metadata document now (called by import), unless it exists."""
+    study_uid = instance.series.study.study_instance_uid
+    instance_metadata_json(instance, study_uid=study_uid, series_uid=instance.series.series_instance_uid)
+
+
+def _write_atomically(path: Path, payload: bytes) -> None:
+    partial = path.with_suffix(".partial-json")
+    try:
+        partial.write_bytes(payload)
+        os.replace(partial, path)
+    except OSError:
+        # A read-only or full store still answers from the freshly built document.
+        logger.warning("could not keep metadata sidecar %s", path, exc_info=True)
+        partial.unlink(missing_ok=True)
 
 
 def series_metadata_json(series: Series, *, version: str | None = None) -> tuple[bytes, str]:

@@ -129,11 +129,22 @@ def import_file(
     except InvalidFileError as error:
         return FileOutcome(name, REJECTED, str(error), meta["sop_instance_uid"])
     try:
-        _store(path, ds, meta, collection, rewrite=deidentify)
+        instance = _store(path, ds, meta, collection, rewrite=deidentify)
     except IntegrityError:
         # A concurrent import stored the same instance first.
         return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"], found_phi)
+    _keep_metadata_document(instance)
     return FileOutcome(name, IMPORTED, "", meta["sop_instance_uid"], found_phi)
+
+
+def _keep_metadata_document(instance: Instance) -> None:
+    """Write the WADO-RS metadata beside the file now, so the first viewer never waits on header parsing."""
+    from viewer.dicomweb.delivery import write_metadata_sidecar
+
+    try:
+        write_metadata_sidecar(instance)
+    except Exception:  # noqa: BLE001 - the instance is imported; the document is rebuilt on first request
+        logger.warning("metadata document of %s not written at import", instance.sop_instance_uid, exc_info=True)
 
 
 class InvalidFileError(ValueError):
