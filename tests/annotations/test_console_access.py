@@ -123,7 +123,9 @@ def test_an_admin_can_open_every_console_page(client, console_objects):
         assert client.get(url).status_code == 200, name
 
 
-@pytest.mark.django_db
+# transaction=True: the consumer's database_sync_to_async closes "old" connections in its own thread,
+# which on PostgreSQL would close the test's open transaction.
+@pytest.mark.django_db(transaction=True)
 def test_the_dashboard_socket_refuses_readers_and_accepts_researchers(console_objects):
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
