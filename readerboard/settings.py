@@ -126,7 +126,17 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Under ASGI (Daphne/Uvicorn) every request runs its view in a thread of its own, so per-thread
+    # connections are unbounded: 200 booth readers made PostgreSQL refuse clients ("too many clients")
+    # in the load test (benchmarks/load/). A pool per process bounds them; a burst waits for a connection.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    _pool_max = env_int("READERBOARD_DB_POOL_MAX", 16)
+    if _pool_max > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, _pool_max),
+            "max_size": _pool_max,
+            "timeout": env_int("READERBOARD_DB_POOL_TIMEOUT_S", 30),
+        }
 else:
     DATABASES = {
         "default": {
@@ -159,7 +169,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message taken by a worker that dies unacknowledged goes back to the queue after this long (Redis
+# broker); fault tests shorten it. Keep it above the longest task, or a slow task runs twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("READERBOARD_CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Queuing from a web request while Redis is down must fail fast (the read is committed; the sweep
+# catches up): the result backend otherwise retries for ~20 s inside every submit.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 2.0}}
 # Heavy work goes to queues that scale separately (see docs/deploying.md).
 CELERY_TASK_ROUTES = {
     "viewer.tasks.import_*": {"queue": "import"},

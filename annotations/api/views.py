@@ -88,6 +88,7 @@ class SignupView(ReadingAPIView):
         responses={
             201: s.ReaderEnvelopeSerializer,
             400: s.ErrorsSerializer,
+            403: s.DetailSerializer,  # CSRF check failed
             429: s.DetailSerializer,
         },
         auth=[],
@@ -125,7 +126,12 @@ class LoginView(ReadingAPIView):
 
     @extend_schema(
         request=s.LoginSerializer,
-        responses={200: s.ReaderEnvelopeSerializer, 400: s.ErrorsSerializer, 429: s.DetailSerializer},
+        responses={
+            200: s.ReaderEnvelopeSerializer,
+            400: s.ErrorsSerializer,
+            403: s.DetailSerializer,  # CSRF check failed
+            429: s.DetailSerializer,
+        },
         auth=[],
         summary="Sign in with display name and PIN",
     )

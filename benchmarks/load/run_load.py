@@ -1,0 +1,366 @@
+"""Load test with an audit: many booth readers against Daphne + Celery + PostgreSQL + Redis on loopback.
+
+Makes a fresh PostgreSQL database and starts a private redis-server (never the machine's shared
+one), migrates, seeds one open task of small synthetic CT cases, starts `--web` Daphne processes
+sharing one loopback socket (client addresses from X-Forwarded-For, as behind the booth's proxy) and
+a Celery worker for consensus, then runs benchmarks/load/locustfile.py headless for a bounded time.
+
+Afterwards it AUDITS the database:
+- every submit acknowledged to a client (2xx, logged by the locust users with its client_uuid) is
+  stored exactly once, for that reader and case;
+- no case has more counted reads than its task's target;
+- no reader read a case twice;
+and waits (bounded) until Celery has a current consensus for every read case. It prints throughput,
+p50/p99 latency per endpoint and the error rate, and writes everything to JSON.
+
+    .venv/bin/python benchmarks/load/run_load.py                          # 200 readers, 60 s
+    .venv/bin/python benchmarks/load/run_load.py --users 20 --duration-s 20 --out /tmp/load.json
+
+Exit status 0 only when the audit passes. Everything started or created is stopped and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.integration.processes import (  # noqa: E402 - after the path is set for a direct run
+    BIN,
+    PYTHON,
+    Deployment,
+    deployment_env,
+    fresh_postgres_database,
+    loopback_listener,
+    private_redis,
+    sql_rows,
+)
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "load.json"
+
+SEED_SCRIPT = r"""
+import json, sys
+import django
+django.setup()
+from django.conf import settings
+from annotations.models import Case, Task
+from annotations.services.roles import ensure_role_groups
+from viewer.models import Series
+from viewer.services.dicom_import import import_paths
+from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
+
+cases, reads_per_case = int(sys.argv[1]), int(sys.argv[2])
+ensure_role_groups()
+task = Task.objects.create(name="Load study", reads_per_case=reads_per_case,
+                           tools=["long_axis", "bidirectional", "no_lesion", "skip"])
+for number in range(1, cases + 1):
+    lesion = SyntheticLesion(center_mm=(-8.0, 6.0, 0.0), diameters_mm=(16.0, 10.0, 12.0))
+    patient = SyntheticPatient(patient_id=f"RB-LOAD-{number:04d}", patient_name="Load^Test", lesions=[lesion],
+                               rows=64, columns=64, slices=9, pixel_spacing_mm=1.0, slice_spacing_mm=2.5, seed=number)
+    written = write_series(patient, settings.DATA_DIR / "seed" / patient.patient_id)
+    import_paths(written.files, collection_name="Load test")
+    Case.objects.create(task=task, series=Series.objects.get(series_instance_uid=written.series_instance_uid),
+                        label=f"Load case {number}")
+print(json.dumps({"task": task.pk, "cases": cases, "reads_per_case": reads_per_case}))
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=200, help="simulated readers (default 200)")
+    parser.add_argument("--spawn-rate", type=float, default=20, help="readers started per second (default 20)")
+    parser.add_argument("--duration-s", type=int, default=60, help="bounded run time in seconds (default 60)")
+    parser.add_argument("--web", type=int, default=2, help="Daphne processes sharing the socket (default 2)")
+    parser.add_argument("--cases", type=int, default=60, help="cases in the task (default 60)")
+    parser.add_argument("--reads-per-case", type=int, default=5, help="read target per case (default 5)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
+    return parser.parse_args(argv)
+
+
+def run_load(
+    *,
+    users: int,
+    spawn_rate: float,
+    duration_s: int,
+    web: int = 2,
+    cases: int = 60,
+    reads_per_case: int = 5,
+    log=print,
+) -> dict:
+    """Run the whole load test and audit; return the results (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="rb-load-") as scratch:
+        base = Path(scratch)
+        (base / "logs").mkdir()
+        with fresh_postgres_database("rb_load") as database_url, private_redis(base / "redis") as redis:
+            env = deployment_env(database_url=database_url, redis_url=redis.url, data_dir=base / "data")
+            deployment = Deployment(env=env, data_dir=base / "data", database_url=database_url, logs=base / "logs")
+            listener = loopback_listener()
+            try:
+                log("migrating and seeding ...")
+                deployment.run(PYTHON, "manage.py", "migrate", "--noinput", "-v", "0", timeout_s=300)
+                seed = json.loads(
+                    deployment.run(PYTHON, "-c", SEED_SCRIPT, str(cases), str(reads_per_case), timeout_s=600)
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
+                base_url = ""
+                for number in range(web):
+                    base_url = deployment.start_web(f"web-{number}", listener=listener, proxy_headers=True)
+                deployment.start_worker("worker", "default,consensus")
+                log(f"{web} Daphne process(es) on {base_url}, 1 Celery worker; {users} readers for {duration_s} s ...")
+                acks_path = base / "acks.jsonl"
+                acks_path.touch()
+                started = time.monotonic()
+                locust = deployment.start(
+                    "locust",
+                    [
+                        str(BIN / "locust"),
+                        "-f",
+                        str(LOCUSTFILE),
+                        "--headless",
+                        "--host",
+                        base_url,
+                        "-u",
+                        str(users),
+                        "-r",
+                        str(spawn_rate),
+                        "-t",
+                        f"{duration_s}s",
+                        "--stop-timeout",
+                        "15",
+                        "--csv",
+                        str(base / "locust"),
+                        "--only-summary",
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env={"READERBOARD_LOAD_ACK_LOG": str(acks_path)},
+                )
+                locust.process.wait(timeout=duration_s + 120)
+                wall_s = time.monotonic() - started
+                stats = read_locust_stats(base / "locust_stats.csv")
+                if not stats:
+                    raise RuntimeError("locust wrote no statistics\n" + locust.log_tail())
+                acks = [json.loads(line) for line in acks_path.read_text().splitlines() if line.strip()]
+                audit = audit_database(database_url, acks)
+                settled_s = wait_for_consensus(database_url, timeout_s=180)
+                for service in deployment.services:
+                    if service.name != "locust":
+                        service.assert_running()
+                failures = (base / "locust_failures.csv").read_text() if (base / "locust_failures.csv").exists() else ""
+                server_errors = exception_lines(deployment)
+            finally:
+                deployment.stop_all()
+                listener.close()
+    aggregated = stats.pop("Aggregated")
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "setup": {
+            "users": users,
+            "spawn_rate": spawn_rate,
+            "duration_s": duration_s,
+            "web_processes": web,
+            "celery_workers": 1,
+            "cases": seed["cases"],
+            "reads_per_case": seed["reads_per_case"],
+            "series": "synthetic CT 64x64x9, 1 mm pixels",
+        },
+        "wall_s": round(wall_s, 1),
+        "requests": aggregated["requests"],
+        "failures": aggregated["failures"],
+        "error_rate": aggregated["failures"] / aggregated["requests"] if aggregated["requests"] else 0.0,
+        "throughput_rps": aggregated["rps"],
+        "acknowledged_reads": len(acks),
+        "reads_per_s": round(len(acks) / duration_s, 2),
+        "latency_ms": {"all": {"p50": aggregated["p50_ms"], "p99": aggregated["p99_ms"]}}
+        | {name: {"p50": row["p50_ms"], "p99": row["p99_ms"]} for name, row in stats.items()},
+        "endpoints": stats,
+        "audit": audit,
+        "consensus_settled_s": settled_s,
+        "failure_examples": failures.splitlines()[:10],
+        "server_errors": server_errors,
+    }
+
+
+def exception_lines(deployment: Deployment) -> dict[str, int]:
+    """The exceptions the servers logged (class and message), with how often each occurred."""
+    counts: dict[str, int] = {}
+    for service in deployment.services:
+        if service.name == "locust":
+            continue
+        for line in service.log_text().splitlines():
+            if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Refused|Timeout)\b.*:", line):
+                key = f"{service.name}: {line[:200]}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1])[:20])
+
+
+def read_locust_stats(path: Path) -> dict[str, dict]:
+    """Per endpoint (and "Aggregated"): requests, failures, requests/s, p50/p99 in ms, from locust's CSV."""
+    if not path.exists():
+        return {}
+    rows = {}
+    with path.open(newline="") as stats:
+        for row in csv.DictReader(stats):
+            name = row["Name"] if row["Name"] == "Aggregated" else f"{row['Type']} {row['Name']}"
+            rows[name] = {
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
+                "rps": round(float(row["Requests/s"]), 2),
+                "p50_ms": _number(row["50%"]),
+                "p99_ms": _number(row["99%"]),
+                "max_ms": _number(row["Max Response Time"]),
+            }
+    return rows
+
+
+def _number(text: str) -> float | None:
+    try:
+        return round(float(text), 1)
+    except ValueError:
+        return None
+
+
+def audit_database(database_url: str, acks: list[dict]) -> dict:
+    """Check the acknowledged submits against the database; return the figures and a list of problems."""
+    stored = {
+        client_uuid: (case_id, display_name)
+        for client_uuid, case_id, display_name in sql_rows(
+            database_url,
+            "SELECT r.client_uuid::text, r.case_id, p.display_name "
+            "FROM annotations_read r JOIN annotations_reader p ON p.id = r.reader_id",
+        )
+    }
+    problems = []
+    acked_uuids = [ack["client_uuid"] for ack in acks]
+    if len(set(acked_uuids)) != len(acked_uuids):
+        problems.append("a client_uuid was acknowledged twice")
+    missing = [ack for ack in acks if ack["client_uuid"] not in stored]
+    problems += [f"acknowledged read {ack['client_uuid']} is not in the database" for ack in missing[:20]]
+    wrong = [
+        ack
+        for ack in acks
+        if ack["client_uuid"] in stored and stored[ack["client_uuid"]] != (ack["case"], ack["reader"])
+    ]
+    problems += [f"read {ack['client_uuid']} is stored for another case or reader" for ack in wrong[:20]]
+    # client_uuid is unique in the schema; count anyway, so a dropped constraint would show here.
+    duplicated = sql_rows(
+        database_url,
+        "SELECT client_uuid::text, COUNT(*) FROM annotations_read GROUP BY client_uuid HAVING COUNT(*) > 1",
+    )
+    problems += [f"client_uuid {uuid} is stored {count} times" for uuid, count in duplicated]
+    over_target = sql_rows(
+        database_url,
+        """
+        SELECT c.id, t.reads_per_case, c.reads_done, COUNT(DISTINCT r.reader_id) FILTER (WHERE NOT r.skip)
+        FROM annotations_case c JOIN annotations_task t ON t.id = c.task_id
+        LEFT JOIN annotations_read r ON r.case_id = c.id
+        GROUP BY c.id, t.reads_per_case, c.reads_done
+        HAVING COUNT(DISTINCT r.reader_id) FILTER (WHERE NOT r.skip) > t.reads_per_case
+            OR c.reads_done > t.reads_per_case
+        """,
+    )
+    problems += [
+        f"case {case} has {readers} readers (reads_done {done}) for a target of {target}"
+        for case, target, done, readers in over_target
+    ]
+    twice = sql_rows(
+        database_url,
+        "SELECT case_id, reader_id, COUNT(*) FROM annotations_read GROUP BY case_id, reader_id HAVING COUNT(*) > 1",
+    )
+    problems += [f"reader {reader} read case {case} {count} times" for case, reader, count in twice]
+    (full_cases,) = sql_rows(
+        database_url,
+        "SELECT COUNT(*) FROM annotations_case c JOIN annotations_task t ON t.id = c.task_id "
+        "WHERE c.reads_done >= t.reads_per_case",
+    )[0]
+    return {
+        "passed": not problems,
+        "acknowledged": len(acks),
+        "stored_reads": len(stored),
+        # Stored but never acknowledged: the client's answer was lost (its retry would get the stored read).
+        "stored_not_acknowledged": len(set(stored) - set(acked_uuids)),
+        "cases_at_target": full_cases,
+        "problems": problems,
+    }
+
+
+def wait_for_consensus(database_url: str, *, timeout_s: float) -> float | None:
+    """Seconds until every read case has a current consensus newer than its newest read (None if not in time)."""
+    started = time.monotonic()
+
+    def settled() -> bool:
+        (stale,) = sql_rows(
+            database_url,
+            """
+            SELECT COUNT(*) FROM (
+                SELECT r.case_id, MAX(r.submitted_at) AS newest FROM annotations_read r GROUP BY r.case_id
+            ) latest
+            LEFT JOIN annotations_caseconsensus c ON c.case_id = latest.case_id AND c.is_current
+            WHERE c.id IS NULL OR c.computed_at < latest.newest
+            """,
+        )[0]
+        return stale == 0
+
+    while time.monotonic() - started < timeout_s:
+        if settled():
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
+def print_report(result: dict) -> None:
+    setup, audit = result["setup"], result["audit"]
+    print(
+        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + 1 Celery worker, "
+        f"{result['machine']['cpus']} CPUs"
+    )
+    print(f"requests {result['requests']}, {result['throughput_rps']} req/s, error rate {result['error_rate']:.2%}")
+    print(
+        f"acknowledged reads {result['acknowledged_reads']} ({result['reads_per_s']}/s); "
+        f"consensus settled {result['consensus_settled_s']} s after the run"
+    )
+    print(f"{'endpoint':<52} {'requests':>8} {'fail':>5} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, row in result["endpoints"].items():
+        print(f"{name:<52} {row['requests']:>8} {row['failures']:>5} {row['p50_ms']!s:>8} {row['p99_ms']!s:>8}")
+    print(
+        f"audit: {'PASSED' if audit['passed'] else 'FAILED'}: {audit['acknowledged']} acknowledged, "
+        f"{audit['stored_reads']} stored, {audit['cases_at_target']} cases at target"
+    )
+    for problem in audit["problems"]:
+        print("  -", problem)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run_load(
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration_s=args.duration_s,
+        web=args.web,
+        cases=args.cases,
+        reads_per_case=args.reads_per_case,
+    )
+    print_report(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.out}")
+    return 0 if result["audit"]["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
