@@ -125,6 +125,8 @@ class ImportJob(models.Model):
     collection = models.ForeignKey(Collection, null=True, blank=True, on_delete=models.SET_NULL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     upload_dir = models.CharField(max_length=500, blank=True)
+    # Store de-identified copies (DICOM PS3.15 basic profile) instead of the files as uploaded.
+    deidentify = models.BooleanField(default=False)
     files_total = models.PositiveIntegerField(default=0)
     files_done = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=list, blank=True)
@@ -132,3 +134,6 @@ class ImportJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"

@@ -74,7 +74,7 @@ def clean_display_name(name: str) -> str:
 
 
 @transaction.atomic
-def create_import_job(*, user, collection_name: str) -> ImportJob:
+def create_import_job(*, user, collection_name: str, deidentify: bool = False) -> ImportJob:
     """Open an upload: an ImportJob waiting for files, importing into the named collection."""
     name = collection_name.strip()
     if not name:
@@ -82,7 +82,9 @@ def create_import_job(*, user, collection_name: str) -> ImportJob:
     if len(name) > 200:
         raise UploadError("collection name must be at most 200 characters")
     collection = Collection.objects.get_or_create(name=name)[0]
-    job = ImportJob.objects.create(created_by=user, collection=collection, status=ImportJob.Status.PENDING)
+    job = ImportJob.objects.create(
+        created_by=user, collection=collection, status=ImportJob.Status.PENDING, deidentify=deidentify
+    )
     job.upload_dir = f"uploads/job-{job.pk}"
     job.save(update_fields=["upload_dir"])
     (job_dir(job) / "files").mkdir(parents=True, exist_ok=True)
@@ -230,6 +232,7 @@ def run_import(*, job_id: int) -> ImportJob:
             [_data_path(root / state.upload_id) for state in files],
             collection_name=job.collection.name if job.collection else None,
             progress=progress,
+            deidentify=job.deidentify,
         )
     except Exception as error:  # noqa: BLE001 - the admin must see why, not a job stuck at "running"
         job.status = ImportJob.Status.FAILED
@@ -243,6 +246,7 @@ def run_import(*, job_id: int) -> ImportJob:
             "status": outcome.status,
             "reason": outcome.reason,
             "sop_instance_uid": outcome.sop_instance_uid,
+            "phi": list(outcome.phi_attributes),
         }
         for outcome in report.outcomes
     ]

@@ -150,6 +150,7 @@ def import_json(job: ImportJob, *, with_report: bool = True) -> dict:
         "id": job.pk,
         "status": job.status,
         "collection": job.collection.name if job.collection else None,
+        "deidentify": job.deidentify,
         "files_total": job.files_total,
         "files_done": job.files_done,
         "percent": round(100 * job.files_done / job.files_total) if job.files_total else 0,
@@ -169,7 +170,11 @@ def import_json(job: ImportJob, *, with_report: bool = True) -> dict:
 def api_import_create(request: HttpRequest) -> JsonResponse:
     try:
         body = _json_body(request)
-        job = uploads.create_import_job(user=request.user, collection_name=str(body.get("collection", "")))
+        job = uploads.create_import_job(
+            user=request.user,
+            collection_name=str(body.get("collection", "")),
+            deidentify=body.get("deidentify") is True,
+        )
     except ValueError as error:
         return _error(str(error))
     return JsonResponse(import_json(job), status=201)

@@ -120,6 +120,14 @@ function renderReport(job) {
   const summary = job.summary || {};
   document.getElementById('report-summary').textContent =
     `${summary.imported ?? 0} imported · ${summary.duplicates ?? 0} duplicates · ${summary.rejected ?? 0} rejected`;
+  // What identifies a patient in these files (attribute names and file counts, never values).
+  const phi = Object.entries(summary.phi || {});
+  const phiLine = document.getElementById('report-phi');
+  phiLine.hidden = phi.length === 0;
+  phiLine.textContent = phi.length
+    ? `${job.deidentify ? 'Removed on import' : 'Identifying attributes present (check before a public booth)'}: ` +
+      phi.map(([name, count]) => `${name} (${count})`).join(', ')
+    : '';
   const rows = document.getElementById('report-rows');
   rows.replaceChildren(...(job.report || []).map((row) => el('tr', { class: row.status },
     el('td', { class: 'filename', text: row.name }),
@@ -174,7 +182,8 @@ startButton.addEventListener('click', async () => {
   setBar('upload-bar', 'upload-text', 0, total);
   setBar('import-bar', 'import-text', 0, 1, 'waiting');
   try {
-    const job = await api('/api/console/imports/', { method: 'POST', json: { collection } });
+    const deidentify = document.getElementById('deidentify').checked;
+    const job = await api('/api/console/imports/', { method: 'POST', json: { collection, deidentify } });
     statusLine.textContent = `Uploading ${files.length} file(s)…`;
     // Two files at a time: enough to fill the pipe without starving the booth's readers.
     const queue = [...files];

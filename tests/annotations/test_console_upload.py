@@ -92,6 +92,7 @@ def test_reuploading_the_same_files_reports_duplicates_by_their_dropped_names(ad
                 "status": expected,
                 "reason": report[0]["reason"],
                 "sop_instance_uid": report[0]["sop_instance_uid"],
+                "phi": report[0]["phi"],
             }
         ]
 
@@ -190,3 +191,24 @@ def test_the_import_task_is_idempotent_once_finished(small_ct_files, django_capt
     job.refresh_from_db()
     assert job.report == first_report
     assert first_report[0]["status"] == "imported"
+
+
+@pytest.mark.django_db
+def test_an_upload_reports_identifying_attributes_and_can_store_deidentified_copies(admin_client, small_ct_files):
+    from viewer.models import Study
+
+    job = admin_client.post(
+        reverse("console:api-import-create"),
+        {"collection": "Public booth", "deidentify": True},
+        content_type="application/json",
+    ).json()
+    upload(admin_client, job["id"], "IM0001.dcm", small_ct_files.files[0].read_bytes(), chunk=65536)
+    admin_client.post(reverse("console:api-import-start", args=[job["id"]]))
+
+    done = admin_client.get(reverse("console:api-import", args=[job["id"]])).json()
+    assert done["deidentify"] is True
+    assert done["summary"]["phi"]["PatientName"] == 1
+    assert "PatientBirthDate" in done["report"][0]["phi"]
+    study = Study.objects.get(collection__name="Public booth")
+    assert "Test" not in study.patient_name
+    assert study.study_instance_uid != small_ct_files.study_instance_uid
