@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import transaction
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -84,8 +85,8 @@ class ExportJobSerializer(serializers.ModelSerializer):
         return Path(job.file_path).name if job.file_path else None
 
     def get_file_size(self, job: ExportJob) -> int | None:
-        path = _job_file(job)
-        return path.stat().st_size if path else None
+        name = _job_file(job)
+        return storages["exports"].size(name) if name else None
 
 
 class ExportJobCreateSerializer(serializers.Serializer):
@@ -94,15 +95,16 @@ class ExportJobCreateSerializer(serializers.Serializer):
     pseudonymise = serializers.BooleanField(default=True, help_text="Only admins may set this to false.")
 
 
-def _job_file(job: ExportJob) -> Path | None:
-    """The finished file of a job, if it is there and inside the data folder."""
+def _job_file(job: ExportJob) -> str | None:
+    """The name of a job's finished file in the exports store, if it is there and inside the store."""
     if job.status != ExportJob.Status.DONE or not job.file_path:
         return None
-    root = Path(settings.DATA_DIR).resolve()
-    path = (root / job.file_path).resolve()
-    if root not in path.parents or not path.is_file():
+    if Path(job.file_path).is_absolute() or ".." in Path(job.file_path).parts:
         return None
-    return path
+    try:
+        return job.file_path if storages["exports"].exists(job.file_path) else None
+    except SuspiciousFileOperation:
+        return None
 
 
 def visible_jobs(user):
@@ -193,6 +195,7 @@ class ExportJobDownloadView(ExportAPIView):
         summary="Download a finished export",
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the CSV or zip file"),
+            302: OpenApiResponse(description="object storage: redirect to a short-lived signed URL of the file"),
             403: OpenApiResponse(description="not an admin/researcher"),
             404: OpenApiResponse(description="no such job visible to you"),
             409: OpenApiResponse(description="the job has not finished (or failed)"),
@@ -200,9 +203,19 @@ class ExportJobDownloadView(ExportAPIView):
     )
     def get(self, request: Request, job_id: int):
         job = get_object_or_404(visible_jobs(request.user), pk=job_id)
-        path = _job_file(job)
-        if path is None:
+        name = _job_file(job)
+        if name is None:
             detail = "the export has not finished" if job.status != ExportJob.Status.DONE else "the file is gone"
             return Response({"detail": detail, "status": job.status}, status=status.HTTP_409_CONFLICT)
-        content_type = "text/csv" if path.suffix == ".csv" else "application/zip"
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name, content_type=content_type)
+        filename = Path(name).name
+        content_type = "text/csv" if filename.endswith(".csv") else "application/zip"
+        store = storages["exports"]
+        if not isinstance(store, FileSystemStorage):
+            # Object storage: the client fetches the bytes straight from the bucket through a
+            # short-lived signed URL, so a large archive never ties up a web process.
+            parameters = {
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentType": content_type,
+            }
+            return HttpResponseRedirect(store.url(name, parameters=parameters))
+        return FileResponse(store.open(name, "rb"), as_attachment=True, filename=filename, content_type=content_type)

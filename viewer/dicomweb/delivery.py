@@ -36,6 +36,7 @@ from viewer.services.pixels import (
     sliced_native_frame,
     stored_frame_bytes,
 )
+from viewer.services.stored_files import local_location, local_path
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ def native_frame(instance: Instance, *, frame_number: int) -> bytes:
 def _decode_native(instance: Instance, frame_number: int) -> bytes:
     description = pixel_description(instance)
     if can_slice_native_frames(description):
-        return sliced_native_frame(instance.absolute_path, description=description, frame_index=frame_number - 1)
-    frame = decode_frame(instance.absolute_path, frame_index=frame_number - 1)
+        return sliced_native_frame(local_path(instance), description=description, frame_index=frame_number - 1)
+    frame = decode_frame(local_path(instance), frame_index=frame_number - 1)
     return _checked_native_bytes(instance, frame)
 
 
@@ -122,7 +123,7 @@ def stored_frame(instance: Instance, *, frame_number: int) -> bytes:
         "stored-frames",
         frame_key(instance, frame_number),
         lambda: stored_frame_bytes(
-            instance.absolute_path, frame_index=frame_number - 1, number_of_frames=instance.number_of_frames
+            local_path(instance), frame_index=frame_number - 1, number_of_frames=instance.number_of_frames
         ),
     )
     return value
@@ -186,7 +187,7 @@ def instance_metadata_json(instance: Instance, *, study_uid: str, series_uid: st
             pass
         try:
             document = instance_metadata(
-                instance.absolute_path, description=pixel_description(instance), instance_url=url
+                local_path(instance), description=pixel_description(instance), instance_url=url
             )
         except (OSError, pydicom.errors.InvalidDicomError) as error:
             raise UndecodablePixelsError(
@@ -201,8 +202,8 @@ def instance_metadata_json(instance: Instance, *, study_uid: str, series_uid: st
 
 
 def metadata_sidecar_path(instance: Instance) -> Path:
-    """Where an instance's WADO-RS metadata document (with the root placeholder) is kept beside its file."""
-    return instance.absolute_path.with_suffix(".metadata.json")
+    """Where an instance's WADO-RS metadata document (with the root placeholder) is kept beside its local file."""
+    return local_location(instance).with_suffix(".metadata.json")
 
 
 def write_metadata_sidecar(instance: Instance) -> None:

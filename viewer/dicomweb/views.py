@@ -34,6 +34,7 @@ from viewer.services.pixels import (
     parse_viewport,
     parse_window,
 )
+from viewer.services.stored_files import local_path
 
 logger = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ def bulkdata(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
         )
         part_type = f"application/octet-stream; transfer-syntax={NATIVE_TRANSFER_SYNTAX}"
     else:
-        ds = pydicom.dcmread(str(instance.absolute_path), stop_before_pixels=True)
+        ds = pydicom.dcmread(str(local_path(instance)), stop_before_pixels=True)
         element = ds.get(int(tag, 16))
         if element is None or not isinstance(element.value, bytes):
             raise DicomwebError(404, "not_found", f"instance {sop_uid} has no top-level bulk data element {tag}")
@@ -424,11 +425,11 @@ def _negotiate_dicom(request: HttpRequest, instances: list[Instance]) -> str:
 
 def _dicom_file_chunks(instance: Instance, transfer_syntax: str) -> Iterator[bytes]:
     if transfer_syntax in ("*", instance.transfer_syntax_uid):
-        with open(instance.absolute_path, "rb") as handle:
+        with open(local_path(instance), "rb") as handle:
             while chunk := handle.read(STREAM_CHUNK_BYTES):
                 yield chunk
         return
-    ds = pydicom.dcmread(str(instance.absolute_path))
+    ds = pydicom.dcmread(str(local_path(instance)))
     try:
         if ds.file_meta.TransferSyntaxUID.is_compressed:
             ds.decompress()

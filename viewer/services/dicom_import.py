@@ -2,7 +2,8 @@
 
 One service for the command line and the console upload: each file is parsed
 once, validated (a DICOM image whose first frame the server can decode),
-copied under the data dir by UID and recorded. Re-importing an instance is a
+copied into `storages["dicom"]` by UID (the data dir by default, object storage
+when configured; see viewer.services.stored_files) and recorded. Re-importing an instance is a
 no-op. A bad file is reported by name with the reason and never leaves a half
 record or a stray file behind. Zips are extracted defensively (no traversal,
 bounded size and count, streamed to disk).
@@ -28,7 +29,7 @@ from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
 from viewer.models import Collection, Instance, Series, Study
-from viewer.services import phi
+from viewer.services import phi, stored_files
 
 logger = logging.getLogger(__name__)
 
@@ -375,9 +376,16 @@ def stored_relative_path(meta: dict) -> str:
 
 def _store(path: Path, ds: pydicom.Dataset, meta: dict, collection: Collection | None, *, rewrite: bool) -> Instance:
     relative = stored_relative_path(meta)
-    target = settings.DATA_DIR / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    local = stored_files.is_local_store()
+    if local:
+        target = Path(stored_files.dicom_store().path(relative))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+    else:
+        # Object storage: the file is completed locally and uploaded once its record has committed.
+        descriptor, name = tempfile.mkstemp(prefix=f"{meta['sop_instance_uid']}.", suffix=".partial", dir=_tmp_dir())
+        os.close(descriptor)
+        partial = Path(name)
     if rewrite:
         ds.save_as(partial, enforce_file_format=False)
     else:
@@ -413,8 +421,11 @@ def _store(path: Path, ds: pydicom.Dataset, meta: dict, collection: Collection |
         raise
     # The file takes its final name only once the record has committed.
     try:
-        os.replace(partial, target)
-    except OSError:
+        if local:
+            os.replace(partial, target)
+        else:
+            stored_files.upload(name=relative, source=partial, sop_instance_uid=meta["sop_instance_uid"])
+    except Exception:
         instance.delete()
         partial.unlink(missing_ok=True)
         raise

@@ -1,9 +1,12 @@
 """The one export service: the command line, the Celery task and the API all call it.
 
 `export_to_path` writes one format of a task to a file; `run_export` does the same
-for an ExportJob row, recording status and progress on it. Files are written under
-a temporary name in the target folder and renamed into place only when complete,
-so a crash never leaves a half file that looks finished. This module must never
+for an ExportJob row, recording status and progress on it, and keeps the finished file
+in `storages["exports"]`. Files are written under a temporary name in the target folder
+and renamed into place only when complete, so a crash never leaves a half file that looks
+finished. On the filesystem default the job's file is built directly where the store keeps
+it (no second copy); on object storage it is built in a temporary folder and uploaded only
+once complete. This module must never
 decide who may export (the API and the command line do) and never name readers
 unless asked to with pseudonymise=False.
 """
@@ -21,7 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
 from annotations.models import ExportJob, Task
@@ -188,9 +192,39 @@ def _write_archive(
     return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
 
 
+def job_file_name(job: ExportJob) -> str:
+    """A job's file inside the exports store: `exports/job-<id>/<file name>`."""
+    return f"exports/job-{job.pk}/{export_filename(task=job.task, fmt=job.format)}"
+
+
 def job_output_path(job: ExportJob) -> Path:
-    """Where a job's file lives: DATA_DIR/exports/job-<id>/<file name>."""
-    return Path(settings.DATA_DIR) / "exports" / f"job-{job.pk}" / export_filename(task=job.task, fmt=job.format)
+    """Where a job's file lives on the filesystem store: <store root>/exports/job-<id>/<file name>."""
+    store = storages["exports"]
+    if not isinstance(store, FileSystemStorage):
+        raise ValueError("the exports store is not on the local filesystem")
+    return Path(store.path(job_file_name(job)))
+
+
+def job_file_exists(job: ExportJob) -> bool:
+    """Whether a job's recorded file is in the exports store."""
+    return bool(job.file_path) and storages["exports"].exists(job.file_path)
+
+
+def _build_and_store(job: ExportJob, *, on_progress: ProgressCallback) -> str:
+    """Build the job's file and keep it in the exports store; return its name there."""
+    store = storages["exports"]
+    name = job_file_name(job)
+    options = dict(task=job.task, fmt=job.format, pseudonymise=job.pseudonymise, progress=on_progress)
+    if isinstance(store, FileSystemStorage):
+        # Built in place: the atomic rename is the store's write, so there is no second copy.
+        export_to_path(out=job_output_path(job), **options)
+        return name
+    with tempfile.TemporaryDirectory(prefix="readerboard-export-") as folder:
+        result = export_to_path(out=Path(folder), **options)
+        if store.exists(name):  # a rerun after a crash between upload and save: replace the orphan
+            store.delete(name)
+        with open(result.path, "rb") as handle:
+            return store.save(name, File(handle, name=result.path.name))
 
 
 def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -> ExportJob:
@@ -199,7 +233,7 @@ def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -
     `progress(job)` is called after each saved progress update and at the end (e.g. to
     broadcast to a page). An error marks the job failed with the message and is re-raised.
     """
-    if job.status == ExportJob.Status.DONE and job.file_path and (Path(settings.DATA_DIR) / job.file_path).is_file():
+    if job.status == ExportJob.Status.DONE and job_file_exists(job):
         return job
     job.status, job.error, job.progress_done = ExportJob.Status.RUNNING, "", 0
     job.save(update_fields=["status", "error", "progress_done"])
@@ -215,9 +249,8 @@ def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -
             if progress:
                 progress(job)
 
-    out = job_output_path(job)
     try:
-        export_to_path(task=job.task, fmt=job.format, out=out, pseudonymise=job.pseudonymise, progress=on_progress)
+        stored_name = _build_and_store(job, on_progress=on_progress)
     except Exception as error:
         logger.exception("export job %s failed", job.pk)
         job.status, job.error, job.finished_at = (
@@ -231,7 +264,7 @@ def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -
         raise
     job.status, job.finished_at = ExportJob.Status.DONE, timezone.now()
     job.progress_done = job.progress_total
-    job.file_path = str(out.relative_to(Path(settings.DATA_DIR)))
+    job.file_path = stored_name
     job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "file_path"])
     if progress:
         progress(job)

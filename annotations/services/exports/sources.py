@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from annotations.models import Reader
 from annotations.services.geometry import FrameGeometry, frames_of_instance
 from viewer.models import Instance, Series
+from viewer.services.stored_files import local_path
 
 SOFTWARE_NAME = "Readerboard"
 
@@ -106,7 +107,7 @@ class SeriesSources:
     def header(self, instance: Instance) -> Dataset:
         """Return the instance's stored DICOM header (no pixel data), read once."""
         if instance.pk not in self._headers:
-            self._headers[instance.pk] = pydicom.dcmread(instance.absolute_path, stop_before_pixels=True)
+            self._headers[instance.pk] = pydicom.dcmread(local_path(instance), stop_before_pixels=True)
         return self._headers[instance.pk]
 
 
