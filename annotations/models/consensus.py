@@ -26,6 +26,9 @@ class CaseConsensus(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"consensus of case {self.case_id} ({self.algorithm_version})"
+
 
 class ConsensusLesion(models.Model):
     consensus = models.ForeignKey(CaseConsensus, on_delete=models.CASCADE, related_name="lesions")
@@ -50,6 +53,9 @@ class ConsensusLesion(models.Model):
     class Meta:
         ordering = ["consensus_id", "lesion_index"]
 
+    def __str__(self) -> str:
+        return f"lesion {self.lesion_index} of consensus {self.consensus_id}"
+
 
 class ReaderQuality(models.Model):
     """Per-task figures for one reader: accuracy on gold cases, STAPLE sensitivity/specificity, weight."""
@@ -67,3 +73,6 @@ class ReaderQuality(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "reader"], name="unique_quality_per_task_reader")]
+
+    def __str__(self) -> str:
+        return f"quality of reader {self.reader_id} in task {self.task_id}"

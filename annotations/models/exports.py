@@ -33,3 +33,6 @@ class ExportJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.format} export {self.pk} of task {self.task_id} ({self.status})"

@@ -62,6 +62,9 @@ class Mark(models.Model):
     class Meta:
         ordering = ["read_id", "lesion_index", "kind"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} of lesion {self.lesion_index} in read {self.read_id}"
+
 
 class MaskSlice(models.Model):
     """One frame of a lesion mask as run lengths over the row-major bitmap, starting with a run of zeros."""
@@ -75,3 +78,6 @@ class MaskSlice(models.Model):
 
     class Meta:
         ordering = ["read_id", "lesion_index", "id"]
+
+    def __str__(self) -> str:
+        return f"mask of lesion {self.lesion_index} in read {self.read_id}, frame {self.frame}"

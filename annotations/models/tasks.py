@@ -108,6 +108,9 @@ class Lease(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "reader"], name="unique_lease_per_case_reader")]
 
+    def __str__(self) -> str:
+        return f"lease of case {self.case_id} to reader {self.reader_id}"
+
 
 class ReferenceLesion(models.Model):
     """A known lesion of a series: synthetic ground truth or an admin's gold-standard answer."""
@@ -123,3 +126,6 @@ class ReferenceLesion(models.Model):
     # The instance where the in-plane long axis is greatest (the lesion's centre slice).
     sop_instance_uid = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.label or 'reference lesion'} ({self.long_axis_mm:g} mm)"

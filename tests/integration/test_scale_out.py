@@ -17,7 +17,6 @@ import io
 import json
 import os
 import secrets
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +30,7 @@ from tests.integration.processes import (
     Deployment,
     LeaderboardSocket,
     ReaderClient,
+    line_read_document,
     loopback_session,
     sql_rows,
     wait_until,
@@ -174,33 +174,6 @@ def deployment(tmp_path_factory, postgres_url: str, redis_url: str) -> Iterator[
 # --- harness: clients --------------------------------------------------------------------------
 
 
-def read_document(case: dict, *, offset_px: float) -> dict:
-    """A read with one long axis across the case's lesion, shifted by `offset_px` so readers differ a little."""
-    column, row = case["center"]
-    start, end = [column - 6.5 + offset_px, row + offset_px / 2], [column + 6.5 + offset_px, row + offset_px / 2]
-    length_mm = ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5 * case["column_mm"]
-    return {
-        "client_uuid": str(uuid.uuid4()),
-        "case": case["id"],
-        "started_at": "2026-11-25T10:31:02.120Z",
-        "duration_s": 21.5,
-        "flags": {"no_lesion": False, "skip": False, "quality_problem": False},
-        "comment": "",
-        "lesions": [
-            {
-                "lesion": 1,
-                "long_axis": {
-                    "sop_instance_uid": case["sop_instance_uid"],
-                    "frame": 1,
-                    "start": start,
-                    "end": end,
-                    "length_mm": round(length_mm, 2),
-                },
-            }
-        ],
-    }
-
-
 # --- the test ----------------------------------------------------------------------------------
 
 
@@ -239,7 +212,7 @@ def test_two_web_processes_and_two_workers_share_one_reading_session(deployment:
                 offered, _ = reader.request("POST", f"/api/tasks/{seed['task']}/next-case/")
                 assert offered.status_code == 200, offered.text
                 case = next(case for case in seed["cases"] if case["id"] == offered.json()["id"])
-                document = read_document(case, offset_px=0.6 * reader_number)
+                document = line_read_document(case, offset_px=0.6 * reader_number)
                 saved, _ = reader.request("POST", "/api/reads/", json=document, via=web_b)
                 assert saved.status_code == 201, saved.text
                 submitted += 1
