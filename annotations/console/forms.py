@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from annotations.console.task_setup import ReferenceAnswer
+from annotations.console.task_setup import TASK_FIELDS, ReferenceAnswer
 from annotations.models import Task
 from annotations.models.tasks import Tool
 from annotations.services.roles import ALL_ROLES
@@ -52,17 +52,7 @@ class TaskForm(forms.ModelForm):
 
     class Meta:
         model = Task
-        fields = [
-            "name",
-            "instructions_md",
-            "tools",
-            "reads_per_case",
-            "max_lesions_per_case",
-            "consensus_method",
-            "min_support",
-            "finding",
-            "is_open",
-        ]
+        fields = list(TASK_FIELDS)
         widgets = {"instructions_md": forms.Textarea(attrs={"rows": 10})}
         labels = {"instructions_md": "Instructions (Markdown)", "is_open": "Open for reading"}
 

@@ -21,7 +21,8 @@ from annotations.models import Case, CaseConsensus, Mark, MaskSlice, Read, Reade
 from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label
 from viewer.models import Instance
 
-READ_COLUMNS: tuple[str, ...] = (
+# Where a row's mark is: the same leading columns in both CSVs, so they join on them.
+LOCATION_COLUMNS: tuple[str, ...] = (
     "task_id",
     "task_name",
     "case_id",
@@ -33,6 +34,10 @@ READ_COLUMNS: tuple[str, ...] = (
     "sop_instance_uid",
     "frame",
     "slice_index",
+)
+
+READ_COLUMNS: tuple[str, ...] = (
+    *LOCATION_COLUMNS,
     "read_id",
     "read_version",
     "is_latest_version",
@@ -65,17 +70,7 @@ READ_COLUMNS: tuple[str, ...] = (
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
-    "task_id",
-    "task_name",
-    "case_id",
-    "case_label",
-    "is_gold",
-    "patient_id",
-    "study_instance_uid",
-    "series_instance_uid",
-    "sop_instance_uid",
-    "frame",
-    "slice_index",
+    *LOCATION_COLUMNS,
     "consensus_id",
     "algorithm_version",
     "consensus_method",
