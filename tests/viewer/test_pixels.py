@@ -20,6 +20,7 @@ from viewer.services.pixels import (
     can_slice_native_frames,
     decode_frame,
     encode_image,
+    encode_png,
     native_frame_bytes,
     parse_viewport,
     parse_window,
@@ -153,10 +154,19 @@ def test_encoded_images_decode_back_to_the_same_size(media_type, magic):
     assert Image.open(io.BytesIO(payload)).size == (64, 32)
 
 
-def test_png_is_lossless():
-    pixels = np.random.default_rng(1).integers(0, 256, (16, 16), dtype=np.uint8)
+@pytest.mark.parametrize("shape", [(16, 16), (1, 1), (3, 7), (7, 3, 3), (512, 512)])
+def test_png_is_lossless(shape):
+    pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     payload = encode_image(Image.fromarray(pixels), media_type="image/png")
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(payload))), pixels)
+    decoded = Image.open(io.BytesIO(payload))
+    decoded.load()  # Pillow checks every chunk's CRC while loading
+    assert decoded.mode == ("RGB" if len(shape) == 3 else "L")
+    assert np.array_equal(np.asarray(decoded), pixels)
+
+
+def test_png_refuses_pixels_it_cannot_encode():
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((4, 4), dtype=np.uint16))
 
 
 def _description_of(path) -> PixelDescription | None:
@@ -206,3 +216,41 @@ def test_frames_sliced_from_uncompressed_files_equal_pydicom_decoding():
             assert sliced_native_frame(path, description=description, frame_index=index) == expected, path.name
             sliceable.append(path.name)
     assert len(sliceable) >= 8
+
+
+def _uncompressed_file(tmp_path: Path, *, trailing_element: bool) -> tuple[Path, PixelDescription, np.ndarray]:
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    frames = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5) - 30
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 4, 5, 3
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 1
+    ds.PixelData = frames.tobytes()
+    if trailing_element:
+        ds.add_new(0xFFFCFFFC, "OB", b"\0" * 8)  # Data Set Trailing Padding, after Pixel Data
+    path = tmp_path / "frames.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path, _description(pydicom.dcmread(path, stop_before_pixels=True)), frames
+
+
+def test_a_frame_of_a_typical_file_is_read_without_parsing_the_header(tmp_path, monkeypatch):
+    import pydicom
+
+    path, description, frames = _uncompressed_file(tmp_path, trailing_element=False)
+    monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: pytest.fail("the header was parsed"))
+    assert sliced_native_frame(path, description=description, frame_index=2) == frames[2].tobytes()
+
+
+def test_elements_after_pixel_data_fall_back_to_parsing_the_header(tmp_path):
+    path, description, frames = _uncompressed_file(tmp_path, trailing_element=True)
+    for index in range(3):
+        assert sliced_native_frame(path, description=description, frame_index=index) == frames[index].tobytes()

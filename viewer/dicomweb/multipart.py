@@ -8,6 +8,7 @@ delimiter. This module must never know about models, files or access.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,10 +60,14 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
     return parts
 
 
-def parse_accept(header: str | None) -> list[MediaRange]:
-    """Return the Accept header's media ranges, most preferred first; an empty header accepts anything."""
+@functools.lru_cache(maxsize=512)
+def parse_accept(header: str | None) -> tuple[MediaRange, ...]:
+    """Return the Accept header's media ranges, most preferred first; an empty header accepts anything.
+
+    Memoised: a viewer sends the same Accept header with every frame it loads.
+    """
     if not header or not header.strip():
-        return [MediaRange("*/*")]
+        return (MediaRange("*/*"),)
     ranges: list[tuple[float, int, MediaRange]] = []
     for position, entry in enumerate(_split_outside_quotes(header, ",")):
         pieces = [piece.strip() for piece in _split_outside_quotes(entry, ";")]
@@ -83,7 +88,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
                 params[name] = value
         if quality > 0:
             ranges.append((-quality, position, MediaRange(media_type, params, quality)))
-    return [media_range for _, _, media_range in sorted(ranges, key=lambda item: (item[0], item[1]))]
+    return tuple(media_range for _, _, media_range in sorted(ranges, key=lambda item: (item[0], item[1])))
 
 
 def new_boundary() -> str:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,6 +127,7 @@ def decode_frame(path: Path | str, *, frame_index: int) -> np.ndarray:
 
 LITTLE_ENDIAN_NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 PIXEL_DATA_TAG_BYTES = b"\xe0\x7f\x10\x00"
+DICOM_PREAMBLE_BYTES = 132  # 128-byte preamble and "DICM"
 
 
 def native_frame_size(description: PixelDescription) -> int:
@@ -147,14 +151,22 @@ def can_slice_native_frames(description: PixelDescription) -> bool:
 def sliced_native_frame(path: Path | str, *, description: PixelDescription, frame_index: int) -> bytes:
     """Return one frame's bytes read straight from an uncompressed little-endian file (no decoding)."""
     frame_size = native_frame_size(description)
+    explicit = description.transfer_syntax_uid == "1.2.840.10008.1.2.1"
     try:
         with open(path, "rb") as handle:
+            value_start = _trailing_pixel_data_offset(handle, description, explicit=explicit)
+            if value_start is not None:
+                handle.seek(value_start + frame_index * frame_size)
+                payload = handle.read(frame_size)
+                if len(payload) == frame_size:
+                    return payload
+                raise UndecodablePixelsError(f"stored file is truncated: frame {frame_index + 1} is incomplete")
+            handle.seek(0)
             pydicom.dcmread(handle, stop_before_pixels=True)
             # dcmread stops with the file positioned at the Pixel Data tag.
             header = handle.read(12)
             if header[:4] != PIXEL_DATA_TAG_BYTES:
                 raise UndecodablePixelsError("pixel data element not found after the header")
-            explicit = description.transfer_syntax_uid == "1.2.840.10008.1.2.1"
             length = int.from_bytes(header[8:12] if explicit else header[4:8], "little")
             value_start = handle.tell() - (0 if explicit else 4)
             if length == 0xFFFFFFFF or length < frame_size * (frame_index + 1):
@@ -168,6 +180,28 @@ def sliced_native_frame(path: Path | str, *, description: PixelDescription, fram
     if len(payload) != frame_size:
         raise UndecodablePixelsError(f"stored file is truncated: frame {frame_index + 1} has {len(payload)} bytes")
     return payload
+
+
+def _trailing_pixel_data_offset(handle, description: PixelDescription, *, explicit: bool) -> int | None:
+    """Return where the Pixel Data value starts when it is the file's last element, else None.
+
+    That is how nearly every uncompressed file is laid out, and checking it takes one
+    12-byte read instead of parsing the whole header with pydicom (most of a cold frame's
+    cost). The element header must name Pixel Data with exactly the remaining length.
+    """
+    pixel_bytes = native_frame_size(description) * description.number_of_frames
+    value_length = pixel_bytes + pixel_bytes % 2  # values are padded to an even length
+    header_size = 12 if explicit else 8
+    value_start = os.fstat(handle.fileno()).st_size - value_length
+    if value_start - header_size < DICOM_PREAMBLE_BYTES:
+        return None
+    handle.seek(value_start - header_size)
+    header = handle.read(header_size)
+    if header[:4] != PIXEL_DATA_TAG_BYTES or (explicit and header[4:6] not in (b"OW", b"OB")):
+        return None
+    if int.from_bytes(header[-4:], "little") != value_length:
+        return None
+    return value_start
 
 
 def native_frame_bytes(frame: np.ndarray) -> bytes:
@@ -320,12 +354,44 @@ def apply_viewport(image: Image.Image, viewport: Viewport | None) -> Image.Image
 
 def encode_image(image: Image.Image, *, media_type: str, quality: int = 90) -> bytes:
     """Return the image encoded as PNG or JPEG."""
+    if media_type == "image/png" and image.mode in ("L", "RGB"):
+        return encode_png(np.asarray(image))
     buffer = io.BytesIO()
     if media_type == "image/png":
-        # Level 1 is several times faster than the default and barely larger on CT.
         image.save(buffer, format="PNG", compress_level=1)
     elif media_type == "image/jpeg":
         image.save(buffer, format="JPEG", quality=quality)
     else:
         raise ValueError(f"cannot render as {media_type!r}; use image/png or image/jpeg")
     return buffer.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_UP = 2
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """Return 8-bit greyscale (rows, cols) or RGB (rows, cols, 3) pixels as a PNG file.
+
+    Pillow's encoder tries every PNG row filter on every row, which made it most of the
+    cost of a cold rendered frame. One "Up" filter done by NumPy and zlib's run-length
+    strategy encode a 512x512 CT slice about four times faster, and smaller.
+    """
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"PNG needs uint8 greyscale or RGB pixels, got {pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, -1)
+    filtered = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
+    filtered[:, 0] = PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]  # the row above the first one counts as zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps modulo 256, as PNG defines
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    compressed = compressor.compress(filtered) + compressor.flush()
+    colour_type = 0 if pixels.ndim == 2 else 2
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", compressed) + _png_chunk(b"IEND", b"")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    checksum = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
