@@ -5,7 +5,9 @@ subprocess, a temporary data dir) and from Orthanc with its DICOMweb plugin (Deb
 packages `orthanc` + `orthanc-dicomweb`, own config, loopback ports chosen at run
 time), then measures at 1, 8 and 32 concurrent clients: requests (frames) per second
 and p50/p99 latency for native frames, rendered PNG frames and series metadata, cold
-(caches emptied and servers restarted) and warm. Prints a table with the
+(caches emptied and servers restarted, every URL once, by the asyncio client below)
+and warm (after a warm-up, a fixed time of requests cycling over the URLs, by `wrk`
+when Debian's wrk is installed, else by the asyncio client). Prints a table with the
 Readerboard/Orthanc ratio per row and writes it as JSON to benchmarks/results/.
 
 Only loopback traffic; every request loop is bounded in count and time. Both servers
@@ -180,6 +182,53 @@ def run_load(port: int, paths: list[str], headers: dict, *, clients: int, time_l
     except ImportError:
         return asyncio.run(main())
     return uvloop.run(main())
+
+
+# --- the warm-phase load generator: wrk (C, epoll), so the client takes little of the 2 cores -------
+
+WRK_SCRIPT = r"""
+local paths, next_index = {}, 0
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+end
+request = function()
+  next_index = next_index % #paths + 1
+  return wrk.format("GET", paths[next_index])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK-JSON {\"requests\": %d, \"duration_us\": %d, \"bytes\": %d, \"errors\": %d, " ..
+    "\"p50_us\": %d, \"p99_us\": %d, \"mean_us\": %f}\n",
+    summary.requests, summary.duration, summary.bytes, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def run_wrk(port: int, paths: list[str], headers: dict, *, clients: int, seconds: float, workdir: Path) -> dict:
+    """Cycle over `paths` for `seconds` with `clients` keep-alive connections on one wrk thread."""
+    script, path_list = workdir / "cycle.lua", workdir / "paths.txt"
+    script.write_text(WRK_SCRIPT)
+    path_list.write_text("\n".join(paths) + "\n")
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", str(script)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    command += [f"http://127.0.0.1:{port}", "--", str(path_list)]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("WRK-JSON "))
+    raw = json.loads(line.removeprefix("WRK-JSON "))
+    wall_s = raw["duration_us"] / 1e6
+    return {
+        "requests": raw["requests"],
+        "errors": raw["errors"],
+        "per_s": round(raw["requests"] / wall_s, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "mean_ms": round(raw["mean_us"] / 1000, 2),
+        "mb_per_s": round(raw["bytes"] / wall_s / 1e6, 1),
+        "client": "wrk",
+    }
 
 
 # --- the two servers ---------------------------------------------------------------------------
@@ -365,15 +414,26 @@ KIND_HEADERS = {
 }
 
 
-def measure(server: Server, kind: str, clients: int, *, warm_requests: int, time_limit_s: float) -> dict:
-    """Restart cold, request every distinct URL once (cold), then `warm_requests` cycling over them (warm)."""
+WARM_UP_SECONDS = 2.0
+
+
+def measure(server: Server, kind: str, clients: int, *, settings: argparse.Namespace, workdir: Path) -> dict:
+    """Restart cold and request every distinct URL once (cold); warm up, then measure cycling over them (warm).
+
+    The warm-up matters for a multi-process server: each process keeps its own in-memory tier.
+    """
     server.restart_cold()
     headers = {**server.headers, **KIND_HEADERS[kind]}
     urls = server.urls(kind)
-    cold = run_load(server.port, urls, headers, clients=clients, time_limit_s=time_limit_s)
-    warm_paths = [urls[i % len(urls)] for i in range(max(warm_requests, len(urls)))]
-    warm = run_load(server.port, warm_paths, headers, clients=clients, time_limit_s=time_limit_s)
-    return {"cold": cold.summary(), "warm": warm.summary()}
+    cold = run_load(server.port, urls, headers, clients=clients, time_limit_s=settings.time_limit).summary()
+    if settings.wrk:
+        run_wrk(server.port, urls, headers, clients=clients, seconds=WARM_UP_SECONDS, workdir=workdir)
+        warm = run_wrk(server.port, urls, headers, clients=clients, seconds=settings.warm_seconds, workdir=workdir)
+    else:
+        run_load(server.port, urls * 3, headers, clients=clients, time_limit_s=settings.time_limit)
+        warm_paths = [urls[i % len(urls)] for i in range(max(settings.warm_requests, len(urls)))]
+        warm = run_load(server.port, warm_paths, headers, clients=clients, time_limit_s=settings.time_limit).summary()
+    return {"cold": {**cold, "client": "asyncio"}, "warm": warm if settings.wrk else {**warm, "client": "asyncio"}}
 
 
 def ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -409,16 +469,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, default=2, help="number of demo series (cold metadata samples)")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated: frames,rendered,metadata")
-    parser.add_argument("--warm-requests", type=int, default=400, help="requests per warm measurement")
+    parser.add_argument("--warm-seconds", type=float, default=5.0, help="length of each warm measurement with wrk")
+    parser.add_argument("--warm-requests", type=int, default=400, help="requests per warm measurement without wrk")
+    parser.add_argument("--no-wrk", action="store_true", help="measure warm rows with the asyncio client too")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds at most per measurement")
     parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
-    parser.add_argument("--workers", type=int, default=4, help="uvicorn worker processes (each serialises sync views)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="uvicorn worker processes (default: one per core)"
+    )
     parser.add_argument("--no-orthanc", action="store_true", help="measure Readerboard alone")
-    parser.add_argument("--quick", action="store_true", help="small smoke run: 16 slices, 1 series, 80 requests")
+    parser.add_argument("--quick", action="store_true", help="small smoke run: 16 slices, 1 series, short warm rows")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = parser.parse_args(argv)
     if args.quick:
-        args.slices, args.series, args.warm_requests = 16, 1, 80
+        args.slices, args.series, args.warm_requests, args.warm_seconds = 16, 1, 80, 2.0
+    args.wrk = not args.no_wrk and shutil.which("wrk") is not None
     clients_levels = [int(c) for c in args.clients.split(",")]
     kinds = [kind for kind in args.kinds.split(",") if kind]
     use_orthanc = not args.no_orthanc and shutil.which("Orthanc") is not None
@@ -449,15 +514,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for kind in kinds:
             for clients in clients_levels:
-                ours = measure(
-                    readerboard, kind, clients, warm_requests=args.warm_requests, time_limit_s=args.time_limit
-                )
+                ours = measure(readerboard, kind, clients, settings=args, workdir=workdir)
                 readerboard.stop()
                 theirs = None
                 if orthanc is not None:
-                    theirs = measure(
-                        orthanc, kind, clients, warm_requests=args.warm_requests, time_limit_s=args.time_limit
-                    )
+                    theirs = measure(orthanc, kind, clients, settings=args, workdir=workdir)
                     orthanc.stop()
                 for phase in ("cold", "warm"):
                     row = {"kind": kind, "phase": phase, "clients": clients, "readerboard": ours[phase]}
@@ -480,8 +541,12 @@ def main(argv: list[str] | None = None) -> int:
                 "frame": "512x512 int16 CT, explicit VR little endian",
                 "readerboard_server": f"{args.server} x{args.workers if args.server == 'uvicorn' else 1}",
                 "orthanc": orthanc is not None,
-                "warm_requests": args.warm_requests,
-                "cold": "caches emptied and server restarted; every distinct URL requested once",
+                "cold": "caches emptied and server restarted; every distinct URL requested once (asyncio client)",
+                "warm": (
+                    f"{WARM_UP_SECONDS:g} s warm-up, then {args.warm_seconds:g} s cycling over the URLs (wrk, 1 thread)"
+                    if args.wrk
+                    else f"3 warm-up passes, then {args.warm_requests} requests cycling over the URLs (asyncio)"
+                ),
                 "ratios": "throughput_ratio = Readerboard/Orthanc requests per second; "
                 "p99_ratio = Orthanc p99 / Readerboard p99 (above 1: Readerboard faster)",
             },

@@ -97,3 +97,36 @@ def test_access_decisions_are_memoised_for_the_configured_seconds(client, small_
     assert client.get(frame_url(small_ct_series)).status_code == 200  # within the memo lifetime
     access.forget_everything()
     assert client.get(frame_url(small_ct_series)).status_code == 404
+
+
+def test_repeated_series_metadata_needs_no_query_until_the_memo_expires(
+    client, small_ct_series, settings, django_assert_num_queries
+):
+    settings.READERBOARD = {**settings.READERBOARD, "IMAGE_ACCESS_CACHE_SECONDS": 600}
+    client.force_login(admin_user())
+    url = f"/dicomweb/studies/{small_ct_series.study.study_instance_uid}/series/{small_ct_series.series_instance_uid}"
+    access.forget_everything()
+    first = client.get(f"{url}/metadata", HTTP_ACCEPT="application/dicom+json")
+    assert first.status_code == 200
+    with django_assert_num_queries(0):
+        again = client.get(f"{url}/metadata", HTTP_ACCEPT="application/dicom+json")
+    assert again.content == first.content
+    assert again["ETag"] == first["ETag"]
+
+
+def test_instances_added_to_a_series_show_once_its_version_memo_expires(client, small_ct_series, settings, tmp_path):
+    settings.READERBOARD = {**settings.READERBOARD, "IMAGE_ACCESS_CACHE_SECONDS": 600}
+    client.force_login(admin_user())
+    url = (
+        f"/dicomweb/studies/{small_ct_series.study.study_instance_uid}/series/"
+        f"{small_ct_series.series_instance_uid}/metadata"
+    )
+    before = client.get(url, HTTP_ACCEPT="application/dicom+json")
+    extra = small_ct_series.instances.first()
+    extra.pk, extra.sop_instance_uid, extra.sort_position_mm = None, extra.sop_instance_uid + ".9", 999.0
+    extra.save()
+    assert client.get(url, HTTP_ACCEPT="application/dicom+json")["ETag"] == before["ETag"]  # memoised
+    settings.READERBOARD = {**settings.READERBOARD, "IMAGE_ACCESS_CACHE_SECONDS": 0}
+    after = client.get(url, HTTP_ACCEPT="application/dicom+json")
+    assert after["ETag"] != before["ETag"]
+    assert len(after.json()) == len(before.json()) + 1

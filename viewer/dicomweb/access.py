@@ -4,10 +4,12 @@ A viewer scrolling a series sends one request per slice, so the per-request cost
 authentication and the access check dominates once pixels are cached. This module
 memoises, per server process and for READERBOARD["IMAGE_ACCESS_CACHE_SECONDS"]
 (default 10 s): the user behind a session cookie or DRF token, and each
-(user, series) visibility decision from the access policy. Instances are memoised
-by their UIDs (immutable). So revoking a token, signing out or closing a task takes
-effect within that many seconds. It must never widen access: a cached entry only
-repeats an answer the policy gave, and anonymous requests are never cached.
+(user, series) visibility decision from the access policy, and each series' version
+(its instance count and last id). Instances and series are memoised by their UIDs
+(immutable). So revoking a token, signing out or closing a task takes effect within
+that many seconds, and so do instances added to a series already being served. It
+must never widen access: a cached entry only repeats an answer the policy gave, and
+anonymous requests are never cached.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class _TTLCache:
 _users = _TTLCache(MAX_ENTRIES)
 _decisions = _TTLCache(MAX_ENTRIES)
 _instances = _TTLCache(MAX_ENTRIES)
+_series = _TTLCache(MAX_ENTRIES)
+_versions = _TTLCache(MAX_ENTRIES)
+# How long a UID -> row lookup is kept: the mapping never changes, only deletion ends it.
+IDENTITY_TTL_SECONDS = 60.0
 
 
 def ttl_seconds() -> float:
@@ -121,7 +127,7 @@ def may_see_series(*, user, series_id: int) -> bool:
 def visible_instance(*, user, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
     """Return an instance the user may see by its three UIDs, or raise selectors.NotVisibleError."""
     key = (_scope(), study_uid, series_uid, sop_uid)
-    instance = _instances.get(key, 60.0)
+    instance = _instances.get(key, IDENTITY_TTL_SECONDS)
     if instance is None:
         # A viewer asks for every slice of a series in turn: one query memoises them all.
         siblings = Instance.objects.filter(
@@ -138,7 +144,29 @@ def visible_instance(*, user, study_uid: str, series_uid: str, sop_uid: str) -> 
 
 def visible_series(*, user, study_uid: str, series_uid: str) -> Series:
     """Return a series the user may see by its UIDs, or raise selectors.NotVisibleError."""
-    return selectors.series_for(user=user, study_uid=study_uid, series_uid=series_uid)
+    key = (_scope(), study_uid, series_uid)
+    series = _series.get(key, IDENTITY_TTL_SECONDS)
+    if series is None:
+        series = (
+            Series.objects.filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid)
+            .select_related("study")
+            .first()
+        )
+        if series is not None:
+            _series.put(key, series)
+    if series is None or not may_see_series(user=user, series_id=series.pk):
+        raise selectors.NotVisibleError(f"series {series_uid} of study {study_uid} not found")
+    return series
+
+
+def series_version(series: Series) -> str:
+    """Return selectors.series_version of a series (memoised briefly: one query per series, not per request)."""
+    key = (_scope(), series.pk)
+    version = _versions.get(key, ttl_seconds())
+    if version is None:
+        version = selectors.series_version(series=series)
+        _versions.put(key, version)
+    return version
 
 
 def forget_everything() -> None:
@@ -146,3 +174,5 @@ def forget_everything() -> None:
     _users.clear()
     _decisions.clear()
     _instances.clear()
+    _series.clear()
+    _versions.clear()

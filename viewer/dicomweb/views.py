@@ -255,8 +255,8 @@ def search_instances(request: HttpRequest, study_uid: str | None = None, series_
 @dicomweb_view
 def series_metadata(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
     _require_json(request)
-    series = selectors.series_for(user=request.dicomweb_user, study_uid=study_uid, series_uid=series_uid)
-    version = selectors.series_version(series=series)
+    series = access.visible_series(user=request.dicomweb_user, study_uid=study_uid, series_uid=series_uid)
+    version = access.series_version(series)
     root = _service_root(request)
     etag = delivery.strong_etag("series-metadata", series_uid, version, root)
     if (cached := _not_modified(request, etag, REVALIDATE)) is not None:
@@ -570,7 +570,7 @@ def frame_thumbnail(
 def series_thumbnail_response(request: HttpRequest, series) -> HttpResponse:
     """Answer a series thumbnail (shared by the DICOMweb and /api/images/ routes)."""
     media_type = negotiate_rendered(request)
-    version = selectors.series_version(series=series)
+    version = access.series_version(series)
     etag = delivery.strong_etag("series-thumbnail", series.series_instance_uid, version, media_type)
     if (cached := _not_modified(request, etag, REVALIDATE)) is not None:
         return cached
@@ -583,7 +583,7 @@ def series_thumbnail_response(request: HttpRequest, series) -> HttpResponse:
 
 @dicomweb_view
 def series_thumbnail(request: HttpRequest, study_uid: str, series_uid: str) -> HttpResponse:
-    series = selectors.series_for(user=request.dicomweb_user, study_uid=study_uid, series_uid=series_uid)
+    series = access.visible_series(user=request.dicomweb_user, study_uid=study_uid, series_uid=series_uid)
     return series_thumbnail_response(request, series)
 
 
