@@ -3,8 +3,12 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
-from django.urls import get_resolver
+from readerboard.allocator import tune_for_image_work
+
+tune_for_image_work()
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readerboard.settings")
 django_asgi_app = get_asgi_application()

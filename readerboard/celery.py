@@ -4,6 +4,10 @@ import os
 
 from celery import Celery
 
+from readerboard.allocator import tune_for_image_work
+
+tune_for_image_work()  # workers decode and render too (cache warming, thumbnails, exports)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readerboard.settings")
 
 app = Celery("readerboard")

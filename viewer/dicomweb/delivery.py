@@ -36,7 +36,7 @@ from viewer.services.pixels import (
     sliced_native_frame,
     stored_frame_bytes,
 )
-from viewer.services.stored_files import local_location, local_path
+from viewer.services.stored_files import has_local_copy, local_location, local_path
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,17 @@ def native_frame(instance: Instance, *, frame_number: int) -> bytes:
     """Return frame `frame_number` (1-based) decoded to native little-endian bytes, cached.
 
     A frame sliced straight from an uncompressed file stays in memory only: writing
-    512 KiB to the disk tier costs more on a cold request than slicing it again.
+    512 KiB to the disk tier costs more on a cold request than slicing it again, and
+    slicing a local file is a read like a disk-tier hit (the fast path does it on its loop).
     """
     check_frame_number(instance, frame_number)
-    persist = not can_slice_native_frames(pixel_description(instance))
+    sliceable = can_slice_native_frames(pixel_description(instance))
     value, _ = image_cache.get_or_build(
-        "frames", frame_key(instance, frame_number), lambda: _decode_native(instance, frame_number), persist=persist
+        "frames",
+        frame_key(instance, frame_number),
+        lambda: _decode_native(instance, frame_number),
+        persist=not sliceable,
+        build_is_a_file_read=sliceable and has_local_copy(instance),
     )
     return value
 

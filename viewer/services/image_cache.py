@@ -150,16 +150,20 @@ def put(kind: str, key: str, value: bytes, *, persist: bool = True) -> None:
     os.replace(partial, path)
 
 
-def get_or_build(kind: str, key: str, build: Callable[[], bytes], *, persist: bool = True) -> tuple[bytes, bool]:
+def get_or_build(
+    kind: str, key: str, build: Callable[[], bytes], *, persist: bool = True, build_is_a_file_read: bool = False
+) -> tuple[bytes, bool]:
     """Return (value, was_cached), building and storing the value on a miss.
 
     `persist=False` keeps a value that is cheaper to rebuild than to write (a frame sliced
     straight from an uncompressed file) out of the shared and disk tiers.
+    `build_is_a_file_read=True` says the build only reads a local file, as a disk-tier hit
+    does, so it may run even inside `cached_only()`.
     """
     value = get(kind, key)
     if value is not None:
         return value, True
-    if _cached_only.get():
+    if _cached_only.get() and not build_is_a_file_read:
         raise NotCachedError(f"{kind} {key} is not cached")
     value = build()
     put(kind, key, value, persist=persist)

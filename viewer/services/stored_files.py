@@ -44,10 +44,15 @@ def local_location(instance: Instance) -> Path:
     return object_cache_dir() / f"{instance.sop_instance_uid}.dcm"
 
 
+def has_local_copy(instance: Instance) -> bool:
+    """Whether reading an instance needs no download (a filesystem store, or an object fetched before)."""
+    return is_local_store() or local_location(instance).is_file()
+
+
 def local_path(instance: Instance) -> Path:
     """A readable local file holding an instance's stored bytes (downloaded once from object storage)."""
     location = local_location(instance)
-    if is_local_store() or location.is_file():
+    if has_local_copy(instance):
         return location
     location.parent.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(prefix=f".{location.name}.", suffix=".part", dir=location.parent)
