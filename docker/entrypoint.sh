@@ -14,9 +14,9 @@ case "$role" in
     # --proxy-headers: the TLS proxy's X-Forwarded-For/-Proto are trusted only from FORWARDED_ALLOW_IPS.
     exec uvicorn readerboard.asgi:application \
       --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" \
-      --workers "${WEB_CONCURRENCY:-4}" \
+      --workers "${WEB_CONCURRENCY:-$(nproc)}" \
       --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
-      --lifespan off --no-server-header \
+      --lifespan on --no-server-header \
       --timeout-graceful-shutdown "${WEB_GRACEFUL_TIMEOUT_S:-20}" \
       --log-level "$(echo "${LOG_LEVEL:-info}" | tr '[:upper:]' '[:lower:]')" "$@"
     ;;

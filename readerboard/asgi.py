@@ -17,6 +17,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from readerboard.lifespan import lifespan_application  # noqa: E402
 from readerboard.routing import websocket_urlpatterns  # noqa: E402
 from viewer.dicomweb.asgi_fast import fast_path_application  # noqa: E402
 
@@ -24,6 +25,7 @@ application = ProtocolTypeRouter(
     {
         "http": fast_path_application(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifespan_application,
     }
 )
 

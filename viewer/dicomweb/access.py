@@ -14,11 +14,15 @@ anonymous requests are never cached.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -129,17 +133,58 @@ def visible_instance(*, user, study_uid: str, series_uid: str, sop_uid: str) -> 
     key = (_scope(), study_uid, series_uid, sop_uid)
     instance = _instances.get(key, IDENTITY_TTL_SECONDS)
     if instance is None:
-        # A viewer asks for every slice of a series in turn: one query memoises them all.
-        siblings = Instance.objects.filter(
-            series__series_instance_uid=series_uid, series__study__study_instance_uid=study_uid
-        ).select_related("series", "series__study")
-        for sibling in siblings:
-            _instances.put((_scope(), study_uid, series_uid, sibling.sop_instance_uid), sibling)
-            if sibling.sop_instance_uid == sop_uid:
-                instance = sibling
+        with _one_loader_per_series(study_uid, series_uid):
+            instance = _instances.get(key, IDENTITY_TTL_SECONDS)  # filled while this request waited?
+            if instance is None:
+                instance = _memoise_series_instances(study_uid, series_uid, wanted_sop_uid=sop_uid)
     if instance is None or not may_see_series(user=user, series_id=instance.series_id):
         raise selectors.NotVisibleError(f"instance {sop_uid} of series {series_uid} not found")
     return instance
+
+
+def _memoise_series_instances(study_uid: str, series_uid: str, *, wanted_sop_uid: str) -> Instance | None:
+    """Memoise every instance of a series (a viewer asks for each slice in turn); return the wanted one."""
+    series = Series.objects.filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid)
+    series = series.select_related("study").first()
+    if series is None:
+        return None
+    wanted = None
+    for sibling in Instance.objects.filter(series=series):
+        sibling.series = series  # one shared Series (and Study) instead of a copy per row
+        _instances.put((_scope(), study_uid, series_uid, sibling.sop_instance_uid), sibling)
+        if sibling.sop_instance_uid == wanted_sop_uid:
+            wanted = sibling
+    return wanted
+
+
+_LOADER_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+@contextmanager
+def _one_loader_per_series(study_uid: str, series_uid: str) -> Iterator[None]:
+    """Let one thread query a series' instances while concurrent requests for it wait, then hit the memo.
+
+    A viewer opening a series sends many requests at once; without this each ran the same query.
+    On the event loop (the DICOMweb fast path) it never waits: the database is not allowed
+    there anyway, so the request moves to a worker thread as any database access would.
+    """
+    lock = _LOADER_LOCKS[hash((study_uid, series_uid)) % len(_LOADER_LOCKS)]
+    if not lock.acquire(blocking=False):
+        if _on_event_loop():
+            raise SynchronousOnlyOperation("the instances of this series are being loaded by another request")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def visible_series(*, user, study_uid: str, series_uid: str) -> Series:
@@ -167,6 +212,18 @@ def series_version(series: Series) -> str:
         version = selectors.series_version(series=series)
         _versions.put(key, version)
     return version
+
+
+def warm_up() -> None:
+    """Compile and run this module's queries once with UIDs and keys that match nothing (server start-up)."""
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.select_related("user").filter(key="").first()
+    _memoise_series_instances("0", "0", wanted_sop_uid="0")
+    list(Instance.objects.filter(series_id=0))
+    Series.objects.filter(pk=0).exists()  # what the policy answers for admins and researchers
+    selectors.visible_series(user=AnonymousUser()).filter(pk=0).exists()  # loads the policy
 
 
 def forget_everything() -> None:
