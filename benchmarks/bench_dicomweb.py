@@ -466,7 +466,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--slices", type=int, default=64, help="slices of the 512x512 demo series")
-    parser.add_argument("--series", type=int, default=2, help="number of demo series (cold metadata samples)")
+    parser.add_argument("--series", type=int, default=4, help="number of demo series (cold requests: series x slices)")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated: frames,rendered,metadata")
     parser.add_argument("--warm-seconds", type=float, default=5.0, help="length of each warm measurement with wrk")

@@ -13,4 +13,3 @@ from readerboard.allocator import tune_for_image_work
 def test_glibc_takes_the_thresholds():
     assert tune_for_image_work() is True
     assert tune_for_image_work() is True  # and again: the servers call it once per process, tests many times
-
