@@ -48,3 +48,19 @@ def small_ct_series(db, small_ct_files):
 
     import_paths(small_ct_files.files, collection_name="Test CT")
     return Series.objects.get(series_instance_uid=small_ct_files.series_instance_uid)
+
+
+@pytest.fixture
+def admin_api(client, django_capture_on_commit_callbacks):
+    """An admin's client whose requests run their on-commit work (the eager import task) as in production."""
+    from tests.factories import admin_user
+
+    client.force_login(admin_user())
+    original = client.request
+
+    def request(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return original(**kwargs)
+
+    client.request = request
+    return client

@@ -38,33 +38,19 @@ def upload(client, job_id: int, name: str, content: bytes, chunk: int) -> dict:
     return registered
 
 
-@pytest.fixture
-def admin_client(client, django_capture_on_commit_callbacks):
-    """An admin's client whose requests run their on-commit work (the eager import task) as in production."""
-    client.force_login(admin_user())
-    original = client.request
-
-    def request(**kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return original(**kwargs)
-
-    client.request = request
-    return client
-
-
 @pytest.mark.django_db
-def test_a_chunked_zip_upload_imports_its_files_and_reports_the_rejected_one(admin_client, small_ct_files):
+def test_a_chunked_zip_upload_imports_its_files_and_reports_the_rejected_one(admin_api, small_ct_files):
     dicom = {f"study/IM{i:04d}.dcm": path.read_bytes() for i, path in enumerate(small_ct_files.files[:3])}
     archive = zip_of({**dicom, "study/notes.txt": b"not an image at all"})
-    job = admin_client.post(
+    job = admin_api.post(
         reverse("console:api-import-create"), {"collection": "Booth uploads"}, content_type="application/json"
     ).json()
 
-    upload(admin_client, job["id"], "batch/scan.zip", archive, chunk=4096)
-    started = admin_client.post(reverse("console:api-import-start", args=[job["id"]]))
+    upload(admin_api, job["id"], "batch/scan.zip", archive, chunk=4096)
+    started = admin_api.post(reverse("console:api-import-start", args=[job["id"]]))
 
     assert started.status_code == 202
-    done = admin_client.get(reverse("console:api-import", args=[job["id"]])).json()
+    done = admin_api.get(reverse("console:api-import", args=[job["id"]])).json()
     assert done["status"] == "done"
     assert done["files_done"] == done["files_total"] == 4
     assert done["percent"] == 100
@@ -77,14 +63,14 @@ def test_a_chunked_zip_upload_imports_its_files_and_reports_the_rejected_one(adm
 
 
 @pytest.mark.django_db
-def test_reuploading_the_same_files_reports_duplicates_by_their_dropped_names(admin_client, small_ct_files):
+def test_reuploading_the_same_files_reports_duplicates_by_their_dropped_names(admin_api, small_ct_files):
     content = small_ct_files.files[0].read_bytes()
     for expected in ("imported", "duplicate"):
-        job = admin_client.post(
+        job = admin_api.post(
             reverse("console:api-import-create"), {"collection": "Again"}, content_type="application/json"
         ).json()
-        upload(admin_client, job["id"], "folder/one.dcm", content, chunk=len(content))
-        admin_client.post(reverse("console:api-import-start", args=[job["id"]]))
+        upload(admin_api, job["id"], "folder/one.dcm", content, chunk=len(content))
+        admin_api.post(reverse("console:api-import-start", args=[job["id"]]))
         report = ImportJob.objects.get(pk=job["id"]).report
         assert report == [
             {
@@ -98,23 +84,23 @@ def test_reuploading_the_same_files_reports_duplicates_by_their_dropped_names(ad
 
 
 @pytest.mark.django_db
-def test_a_chunk_at_the_wrong_offset_is_refused_with_the_offset_to_resume_from(admin_client):
-    job = admin_client.post(
+def test_a_chunk_at_the_wrong_offset_is_refused_with_the_offset_to_resume_from(admin_api):
+    job = admin_api.post(
         reverse("console:api-import-create"), {"collection": "X"}, content_type="application/json"
     ).json()
-    registered = admin_client.post(
+    registered = admin_api.post(
         reverse("console:api-upload-register", args=[job["id"]]),
         {"name": "big.dcm", "size": 10},
         content_type="application/json",
     ).json()
     url = reverse("console:api-upload-chunk", args=[job["id"], registered["upload_id"]])
-    assert admin_client.put(f"{url}?offset=0", b"12345", content_type="application/octet-stream").json()["offset"] == 5
+    assert admin_api.put(f"{url}?offset=0", b"12345", content_type="application/octet-stream").json()["offset"] == 5
 
-    gap = admin_client.put(f"{url}?offset=7", b"890", content_type="application/octet-stream")
+    gap = admin_api.put(f"{url}?offset=7", b"890", content_type="application/octet-stream")
 
     assert gap.status_code == 409
     assert gap.json()["offset"] == 5
-    assert admin_client.get(url).json() == {
+    assert admin_api.get(url).json() == {
         "upload_id": registered["upload_id"],
         "name": "big.dcm",
         "size": 10,
@@ -124,7 +110,7 @@ def test_a_chunk_at_the_wrong_offset_is_refused_with_the_offset_to_resume_from(a
 
 
 @pytest.mark.django_db
-def test_a_retried_chunk_whose_answer_was_lost_is_not_written_twice(admin_client):
+def test_a_retried_chunk_whose_answer_was_lost_is_not_written_twice(admin_api):
     job = uploads.create_import_job(user=admin_user(), collection_name="X")
     state = uploads.register_upload(job=job, name="a.dcm", size=6)
     uploads.append_chunk(job=job, upload_id=state.upload_id, offset=0, chunk=b"abc")
@@ -137,17 +123,17 @@ def test_a_retried_chunk_whose_answer_was_lost_is_not_written_twice(admin_client
 
 
 @pytest.mark.django_db
-def test_an_import_cannot_start_while_a_file_is_incomplete(admin_client):
-    job = admin_client.post(
+def test_an_import_cannot_start_while_a_file_is_incomplete(admin_api):
+    job = admin_api.post(
         reverse("console:api-import-create"), {"collection": "X"}, content_type="application/json"
     ).json()
-    admin_client.post(
+    admin_api.post(
         reverse("console:api-upload-register", args=[job["id"]]),
         {"name": "a.dcm", "size": 10},
         content_type="application/json",
     )
 
-    answer = admin_client.post(reverse("console:api-import-start", args=[job["id"]]))
+    answer = admin_api.post(reverse("console:api-import-start", args=[job["id"]]))
 
     assert answer.status_code == 409
     assert "not fully uploaded" in answer.json()["detail"]
@@ -155,7 +141,7 @@ def test_an_import_cannot_start_while_a_file_is_incomplete(admin_client):
 
 
 @pytest.mark.django_db
-def test_a_chunk_past_the_declared_size_and_a_file_over_the_limit_are_refused(admin_client, settings):
+def test_a_chunk_past_the_declared_size_and_a_file_over_the_limit_are_refused(admin_api, settings):
     settings.READERBOARD = {**settings.READERBOARD, "UPLOAD_MAX_BYTES": 100}
     job = uploads.create_import_job(user=admin_user(), collection_name="X")
     with pytest.raises(uploads.UploadError, match="limit"):
@@ -166,7 +152,7 @@ def test_a_chunk_past_the_declared_size_and_a_file_over_the_limit_are_refused(ad
 
 
 @pytest.mark.django_db
-def test_upload_ids_cannot_reach_outside_the_job_folder(admin_client):
+def test_upload_ids_cannot_reach_outside_the_job_folder(admin_api):
     job = uploads.create_import_job(user=admin_user(), collection_name="X")
     for upload_id in ("../../secret_key", "a" * 32, "..%2F"):
         with pytest.raises(uploads.UploadError, match="unknown upload id"):
@@ -194,18 +180,18 @@ def test_the_import_task_is_idempotent_once_finished(small_ct_files, django_capt
 
 
 @pytest.mark.django_db
-def test_an_upload_reports_identifying_attributes_and_can_store_deidentified_copies(admin_client, small_ct_files):
+def test_an_upload_reports_identifying_attributes_and_can_store_deidentified_copies(admin_api, small_ct_files):
     from viewer.models import Study
 
-    job = admin_client.post(
+    job = admin_api.post(
         reverse("console:api-import-create"),
         {"collection": "Public booth", "deidentify": True},
         content_type="application/json",
     ).json()
-    upload(admin_client, job["id"], "IM0001.dcm", small_ct_files.files[0].read_bytes(), chunk=65536)
-    admin_client.post(reverse("console:api-import-start", args=[job["id"]]))
+    upload(admin_api, job["id"], "IM0001.dcm", small_ct_files.files[0].read_bytes(), chunk=65536)
+    admin_api.post(reverse("console:api-import-start", args=[job["id"]]))
 
-    done = admin_client.get(reverse("console:api-import", args=[job["id"]])).json()
+    done = admin_api.get(reverse("console:api-import", args=[job["id"]])).json()
     assert done["deidentify"] is True
     assert done["summary"]["phi"]["PatientName"] == 1
     assert "PatientBirthDate" in done["report"][0]["phi"]

@@ -539,20 +539,6 @@ def zip_bytes(members: dict[str, bytes], *, compression=zipfile.ZIP_DEFLATED) ->
     return buffer.getvalue()
 
 
-@pytest.fixture
-def admin_api(client, django_capture_on_commit_callbacks):
-    """An admin's client whose requests run their on-commit work (the eager import task) as in production."""
-    client.force_login(admin_user())
-    original = client.request
-
-    def request(**kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return original(**kwargs)
-
-    client.request = request
-    return client
-
-
 def upload_and_import(client, name: str, content: bytes) -> dict:
     job = client.post("/api/console/imports/", {"collection": "Hostile"}, content_type="application/json").json()
     registered = client.post(
