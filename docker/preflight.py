@@ -97,6 +97,10 @@ def wait_for(what: str, probe, deadline: float) -> bool:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readerboard.settings")
+    # The code is in the working directory (/app), as for manage.py; this script lives elsewhere.
+    sys.path.insert(0, os.getcwd())
+    # One plain connection per attempt: a pool would hold the first attempt for its whole timeout.
+    os.environ["READERBOARD_DB_POOL_MAX"] = "0"
     if not load_settings():
         return EX_CONFIG
     deadline = time.monotonic() + float(os.environ.get("READERBOARD_WAIT_S", "300"))
