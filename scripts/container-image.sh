@@ -6,7 +6,7 @@
 #
 # READERBOARD_CA_BUNDLE (default: the system bundle, /etc/ssl/certs/ca-certificates.crt) is handed to
 # the build as the secret `ca` for pip and npm behind a TLS-inspecting proxy; it never enters a layer.
-# Prints the docker client it used on the last line (`docker-client: PATH`), for scripts.
+# Progress goes to stderr; stdout gets one line, the docker client it used, for scripts (container-smoke.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag="${1:-readerboard:latest}"
@@ -35,16 +35,16 @@ export DOCKER="$docker_cli"
 
 # Local bases: Python 3.11 from bookworm; Node.js 20.19 from trixie, because bookworm's nodejs (18) is
 # older than Vite 8 accepts (^20.19 or >= 22.12).
-bash scripts/container-base.sh "$python_image" bookworm python3,python3-venv,ca-certificates
-bash scripts/container-base.sh "$node_image" trixie nodejs,npm,ca-certificates
+bash scripts/container-base.sh "$python_image" bookworm python3,python3-venv,ca-certificates >&2
+bash scripts/container-base.sh "$node_image" trixie nodejs,npm,ca-certificates >&2
 
 secret=()
 [ -s "$ca_bundle" ] && secret=(--secret "id=ca,src=$ca_bundle")
-echo "image $tag: building docker/Dockerfile on $python_image and $node_image"
+echo "image $tag: building docker/Dockerfile on $python_image and $node_image" >&2
 started=$(date +%s)
 DOCKER_BUILDKIT=1 "$docker_cli" build --network host --progress plain \
   --build-arg "PYTHON_IMAGE=$python_image" --build-arg "NODE_IMAGE=$node_image" \
   "${secret[@]}" -f docker/Dockerfile -t "$tag" . >"${READERBOARD_BUILD_LOG:-/dev/stderr}" 2>&1 \
   || { echo "image $tag: build failed${READERBOARD_BUILD_LOG:+ (log: $READERBOARD_BUILD_LOG)}" >&2; exit 1; }
-echo "image $tag: built in $(( $(date +%s) - started )) s, $("$docker_cli" image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
-echo "docker-client: $docker_cli"
+echo "image $tag: built in $(( $(date +%s) - started )) s, $("$docker_cli" image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')" >&2
+echo "$docker_cli"

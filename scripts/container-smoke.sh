@@ -63,10 +63,9 @@ fi
 
 # 3. The image, from local Debian bases (scripts/container-image.sh picks a BuildKit-capable client).
 build_started=$(date +%s)
-build_output="$(READERBOARD_BUILD_LOG="$cache/build.log" bash scripts/container-image.sh "$image")" \
+DOCKER="$(READERBOARD_BUILD_LOG="$cache/build.log" bash scripts/container-image.sh "$image")" \
   || { echo "container-smoke: the image did not build; the end of $cache/build.log:" >&2; tail -40 "$cache/build.log" >&2; exit 1; }
-echo "$build_output" | grep -v '^docker-client:' | sed 's/^/container-smoke: /'
-export DOCKER="$(echo "$build_output" | sed -n 's/^docker-client: //p')"
+export DOCKER
 say "image ready in $(( $(date +%s) - build_started )) s"
 
 # 4. The containers and the checks.
