@@ -40,7 +40,8 @@ if [ ! -s "$tarball" ]; then
   mirror="$(apt_mirror || true)"
   [ -n "$mirror" ] || { echo "no Debian archive found in /etc/apt/sources.list or /etc/apt/sources.list.d/" >&2; exit 1; }
   root="$(mktemp -d "$cache/rootfs.XXXXXX")"
-  trap 'rm -rf "$root" "$tarball.partial"' EXIT
+  # --one-file-system: should a failed debootstrap leave /proc or /sys mounted in the root, skip them.
+  trap 'rm -rf --one-file-system "$root" "$tarball.partial"' EXIT
   echo "base image $image: debootstrap $suite from the machine's Debian archive${packages:+, with $packages}"
   log="$cache/debootstrap-$suite.log"
   debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$log" 2>&1 \
