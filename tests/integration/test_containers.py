@@ -245,6 +245,10 @@ def test_containers_serve_a_reading_session_end_to_end_and_survive_a_web_restart
             logs_of=stack.name(role),
         )
 
+    for role in ("web", "worker", "beat"):
+        # The app user can write what it must (data volume, Matplotlib's cache) and nothing else.
+        assert "Permission denied" not in stack.logs(role), stack.logs(role)[-2000:]
+
     # 2. a task with one case, seeded through the web container's own Python.
     seeded = docker("exec", stack.name("web"), "python", "-c", SEED_SCRIPT, "1", timeout_s=300)
     seed = json.loads(seeded.stdout.splitlines()[-1])
