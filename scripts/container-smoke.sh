@@ -20,14 +20,18 @@ mkdir -p "$cache"
 
 say() { echo "container-smoke: $*"; }
 
+remove_smoke_leftovers() {
+  # The test removes its own containers; these are what an interrupted run (this one or an earlier) left.
+  "$DOCKER" ps -aq --filter label=readerboard-smoke=1 | xargs -r "$DOCKER" rm -f --volumes >/dev/null
+  "$DOCKER" volume ls -q --filter name=rb-smoke-data- | xargs -r "$DOCKER" volume rm -f >/dev/null
+  "$DOCKER" images -q readerboard-smoke | sort -u | xargs -r "$DOCKER" image rm -f >/dev/null 2>&1
+}
+
 cleanup() {
   local status=$?
   set +e
   if [ -n "${DOCKER:-}" ] && "$DOCKER" info >/dev/null 2>&1; then
-    # Containers of this run (the test removes its own; these are what an interrupted run left).
-    "$DOCKER" ps -aq --filter label=readerboard-smoke=1 | xargs -r "$DOCKER" rm -f --volumes >/dev/null
-    "$DOCKER" volume ls -q --filter name=rb-smoke-data- | xargs -r "$DOCKER" volume rm -f >/dev/null
-    "$DOCKER" image rm -f "$image" >/dev/null 2>&1
+    remove_smoke_leftovers
   fi
   if [ -n "$dockerd_pid" ]; then
     say "stopping the dockerd this script started (pid $dockerd_pid)"
@@ -55,11 +59,17 @@ fi
 # 2. The Docker daemon.
 if ! docker info >/dev/null 2>&1 && ! /usr/bin/docker info >/dev/null 2>&1; then
   say "starting dockerd (log: $cache/dockerd.log)"
-  dockerd --bridge=none --iptables=false >"$cache/dockerd.log" 2>&1 &
+  # setsid: a Ctrl-C meant for this script must not stop dockerd before the containers are removed.
+  setsid dockerd --bridge=none --iptables=false >"$cache/dockerd.log" 2>&1 &
   dockerd_pid=$!
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; kill -0 "$dockerd_pid" || break; sleep 1; done
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; the end of $cache/dockerd.log:" >&2; tail -20 "$cache/dockerd.log" >&2; exit 1; }
+  # dockerd's own record of its pid, in case setsid had to fork.
+  dockerd_pid="$(cat /var/run/docker.pid 2>/dev/null || echo "$dockerd_pid")"
 fi
+
+DOCKER="${DOCKER:-docker}"
+remove_smoke_leftovers
 
 # 3. The image, from local Debian bases (scripts/container-image.sh picks a BuildKit-capable client).
 build_started=$(date +%s)
