@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so it sees view exceptions first: a database pool timeout is a 503, not a 500.
+    "readerboard.overload.OverloadMiddleware",
 ]
 
 ROOT_URLCONF = "readerboard.urls"
