@@ -5,7 +5,8 @@ X-Forwarded-For to a server started with proxy headers trusted), lists the open 
 next case, the series metadata, about 100 frames scrolled one by one with short pauses (the viewer's
 image path), a think pause, and a valid read document (one long
 axis across the middle slice, its length computed from the pixel spacing as the page does). When the
-task has nothing left for it, the reader stops. Every submit the server acknowledges (2xx) is
+task has nothing left for it, the next visitor signs up in its place (so the load stays at the asked
+number of readers and sign-ups continue through the run). Every submit the server acknowledges (2xx) is
 appended to the JSON-lines file named by READERBOARD_LOAD_ACK_LOG, so benchmarks/load/run_load.py can
 check afterwards that each of them is in the database exactly once.
 
@@ -90,6 +91,10 @@ class BoothReader(HttpUser):
 
     def on_start(self) -> None:
         self.client.trust_env = False  # loopback only, whatever proxy the environment names
+        self.sign_up_as_a_new_visitor()
+
+    def sign_up_as_a_new_visitor(self) -> None:
+        self.client.cookies.clear()
         self.number = next(_numbers)
         self.display_name = f"Load reader {self.number} {secrets.token_hex(2)}"
         csrf = secrets.token_hex(16)
@@ -126,7 +131,10 @@ class BoothReader(HttpUser):
         ) as offered:
             if offered.status_code == 204:
                 offered.success()
-                raise StopUser()  # this reader has read everything it may
+                # This reader has read everything it may: the next visitor steps up to the booth, so the
+                # number of readers stays what the run asked for.
+                self.sign_up_as_a_new_visitor()
+                return
             if offered.status_code != 200:
                 offered.failure(f"next-case answered {offered.status_code}: {offered.text[:200]}")
                 return

@@ -52,9 +52,12 @@ from tests.integration.processes import (  # noqa: E402 - after the path is set 
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "load.json"
+# Synthetic series written by earlier runs (deterministic per patient number and size), reused.
+SERIES_CACHE = Path(os.environ.get("READERBOARD_LOAD_SERIES_CACHE", Path(tempfile.gettempdir()) / "rb-load-series"))
 
 SEED_SCRIPT = r"""
 import json, sys
+from pathlib import Path
 import django
 django.setup()
 from django.conf import settings
@@ -76,9 +79,14 @@ for number in range(1, series_count + 1):
     patient = SyntheticPatient(patient_id=f"RB-LOAD-{number:04d}", patient_name="Load^Test", lesions=[lesion],
                                rows=rows, columns=rows, slices=slices, pixel_spacing_mm=spacing,
                                slice_spacing_mm=1.25, seed=number)
-    written = write_series(patient, settings.DATA_DIR / "seed" / patient.patient_id)
-    import_paths(written.files, collection_name="Load test")
-    all_series.append(Series.objects.get(series_instance_uid=written.series_instance_uid))
+    # Writing a real-size series takes minutes; a sweep writes each once (files cached outside the run).
+    folder = Path(sys.argv[6]) / f"{patient.patient_id}-{rows}x{slices}"
+    if not (folder / "series.json").exists():
+        written = write_series(patient, folder)
+        (folder / "series.json").write_text(json.dumps({"uid": written.series_instance_uid}))
+    import_paths(sorted(folder.glob("*.dcm")), collection_name="Load test")
+    uid = json.loads((folder / "series.json").read_text())["uid"]
+    all_series.append(Series.objects.get(series_instance_uid=uid))
 tasks, made = [], 0
 while made < cases:
     task = Task.objects.create(name=f"Load study {len(tasks) + 1}", reads_per_case=reads_per_case,
@@ -142,7 +150,7 @@ def run_load(
                         PYTHON,
                         "-c",
                         SEED_SCRIPT,
-                        *map(str, (cases, reads_per_case, rows, slices, series)),
+                        *map(str, (cases, reads_per_case, rows, slices, series, SERIES_CACHE)),
                         timeout_s=1800,
                     )
                     .stdout.strip()
