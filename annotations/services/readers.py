@@ -99,9 +99,8 @@ def register_reader(
     username = username_for(name)
     if User.objects.filter(username=username).exists() or Reader.objects.filter(display_name__iexact=name).exists():
         raise RegistrationError("display_name", f"The name {name!r} is taken; choose another or sign in.")
-    user = User.objects.create_user(username=username, email=email)
-    user.password = pin_hash
-    user.save(update_fields=["password"])
+    user = User(username=username, email=User.objects.normalize_email(email), password=pin_hash)
+    user.save()
     grant_role(user, READER)
     return Reader.objects.create(
         user=user,
