@@ -140,6 +140,21 @@ def test_a_retried_submit_is_answered_in_a_few_queries(small_and_large, django_a
     assert Read.objects.filter(client_uuid=document["client_uuid"]).count() == 1
 
 
+def test_the_task_list_runs_the_same_queries_for_one_open_task_as_for_twenty(django_assert_max_num_queries):
+    reader, client = signed_in_reader()
+    one = busy_task(cases=2, slices=1, other_readers=1)
+    client.get("/api/me/")
+    one_count, _ = queries_of(lambda: client.get("/api/tasks/"))
+    for _ in range(19):
+        busy_task(cases=2, slices=1, other_readers=1)
+
+    with django_assert_max_num_queries(TASK_LIST_MAX_QUERIES):
+        twenty_count, answer = queries_of(lambda: client.get("/api/tasks/"))
+
+    assert len(answer.json()) == 20 and one.pk in [row["id"] for row in answer.json()]
+    assert twenty_count == one_count
+
+
 def test_the_task_list_runs_the_same_bounded_queries_whatever_the_task_size(
     small_and_large, django_assert_max_num_queries
 ):
