@@ -47,12 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--label", default="2web")
     parser.add_argument("--profile-at", type=int, default=0, help="py-spy the first web process at this many readers")
+    parser.add_argument("--replot", default="", metavar="TITLE", help="only redraw the PNG of an earlier sweep")
     return parser.parse_args(argv)
 
 
 def plot(runs: list[dict], path: Path, title: str) -> None:
     """Write a PNG of p99 (ms, log scale) per endpoint against readers."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -70,6 +72,7 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xticks(readers, [str(r) for r in readers])
+    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes.set_xlabel("simulated readers")
     axes.set_ylabel("p99 latency (ms); dotted: issue 14 targets")
     axes.set_title(title, fontsize=10)
@@ -83,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs = []
     out = RESULTS / f"sweep-{args.label}.json"
+    if args.replot:
+        runs = json.loads(out.read_text())
+        setup = runs[0]["setup"]
+        plot(runs, out.with_suffix(".png"), args.replot)
+        print(f"replotted {out.with_suffix('.png')} ({len(runs)} runs, {setup['web_processes']} web processes)")
+        return 0
     for users in args.users:
         result = run_load(
             users=users,
