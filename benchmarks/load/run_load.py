@@ -426,7 +426,8 @@ def wait_for_consensus(database_url: str, *, timeout_s: float) -> float | None:
 def print_report(result: dict) -> None:
     setup, audit = result["setup"], result["audit"]
     print(
-        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + 1 Celery worker, "
+        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + "
+        f"{setup['celery_workers']} Celery worker(s), "
         f"{result['machine']['cpus']} CPUs"
     )
     print(f"requests {result['requests']}, {result['throughput_rps']} req/s, error rate {result['error_rate']:.2%}")
