@@ -1,6 +1,6 @@
 """Our SR and SEG as OHIF opens them: Node runs @cornerstonejs/adapters on every file of an export.
 
-viewer/frontend/test/ohif/roundTrip.js (bundled for Node with Vite) turns each SR into
+viewer/frontend/ohif/roundTrip.js (bundled for Node with Vite) turns each SR into
 Cornerstone tool states with `MeasurementReport.generateToolState`, and those into read
 document lines with the viewer's own readDocument.js; each SEG goes through the
 segmentation adapter. These tests compare what came back with the database.
@@ -8,6 +8,7 @@ segmentation adapter. These tests compare what came back with the database.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -45,7 +46,7 @@ def round_trip_script(tmp_path_factory) -> Path:
     )
     out = tmp_path_factory.mktemp("ohif-round-trip")
     subprocess.run(
-        ["npx", "--no-install", "vite", "build", "--config", "test/ohif/vite.config.js", "--outDir", str(out)],
+        ["npx", "--no-install", "vite", "build", "--config", "ohif/vite.config.js", "--outDir", str(out)],
         cwd=FRONTEND,
         check=True,
         capture_output=True,
@@ -86,8 +87,6 @@ def open_in_ohif(script: Path, archive: Path, folder: Path) -> tuple[dict, dict,
     with zipfile.ZipFile(archive) as bundle:
         bundle.extractall(folder)
         manifest_text = bundle.read("manifest.csv").decode()
-    import csv
-
     manifest = list(csv.DictReader(manifest_text.splitlines()))
     series_uids = {row["source_series_instance_uid"] for row in manifest}
     images = []

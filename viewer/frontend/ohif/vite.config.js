@@ -1,4 +1,4 @@
-// Bundles roundTrip.js for Node (`vite build --config test/ohif/vite.config.js --outDir DIR`): the
+// Bundles roundTrip.js for Node (`vite build --config ohif/vite.config.js --outDir DIR`): the
 // adapters' ESM imports @babel/runtime, which it does not depend on (it ships @babel/runtime-corejs2),
 // so plain `node` cannot load it; the bundle resolves that and inlines everything.
 import { resolve } from 'node:path';

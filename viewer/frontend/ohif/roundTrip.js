@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { adaptersSEG, adaptersSR } from '@cornerstonejs/adapters';
 import { metaData, utilities } from '@cornerstonejs/core';
 import dcmjs from 'dcmjs';
-import { measurementAxes } from '../../src/readDocument.js';
+import { measurementAxes } from '../src/readDocument.js';
 
 const job = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 
