@@ -323,14 +323,17 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
             f"sr/             DICOM Comprehensive 3D SR, TID 1500 Measurement Report ({counts.get('sr', 0)} files):",
             "                sr/case-<case>/read-<read>-v<version>.dcm per read with lines (person observer = reader),",
             "                sr/case-<case>/consensus.dcm per case (device observer = Readerboard consensus).",
-            "                Each lesion is a planar ROI group: tracking identifier and UID, finding, the long axis",
-            "                as an SCOORD POLYLINE, Length in mm; bidirectional marks add Long Axis and Short Axis.",
+            "                Each measured lesion is a measurement group as OHIF reads it: tool tracking",
+            "                identifier (Cornerstone3DTools@^0.1.0:Length or :Bidirectional), our tracking UID,",
+            "                the lesion's label as Comment, and a Length (or Long Axis and Short Axis) in mm, each",
+            "                with its line as an SCOORD POLYLINE under it. In a bundle, a lesion with a mask",
+            "                also references its SEG segment.",
         ]
     if "seg" in parts:
         lines += [
             f"seg/            DICOM Segmentation, binary ({counts.get('seg', 0)} files): one per read that painted",
             "                masks (a segment per lesion) and one per case consensus (accepted lesions).",
-            "                Segments share tracking UIDs with the SR groups of the same lesion.",
+            "                Segments share tracking UIDs and labels with the SR groups of the same lesion.",
         ]
     if {"sr", "seg"} & set(parts):
         lines += [
