@@ -293,10 +293,12 @@ def test_an_export_started_on_the_results_page_is_followed_over_its_websocket(co
     base_url, facts = console_server
     context, page, errors = new_page(browser, base_url)
     frames: list[str] = []
-    page.on(
-        "websocket",
-        lambda socket: socket.on("framereceived", frames.append) if "/ws/console/exports/" in socket.url else None,
-    )
+
+    def watch(socket) -> None:
+        if "/ws/console/exports/" in socket.url:
+            socket.on("framereceived", lambda payload: frames.append(payload))
+
+    page.on("websocket", watch)
     sign_in_admin(page)
     page.goto(f"/console/tasks/{facts['task']}/results/")
 
@@ -304,7 +306,7 @@ def test_an_export_started_on_the_results_page_is_followed_over_its_websocket(co
 
     page.wait_for_selector("#export-status a", timeout=30_000)
     assert "ready" in page.locator("#export-status").inner_text()
-    messages = [json.loads(frame if isinstance(frame, str) else frame["payload"]) for frame in frames]
+    messages = [json.loads(frame) for frame in frames]
     assert messages and messages[-1]["type"] == "export.progress" and messages[-1]["status"] == "done"
     assert errors == []
     context.close()
