@@ -15,7 +15,14 @@ from pydicom.sr.codedict import codes
 
 from annotations.models import Mark
 from annotations.services.exports import export_to_path
-from annotations.services.exports.sr_export import LOCAL_SCHEME, finding_code, tracking_uid
+from annotations.services.exports.sr_export import (
+    LOCAL_SCHEME,
+    LesionMeasurement,
+    LineOnImage,
+    finding_code,
+    measurement_group,
+    tracking_uid,
+)
 from tests.annotations.export_data import build_scene, dicom_tool_errors
 
 pytestmark = pytest.mark.django_db
@@ -179,3 +186,25 @@ def test_every_sr_file_passes_dciodvfy_and_dsrdump(scene, tmp_path):
         # Each line sits under its NUM, as TID 300 and OHIF write it.
         assert '<inferred from SCOORD:(,,"Source")=(POLYLINE' in dump
         assert '"Length"' in dump or '"Long Axis"' in dump
+
+
+def test_a_line_on_a_multi_frame_image_is_selected_from_its_frame():
+    on_frame_2 = LineOnImage(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+        sop_instance_uid="1.2.3.4",
+        frame=2,
+        number_of_frames=3,
+        start=(10.0, 20.0),
+        end=(30.0, 20.0),
+        length_mm=20.0,
+    )
+    lesion = LesionMeasurement(label="Read 1 lesion 1", tracking_uid="1.2.3.5", long_axis=on_frame_2)
+
+    group = measurement_group(lesion=lesion, finding=codes.SCT.Neoplasm)
+
+    (length,) = group.get_measurements()
+    (scoord,) = length[0].ContentSequence
+    (image,) = scoord.ContentSequence
+    assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
+    assert image.ReferencedSOPSequence[0].ReferencedFrameNumber == 2
+    assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:Length"
