@@ -221,6 +221,12 @@ def demo_task(monkeypatch) -> Task:
     return Task.objects.get(name=STUDY_TASK)
 
 
+def dciodvfy_findings(path: Path) -> list[str]:
+    """dciodvfy's error and warning lines for one file."""
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith(("Error", "Warning"))]
+
+
 def test_ohif_adapters_recover_every_line_and_mask_of_the_demo_bundle(demo_task, round_trip_script, tmp_path):
     archive = export_to_path(task=demo_task, fmt="bundle", out=tmp_path / "bundle.zip").path
 
@@ -229,6 +235,10 @@ def test_ohif_adapters_recover_every_line_and_mask_of_the_demo_bundle(demo_task,
     assert {row["kind"] for row in manifest} == {"sr_read", "sr_consensus", "seg_read", "seg_consensus"}
     assert assert_sr_lines_come_back(tools, manifest) > 0
     assert assert_seg_segments_come_back(segments, manifest) > 0
+    if shutil.which("dciodvfy"):  # the same files stay clean for dicom3tools: no errors, no warnings
+        assert {row["file"]: dciodvfy_findings(tmp_path / "bundle" / row["file"]) for row in manifest} == {
+            row["file"]: [] for row in manifest
+        }
 
 
 def test_ohif_adapters_recover_lines_and_masks_of_a_hand_built_case(small_ct_series, round_trip_script, tmp_path):
