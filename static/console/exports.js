@@ -10,6 +10,7 @@ const list = document.getElementById('export-list');
 const jobsUrl = box.dataset.jobsUrl;
 const jobUrl = (id) => `${jobsUrl}${id}/`;
 const finished = (job) => job.status === 'done' || job.status === 'failed';
+const SAFETY_CHECK_MS = 15000;
 
 // DRF answers 400 with field errors ({"format": ["..."]}) and 403 with {"detail": "..."}.
 function reason(error) {
@@ -36,12 +37,22 @@ function followLive(job, label) {
       return;
     }
     let settled = false;
+    let check;
     const settle = (outcome) => {
       if (settled) return;
       settled = true;
+      clearInterval(check);
       socket.close();
       resolve(outcome);
     };
+    // A missed broadcast (a worker whose channel layer is down) must not leave the page waiting forever.
+    check = setInterval(async () => {
+      try {
+        if (finished(await api(jobUrl(job.id)))) settle(true);
+      } catch {
+        // the next check, or the socket, will tell
+      }
+    }, SAFETY_CHECK_MS);
     socket.addEventListener('message', (event) => {
       const message = JSON.parse(event.data);
       if (message.type !== 'export.progress') return;
