@@ -333,7 +333,7 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
         lines += [
             f"seg/            DICOM Segmentation, binary ({counts.get('seg', 0)} files): one per read that painted",
             "                masks (a segment per lesion) and one per case consensus (accepted lesions).",
-            "                Segments share tracking UIDs and labels with the SR groups of the same lesion.",
+            "                Segments share tracking UIDs and identifiers with the SR groups of the same lesion.",
         ]
     if {"sr", "seg"} & set(parts):
         lines += [
