@@ -154,6 +154,28 @@ def assert_same_line(got: dict, expected: dict, where: str) -> None:
     assert got["length_mm"] == pytest.approx(expected["length_mm"], abs=LENGTH_TOLERANCE_MM), where
 
 
+def same_frame(first: dict, second: dict) -> bool:
+    return (first["sop_instance_uid"], int(first.get("frame", 1))) == (
+        second["sop_instance_uid"],
+        int(second.get("frame", 1)),
+    )
+
+
+def expected_tools(lesion: dict) -> list[tuple[str, str, dict]]:
+    """(tool, label, line) for each annotation OHIF should draw for a lesion, in SR order."""
+    if "short_axis" not in lesion:
+        return [("Length", lesion["label"], {"long_axis": lesion["long_axis"]})]
+    if same_frame(lesion["long_axis"], lesion["short_axis"]):
+        return [
+            ("Bidirectional", lesion["label"], {"long_axis": lesion["long_axis"], "short_axis": lesion["short_axis"]})
+        ]
+    # Axes on different slices (a consensus can have them): one Length per axis, each on its own image.
+    return [
+        ("Length", f"{lesion['label']} long axis", {"long_axis": lesion["long_axis"]}),
+        ("Length", f"{lesion['label']} short axis", {"long_axis": lesion["short_axis"]}),
+    ]
+
+
 def assert_sr_lines_come_back(tools_by_file: dict, manifest: list[dict]) -> int:
     """Every line of every SR comes back as a Length or Bidirectional on its image; return how many lines."""
     lines = 0
@@ -166,17 +188,17 @@ def assert_sr_lines_come_back(tools_by_file: dict, manifest: list[dict]) -> int:
             expected = expected_consensus_lesions(CaseConsensus.objects.get(pk=row["consensus_id"]))
         tools = tools_by_file[row["file"]]
         assert {tool["tracking_uid"] for tool in tools} == set(expected), row["file"]
-        for tool in tools:
-            lesion = expected[tool["tracking_uid"]]
-            where = f"{row['file']} {lesion['label']}"
-            assert tool["tool_type"] == ("Bidirectional" if "short_axis" in lesion else "Length"), where
-            assert tool["label"] == lesion["label"], where
-            assert tool["sop_instance_uid"] == lesion["long_axis"]["sop_instance_uid"], where
-            for kind in ("long_axis", "short_axis"):
-                if kind in lesion:
-                    assert_same_line(tool["axes"][kind], lesion[kind], f"{where} {kind}")
+        for uid, lesion in expected.items():
+            got = [tool for tool in tools if tool["tracking_uid"] == uid]
+            wanted = expected_tools(lesion)
+            assert [(tool["tool_type"], tool["label"]) for tool in got] == [(t, label) for t, label, _ in wanted]
+            for tool, (_, label, axes) in zip(got, wanted, strict=True):
+                where = f"{row['file']} {label}"
+                assert tool["sop_instance_uid"] == axes["long_axis"]["sop_instance_uid"], where
+                for kind, line in axes.items():
+                    assert_same_line(tool["axes"][kind], line, f"{where} {kind}")
                     lines += 1
-            assert tool["stats"]["length"] == pytest.approx(lesion["long_axis"]["length_mm"], abs=LENGTH_TOLERANCE_MM)
+                assert tool["stats"]["length"] == pytest.approx(axes["long_axis"]["length_mm"], abs=LENGTH_TOLERANCE_MM)
     return lines
 
 
@@ -250,6 +272,25 @@ def test_ohif_adapters_recover_lines_and_masks_of_a_hand_built_case(small_ct_ser
     # Read A: a bidirectional lesion and a Length; read B's second version; the consensus bidirectional.
     assert assert_sr_lines_come_back(tools, manifest) == 3 + 1 + 2
     assert assert_seg_segments_come_back(segments, manifest) == 2
+
+
+def test_a_consensus_with_its_axes_on_two_slices_comes_back_as_two_lengths(
+    small_ct_series, round_trip_script, tmp_path
+):
+    scene = build_scene(small_ct_series)
+    lesion = scene.consensus.lesions.get(lesion_index=1)
+    above = scene.instances[len(scene.instances) // 2 + 1]
+    lesion.short_axis = {**lesion.short_axis, "sop_instance_uid": above.sop_instance_uid}
+    lesion.save(update_fields=["short_axis"])
+    archive = export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip").path
+
+    tools, segments, manifest = open_in_ohif(round_trip_script, archive, tmp_path / "bundle")
+
+    consensus = tools[f"sr/case-{scene.case.pk}/consensus.dcm"]
+    assert [tool["tool_type"] for tool in consensus] == ["Length", "Length"]
+    images = {tool["sop_instance_uid"] for tool in consensus}
+    assert images == {above.sop_instance_uid, lesion.long_axis["sop_instance_uid"]}
+    assert assert_sr_lines_come_back(tools, manifest) == 3 + 1 + 2
 
 
 @pytest.mark.skipif(not shutil.which("dciodvfy"), reason="dicom3tools missing")

@@ -20,7 +20,7 @@ from annotations.services.exports.sr_export import (
     LesionMeasurement,
     LineOnImage,
     finding_code,
-    measurement_group,
+    measurement_groups,
     tracking_uid,
 )
 from tests.annotations.export_data import build_scene, dicom_tool_errors
@@ -200,7 +200,7 @@ def test_a_line_on_a_multi_frame_image_is_selected_from_its_frame():
     )
     lesion = LesionMeasurement(label="Read 1 lesion 1", tracking_uid="1.2.3.5", long_axis=on_frame_2)
 
-    group = measurement_group(lesion=lesion, finding=codes.SCT.Neoplasm)
+    (group,) = measurement_groups(lesion=lesion, finding=codes.SCT.Neoplasm)
 
     (length,) = group.get_measurements()
     (scoord,) = length[0].ContentSequence

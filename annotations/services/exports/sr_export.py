@@ -102,12 +102,14 @@ class LesionMeasurement:
 
     @property
     def tool(self) -> str:
-        """The Cornerstone tool that draws these lines: Length, or Bidirectional with a short axis."""
-        return BIDIRECTIONAL_TOOL if self.short_axis is not None else LENGTH_TOOL
-
-    @property
-    def tracking_identifier(self) -> str:
-        return f"{CORNERSTONE_TRACKING_PREFIX}:{self.tool}"
+        """The Cornerstone tool that draws these lines: Bidirectional for two axes on one frame, else Length."""
+        if self.short_axis is None or self.long_axis is None:
+            return LENGTH_TOOL
+        same_frame = (self.short_axis.sop_instance_uid, self.short_axis.frame) == (
+            self.long_axis.sop_instance_uid,
+            self.long_axis.frame,
+        )
+        return BIDIRECTIONAL_TOOL if same_frame else LENGTH_TOOL
 
 
 def finding_code(finding: str) -> Code:
@@ -149,33 +151,69 @@ def _line_measurement(name: Code, line: LineOnImage) -> hd.sr.Measurement:
     )
 
 
-def measurement_group(
+def _lines_group(
     *,
     lesion: LesionMeasurement,
+    tool: str,
+    measurements: list[hd.sr.Measurement],
+    label: str,
     finding: Code,
-    algorithm: hd.sr.AlgorithmIdentification | None = None,
+    algorithm: hd.sr.AlgorithmIdentification | None,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """Return the TID 1501 group of one lesion's lines, as OHIF reads it."""
-    if lesion.long_axis is None:
-        raise ValueError(f"lesion {lesion.label!r} has no long axis to measure")
-    if lesion.short_axis is None:
-        measurements = [_line_measurement(codes.SCT.Length, lesion.long_axis)]
-    else:
-        measurements = [
-            _line_measurement(LONG_AXIS, lesion.long_axis),
-            _line_measurement(SHORT_AXIS, lesion.short_axis),
-        ]
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.tracking_identifier),
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=lesion.tracking_uid, identifier=f"{CORNERSTONE_TRACKING_PREFIX}:{tool}"
+        ),
         finding_type=finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
         algorithm_id=algorithm,
         measurements=measurements,
     )
     group[0].ContentSequence.append(
-        hd.sr.TextContentItem(name=COMMENT, value=lesion.label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        hd.sr.TextContentItem(name=COMMENT, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     )
     return group
+
+
+def measurement_groups(
+    *,
+    lesion: LesionMeasurement,
+    finding: Code,
+    algorithm: hd.sr.AlgorithmIdentification | None = None,
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """Return the TID 1501 groups of one lesion's lines, as OHIF reads them.
+
+    One group (a Length, or a Bidirectional's Long Axis and Short Axis) when the lines share
+    an image; a consensus may take its axes from different slices, and a Cornerstone
+    Bidirectional lives on one image, so then each axis is its own Length group, under the
+    lesion's one tracking UID.
+    """
+    if lesion.long_axis is None:
+        raise ValueError(f"lesion {lesion.label!r} has no long axis to measure")
+    common = dict(lesion=lesion, finding=finding, algorithm=algorithm)
+    if lesion.short_axis is None:
+        measurements = [_line_measurement(codes.SCT.Length, lesion.long_axis)]
+        return [_lines_group(tool=LENGTH_TOOL, measurements=measurements, label=lesion.label, **common)]
+    if lesion.tool == BIDIRECTIONAL_TOOL:
+        measurements = [
+            _line_measurement(LONG_AXIS, lesion.long_axis),
+            _line_measurement(SHORT_AXIS, lesion.short_axis),
+        ]
+        return [_lines_group(tool=BIDIRECTIONAL_TOOL, measurements=measurements, label=lesion.label, **common)]
+    return [
+        _lines_group(
+            tool=LENGTH_TOOL,
+            measurements=[_line_measurement(LONG_AXIS, lesion.long_axis)],
+            label=f"{lesion.label} long axis",
+            **common,
+        ),
+        _lines_group(
+            tool=LENGTH_TOOL,
+            measurements=[_line_measurement(SHORT_AXIS, lesion.short_axis)],
+            label=f"{lesion.label} short axis",
+            **common,
+        ),
+    ]
 
 
 def mask_group(
@@ -235,7 +273,7 @@ def measurement_report_sr(
     groups: list = []
     for lesion in lesions:
         if lesion.long_axis is not None:
-            groups.append(measurement_group(lesion=lesion, finding=finding, algorithm=algorithm))
+            groups += measurement_groups(lesion=lesion, finding=finding, algorithm=algorithm)
         if lesion.segment is not None:
             groups.append(mask_group(lesion=lesion, finding=finding, algorithm=algorithm))
     report = hd.sr.MeasurementReport(
@@ -428,7 +466,8 @@ def sr_for_consensus(
         version=consensus.algorithm_version,
         parameters=[f"{key}={value}" for key, value in sorted((consensus.params or {}).items())] or None,
     )
-    instances = [sources.by_uid(lesion.long_axis.sop_instance_uid) for lesion in lesions if lesion.long_axis]
+    lines = [line for lesion in lesions for line in (lesion.long_axis, lesion.short_axis) if line is not None]
+    instances = [sources.by_uid(line.sop_instance_uid) for line in lines]
     return measurement_report_sr(
         lesions=lesions,
         observation_context=observer,
