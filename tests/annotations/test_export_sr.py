@@ -208,3 +208,24 @@ def test_a_line_on_a_multi_frame_image_is_selected_from_its_frame():
     assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
     assert image.ReferencedSOPSequence[0].ReferencedFrameNumber == 2
     assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:Length"
+
+
+def test_axes_on_two_slices_become_one_length_group_per_image_under_one_tracking_uid():
+    def line(sop_instance_uid: str, length_mm: float) -> LineOnImage:
+        return LineOnImage("1.2.840.10008.5.1.4.1.1.2", sop_instance_uid, 1, 1, (10.0, 20.0), (30.0, 20.0), length_mm)
+
+    lesion = LesionMeasurement(
+        label="Consensus lesion 1",
+        tracking_uid="1.2.3.9",
+        long_axis=line("1.2.3.1", 20.0),
+        short_axis=line("1.2.3.2", 9.0),
+    )
+
+    groups = measurement_groups(lesion=lesion, finding=codes.SCT.Neoplasm)
+
+    assert [group.tracking_identifier for group in groups] == ["Cornerstone3DTools@^0.1.0:Length"] * 2
+    assert {group.tracking_uid for group in groups} == {"1.2.3.9"}
+    assert [comment_of(group) for group in groups] == ["Consensus lesion 1 long axis", "Consensus lesion 1 short axis"]
+    (long_axis,), (short_axis,) = (group.get_measurements() for group in groups)
+    assert (long_axis.name.meaning, short_axis.name.meaning) == ("Long Axis", "Short Axis")
+    assert [line_of(long_axis)[1], line_of(short_axis)[1]] == ["1.2.3.1", "1.2.3.2"]
