@@ -354,5 +354,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # highdicom logs each module it copies at INFO; commands bring it back with -v 2.
+    "loggers": {"django.request": {"level": "ERROR"}, "highdicom": {"level": "WARNING"}},
 }
