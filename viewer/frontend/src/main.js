@@ -121,6 +121,8 @@ class ReadingSession {
     this.loading = true;
     this.lease.stop();
     annotation.state.removeAllAnnotations();
+    // A closed case's slices and labelmaps leave the cache, so a tablet holds one case at a time.
+    if (this.case) this.viewer.release(this.mask ? [...this.mask.labelmapOf.values()] : []);
     this.mask?.remove();
     this.mask = null;
     this.case = null;
@@ -136,7 +138,10 @@ class ReadingSession {
     this.imageIds = imageIds;
     this.frameOf = frameOf;
     const draft = loadDraft(this.readerKey, caseForReading.id);
-    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1));
+    const first = caseForReading.instances[0] || {};
+    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
+      extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
+    });
     this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
     this.form.clear();
     this.form.showCase(caseForReading);
@@ -417,6 +422,7 @@ class ReadingSession {
   bindViewer() {
     const slider = $('#slice-slider');
     slider.addEventListener('input', () => this.viewer.goToSlice(Number(slider.value) - 1));
+
     this.viewer.on('slice', (index) => {
       slider.value = String(index + 1);
       $('#slice-label').textContent = `Slice ${index + 1} / ${this.imageIds?.length ?? 0}`;
