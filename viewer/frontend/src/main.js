@@ -1,7 +1,7 @@
 // Entry of the reading page (built to static/viewer/read.js): one ReadingSession drives the
 // viewer, the tools and the side panel through a loop of next case -> read -> submit -> next case.
 import './styles.css';
-import { eventTarget, utilities as csUtils } from '@cornerstonejs/core';
+import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerstonejs/core';
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
 import * as api from './api.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
@@ -458,6 +458,12 @@ class ReadingSession {
       button.addEventListener('click', () => actions[button.dataset.action]?.());
     }
     $('#brush-size').addEventListener('input', (event) => this.setBrushRadius(Number(event.target.value)));
+    $('#toolbar-more').addEventListener('click', () => {
+      const toolbar = $('.toolbar');
+      const expanded = toolbar.classList.toggle('expanded');
+      $('#toolbar-more').setAttribute('aria-expanded', String(expanded));
+      $('#toolbar-more').textContent = expanded ? 'Less' : 'More';
+    });
     this.setBrushRadius(this.brushRadius);
     bindShortcuts({
       previousSlice: () => this.viewer.scrollBy(-1),
@@ -526,6 +532,24 @@ class ReadingSession {
       lesions: () => this.lesions(),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
+      cachedFraction: () => this.viewer.prefetcher.cachedFraction(),
+      cacheBytes: () => cache.getCacheSize(),
+      /** Decode every frame of a series the way the viewer does; pixels come back as plain arrays. */
+      loadFrames: async (caseLike) => {
+        const { imageIds } = await registerCaseImages(caseLike);
+        const frames = [];
+        for (const imageId of imageIds) {
+          const image = await imageLoader.loadAndCacheImage(imageId);
+          frames.push({
+            pixels: Array.from(image.getPixelData()),
+            transferSyntax: image.transferSyntaxUID,
+            preScaled: Boolean(image.preScale?.scaled),
+            slope: image.slope ?? 1,
+            intercept: image.intercept ?? 0,
+          });
+        }
+        return frames;
+      },
       csUtils,
     };
   }

@@ -136,6 +136,8 @@ export class StackViewer {
     if (!this.imageIds?.length) return Promise.resolve();
     this.wantedSlice = Math.max(0, Math.min(this.imageIds.length - 1, index));
     if (this.moving) return this.moving;
+    if (this.wantedSlice === this.sliceIndex()) return Promise.resolve();
+    this.prefetcher.hold();
     this.moving = (async () => {
       while (this.wantedSlice !== this.sliceIndex()) {
         const target = this.wantedSlice;
