@@ -16,6 +16,7 @@ import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
 
 const $ = (selector) => document.querySelector(selector);
+const NATIVE_FRAMES_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1';
 
 function debounce(fn, ms) {
   let timer = null;
@@ -43,10 +44,20 @@ class ReadingSession {
   }
 
   async start() {
-    const forceCpu = new URLSearchParams(window.location.search).has('cpu') || this.app.dataset.renderMode === 'cpu';
-    this.renderMode = await startCornerstone({ forceCpu });
+    const query = new URLSearchParams(window.location.search);
+    const forceCpu = query.has('cpu') || this.app.dataset.renderMode === 'cpu';
+    // Benchmark switches (benchmarks/bench_reading.py): the earlier native transfer and prefetch,
+    // and another DICOMweb server for the images. Readers never need them.
+    const benchNative = query.get('bench-transfer') === 'native';
+    this.benchWadorsRoot = query.get('bench-wadors');
+    this.renderMode = await startCornerstone({
+      forceCpu,
+      frameAccept: query.get('bench-accept') || (benchNative ? NATIVE_FRAMES_ACCEPT : null),
+    });
     $('#render-mode').textContent = this.renderMode === 'cpu' ? 'CPU rendering' : '';
-    this.viewer = new StackViewer($('#viewport'));
+    this.viewer = new StackViewer($('#viewport'), {
+      prefetch: query.get('bench-prefetch') === 'context' ? 'context' : 'interaction-first',
+    });
     this.tools = new ReadingTools();
     this.tools.setBrushSize(this.brushRadius);
     this.form = new ReadForm(this.app, {
@@ -130,11 +141,14 @@ class ReadingSession {
   }
 
   async openCase(caseForReading) {
+    // Marks for benchmarks/bench_reading.py: case open -> first image.
+    performance.mark('readerboard-case-open');
     this.closeCase();
     this.loading = true;
     this.case = caseForReading;
     this.status(`Loading ${caseForReading.label || 'case'}…`);
-    const { imageIds, frameOf } = await registerCaseImages(caseForReading);
+    const source = this.benchWadorsRoot ? { ...caseForReading, wadors_root: this.benchWadorsRoot } : caseForReading;
+    const { imageIds, frameOf } = await registerCaseImages(source);
     this.imageIds = imageIds;
     this.frameOf = frameOf;
     const draft = loadDraft(this.readerKey, caseForReading.id);
@@ -142,6 +156,7 @@ class ReadingSession {
     await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
       extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
     });
+    performance.mark('readerboard-first-image');
     this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
     this.form.clear();
     this.form.showCase(caseForReading);
@@ -532,7 +547,7 @@ class ReadingSession {
       lesions: () => this.lesions(),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
-      cachedFraction: () => this.viewer.prefetcher.cachedFraction(),
+      cachedFraction: () => (this.imageIds || []).filter((id) => cache.isLoaded(id)).length / (this.imageIds?.length || 1),
       cacheBytes: () => cache.getCacheSize(),
       /** Decode every frame of a series the way the viewer does; pixels come back as plain arrays. */
       loadFrames: async (caseLike) => {

@@ -89,12 +89,6 @@ export class StackPrefetcher {
     }
   }
 
-  /** Fraction (0..1) of the stack's slices in the cache. */
-  cachedFraction() {
-    if (!this.imageIds.length) return 0;
-    return this.imageIds.filter((imageId) => cache.isLoaded(imageId)).length / this.imageIds.length;
-  }
-
   _learnSliceSize(imageId, image = null) {
     if (this.bytesPerSlice) return;
     const loaded = image || cache.getImage?.(imageId);

@@ -12,7 +12,7 @@ import {
   setUseCPURendering,
   utilities as csUtils,
 } from '@cornerstonejs/core';
-import { init as initTools } from '@cornerstonejs/tools';
+import { init as initTools, utilities as toolUtilities } from '@cornerstonejs/tools';
 import { init as initImageLoader } from '@cornerstonejs/dicom-image-loader';
 import { patientToImage } from './geometry.js';
 import { configureRequestPools, StackPrefetcher } from './prefetch.js';
@@ -40,13 +40,19 @@ function webglAvailable() {
   }
 }
 
-/** Initialise Cornerstone once; return the rendering mode in use ('gpu' or 'cpu'). */
-export async function startCornerstone({ forceCpu = false } = {}) {
+/**
+ * Initialise Cornerstone once; return the rendering mode in use ('gpu' or 'cpu'). `frameAccept`
+ * overrides the Accept header of frame requests (benchmarks compare native transfer with it).
+ */
+export async function startCornerstone({ forceCpu = false, frameAccept = null } = {}) {
   if (!started) {
     await initCore();
     await initTools();
     // Two decode workers at most: booth laptops and tablets are small.
-    await initImageLoader({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1) });
+    await initImageLoader({
+      maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
+      ...(frameAccept ? { beforeSend: () => ({ Accept: frameAccept }) } : {}),
+    });
     if (forceCpu || !webglAvailable()) setUseCPURendering(true);
     configureRequestPools();
     started = true;
@@ -70,8 +76,13 @@ export function planeOf(imageId) {
 }
 
 export class StackViewer {
-  constructor(element) {
+  /**
+   * `prefetch` is 'interaction-first' (this module's StackPrefetcher) or 'context' (Cornerstone's
+   * stackContextPrefetch, the earlier behaviour, kept for side-by-side benchmarks).
+   */
+  constructor(element, { prefetch = 'interaction-first' } = {}) {
     this.element = element;
+    this.legacyPrefetch = prefetch === 'context';
     this.listeners = { slice: [], voi: [] };
     this.element.oncontextmenu = (event) => event.preventDefault();
     this.engine = getRenderingEngine(RENDERING_ENGINE_ID) || new RenderingEngine(RENDERING_ENGINE_ID);
@@ -87,9 +98,11 @@ export class StackViewer {
     this.moving = null;
     // The asked-for slice goes out before any prefetch: hold the prefetch queue while it loads,
     // then rebuild it outward from where the reader now is.
-    element.addEventListener(Enums.Events.PRE_STACK_NEW_IMAGE, () => this.prefetcher.hold());
+    element.addEventListener(Enums.Events.PRE_STACK_NEW_IMAGE, () => {
+      if (!this.legacyPrefetch) this.prefetcher.hold();
+    });
     element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => {
-      this.prefetcher.focus(this.sliceIndex());
+      if (!this.legacyPrefetch) this.prefetcher.focus(this.sliceIndex());
       this._emit('slice', this.sliceIndex());
     });
     element.addEventListener(Enums.Events.VOI_MODIFIED, () => this._emit('voi', this.window()));
@@ -115,7 +128,8 @@ export class StackViewer {
     await this.viewport.setStack(imageIds, index);
     this.viewport.render();
     this.fileWindow = this.window();
-    this.prefetcher.focus(this.sliceIndex());
+    if (this.legacyPrefetch) toolUtilities.stackContextPrefetch.enable(this.element);
+    else this.prefetcher.focus(this.sliceIndex());
     this._emit('slice', this.sliceIndex());
     this._emit('voi', this.window());
   }
@@ -135,6 +149,7 @@ export class StackViewer {
   goToSlice(index) {
     if (!this.imageIds?.length) return Promise.resolve();
     this.wantedSlice = Math.max(0, Math.min(this.imageIds.length - 1, index));
+    if (this.legacyPrefetch) return this.viewport.setImageIdIndex(this.wantedSlice);
     if (this.moving) return this.moving;
     if (this.wantedSlice === this.sliceIndex()) return Promise.resolve();
     this.prefetcher.hold();
