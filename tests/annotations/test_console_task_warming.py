@@ -8,7 +8,7 @@ from django.urls import reverse
 from annotations.models import Task
 from tests.annotations.test_console_tasks import task_post
 from tests.factories import CaseFactory, TaskFactory, admin_user
-from viewer.dicomweb.delivery import frame_key
+from viewer.dicomweb.delivery import LOSSLESS_CACHE, frame_key
 from viewer.services import image_cache
 
 
@@ -24,7 +24,7 @@ def cold_cache():
 
 
 def cached_frames(series) -> int:
-    return sum(image_cache.contains("frames", frame_key(instance, 1)) for instance in series.instances.all())
+    return sum(image_cache.contains(LOSSLESS_CACHE, frame_key(instance, 1)) for instance in series.instances.all())
 
 
 @pytest.mark.django_db(transaction=True)

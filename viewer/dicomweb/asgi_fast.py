@@ -58,6 +58,8 @@ KNOWN_MIDDLEWARE = PASS_THROUGH_MIDDLEWARE | {
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Only process_exception, which the fast path never needs: an exception falls through to Django.
+    "readerboard.overload.OverloadMiddleware",
 }
 
 
