@@ -359,6 +359,7 @@ class Orthanc(Server):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log = open(workdir / "orthanc.log", "ab")  # noqa: SIM115 - closed in stop_all
         self.paths: dict[str, list[str]] = {}
+        self.extra_config: dict = {}  # e.g. IngestTranscoding for the reading benchmark
 
     def start(self) -> None:
         self.port = free_port()
@@ -378,6 +379,7 @@ class Orthanc(Server):
             "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
         }
+        config.update(self.extra_config)
         config_path = self.workdir / "orthanc.json"
         config_path.write_text(json.dumps(config, indent=2))
         self.process = subprocess.Popen(["Orthanc", str(config_path)], stdout=self.log, stderr=self.log)

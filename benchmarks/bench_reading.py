@@ -8,7 +8,7 @@ round trip (and on loopback). Three ways to read the same case:
 
 - `readerboard`: JPEG-LS lossless frames, interaction-first prefetch (what readers get);
 - `baseline`: native frames and Cornerstone's context prefetch (the behaviour before issue 13);
-- `orthanc`: the same viewer reading from Orthanc's DICOMweb, asking it to transcode to JPEG-LS.
+- `orthanc`: the same viewer reading from Orthanc's DICOMweb, which transcodes to JPEG-LS at ingest.
 
 Reported per run: case open -> first image; slider jumps to seeded random slices -> that slice
 drawn (p50, p95); case open -> every slice in Cornerstone's cache; frame bytes on the wire per
@@ -41,7 +41,7 @@ RESULTS = REPO / "benchmarks" / "results"
 CHROMIUM = "/usr/bin/chromium"
 WIFI = {"name": "wifi-50mbit-20ms", "megabits_per_s": 50.0, "latency_ms": 20.0}
 LOOPBACK = {"name": "loopback", "megabits_per_s": None, "latency_ms": 0.0}
-JLS_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.80"
+JLS_SYNTAX = "1.2.840.10008.1.2.4.80"
 READY = "() => window.readerboardViewer && window.readerboardViewer.ready()"
 PIN = "48213"
 
@@ -101,7 +101,12 @@ def read_once(browser, *, base_url: str, task_id: int, mode: str, condition: dic
         rate = condition["megabits_per_s"] * 1e6 / 8
         session.send(
             "Network.emulateNetworkConditions",
-            {"offline": False, "latency": condition["latency_ms"], "downloadThroughput": rate, "uploadThroughput": rate},
+            {
+                "offline": False,
+                "latency": condition["latency_ms"],
+                "downloadThroughput": rate,
+                "uploadThroughput": rate,
+            },
         )
     frame_requests: dict[str, bool] = {}
     frame_bytes = [0]
@@ -161,7 +166,7 @@ def read_once(browser, *, base_url: str, task_id: int, mode: str, condition: dic
                     target,
                 )
             )
-        page.wait_for_function("() => window.readerboardViewer.cachedFraction() >= 1", timeout=600_000, polling=200)
+        page.wait_for_function("() => window.readerboardViewer.cachedFraction() >= 1", timeout=300_000, polling=200)
         finished = page.evaluate(
             """(open) => ({
                 allCachedMs: performance.now() - open,
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         orthanc = None
         if not args.no_orthanc and shutil.which("Orthanc"):
             orthanc = Orthanc(workdir)
+            # Orthanc 1.10's DICOMweb plugin will not transcode uncompressed frames on retrieval
+            # ("Cannot specify a transfer syntax ... for default Little Endian uncompressed pixel
+            # data"), so it stores JPEG-LS at ingest and serves that for transfer-syntax=*.
+            orthanc.extra_config = {"IngestTranscoding": JLS_SYNTAX}
             orthanc.start()
             servers.append(orthanc)
             orthanc.upload(files, prepared["instances"])
@@ -222,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         base_url = f"http://127.0.0.1:{readerboard.port}"
         modes = {"readerboard": "", "baseline": "?bench-transfer=native&bench-prefetch=context"}
         if orthanc is not None:
-            modes["orthanc"] = (
-                f"?bench-wadors=http://127.0.0.1:{orthanc.port}/dicom-web&bench-accept={quote(JLS_ACCEPT, safe='')}"
-            )
+            modes["orthanc"] = f"?bench-wadors={quote(f'http://127.0.0.1:{orthanc.port}/dicom-web', safe='')}"
         conditions = [c for c in (WIFI, LOOPBACK) if c["name"].split("-")[0] in args.conditions.split(",")]
         runs = []
         with sync_playwright() as playwright:
@@ -258,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as error:  # noqa: BLE001 - a peer that cannot do it is a result too
                         run = {"mode": mode, "condition": condition["name"], "error": str(error)[:300]}
                     run["bytes_vs_native"] = (
-                        round(run["frame_bytes_per_slice"] / native_bytes, 3) if "frame_bytes_per_slice" in run else None
+                        round(run["frame_bytes_per_slice"] / native_bytes, 3)
+                        if "frame_bytes_per_slice" in run
+                        else None
                     )
                     print(json.dumps(run), flush=True)
                     runs.append(run)
@@ -289,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(runs: list[dict]) -> None:
-    print(f"{'condition':>18} {'mode':>12} {'first':>8} {'jump p50':>9} {'jump p95':>9} {'all cached':>11} {'bytes':>7}")
+    print(
+        f"{'condition':>18} {'mode':>12} {'first':>8} {'jump p50':>9} {'jump p95':>9} {'all cached':>11} {'bytes':>7}"
+    )
     for run in runs:
         if "error" in run:
             print(f"{run['condition']:>18} {run['mode']:>12} error: {run['error'][:60]}")

@@ -35,9 +35,7 @@ def test_real_size_demo_makes_its_own_collection_task_and_ground_truth_and_encod
     assert case.series.instances.count() == 30
     lesion = ReferenceLesion.objects.get(series=case.series)
     assert lesion.long_axis_mm == 28.0
-    assert all(
-        image_cache.contains(LOSSLESS_CACHE, frame_key(instance, 1)) for instance in case.series.instances.all()
-    )
+    assert all(image_cache.contains(LOSSLESS_CACHE, frame_key(instance, 1)) for instance in case.series.instances.all())
 
 
 def test_a_second_or_interrupted_run_adds_nothing_twice(django_capture_on_commit_callbacks):

@@ -63,9 +63,7 @@ def make_real_size_demo(*, slices: int = REAL_SIZE_SLICES, size: int = 512) -> T
     series = Series.objects.get(series_instance_uid=written.series_instance_uid)
     with transaction.atomic():
         if not series.reference_lesions.exists():
-            store_reference_lesions(
-                patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm
-            )
+            store_reference_lesions(patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm)
         task = Task.objects.create(
             name=REAL_SIZE_TASK,
             instructions_md=REAL_SIZE_INSTRUCTIONS,

@@ -246,3 +246,19 @@ def test_a_sealed_encoding_rejects_truncation_bit_flips_and_a_foreign_header(dam
 
     with pytest.raises(frame_codecs.DamagedEncodingError):
         frame_codecs.unseal(damage(sealed))
+
+
+def test_a_frame_the_codec_refuses_goes_out_native_not_as_an_error(admin_client, tmp_path, monkeypatch):
+    frames = ct_with_negative_values(np.random.default_rng(9))
+    instance = imported(write_image(tmp_path / "ct.dcm", frames))
+
+    def refuse(*args, **kwargs):
+        raise frame_codecs.EncodingFailedError("JPEG-LS encoding failed: destination buffer too small")
+
+    monkeypatch.setattr(frame_codecs, "encode_lossless", refuse)
+    response = admin_client.get(frame_url(instance), HTTP_ACCEPT=ANY_SYNTAX)
+
+    assert response.status_code == 200
+    ((headers, payload),) = parts_of(response)
+    assert headers["content-type"] == f"application/octet-stream; transfer-syntax={NATIVE}"
+    assert np.array_equal(np.frombuffer(payload, "<i2").reshape(96, 96), frames[0])

@@ -27,7 +27,7 @@ from viewer import selectors
 from viewer.dicomweb import access, delivery, multipart
 from viewer.models import Instance
 from viewer.services import dicom_json
-from viewer.services.frame_codecs import LOSSLESS_MEDIA_TYPE, LOSSLESS_TRANSFER_SYNTAX
+from viewer.services.frame_codecs import LOSSLESS_MEDIA_TYPE, LOSSLESS_TRANSFER_SYNTAX, EncodingFailedError
 from viewer.services.pixels import (
     FRAME_MEDIA_TYPES,
     NATIVE_TRANSFER_SYNTAX,
@@ -392,7 +392,14 @@ def frames(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, 
     etag = delivery.strong_etag("frames", sop_uid, frame_list, form, part_type, str(is_multipart))
     if (cached := _not_modified(request, etag, IMMUTABLE)) is not None:
         return cached
-    payloads = [read(instance, frame_number=number) for number in numbers]
+    try:
+        payloads = [read(instance, frame_number=number) for number in numbers]
+    except EncodingFailedError:
+        # The codec refused this instance's frames (tiny noisy images can grow): the same pixels go native.
+        logger.info("frames of %s go native: JPEG-LS encoding failed", sop_uid, exc_info=True)
+        read, syntax = FRAME_READERS["native"]
+        part_type = "application/octet-stream"
+        payloads = [read(instance, frame_number=number) for number in numbers]
     if not is_multipart:
         response = HttpResponse(payloads[0], content_type=f"{part_type}; transfer-syntax={syntax}")
         return _finish(response, etag=etag, cache_control=IMMUTABLE)

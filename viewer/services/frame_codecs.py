@@ -34,6 +34,10 @@ class DamagedEncodingError(ValueError):
     """A sealed encoding whose length or checksum does not match its payload."""
 
 
+class EncodingFailedError(ValueError):
+    """The codec refused a frame it should take (e.g. a tiny noisy frame that would grow); serve it native."""
+
+
 def can_encode_lossless(description: PixelDescription) -> bool:
     """Return whether native frames of this description can go out as JPEG-LS lossless.
 
@@ -70,18 +74,21 @@ def encode_lossless(frame: np.ndarray, *, description: PixelDescription) -> byte
     if pixels.shape[:2] != (description.rows, description.columns):
         raise ValueError(f"frame is {pixels.shape}, expected {description.rows}x{description.columns}")
     encoder = get_encoder(JPEGLSLossless)
-    return encoder.encode(
-        np.ascontiguousarray(pixels),
-        rows=description.rows,
-        columns=description.columns,
-        samples_per_pixel=description.samples_per_pixel,
-        bits_allocated=bits,
-        bits_stored=bits,
-        pixel_representation=1 if signed else 0,
-        photometric_interpretation=description.native_photometric_interpretation,
-        number_of_frames=1,
-        planar_configuration=0,
-    )
+    try:
+        return encoder.encode(
+            np.ascontiguousarray(pixels),
+            rows=description.rows,
+            columns=description.columns,
+            samples_per_pixel=description.samples_per_pixel,
+            bits_allocated=bits,
+            bits_stored=bits,
+            pixel_representation=1 if signed else 0,
+            photometric_interpretation=description.native_photometric_interpretation,
+            number_of_frames=1,
+            planar_configuration=0,
+        )
+    except (RuntimeError, ValueError) as error:
+        raise EncodingFailedError(f"JPEG-LS encoding failed: {error}") from error
 
 
 def seal(payload: bytes) -> bytes:
