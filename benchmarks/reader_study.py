@@ -7,8 +7,8 @@ generator seeded by (seed, case, reader), so a reader reads a case the same way
 in every task of a run, and a run is reproduced exactly from its seed.
 
 Geometry, chosen so the benchmark runs in minutes on a shared 2-core machine:
-each case is a small axial series of 256 x 256 pixels at 0.8 mm (a 205 mm field,
-four 102 mm cells, at most one lesion per cell so lesions never touch) with
+each case is a small axial series of 192 x 192 pixels at 1.0 mm (a 192 mm field,
+four 96 mm cells, at most one lesion per cell so lesions never touch) with
 2.5 mm slices, only as many slices as its largest lesion needs plus 3 above and
 below. No pixel data exists: readers "see" the truth through their noise model,
 and masks are painted only on the slices a lesion crosses.
@@ -24,11 +24,11 @@ import numpy as np
 
 from annotations.services import mask_rle
 
-ROWS = COLUMNS = 256
-PIXEL_MM = 0.8
+ROWS = COLUMNS = 192
+PIXEL_MM = 1.0
 SLICE_MM = 2.5
 MARGIN_SLICES = 3
-CELL_CENTRES_MM = [(-51.2, -51.2), (51.2, -51.2), (-51.2, 51.2), (51.2, 51.2)]
+CELL_CENTRES_MM = [(-48.0, -48.0), (48.0, -48.0), (-48.0, 48.0), (48.0, 48.0)]
 FIELD_ORIGIN_MM = (-(COLUMNS // 2) * PIXEL_MM, -(ROWS // 2) * PIXEL_MM)
 LIMITS = (COLUMNS - 1.0, ROWS - 1.0)
 

@@ -65,7 +65,7 @@ class TaskForReaderSerializer(serializers.Serializer):
     tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
     reads_per_case = serializers.IntegerField(help_text="With adaptive reads, the most reads a case may get.")
     adaptive_reads = serializers.BooleanField(
-        help_text="Cases start with min_reads and get more, up to reads_per_case, only while their consensus is uncertain."
+        help_text="Cases start with min_reads and get more, up to reads_per_case, only while uncertain."
     )
     min_reads = serializers.IntegerField(help_text="With adaptive reads, the reads every case gets.")
     max_lesions_per_case = serializers.IntegerField(allow_null=True)

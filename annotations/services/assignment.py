@@ -146,9 +146,11 @@ _LOCKED = object()
 def _target_expression(task: Task):
     """The SQL form of read_target for the cases of one task."""
     if not task.adaptive_reads:
-        return Value(task.reads_per_case)
+        return Value(task.reads_per_case, output_field=IntegerField())
     low, high = min(task.min_reads, task.reads_per_case), task.reads_per_case
-    return Greatest(Value(low), Least(Value(high), Coalesce(F("reads_target"), Value(low))))
+    integer = IntegerField()
+    target = Coalesce(F("reads_target"), Value(low), output_field=integer)
+    return Greatest(Value(low), Least(Value(high), target, output_field=integer), output_field=integer)
 
 
 def _open_cases(*, reader: Reader, task: Task, now: datetime):

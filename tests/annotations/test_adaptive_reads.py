@@ -16,7 +16,8 @@ RULE = AdaptiveRule(min_reads=3, max_reads=7)
 
 
 def agreeing_lesion(n: int, length_mm: float = 20.0) -> LesionEvidence:
-    return LesionEvidence(support=n, long_axes_mm=[length_mm * (1 + 0.01 * i) for i in range(n)], mean_pairwise_dice=0.85)
+    lengths = [length_mm * (1 + 0.01 * i) for i in range(n)]
+    return LesionEvidence(support=n, long_axes_mm=lengths, mean_pairwise_dice=0.85)
 
 
 def test_agreeing_readers_stop_at_the_minimum():

@@ -172,9 +172,7 @@ def test_without_the_frame_or_with_one_line_the_consensus_line_is_the_medoid():
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(
-            st.floats(-5, 5), st.floats(-5, 5), st.floats(4, 20), st.floats(-0.3, 0.3), st.booleans()
-        ),
+        st.tuples(st.floats(-5, 5), st.floats(-5, 5), st.floats(4, 20), st.floats(-0.3, 0.3), st.booleans()),
         min_size=2,
         max_size=7,
     )
