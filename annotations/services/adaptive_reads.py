@@ -32,7 +32,7 @@ class AdaptiveRule:
     max_reads: int = 7
     detection_margin: int = 2
     max_long_axis_spread: float = 0.15
-    min_long_axis_spread_mm: float = 2.0
+    min_long_axis_spread_mm: float = 3.0
     min_mask_dice: float = 0.6
     min_answer_agreement: float = 0.7
 

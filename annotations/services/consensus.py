@@ -26,7 +26,7 @@ from django.db.models import Max
 
 from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, MaskSlice, Read, ReaderQuality, Task
 from annotations.models.tasks import ReferenceLesion, Tool
-from annotations.services.agreement import bland_altman
+from annotations.services.agreement import bland_altman, leave_one_out_deviations
 from annotations.services.case_consensus import (
     ADMIN_REFERENCE_SOURCE,
     ALGORITHM_VERSION,
@@ -466,6 +466,8 @@ def stale_case_ids(*, task: Task | None = None) -> list[int]:
 
 GOLD_ERROR_FLOOR_MM = 2.0
 WEIGHT_RANGE = (0.2, 5.0)
+# Without gold reads, a reader's weight comes from agreement with the others once they measured this many lesions.
+MIN_AGREEMENT_LESIONS = 5
 
 
 def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
@@ -508,10 +510,13 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
                 figures["gold_false_positives"] += score["false_positives"]
         for reader_id in summary.get("reader_ids", []):
             per_reader[reader_id]["accepted_total"] += summary.get("n_accepted", 0)
+    lesion_lengths: list[dict[int, float]] = []
     for lesion in ConsensusLesion.objects.filter(consensus__in=consensus_rows).values(
         "accepted", "long_axis_median_mm", "statistics", "members"
     ):
         statistics = lesion["statistics"]
+        if lesion["accepted"]:
+            lesion_lengths.append({int(k): float(v) for k, v in (statistics.get("reader_long_axis_mm") or {}).items()})
         for member in lesion["members"]:
             figures = per_reader[member["reader_id"]]
             figures["lesions_marked"] += 1
@@ -534,6 +539,13 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
         if f["gold_errors"]
     }
     median_rmse = float(np.median(list(rmse.values()))) if rmse else 0.0
+    # Reliability without gold: RMS of each reader's length minus the other readers' median.
+    agreement_rmse = {
+        reader_id: float(np.sqrt(np.mean(np.square(values))))
+        for reader_id, values in leave_one_out_deviations(lesion_lengths).items()
+        if len(values) >= MIN_AGREEMENT_LESIONS
+    }
+    median_agreement = float(np.median(list(agreement_rmse.values()))) if agreement_rmse else 0.0
     stored = []
     with transaction.atomic():
         for reader_id, f in sorted(per_reader.items()):
@@ -542,6 +554,11 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
                 # Inverse error variance relative to the typical gold reader, floored so a lucky reader is not a god.
                 floor = GOLD_ERROR_FLOOR_MM**2
                 weight = float(np.clip((floor + median_rmse**2) / (floor + rmse[reader_id] ** 2), *WEIGHT_RANGE))
+            elif reader_id in agreement_rmse:
+                floor = GOLD_ERROR_FLOOR_MM**2
+                weight = float(
+                    np.clip((floor + median_agreement**2) / (floor + agreement_rmse[reader_id] ** 2), *WEIGHT_RANGE)
+                )
             agreement = bland_altman(f["measured"], f["consensus"]).as_json() if f["measured"] else None
             found = f["accepted_found"]
             figures = {
@@ -558,6 +575,10 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
                     ),
                 },
                 "bland_altman_vs_consensus": agreement,
+                "agreement_rmse_mm": agreement_rmse.get(reader_id),
+                "weight_from": "gold"
+                if reader_id in rmse
+                else ("agreement" if reader_id in agreement_rmse else "none"),
                 "mean_dice_to_consensus": float(np.mean(f["dice"])) if f["dice"] else None,
                 "lesions_marked": f["lesions_marked"],
                 "consensus_lesions_found": found,
