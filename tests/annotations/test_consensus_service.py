@@ -18,7 +18,7 @@ from tests.annotations.consensus_builders import (
     horizontal_line,
     instances,
 )
-from tests.factories import CaseFactory, ReaderFactory, TaskFactory
+from tests.factories import CaseFactory, ReaderFactory, SeriesFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -417,3 +417,28 @@ def test_adaptive_readers_who_disagree_raise_the_case_target_and_say_why(adaptiv
     # (22 - 16) / median 19 = 32 %
     assert adaptive_case.reads_target == 3
     assert stored.summary["adaptive"]["message"] == "needs 1 more read: long axes disagree by 32%"
+
+
+def test_readers_without_gold_are_weighted_by_their_agreement_with_the_other_readers(small_ct_series):
+    task = TaskFactory(reads_per_case=3)
+    steady, also_steady, erratic = ReaderFactory(), ReaderFactory(), ReaderFactory()
+    rng = np.random.default_rng(5)
+    for index in range(6):
+        series = small_ct_series if index == 0 else SeriesFactory()
+        if index:
+            for instance in instances(small_ct_series):
+                instance.pk = None
+                instance.series = series
+                instance.sop_instance_uid = f"{instance.sop_instance_uid}.{index}"
+                instance.save()
+        case = CaseFactory(task=task, series=series)
+        for reader, noise in ((steady, 0.2), (also_steady, 0.2), (erratic, 4.0)):
+            length = LESION_LONG_MM + rng.normal(0, noise)
+            add_read(case, reader, lesions=[{"long": horizontal_line(length_px=length)}])
+
+    consensus.recompute_task_consensus(task=task)
+
+    quality = {row.reader_id: row for row in ReaderQuality.objects.filter(task=task)}
+    # With three readers the others' median is the mean of two, so the steady readers sit near weight 1.
+    assert quality[steady.pk].weight > 0.9 > 0.5 > quality[erratic.pk].weight
+    assert quality[erratic.pk].figures["weight_from"] == "agreement"
