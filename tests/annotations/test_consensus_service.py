@@ -426,10 +426,10 @@ def test_readers_without_gold_are_weighted_by_their_agreement_with_the_other_rea
     for index in range(6):
         series = small_ct_series if index == 0 else SeriesFactory()
         if index:
-            for instance in instances(small_ct_series):
+            for number, instance in enumerate(instances(small_ct_series)):
                 instance.pk = None
                 instance.series = series
-                instance.sop_instance_uid = f"{instance.sop_instance_uid}.{index}"
+                instance.sop_instance_uid = f"2.25.19.{index}.{number}"
                 instance.save()
         case = CaseFactory(task=task, series=series)
         for reader, noise in ((steady, 0.2), (also_steady, 0.2), (erratic, 4.0)):
