@@ -413,6 +413,11 @@ def main() -> None:
     parser.add_argument("--fixed", type=int, nargs="*", default=list(FIXED), help="fixed reads per case")
     parser.add_argument("--quick", action="store_true", help="60 lesions, for a smoke run")
     parser.add_argument("--out", default="label_quality")
+    parser.add_argument(
+        "--merge",
+        help="an earlier results JSON of the same seed whose other methods are kept (e.g. rerun only --fixed with"
+        " no values to redo the adaptive rows after changing the rule, which fixed tasks never use)",
+    )
     args = parser.parse_args()
     n_lesions = 60 if args.quick else args.lesions
     cases = study.make_cases(args.seed, min_lesions=n_lesions)
@@ -490,9 +495,19 @@ def main() -> None:
                 f"  {run['consensus_s']:5.1f} s consensus",
                 flush=True,
             )
-            if min_reads is None and reads_per_case == max(args.fixed):
+            if min_reads is None and reads_per_case == max(args.fixed, default=0):
                 single = score_single_reads(task, cases_by_pk, truth_voxels, profiles)
         results["single_reader"] = single
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        if earlier["seed"] != args.seed or earlier["data"]["lesions"] != results["data"]["lesions"]:
+            raise SystemExit(f"{args.merge} is a different study (seed {earlier['seed']})")
+        kept = [name for name in earlier["methods"] if name not in results["methods"]]
+        results["methods"] = {**{name: earlier["methods"][name] for name in kept}, **results["methods"]}
+        results["runs"] = {**{n: earlier["runs"][n] for n in kept if n in earlier["runs"]}, **results["runs"]}
+        if results["single_reader"] is None:
+            results["single_reader"] = earlier["single_reader"]
+        results["merged"] = {"kept_from_earlier_run": kept, "earlier_total_s": earlier["total_s"]}
     results["total_s"] = round(time.perf_counter() - started_all, 1)
     results["verdicts"] = verdicts(results)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ class TaskForm(forms.ModelForm):
     min_reads = forms.IntegerField(
         min_value=1,
         max_value=50,
-        initial=3,
+        initial=2,
         required=False,
         label="Minimum reads",
         help_text="Reads every case gets (adaptive).",
@@ -79,7 +79,7 @@ class TaskForm(forms.ModelForm):
         if reads and support and support > reads:
             self.add_error("min_support", f"At most the reads per case ({reads}).")
         if cleaned.get("min_reads") is None:
-            cleaned["min_reads"] = self.instance.min_reads or 3
+            cleaned["min_reads"] = self.instance.min_reads or 2
         minimum = cleaned["min_reads"]
         if cleaned.get("adaptive_reads") and reads and minimum and minimum > reads:
             self.add_error("min_reads", f"At most the reads per case ({reads}).")

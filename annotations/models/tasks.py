@@ -68,7 +68,7 @@ class Task(models.Model):
     reads_per_case = models.PositiveSmallIntegerField(default=3)
     # Adaptive reads (docs/consensus.md): each case starts with min_reads and gets more only while uncertain.
     adaptive_reads = models.BooleanField(default=False)
-    min_reads = models.PositiveSmallIntegerField(default=3)
+    min_reads = models.PositiveSmallIntegerField(default=2)
     max_lesions_per_case = models.PositiveSmallIntegerField(null=True, blank=True)
     is_open = models.BooleanField(default=True)
     consensus_method = models.CharField(max_length=16, choices=ConsensusMethod.choices, default=ConsensusMethod.STAPLE)

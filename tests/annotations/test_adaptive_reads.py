@@ -9,6 +9,7 @@ from annotations.services.adaptive_reads import (
     CaseEvidence,
     LesionEvidence,
     long_axis_spread,
+    median_error_mm,
     read_decision,
 )
 
@@ -38,14 +39,24 @@ def test_a_case_short_of_the_minimum_asks_for_the_missing_reads():
     assert decision.message == "needs 2 more reads: 1 of the minimum 3 reads"
 
 
-def test_long_axes_that_disagree_ask_for_one_more_read_and_say_by_how_much():
+def test_long_axes_that_disagree_ask_for_the_reads_that_would_settle_the_median():
     lesion = LesionEvidence(support=3, long_axes_mm=[20.0, 20.0, 24.4], mean_pairwise_dice=0.8)
 
     decision = read_decision(CaseEvidence(n_readers=3, lesions=[lesion]), RULE)
 
-    # (24.4 - 20) / median 20 = 22 %
-    assert decision.more_reads == 1
-    assert decision.message == "needs 1 more read: long axes disagree by 22%"
+    # SD 2.540 mm, so the median's error is 1.2533 * 2.540 / sqrt(3) = 1.84 mm > max(5 % of 20, 1.5) = 1.5 mm;
+    # 3 * (1.84 / 1.5)^2 = 4.5 reads would do, so 2 more. The message gives the range: 4.4 / 20 = 22 %.
+    assert median_error_mm(lesion.long_axes_mm) == pytest.approx(1.8381, abs=1e-3)
+    assert decision.message == "needs 2 more reads: long axes disagree by 22%"
+
+
+def test_agreeing_reads_after_a_disagreement_settle_the_case_although_the_range_stays():
+    lesion = LesionEvidence(support=5, long_axes_mm=[16.0, 22.0, 19.0, 19.0, 19.0])
+
+    decision = read_decision(CaseEvidence(n_readers=5, lesions=[lesion]), RULE)
+
+    # Range still 32 %, but the median's error is 1.2533 * 2.121 / sqrt(5) = 1.19 mm <= 1.5 mm.
+    assert (decision.more_reads, decision.target_reads) == (0, 5)
 
 
 def test_a_small_spread_in_millimetres_is_not_uncertain_even_when_the_lesion_is_tiny():

@@ -229,5 +229,5 @@ def test_an_adaptive_task_shows_each_case_s_read_target_and_why_it_needs_more_re
 
     page = page_of(researcher_client, task)
 
-    assert "2 / 3" in page
-    assert "needs 1 more read: long axes disagree by 32%" in page
+    assert "2 / 4" in page
+    assert "needs 2 more reads: long axes disagree by 32%" in page
