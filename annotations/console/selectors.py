@@ -147,13 +147,19 @@ def task_summaries() -> list[dict]:
     rows = []
     for task in tasks:
         counted = counted_reads_per_case(task)
+        # Adaptive reads: each case has its own target (one query more, for adaptive tasks only).
+        targets = (
+            {case.pk: read_target(case=case, task=task) for case in Case.objects.filter(task=task)}
+            if task.adaptive_reads
+            else {}
+        )
         rows.append(
             {
                 "task": task,
                 "cases": task.n_cases,
-                "complete": sum(1 for n in counted.values() if n >= task.reads_per_case),
+                "complete": sum(1 for pk, n in counted.items() if n >= targets.get(pk, task.reads_per_case)),
                 "reads": sum(counted.values()),
-                "needed": task.n_cases * task.reads_per_case,
+                "needed": sum(targets.values()) if targets else task.n_cases * task.reads_per_case,
             }
         )
     return rows
