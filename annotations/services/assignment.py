@@ -143,14 +143,27 @@ def task_progress(*, reader: Reader, task: Task, now: datetime | None = None) ->
 _LOCKED = object()
 
 
-def _target_expression(task: Task):
-    """The SQL form of read_target for the cases of one task."""
-    if not task.adaptive_reads:
-        return Value(task.reads_per_case, output_field=IntegerField())
-    low, high = min(task.min_reads, task.reads_per_case), task.reads_per_case
+def _target_expression():
+    """The SQL form of read_target, from each case's own task (so it also serves queries over several tasks)."""
     integer = IntegerField()
-    target = Coalesce(F("reads_target"), Value(low), output_field=integer)
-    return Greatest(Value(low), Least(Value(high), target, output_field=integer), output_field=integer)
+    low = Least(F("task__min_reads"), F("task__reads_per_case"), output_field=integer)
+    adaptive = Greatest(
+        low,
+        Least(F("task__reads_per_case"), Coalesce(F("reads_target"), low, output_field=integer), output_field=integer),
+        output_field=integer,
+    )
+    return SqlCase(
+        When(task__adaptive_reads=True, then=adaptive), default=F("task__reads_per_case"), output_field=integer
+    )
+
+
+def _uncertain_expression():
+    """1 for adaptive cases past their minimum (still open, so their consensus asked for more reads), else 0."""
+    return SqlCase(
+        When(task__adaptive_reads=True, reads_done__gte=F("task__min_reads"), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
 
 
 def _open_cases(*, reader: Reader, task: Task, now: datetime):
@@ -168,15 +181,9 @@ def _open_cases(*, reader: Reader, task: Task, now: datetime):
                 distinct=True,
             )
         )
-        .annotate(load=F("reads_done") + F("live_leases"), target=_target_expression(task))
+        .annotate(load=F("reads_done") + F("live_leases"), target=_target_expression())
         .filter(load__lt=F("target"))
-        .annotate(
-            uncertain=SqlCase(
-                When(reads_done__gte=task.min_reads, then=Value(int(task.adaptive_reads))),
-                default=Value(0),
-                output_field=IntegerField(),
-            )
-        )
+        .annotate(uncertain=_uncertain_expression())
         .values_list("pk", "load", "uncertain")
     )
 
