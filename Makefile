@@ -1,5 +1,5 @@
 # The README's commands. `make run` sets up and starts everything with the demo; `make test` runs every test.
-.PHONY: run test test-fast lint format bench frontend venv clean
+.PHONY: run test test-fast lint format bench frontend venv lock lock-upgrade image container-smoke clean
 
 run:
 	bash scripts/run.sh
@@ -24,6 +24,20 @@ frontend:
 
 venv:
 	bash scripts/venv.sh
+
+# The Python lock in requirements/: after editing pyproject.toml, and for a deliberate upgrade.
+lock:
+	bash scripts/lock.sh
+
+lock-upgrade:
+	bash scripts/lock.sh --upgrade
+
+# The container image from local Debian bases (no Docker Hub), and its smoke test (as root; CI runs it).
+image:
+	bash scripts/container-image.sh
+
+container-smoke:
+	bash scripts/container-smoke.sh
 
 clean:
 	rm -rf var static/viewer viewer/frontend/node_modules

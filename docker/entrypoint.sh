@@ -6,11 +6,25 @@
 #   migrate  apply database migrations, create the first admin if DJANGO_SUPERUSER_* are set
 #   demo     load the synthetic demo task and accounts (never on a public deployment)
 #   manage   any manage.py command, e.g. `manage import_dicom /data/incoming`
+#
+# Before web, worker, beat, migrate and demo, readerboard-preflight (docker/preflight.py) refuses a
+# configuration that must not start (e.g. production without a strong SECRET_KEY: exit 78) and waits,
+# one log line per attempt, for PostgreSQL and Redis (up to READERBOARD_WAIT_S seconds, default 300).
+# The web role then applies migrations unless READERBOARD_MIGRATE_ON_START=0 (compose leaves them to
+# its one-shot migrate service).
 set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 case "$role" in
+  web|worker|beat|migrate|demo)
+    readerboard-preflight
+    ;;
+esac
+case "$role" in
   web)
+    if [ "${READERBOARD_MIGRATE_ON_START:-1}" = "1" ]; then
+      python manage.py migrate --noinput
+    fi
     # --proxy-headers: the TLS proxy's X-Forwarded-For/-Proto are trusted only from FORWARDED_ALLOW_IPS.
     exec uvicorn readerboard.asgi:application \
       --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" \

@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost, so it sees view exceptions first: a database pool timeout is a 503, not a 500.
+    "readerboard.overload.OverloadMiddleware",
 ]
 
 ROOT_URLCONF = "readerboard.urls"
@@ -216,6 +218,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Admin and researcher passwords use Django's default (PBKDF2); reader PINs a keyed HMAC written only by
+# annotations.services.pin_credentials (a PIN has at most 10^8 values: a key outside the database protects
+# it offline, attempt limits online; see docs/security.md). Listed last, so it is never the default.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "annotations.services.pin_credentials.PinHMACHasher",
+]
+
+
+def _pin_key() -> str:
+    # Unset: derived from SECRET_KEY (pin_credentials.pin_key). Set it to keep PINs valid across a
+    # SECRET_KEY rotation, or to keep the PIN key in a secret store of its own.
+    key = os.environ.get("READERBOARD_PIN_KEY", "").strip()
+    if not key and os.environ.get("READERBOARD_PIN_KEY_FILE"):
+        key = Path(os.environ["READERBOARD_PIN_KEY_FILE"]).read_text().strip()
+    if key and len(key) < 32:
+        raise ImproperlyConfigured("READERBOARD_PIN_KEY must be at least 32 random characters.")
+    return key
+
+
+READERBOARD_PIN_KEY = _pin_key()
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -327,5 +354,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # highdicom logs each module it copies at INFO; commands bring it back with -v 2.
+    "loggers": {"django.request": {"level": "ERROR"}, "highdicom": {"level": "WARNING"}},
 }

@@ -25,6 +25,11 @@ echo "Readerboard is running at http://$host:$port/"
 echo "Demo logins (change them before a public booth):"
 $py manage.py make_demo | sed -n '2,$p'
 echo
+# The real-size CT (520 slices) is written, imported and encoded in the background: its task
+# appears on the reading page within a minute or two, and the server starts at once.
+mkdir -p "${READERBOARD_DATA_DIR:-var}"
+$py manage.py make_demo --real-size >"${READERBOARD_DATA_DIR:-var}/real-size-demo.log" 2>&1 &
+pids+=($!)
 .venv/bin/daphne -b "$host" -p "$port" readerboard.asgi:application &
 pids+=($!)
 wait "${pids[-1]}"

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/venv.sh test,dev
+# The lock in requirements/ must be what pyproject.toml asks for (fix: `make lock`).
+bash scripts/lock.sh --check
 bash scripts/build-frontend.sh
 export PYTHONUNBUFFERED=1
 unset DATABASE_URL REDIS_URL

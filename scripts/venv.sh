@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.11+ and install the project (with test and dev extras when asked).
+# Create .venv with Python 3.11+ and install the locked dependencies, then the project itself.
+#   bash scripts/venv.sh            requirements/runtime.txt (`make run`)
+#   bash scripts/venv.sh test,dev   requirements/dev.txt: runtime + test + dev extras (`make test`)
+# The versions and hashes come from the lock in requirements/ (scripts/lock.sh), never from the ranges
+# in pyproject.toml, so two installs a month apart are the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -13,9 +17,14 @@ if [ -z "$python_bin" ]; then
 fi
 [ -n "$python_bin" ] || { echo "Python 3.11 or newer is needed" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
-stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# Any extra (test, dev or both) takes the dev lock, which holds them all.
+lock=requirements/runtime.txt
+[ -z "$extras" ] || lock=requirements/dev.txt
+stamp=".venv/.installed-$(basename "$lock" .txt)"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  # Hashes in the lock make pip refuse anything else, including a same-named file from another index.
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps -e .
   touch "$stamp"
 fi

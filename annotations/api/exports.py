@@ -152,7 +152,7 @@ class ExportJobListView(ExportAPIView):
         summary="Start an export job",
         description=(
             "Queues an export of a task in one format (csv, consensus_csv, sr, seg, bundle). Poll the job, "
-            "or listen on the WebSocket group export-<id>, until status is done, then download it."
+            "or follow it on the WebSocket /ws/console/exports/<id>/, until status is done, then download it."
         ),
         request=ExportJobCreateSerializer,
         responses={

@@ -176,8 +176,10 @@ class TaskListView(ReadingAPIView):
     @extend_schema(responses={200: s.TaskForReaderSerializer(many=True)}, summary="Open tasks with my progress")
     def get(self, request: Request) -> Response:
         answer = []
-        for task in open_tasks():
-            progress = assignment.task_progress(reader=self.reader, task=task)
+        tasks = list(open_tasks())
+        progress_of = assignment.progress_by_task(reader=self.reader, tasks=tasks)
+        for task in tasks:
+            progress = progress_of[task.pk]
             answer.append(
                 {
                     "id": task.pk,

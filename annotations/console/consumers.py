@@ -1,7 +1,10 @@
-"""The live task dashboard socket: admins and researchers get fresh figures whenever the task changes.
+"""The console's live sockets: a task's dashboard, and an export job's progress.
 
-Messages on the group carry only a task id (see live.py); the consumer recomputes
-the figures on the server. It must never accept a reader or an anonymous visitor.
+Dashboard messages on the group carry only a task id (see live.py); the consumer
+recomputes the figures on the server. Export progress messages come from the export
+Celery task (annotations/tasks/exports.py) and carry status and counts only. Neither
+socket may ever accept a reader or an anonymous visitor, and a researcher follows
+only their own export jobs, as the export API shows them.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from annotations.api.exports import visible_jobs
 from annotations.console.live import task_group
 from annotations.console.selectors import task_dashboard
 from annotations.models import Task
 from annotations.services.roles import is_researcher_or_admin
+from annotations.tasks.exports import export_group, progress_message
 
 FORBIDDEN = 4403
 NOT_FOUND = 4404
@@ -56,3 +61,36 @@ class TaskDashboardConsumer(AsyncJsonWebsocketConsumer):
         snapshot = await _dashboard(self.task_id)
         if snapshot is not None:
             await self.send_json({"type": "dashboard", "dashboard": snapshot})
+
+
+@database_sync_to_async
+def _export_progress(user, job_id: int) -> dict | None:
+    """The job's progress message when this user may see the job (admins: all, researchers: their own)."""
+    job = visible_jobs(user).filter(pk=job_id).first()
+    return progress_message(job) if job else None
+
+
+class ExportProgressConsumer(AsyncJsonWebsocketConsumer):
+    """Sends an export job's progress now and on every update; the page polls the API if this socket fails."""
+
+    async def connect(self) -> None:
+        self.job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
+        user = self.scope.get("user")
+        if not await _may_watch(user):
+            await self.close(code=FORBIDDEN)
+            return
+        snapshot = await _export_progress(user, self.job_id)
+        if snapshot is None:
+            await self.close(code=NOT_FOUND)
+            return
+        # Join before sending the snapshot, so no update between the two is lost.
+        await self.channel_layer.group_add(export_group(self.job_id), self.channel_name)
+        await self.accept()
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "job_id"):
+            await self.channel_layer.group_discard(export_group(self.job_id), self.channel_name)
+
+    async def export_progress(self, event: dict) -> None:
+        await self.send_json(event)

@@ -2,7 +2,8 @@
 
 `notify_task_changed(task_id)` is the one entry point: the read submission service,
 consensus tasks and the console call it (or rely on the post_save receiver below,
-which fires after the read's transaction commits). It sends only a task id, never
+which fires after the read's transaction commits, off the request thread when there is a broker:
+see `annotations.services.background`). It sends only a task id, never
 marks or results: the dashboard consumer re-reads the figures on the server and
 only sends them to admins and researchers.
 """
@@ -18,6 +19,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from annotations.models import CaseConsensus, Read
+from annotations.services import background
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def notify_task_changed(task_id: int) -> None:
 def _read_saved(sender, instance: Read, created: bool, **kwargs) -> None:
     if created:
         task_id = instance.case.task_id
-        transaction.on_commit(lambda: notify_task_changed(task_id))
+        background.on_commit_soon(lambda: notify_task_changed(task_id), coalesce_key=f"task-changed-{task_id}")
 
 
 @receiver(post_save, sender=CaseConsensus, dispatch_uid="console-consensus-saved")

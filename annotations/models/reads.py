@@ -34,6 +34,9 @@ class Read(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["case", "reader", "version"], name="unique_read_version"),
         ]
+        # Hot filters by reader: "cases this reader has read" (next case, task progress) and the
+        # leaderboard's distinct counted cases per reader, answered from the index alone.
+        indexes = [models.Index(fields=["reader", "skip", "case"], name="read_reader_skip_case_idx")]
         ordering = ["id"]
 
     def __str__(self) -> str:

@@ -113,6 +113,8 @@ class Lease(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "reader"], name="unique_lease_per_case_reader")]
+        # Next case looks up the reader's own live lease on every call.
+        indexes = [models.Index(fields=["reader", "expires_at"], name="lease_reader_expires_idx")]
 
     def __str__(self) -> str:
         return f"lease of case {self.case_id} to reader {self.reader_id}"

@@ -13,6 +13,7 @@ must never read or expose marks, and must never hand out a case of a closed task
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -133,11 +134,28 @@ class TaskProgress:
 
 def task_progress(*, reader: Reader, task: Task, now: datetime | None = None) -> TaskProgress:
     """Return how many cases of the task this reader has read and how many they could still be given."""
+    return progress_by_task(reader=reader, tasks=[task], now=now)[task.pk]
+
+
+def progress_by_task(*, reader: Reader, tasks: list[Task], now: datetime | None = None) -> dict[int, TaskProgress]:
+    """Return task_progress for each task, keyed by task id, in two queries whatever the number of tasks."""
     now = now or timezone.now()
-    my_reads = Case.objects.filter(task=task, reads__reader=reader).distinct().count()
+    task_ids = [task.pk for task in tasks]
+    my_reads = dict(
+        Case.objects.filter(task_id__in=task_ids, reads__reader=reader)
+        .values("task_id")
+        .annotate(cases=Count("id", distinct=True))
+        .values_list("task_id", "cases")
+    )
     # The reader's own lease is left out of a case's load, so a case they hold counts as open for them.
-    remaining = _open_cases(reader=reader, task=task, now=now).count()
-    return TaskProgress(my_reads=my_reads, cases_remaining_for_me=remaining)
+    # One row per open case (its task id), counted here: grouping again in SQL would regroup the lease counts.
+    remaining = Counter(
+        _open_cases_of_tasks(reader=reader, task_ids=task_ids, now=now).values_list("task_id", flat=True)
+    )
+    return {
+        task_id: TaskProgress(my_reads=my_reads.get(task_id, 0), cases_remaining_for_me=remaining.get(task_id, 0))
+        for task_id in task_ids
+    }
 
 
 _LOCKED = object()
@@ -167,12 +185,21 @@ def _uncertain_expression():
 
 
 def _open_cases(*, reader: Reader, task: Task, now: datetime):
-    """Cases of the task not read by this reader with room for one more read, with `load` and `uncertain`.
+    """Cases of the task not read by this reader with room for one more read, as (pk, load, uncertain) rows.
 
     `uncertain` (adaptive reads only) marks cases past the task's minimum whose consensus asked for more reads.
     """
     return (
-        Case.objects.filter(task=task)
+        _open_cases_of_tasks(reader=reader, task_ids=[task.pk], now=now)
+        .annotate(uncertain=_uncertain_expression())
+        .values_list("pk", "load", "uncertain")
+    )
+
+
+def _open_cases_of_tasks(*, reader: Reader, task_ids: list[int], now: datetime):
+    """Cases of these tasks not read by this reader with room for one more read (its own target), with `load`."""
+    return (
+        Case.objects.filter(task_id__in=task_ids)
         .exclude(reads__reader=reader)
         .annotate(
             live_leases=Count(
@@ -183,8 +210,6 @@ def _open_cases(*, reader: Reader, task: Task, now: datetime):
         )
         .annotate(load=F("reads_done") + F("live_leases"), target=_target_expression())
         .filter(load__lt=F("target"))
-        .annotate(uncertain=_uncertain_expression())
-        .values_list("pk", "load", "uncertain")
     )
 
 

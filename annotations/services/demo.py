@@ -67,7 +67,7 @@ def make_demo(
         written = write_series(patient, out_root / patient.patient_id)
         import_paths(written.files, collection_name=DEMO_COLLECTION)
         series_uids.append(written.series_instance_uid)
-        _store_reference_lesions(patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm)
+        store_reference_lesions(patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm)
     if include_odd_dicom:
         import_odd_dicom()
     with transaction.atomic():
@@ -103,7 +103,8 @@ def import_odd_dicom() -> None:
         import_paths([folder], collection_name=ODD_COLLECTION)
 
 
-def _store_reference_lesions(patient: SyntheticPatient, series_uid: str, sop_uids: list[str], slice_z: list[float]):
+def store_reference_lesions(patient: SyntheticPatient, series_uid: str, sop_uids: list[str], slice_z: list[float]):
+    """Record the patient's synthetic lesions as the series' ground truth (once per series)."""
     series = Series.objects.get(series_instance_uid=series_uid)
     for index, lesion in enumerate(patient.lesions):
         nearest = min(range(len(slice_z)), key=lambda k: abs(slice_z[k] - lesion.center_mm[2]))

@@ -24,7 +24,7 @@ from django.utils.dateparse import parse_datetime
 from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader
 from annotations.models.reads import MarkKind
 from annotations.models.tasks import Tool
-from annotations.services import assignment
+from annotations.services import assignment, background
 
 logger = logging.getLogger(__name__)
 
@@ -309,21 +309,29 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
     case = Case.objects.select_related("task", "series").filter(pk=case_id).first()
     if case is None:
         raise ReadValidationError({"case": [f"there is no case {case_id}"]})
-    parsed = validate_read_document(document, rules=rules_for_case(case))
+    rules = rules_for_case(case)
+    parsed = validate_read_document(document, rules=rules)
+    instance_pks = {uid: geometry.pk for uid, geometry in rules.instances.items()}
     try:
         with transaction.atomic():
-            read = _store(reader=reader, case_id=case.pk, parsed=parsed, document=document, now=now)
+            read = _store(
+                reader=reader, case_id=case.pk, parsed=parsed, document=document, now=now, instance_pks=instance_pks
+            )
     except IntegrityError:
         # A concurrent retry of the same submit won the race on client_uuid.
         existing = _stored_retry(client_uuid=client_uuid, reader=reader, document=document)
         if existing is None:
             raise
         return SubmissionResult(read=existing, created=False)
-    transaction.on_commit(lambda: _after_commit(case_id=case.pk), robust=True)
+    case_id = case.pk
+    background.on_commit_soon(lambda: _queue_consensus(case_id=case_id))
+    background.on_commit_soon(_broadcast_leaderboard, coalesce_key="leaderboard-broadcast")
     return SubmissionResult(read=read, created=True)
 
 
-def _store(*, reader: Reader, case_id: int, parsed: ParsedRead, document: dict, now: datetime) -> Read:
+def _store(
+    *, reader: Reader, case_id: int, parsed: ParsedRead, document: dict, now: datetime, instance_pks: dict[str, int]
+) -> Read:
     (case,) = assignment.lock_cases([case_id], skip_locked=False)
     if not case.task.is_open:
         raise ReadConflict("the task is closed")
@@ -348,7 +356,6 @@ def _store(*, reader: Reader, case_id: int, parsed: ParsedRead, document: dict, 
         duration_s=parsed.duration_s,
         document=document,
     )
-    instance_pks = dict(case.series.instances.values_list("sop_instance_uid", "pk"))
     Mark.objects.bulk_create(
         Mark(
             read=read,
@@ -399,13 +406,16 @@ def _stored_retry(*, client_uuid: uuid.UUID, reader: Reader, document: dict) -> 
     return stored
 
 
-def _after_commit(*, case_id: int) -> None:
+def _queue_consensus(*, case_id: int) -> None:
     try:
         from annotations.tasks.consensus import compute_case_consensus
     except ImportError:
         logger.warning("consensus task not available; case %s will be computed by the next consensus run", case_id)
     else:
         compute_case_consensus.delay(case_id)
+
+
+def _broadcast_leaderboard() -> None:
     from annotations.services.leaderboard import broadcast_leaderboard
 
     broadcast_leaderboard()

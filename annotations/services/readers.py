@@ -1,7 +1,9 @@
 """Reader accounts: booth sign-up and sign-in with a display name and a short PIN, rate limits, booth sessions.
 
-The PIN is the Django user's password, so it is hashed by Django's hashers;
-this module must never store or log it in clear, and must never say whether a
+The PIN is kept in the Django user's password column as a keyed PIN hash (`pin_credentials`: a few
+microseconds, where PBKDF2 took half a CPU-second); older PBKDF2 PIN hashes are replaced at the next
+successful sign-in. Failed PINs lock the name (not the address, not other readers) for a while.
+This module must never store or log a PIN in clear, and must never say whether a
 failed sign-in had the wrong name or the wrong PIN (one answer for both).
 Booth mode is a property of the browser session: it ends the session after a
 period of inactivity so the next person at a shared machine starts clean.
@@ -14,10 +16,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
-from django.contrib.auth.hashers import make_password
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest
@@ -25,7 +26,8 @@ from django.utils import timezone
 
 from annotations.models import Reader
 from annotations.models.tasks import ReaderRole
-from annotations.services.roles import READER, grant_role
+from annotations.services import pin_credentials
+from annotations.services.roles import READER, grant_role, is_researcher_or_admin
 
 PIN_PATTERN = re.compile(r"^\d{4,8}$")
 BOOTH_MODE_KEY = "readerboard_booth_mode"
@@ -91,16 +93,14 @@ def register_reader(
         raise RegistrationError("role", f"Role must be one of {', '.join(ReaderRole.values)}.")
     if not 0 <= int(years_experience) <= MAX_YEARS_EXPERIENCE:
         raise RegistrationError("years_experience", f"Years of experience must be 0 to {MAX_YEARS_EXPERIENCE}.")
-    # Hash before the first query: hashing takes CPU time, and a request holds its pooled database
-    # connection from its first query on (a sign-up storm exhausted the pool in benchmarks/load/).
-    pin_hash = make_password(pin)
+    # Hash before the first query: a request holds its pooled database connection from its first query on.
+    pin_hash = pin_credentials.hash_pin(pin)
     User = get_user_model()
     username = username_for(name)
     if User.objects.filter(username=username).exists() or Reader.objects.filter(display_name__iexact=name).exists():
         raise RegistrationError("display_name", f"The name {name!r} is taken; choose another or sign in.")
-    user = User.objects.create_user(username=username, email=email)
-    user.password = pin_hash
-    user.save(update_fields=["password"])
+    user = User(username=username, email=User.objects.normalize_email(email), password=pin_hash)
+    user.save()
     grant_role(user, READER)
     return Reader.objects.create(
         user=user,
@@ -114,22 +114,53 @@ def register_reader(
 
 
 def authenticate_reader(*, display_name: str, pin: str, request: HttpRequest | None = None) -> Reader:
-    """Return the reader with this display name and PIN; raise InvalidCredentials or TooManyAttempts."""
+    """Return the active reader with this display name and PIN; raise InvalidCredentials or TooManyAttempts.
+
+    A name with FAILED_PINS_PER_NAME wrong PINs in FAILED_PINS_WINDOW_S is locked until the window ends,
+    right PIN or not; the check is one cache read before any query, so a locked name costs others nothing.
+    """
     name_key = _name_key(display_name)
-    failures = cache.get(name_key, 0)
-    if failures >= FAILED_PINS_PER_NAME:
-        raise TooManyAttempts(FAILED_PINS_WINDOW_S)
-    user = authenticate(request, username=username_for(display_name), password=pin or "")
+    locked_until_s = cache.get(name_key + ":locked")
+    if locked_until_s is not None:
+        raise TooManyAttempts(max(1, int(locked_until_s - time.time()) + 1))
+    pin = pin or ""
+    user = (
+        get_user_model()
+        .objects.select_related("reader")
+        .filter(username=username_for(display_name), is_active=True)
+        .first()
+    )
     reader = getattr(user, "reader", None) if user is not None else None
     if reader is None:
-        if cache.add(name_key, 1, FAILED_PINS_WINDOW_S) is False:
-            try:
-                cache.incr(name_key)
-            except ValueError:
-                cache.set(name_key, 1, FAILED_PINS_WINDOW_S)
+        pin_credentials.spend_equal_time(pin)
+        _count_failure(name_key)
         raise InvalidCredentials("that name and PIN do not match a reader")
+    matches, needs_rehash = pin_credentials.check_stored_pin(pin, user.password)
+    if not matches:
+        _count_failure(name_key)
+        raise InvalidCredentials("that name and PIN do not match a reader")
+    if needs_rehash and not (user.is_staff or user.is_superuser or is_researcher_or_admin(user)):
+        # A PIN stored by the old PBKDF2 path: keep the keyed PIN hash from now on (admins and
+        # researchers with a reader profile keep their strong hash).
+        user.password = pin_credentials.hash_pin(pin)
+        user.save(update_fields=["password"])
     cache.delete(name_key)
     return reader
+
+
+def _count_failure(name_key: str) -> None:
+    """Count one wrong PIN against a name; at the limit, lock the name for the rest of the window."""
+    if cache.add(name_key, 1, FAILED_PINS_WINDOW_S):
+        failures = 1
+    else:
+        try:
+            failures = cache.incr(name_key)
+        except ValueError:  # expired between add and incr
+            cache.set(name_key, 1, FAILED_PINS_WINDOW_S)
+            failures = 1
+    if failures >= FAILED_PINS_PER_NAME:
+        cache.set(name_key + ":locked", time.time() + FAILED_PINS_WINDOW_S, FAILED_PINS_WINDOW_S)
+        cache.delete(name_key)
 
 
 def check_attempt_rate(*, scope: str, client_key: str, now_s: float | None = None) -> None:

@@ -60,12 +60,13 @@ def home(request: HttpRequest) -> HttpResponse:
     standing = None
     if reader is not None:
         standing = leaderboard.standing(reader=reader)
-        for task in open_tasks():
-            progress = assignment.task_progress(reader=reader, task=task)
+        open_now = list(open_tasks())
+        progress_of = assignment.progress_by_task(reader=reader, tasks=open_now)
+        for task in open_now:
             tasks.append(
                 {
                     "task": task,
-                    "progress": progress,
+                    "progress": progress_of[task.pk],
                     "instructions_html": instructions_html(task),
                     "tool_labels": _tool_labels(task),
                 }

@@ -2,9 +2,11 @@
 
 Each simulated reader signs up (from its own client address, as booth tablets would, sent as
 X-Forwarded-For to a server started with proxy headers trusted), lists the open tasks, then loops:
-next case, the series metadata, a few frames, a think pause, and a valid read document (one long
+next case, the series metadata, about 100 frames scrolled one by one with short pauses (the viewer's
+image path), a think pause, and a valid read document (one long
 axis across the middle slice, its length computed from the pixel spacing as the page does). When the
-task has nothing left for it, the reader stops. Every submit the server acknowledges (2xx) is
+task has nothing left for it, the next visitor signs up in its place (so the load stays at the asked
+number of readers and sign-ups continue through the run). Every submit the server acknowledges (2xx) is
 appended to the JSON-lines file named by READERBOARD_LOAD_ACK_LOG, so benchmarks/load/run_load.py can
 check afterwards that each of them is in the database exactly once.
 
@@ -18,8 +20,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import secrets
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -28,11 +32,18 @@ from locust import HttpUser, between, task
 from locust.exception import StopUser
 
 ACK_LOG = os.environ.get("READERBOARD_LOAD_ACK_LOG", "")
-FRAMES_PER_CASE = int(os.environ.get("READERBOARD_LOAD_FRAMES_PER_CASE", "3"))
+FRAMES_PER_CASE = int(os.environ.get("READERBOARD_LOAD_FRAMES_PER_CASE", "100"))
 THINK_S = (
-    float(os.environ.get("READERBOARD_LOAD_THINK_MIN_S", "0.5")),
-    float(os.environ.get("READERBOARD_LOAD_THINK_MAX_S", "2")),
+    float(os.environ.get("READERBOARD_LOAD_THINK_MIN_S", "2")),
+    float(os.environ.get("READERBOARD_LOAD_THINK_MAX_S", "6")),
 )
+# A reader scrolls at about 10 to 30 slices a second.
+SCROLL_S = (
+    float(os.environ.get("READERBOARD_LOAD_SCROLL_MIN_S", "0.03")),
+    float(os.environ.get("READERBOARD_LOAD_SCROLL_MAX_S", "0.1")),
+)
+# What the viewer's Cornerstone WADO-RS loader sends on this branch (issue 13 may negotiate a compressed
+# transfer syntax; change this to match the viewer when it does).
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
 _numbers = itertools.count(1)
@@ -80,6 +91,10 @@ class BoothReader(HttpUser):
 
     def on_start(self) -> None:
         self.client.trust_env = False  # loopback only, whatever proxy the environment names
+        self.sign_up_as_a_new_visitor()
+
+    def sign_up_as_a_new_visitor(self) -> None:
+        self.client.cookies.clear()
         self.number = next(_numbers)
         self.display_name = f"Load reader {self.number} {secrets.token_hex(2)}"
         csrf = secrets.token_hex(16)
@@ -116,7 +131,10 @@ class BoothReader(HttpUser):
         ) as offered:
             if offered.status_code == 204:
                 offered.success()
-                raise StopUser()  # this reader has read everything it may
+                # This reader has read everything it may: the next visitor steps up to the booth, so the
+                # number of readers stays what the run asked for.
+                self.sign_up_as_a_new_visitor()
+                return
             if offered.status_code != 200:
                 offered.failure(f"next-case answered {offered.status_code}: {offered.text[:200]}")
                 return
@@ -130,12 +148,14 @@ class BoothReader(HttpUser):
         )
         instances = case["instances"]
         middle = len(instances) // 2
+        # The reader scrolls through FRAMES_PER_CASE slices around the middle of the case, one at a time.
         for instance in instances[max(0, middle - FRAMES_PER_CASE // 2) : middle + (FRAMES_PER_CASE + 1) // 2]:
             self.client.get(
                 f"{series_path}/instances/{instance['sop_instance_uid']}/frames/1",
                 headers={**self.headers, "Accept": FRAME_ACCEPT},
                 name="/dicomweb/.../instances/[uid]/frames/1",
             )
+            time.sleep(random.uniform(*SCROLL_S))
         self.wait()  # the reader measures the lesion
         document = read_document(case, started_at)
         with self.client.post(

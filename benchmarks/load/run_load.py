@@ -1,9 +1,11 @@
 """Load test with an audit: many booth readers against Daphne + Celery + PostgreSQL + Redis on loopback.
 
 Makes a fresh PostgreSQL database and starts a private redis-server (never the machine's shared
-one), migrates, seeds one open task of small synthetic CT cases, starts `--web` Daphne processes
+one), migrates, seeds open tasks whose cases are real-size synthetic CT series (512x512x200 by default,
+a few series shared by the tasks), starts `--web` Daphne processes
 sharing one loopback socket (client addresses from X-Forwarded-For, as behind the booth's proxy) and
-a Celery worker for consensus, then runs benchmarks/load/locustfile.py headless for a bounded time.
+`--workers` Celery workers for consensus, then runs benchmarks/load/locustfile.py headless for a bounded
+time, sampling the CPU seconds of every process it started (the load generator's included).
 
 Afterwards it AUDITS the database:
 - every submit acknowledged to a client (2xx, logged by the locust users with its client_uuid) is
@@ -50,9 +52,12 @@ from tests.integration.processes import (  # noqa: E402 - after the path is set 
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "load.json"
+# Synthetic series written by earlier runs (deterministic per patient number and size), reused.
+SERIES_CACHE = Path(os.environ.get("READERBOARD_LOAD_SERIES_CACHE", Path(tempfile.gettempdir()) / "rb-load-series"))
 
 SEED_SCRIPT = r"""
 import json, sys
+from pathlib import Path
 import django
 django.setup()
 from django.conf import settings
@@ -63,18 +68,34 @@ from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
 
 cases, reads_per_case = int(sys.argv[1]), int(sys.argv[2])
+rows, slices, series_count = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 ensure_role_groups()
-task = Task.objects.create(name="Load study", reads_per_case=reads_per_case,
-                           tools=["long_axis", "bidirectional", "no_lesion", "skip"])
-for number in range(1, cases + 1):
+# Real-size series are large (512x512x200 is 100 MB), so a few are written and shared: every task has
+# each series as one case, and there are as many tasks as it takes to make `cases` cases.
+all_series = []
+for number in range(1, series_count + 1):
     lesion = SyntheticLesion(center_mm=(-8.0, 6.0, 0.0), diameters_mm=(16.0, 10.0, 12.0))
+    spacing = 350.0 / rows if rows >= 256 else 1.0
     patient = SyntheticPatient(patient_id=f"RB-LOAD-{number:04d}", patient_name="Load^Test", lesions=[lesion],
-                               rows=64, columns=64, slices=9, pixel_spacing_mm=1.0, slice_spacing_mm=2.5, seed=number)
-    written = write_series(patient, settings.DATA_DIR / "seed" / patient.patient_id)
-    import_paths(written.files, collection_name="Load test")
-    Case.objects.create(task=task, series=Series.objects.get(series_instance_uid=written.series_instance_uid),
-                        label=f"Load case {number}")
-print(json.dumps({"task": task.pk, "cases": cases, "reads_per_case": reads_per_case}))
+                               rows=rows, columns=rows, slices=slices, pixel_spacing_mm=spacing,
+                               slice_spacing_mm=1.25, seed=number)
+    # Writing a real-size series takes minutes; a sweep writes each once (files cached outside the run).
+    folder = Path(sys.argv[6]) / f"{patient.patient_id}-{rows}x{slices}"
+    if not (folder / "series.json").exists():
+        written = write_series(patient, folder)
+        (folder / "series.json").write_text(json.dumps({"uid": written.series_instance_uid}))
+    import_paths(sorted(folder.glob("*.dcm")), collection_name="Load test")
+    uid = json.loads((folder / "series.json").read_text())["uid"]
+    all_series.append(Series.objects.get(series_instance_uid=uid))
+tasks, made = [], 0
+while made < cases:
+    task = Task.objects.create(name=f"Load study {len(tasks) + 1}", reads_per_case=reads_per_case,
+                               tools=["long_axis", "bidirectional", "no_lesion", "skip"])
+    tasks.append(task.pk)
+    for series in all_series[: cases - made]:
+        Case.objects.create(task=task, series=series, label=f"Load case {made + 1}")
+        made += 1
+print(json.dumps({"tasks": tasks, "cases": cases, "reads_per_case": reads_per_case}))
 """
 
 
@@ -86,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web", type=int, default=2, help="Daphne processes sharing the socket (default 2)")
     parser.add_argument("--cases", type=int, default=60, help="cases in the task (default 60)")
     parser.add_argument("--reads-per-case", type=int, default=5, help="read target per case (default 5)")
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (default 1)")
+    parser.add_argument("--rows", type=int, default=512, help="rows (= columns) of each series (default 512)")
+    parser.add_argument("--slices", type=int, default=200, help="slices of each series (default 200)")
+    parser.add_argument("--series", type=int, default=4, help="distinct series, shared by the tasks (default 4)")
+    parser.add_argument("--frames", type=int, default=100, help="frames each reader scrolls per case (default 100)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the first web process (collapsed stacks)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
 
@@ -98,6 +125,13 @@ def run_load(
     web: int = 2,
     cases: int = 60,
     reads_per_case: int = 5,
+    workers: int = 1,
+    rows: int = 512,
+    slices: int = 200,
+    series: int = 4,
+    frames: int = 100,
+    profile: bool = False,
+    profile_out: Path | None = None,
     log=print,
 ) -> dict:
     """Run the whole load test and audit; return the results (see the module docstring)."""
@@ -112,15 +146,46 @@ def run_load(
                 log("migrating and seeding ...")
                 deployment.run(PYTHON, "manage.py", "migrate", "--noinput", "-v", "0", timeout_s=300)
                 seed = json.loads(
-                    deployment.run(PYTHON, "-c", SEED_SCRIPT, str(cases), str(reads_per_case), timeout_s=600)
+                    deployment.run(
+                        PYTHON,
+                        "-c",
+                        SEED_SCRIPT,
+                        *map(str, (cases, reads_per_case, rows, slices, series, SERIES_CACHE)),
+                        timeout_s=1800,
+                    )
                     .stdout.strip()
                     .splitlines()[-1]
                 )
                 base_url = ""
                 for number in range(web):
                     base_url = deployment.start_web(f"web-{number}", listener=listener, proxy_headers=True)
-                deployment.start_worker("worker", "default,consensus")
-                log(f"{web} Daphne process(es) on {base_url}, 1 Celery worker; {users} readers for {duration_s} s ...")
+                for number in range(workers):
+                    deployment.start_worker(f"worker-{number}", "default,consensus")
+                log(
+                    f"{web} Daphne process(es) on {base_url}, {workers} Celery worker(s); "
+                    f"{users} readers for {duration_s} s ..."
+                )
+                profiler = None
+                if profile:
+                    profiler = deployment.start(
+                        "py-spy",
+                        [
+                            str(BIN / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(deployment.service("web-0").process.pid),
+                            "--subprocesses",
+                            "--gil",  # samples of threads running Python: where the CPU goes, not who waits
+                            "--rate",
+                            "50",
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(base / "profile.txt"),
+                            "--duration",
+                            str(duration_s),
+                        ],
+                    )
                 acks_path = base / "acks.jsonl"
                 acks_path.touch()
                 started = time.monotonic()
@@ -147,10 +212,20 @@ def run_load(
                         "--loglevel",
                         "WARNING",
                     ],
-                    env={"READERBOARD_LOAD_ACK_LOG": str(acks_path)},
+                    env={"READERBOARD_LOAD_ACK_LOG": str(acks_path), "READERBOARD_LOAD_FRAMES_PER_CASE": str(frames)},
                 )
-                locust.process.wait(timeout=duration_s + 120)
+                # CPU seconds of each of our processes (with children), sampled to the end: the load
+                # generator's own share is part of the result, not hidden in the server's figures.
+                cpu_s: dict[str, float] = {}
+                while locust.process.poll() is None and time.monotonic() - started < duration_s + 120:
+                    cpu_s.update(cpu_seconds(deployment))
+                    time.sleep(1)
+                locust.process.wait(timeout=10)
                 wall_s = time.monotonic() - started
+                if profiler is not None:
+                    profiler.process.wait(timeout=60)
+                    if profile_out is not None and (base / "profile.txt").exists():
+                        profile_out.write_text((base / "profile.txt").read_text())
                 stats = read_locust_stats(base / "locust_stats.csv")
                 if not stats:
                     raise RuntimeError("locust wrote no statistics\n" + locust.log_tail())
@@ -158,7 +233,7 @@ def run_load(
                 audit = audit_database(database_url, acks)
                 settled_s = wait_for_consensus(database_url, timeout_s=180)
                 for service in deployment.services:
-                    if service.name != "locust":
+                    if service.name not in ("locust", "py-spy"):
                         service.assert_running()
                 failures = (base / "locust_failures.csv").read_text() if (base / "locust_failures.csv").exists() else ""
                 server_errors = exception_lines(deployment)
@@ -174,11 +249,16 @@ def run_load(
             "spawn_rate": spawn_rate,
             "duration_s": duration_s,
             "web_processes": web,
-            "celery_workers": 1,
+            "celery_workers": workers,
             "cases": seed["cases"],
+            "tasks": len(seed["tasks"]),
             "reads_per_case": seed["reads_per_case"],
-            "series": "synthetic CT 64x64x9, 1 mm pixels",
+            "series": f"{series} synthetic CT series of {rows}x{rows}x{slices}, shared by the tasks",
+            "frames_per_case": frames,
+            "frame_request": "WADO-RS frames, Accept: multipart/related; type=application/octet-stream; "
+            "transfer-syntax=* (as the viewer's wadors loader asks on this branch)",
         },
+        "cpu_s": {name: round(value, 1) for name, value in sorted(cpu_s.items())},
         "wall_s": round(wall_s, 1),
         "requests": aggregated["requests"],
         "failures": aggregated["failures"],
@@ -194,6 +274,26 @@ def run_load(
         "failure_examples": failures.splitlines()[:10],
         "server_errors": server_errors,
     }
+
+
+def cpu_seconds(deployment: Deployment) -> dict[str, float]:
+    """CPU seconds (user + system) of each running service, its child processes included."""
+    import psutil
+
+    seconds = {}
+    for service in deployment.services:
+        if service.process.poll() is not None:
+            continue
+        try:
+            root = psutil.Process(service.process.pid)
+            total = 0.0
+            for process in [root, *root.children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+        seconds[service.name] = total
+    return seconds
 
 
 def exception_lines(deployment: Deployment) -> dict[str, int]:
@@ -326,10 +426,12 @@ def wait_for_consensus(database_url: str, *, timeout_s: float) -> float | None:
 def print_report(result: dict) -> None:
     setup, audit = result["setup"], result["audit"]
     print(
-        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + 1 Celery worker, "
+        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + "
+        f"{setup['celery_workers']} Celery worker(s), "
         f"{result['machine']['cpus']} CPUs"
     )
     print(f"requests {result['requests']}, {result['throughput_rps']} req/s, error rate {result['error_rate']:.2%}")
+    print("CPU seconds: " + ", ".join(f"{name} {value}" for name, value in result["cpu_s"].items()))
     print(
         f"acknowledged reads {result['acknowledged_reads']} ({result['reads_per_s']}/s); "
         f"consensus settled {result['consensus_settled_s']} s after the run"
@@ -354,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         web=args.web,
         cases=args.cases,
         reads_per_case=args.reads_per_case,
+        workers=args.workers,
+        rows=args.rows,
+        slices=args.slices,
+        series=args.series,
+        frames=args.frames,
+        profile=args.profile,
+        profile_out=args.out.with_suffix(".profile.txt") if args.profile else None,
     )
     print_report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import zipfile
 
 import pytest
@@ -98,3 +99,37 @@ def test_a_crash_mid_csv_leaves_no_file(scene, tmp_path, monkeypatch):
         call_command("export", scene.task.name, "--format", "csv", "--out", str(out))
 
     assert list(folder.iterdir()) == []
+
+
+@pytest.fixture
+def highdicom_records():
+    """Records highdicom lets through, caught on its own logger; its level is reset afterwards."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("highdicom")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+    for name in ("highdicom", "pydicom"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize(("verbosity", "shown"), [(1, False), (2, True)])
+def test_highdicom_info_lines_reach_the_terminal_only_with_v2(scene, tmp_path, highdicom_records, verbosity, shown):
+    call_command("export", scene.task.name, "--format", "sr", "--out", str(tmp_path / "sr.zip"), verbosity=verbosity)
+
+    assert any(record.levelno == logging.INFO for record in highdicom_records) is shown
+
+
+def test_export_command_shows_a_progress_bar_on_a_terminal(scene, tmp_path, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    call_command("export", scene.task.name, "--format", "bundle", "--out", str(tmp_path / "b.zip"), stderr=terminal)
+
+    assert "100%" in terminal.getvalue() and "step" in terminal.getvalue()

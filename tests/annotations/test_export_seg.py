@@ -64,7 +64,7 @@ def test_read_seg_references_its_source_images_and_shares_tracking_uids_with_the
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == scene.series.series_instance_uid
     assert seg.FrameOfReferenceUID == pydicom.dcmread(scene.instances[0].absolute_path).FrameOfReferenceUID
     sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(io.BytesIO(sr_set[f"sr/{name}"])))
-    sr_uid = sr.content.get_planar_roi_measurement_groups()[0].tracking_uid
+    sr_uid = sr.content.get_image_measurement_groups()[0].tracking_uid
     assert seg.get_segment_description(1).tracking_uid == sr_uid
 
 

@@ -15,7 +15,14 @@ from pydicom.sr.codedict import codes
 
 from annotations.models import Mark
 from annotations.services.exports import export_to_path
-from annotations.services.exports.sr_export import LOCAL_SCHEME, finding_code
+from annotations.services.exports.sr_export import (
+    LOCAL_SCHEME,
+    LesionMeasurement,
+    LineOnImage,
+    finding_code,
+    measurement_groups,
+    tracking_uid,
+)
 from tests.annotations.export_data import build_scene, dicom_tool_errors
 
 pytestmark = pytest.mark.django_db
@@ -35,39 +42,75 @@ def load_sr(data: bytes) -> hd.sr.Comprehensive3DSR:
     return hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(io.BytesIO(data)))
 
 
-def lengths_by_name(group) -> dict[str, float]:
-    return {m.name.meaning: m.value for m in group.get_measurements()}
+def line_of(measurement) -> tuple[np.ndarray, str]:
+    """The SCOORD points INFERRED FROM a NUM, and the SOP Instance UID it was selected from."""
+    (scoord,) = [item for item in measurement[0].ContentSequence if item.ValueType == "SCOORD"]
+    assert scoord.RelationshipType == "INFERRED FROM" and scoord.GraphicType == "POLYLINE"
+    (image,) = scoord.ContentSequence
+    assert image.RelationshipType == "SELECTED FROM"
+    points = np.array(scoord.GraphicData, dtype=float).reshape(-1, 2)
+    return points, image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
 
 
-def test_read_sr_holds_every_line_and_length_of_the_database(scene, tmp_path):
+def comment_of(group) -> str:
+    """The group's Comment (DCM 121106): the lesion's label, which OHIF shows on the annotation."""
+    return next(
+        item.TextValue
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == "121106"
+    )
+
+
+def test_read_sr_holds_every_line_under_its_length_the_way_ohif_reads_it(scene, tmp_path):
     files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
 
     read_a = scene.reads[0]
     sr = load_sr(files[f"sr/case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"])
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
     assert sr.StudyInstanceUID == scene.series.study.study_instance_uid
-    groups = sr.content.get_planar_roi_measurement_groups()
+    groups = sr.content.get_image_measurement_groups()
     assert len(groups) == 2
     for lesion_index, group in enumerate(groups, start=1):
         marks = {m.kind: m for m in Mark.objects.filter(read=read_a, lesion_index=lesion_index)}
-        long_axis = marks["long_axis"]
-        assert group.tracking_identifier == f"Read {read_a.pk} lesion {lesion_index}"
-        assert group.tracking_uid  # a UID, stable across exports
+        tool = "Bidirectional" if "short_axis" in marks else "Length"
+        assert group.tracking_identifier == f"Cornerstone3DTools@^0.1.0:{tool}"
+        assert group.tracking_uid == tracking_uid("read", read_a.pk, lesion_index)  # stable across exports
+        assert comment_of(group) == f"Read {read_a.pk} lesion {lesion_index}"
         assert group.finding_type == codes.SCT.Neoplasm
-        region = group.roi
-        assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
-        # SCOORD is corner-based; the read format is centre-based: half a pixel apart.
-        expected = np.array([[long_axis.start_col, long_axis.start_row], [long_axis.end_col, long_axis.end_row]]) + 0.5
-        np.testing.assert_allclose(region.value, expected, atol=1e-5)
-        source = region.ReferencedImageSequence[0] if "ReferencedImageSequence" in region else region.ContentSequence[0]
-        assert source.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == long_axis.instance.sop_instance_uid
-        measured = lengths_by_name(group)
-        assert measured["Length"] == pytest.approx(long_axis.length_mm, abs=1e-6)
-        if "short_axis" in marks:
-            assert measured["Long axis"] == pytest.approx(long_axis.length_mm, abs=1e-6)
-            assert measured["Short axis"] == pytest.approx(marks["short_axis"].length_mm, abs=1e-6)
-        else:
-            assert set(measured) == {"Length"}
+        measurements = {m.name.meaning: m for m in group.get_measurements()}
+        names = {"Length": "long_axis"} if tool == "Length" else {"Long Axis": "long_axis", "Short Axis": "short_axis"}
+        assert set(measurements) == set(names)
+        for name, kind in names.items():
+            mark = marks[kind]
+            points, sop_instance_uid = line_of(measurements[name])
+            # SCOORD is corner-based; the read format is centre-based: half a pixel apart.
+            expected = np.array([[mark.start_col, mark.start_row], [mark.end_col, mark.end_row]]) + 0.5
+            np.testing.assert_allclose(points, expected, atol=1e-5)
+            assert sop_instance_uid == mark.instance.sop_instance_uid
+            assert measurements[name].value == pytest.approx(mark.length_mm, abs=1e-6)
+
+
+def test_bundle_sr_points_each_masked_lesion_at_its_segment_in_the_bundles_seg(scene, tmp_path):
+    files = sr_files(export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip").path)
+
+    read_a = scene.reads[0]
+    name = f"case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"
+    sr = load_sr(files[f"sr/{name}"])
+    seg = hd.seg.Segmentation.from_dataset(pydicom.dcmread(io.BytesIO(files[f"seg/{name}"])))
+    (mask_group,) = sr.content.get_volumetric_roi_measurement_groups()
+    lines_group = sr.content.get_image_measurement_groups(tracking_uid=mask_group.tracking_uid)[0]
+    assert mask_group.tracking_identifier == comment_of(lines_group) == f"Read {read_a.pk} lesion 1"
+    segment = mask_group.referenced_segment
+    assert segment.referenced_sop_instance_uid == seg.SOPInstanceUID
+    number = segment.referenced_segment_numbers[0]
+    assert seg.get_segment_description(number).tracking_uid == mask_group.tracking_uid
+    evidence = {
+        item.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    assert seg.SOPInstanceUID in evidence
 
 
 def test_read_sr_names_the_reader_by_pseudonym_and_references_the_source_series(scene, tmp_path):
@@ -103,8 +146,9 @@ def test_consensus_sr_has_a_device_observer_with_the_algorithm_version(scene, tm
     assert context["Observer Type"].value == codes.DCM.Device
     assert context["Device Observer Name"].value == "Readerboard consensus"
     assert "1.2.0" in context["Device Observer Model Name"].value
-    groups = sr.content.get_planar_roi_measurement_groups()
+    groups = sr.content.get_image_measurement_groups()
     assert len(groups) == 1  # the rejected lesion 2 is not a consensus finding
+    assert comment_of(groups[0]) == "Consensus lesion 1"
     lesion = scene.consensus.lesions.get(lesion_index=1)
     texts = {
         item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue
@@ -112,12 +156,11 @@ def test_consensus_sr_has_a_device_observer_with_the_algorithm_version(scene, tm
         if item.ValueType == "TEXT"
     }
     assert texts["Algorithm Name"] == "Readerboard consensus" and texts["Algorithm Version"] == "1.2.0"
-    np.testing.assert_allclose(
-        groups[0].roi.value, np.array([lesion.long_axis["start"], lesion.long_axis["end"]]) + 0.5, atol=1e-5
-    )
-    measured = lengths_by_name(groups[0])
-    assert measured["Length"] == pytest.approx(lesion.long_axis["length_mm"], abs=1e-6)
-    assert measured["Short axis"] == pytest.approx(lesion.short_axis["length_mm"], abs=1e-6)
+    measurements = {m.name.meaning: m for m in groups[0].get_measurements()}
+    for name, line in (("Long Axis", lesion.long_axis), ("Short Axis", lesion.short_axis)):
+        points, _ = line_of(measurements[name])
+        np.testing.assert_allclose(points, np.array([line["start"], line["end"]]) + 0.5, atol=1e-5)
+        assert measurements[name].value == pytest.approx(line["length_mm"], abs=1e-6)
 
 
 def test_finding_is_coded_in_snomed_when_known_and_locally_otherwise():
@@ -140,4 +183,49 @@ def test_every_sr_file_passes_dciodvfy_and_dsrdump(scene, tmp_path):
         assert dicom_tool_errors(["dciodvfy"], path) == [], name
         assert dicom_tool_errors(["dsrdump"], path) == [], name
         dump = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True).stdout
-        assert 'SCOORD:(,,"Image Region")=(POLYLINE' in dump and '"Length"' in dump
+        # Each line sits under its NUM, as TID 300 and OHIF write it.
+        assert '<inferred from SCOORD:(,,"Source")=(POLYLINE' in dump
+        assert '"Length"' in dump or '"Long Axis"' in dump
+
+
+def test_a_line_on_a_multi_frame_image_is_selected_from_its_frame():
+    on_frame_2 = LineOnImage(
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+        sop_instance_uid="1.2.3.4",
+        frame=2,
+        number_of_frames=3,
+        start=(10.0, 20.0),
+        end=(30.0, 20.0),
+        length_mm=20.0,
+    )
+    lesion = LesionMeasurement(label="Read 1 lesion 1", tracking_uid="1.2.3.5", long_axis=on_frame_2)
+
+    (group,) = measurement_groups(lesion=lesion, finding=codes.SCT.Neoplasm)
+
+    (length,) = group.get_measurements()
+    (scoord,) = length[0].ContentSequence
+    (image,) = scoord.ContentSequence
+    assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
+    assert image.ReferencedSOPSequence[0].ReferencedFrameNumber == 2
+    assert group.tracking_identifier == "Cornerstone3DTools@^0.1.0:Length"
+
+
+def test_axes_on_two_slices_become_one_length_group_per_image_under_one_tracking_uid():
+    def line(sop_instance_uid: str, length_mm: float) -> LineOnImage:
+        return LineOnImage("1.2.840.10008.5.1.4.1.1.2", sop_instance_uid, 1, 1, (10.0, 20.0), (30.0, 20.0), length_mm)
+
+    lesion = LesionMeasurement(
+        label="Consensus lesion 1",
+        tracking_uid="1.2.3.9",
+        long_axis=line("1.2.3.1", 20.0),
+        short_axis=line("1.2.3.2", 9.0),
+    )
+
+    groups = measurement_groups(lesion=lesion, finding=codes.SCT.Neoplasm)
+
+    assert [group.tracking_identifier for group in groups] == ["Cornerstone3DTools@^0.1.0:Length"] * 2
+    assert {group.tracking_uid for group in groups} == {"1.2.3.9"}
+    assert [comment_of(group) for group in groups] == ["Consensus lesion 1 long axis", "Consensus lesion 1 short axis"]
+    (long_axis,), (short_axis,) = (group.get_measurements() for group in groups)
+    assert (long_axis.name.meaning, short_axis.name.meaning) == ("Long Axis", "Short Axis")
+    assert [line_of(long_axis)[1], line_of(short_axis)[1]] == ["1.2.3.1", "1.2.3.2"]

@@ -88,6 +88,49 @@ def test_a_name_is_locked_after_too_many_wrong_pins_even_with_the_right_one():
         readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
 
 
+def test_a_locked_name_says_how_long_until_the_window_ends():
+    make_reader()
+    for _ in range(readers.FAILED_PINS_PER_NAME):
+        with pytest.raises(readers.InvalidCredentials):
+            readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
+
+    with pytest.raises(readers.TooManyAttempts) as caught:
+        readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
+
+    assert readers.FAILED_PINS_WINDOW_S - 5 <= caught.value.retry_after_s <= readers.FAILED_PINS_WINDOW_S + 1
+
+
+def test_a_locked_name_does_not_lock_another_reader():
+    make_reader()
+    other = make_reader("Ben Other", pin="1357")
+    for _ in range(readers.FAILED_PINS_PER_NAME + 2):
+        with pytest.raises((readers.InvalidCredentials, readers.TooManyAttempts)):
+            readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
+
+    assert readers.authenticate_reader(display_name="Ben Other", pin="1357") == other
+
+
+def test_a_successful_sign_in_clears_the_count_of_wrong_pins():
+    reader = make_reader()
+    for _ in range(readers.FAILED_PINS_PER_NAME - 1):
+        with pytest.raises(readers.InvalidCredentials):
+            readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
+    readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
+
+    with pytest.raises(readers.InvalidCredentials):
+        readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
+    assert readers.authenticate_reader(display_name="Dr Ada Test", pin="2468") == reader
+
+
+def test_a_deactivated_reader_cannot_sign_in():
+    reader = make_reader()
+    reader.user.is_active = False
+    reader.user.save()
+
+    with pytest.raises(readers.InvalidCredentials):
+        readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
+
+
 def test_attempts_over_the_rate_are_refused_until_the_window_passes(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "3/min"}}
     start = time.time()
@@ -133,6 +176,27 @@ def test_signup_api_answers_429_when_rate_limited(settings):
 
     assert response.status_code == 429
     assert not Reader.objects.filter(display_name="Second Person").exists()
+
+
+def test_a_burst_of_wrong_pins_locks_the_name_with_429_and_retry_after_while_others_sign_in():
+    make_reader()
+    make_reader("Ben Other", pin="1357")
+    client = APIClient()
+    # Each attempt from its own address, as a distributed guesser: the per-name limit still holds.
+    answers = [
+        client.post(
+            "/api/login/", {"display_name": "Dr Ada Test", "pin": f"{n:04d}"}, format="json", REMOTE_ADDR=f"10.0.0.{n}"
+        ).status_code
+        for n in range(1, readers.FAILED_PINS_PER_NAME + 3)
+    ]
+
+    right_pin = client.post("/api/login/", {"display_name": "Dr Ada Test", "pin": "2468"}, format="json")
+    other = APIClient().post("/api/login/", {"display_name": "Ben Other", "pin": "1357"}, format="json")
+
+    assert answers[: readers.FAILED_PINS_PER_NAME] == [400] * readers.FAILED_PINS_PER_NAME
+    assert answers[readers.FAILED_PINS_PER_NAME :] == [429, 429]
+    assert right_pin.status_code == 429 and 0 < int(right_pin["Retry-After"]) <= readers.FAILED_PINS_WINDOW_S + 1
+    assert other.status_code == 200
 
 
 def test_login_api_checks_csrf_for_browser_sessions():

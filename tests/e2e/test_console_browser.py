@@ -287,3 +287,26 @@ def test_collections_preview_results_and_people_pages_render_without_script_erro
     screenshot(page, "collection")
     assert errors == []
     context.close()
+
+
+def test_an_export_started_on_the_results_page_is_followed_over_its_websocket(console_server, browser):
+    base_url, facts = console_server
+    context, page, errors = new_page(browser, base_url)
+    frames: list[str] = []
+
+    def watch(socket) -> None:
+        if "/ws/console/exports/" in socket.url:
+            socket.on("framereceived", lambda payload: frames.append(payload))
+
+    page.on("websocket", watch)
+    sign_in_admin(page)
+    page.goto(f"/console/tasks/{facts['task']}/results/")
+
+    page.click("#exports button[data-format=csv]")
+
+    page.wait_for_selector("#export-status a", timeout=30_000)
+    assert "ready" in page.locator("#export-status").inner_text()
+    messages = [json.loads(frame) for frame in frames]
+    assert messages and messages[-1]["type"] == "export.progress" and messages[-1]["status"] == "done"
+    assert errors == []
+    context.close()

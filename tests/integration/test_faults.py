@@ -60,7 +60,7 @@ from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, writ
 ensure_role_groups()
 tools = ["long_axis", "bidirectional", "no_lesion", "skip"]
 tasks = {name: Task.objects.create(name=name, reads_per_case=2, tools=tools)
-         for name in ("Fault study", "Control study", "Outage study")}
+         for name in ("Fault study", "Control study", "Outage study", "Export study")}
 seed = {name: {"task": task.pk, "cases": []} for name, task in tasks.items()}
 for number, center in enumerate([(-8.0, 6.0, 0.0), (10.0, -4.0, 0.0), (0.0, 8.0, 0.0)], start=1):
     lesion = SyntheticLesion(center_mm=center, diameters_mm=(16.0, 10.0, 12.0))
@@ -282,7 +282,7 @@ def test_a_worker_process_killed_mid_export_is_redelivered_and_the_file_matches_
 
     def request_export() -> int:
         created = session.post(
-            f"{web}/api/exports/", json={"task": seed["Fault study"]["task"], "format": "csv"}, headers=headers
+            f"{web}/api/exports/", json={"task": seed["Export study"]["task"], "format": "csv"}, headers=headers
         )
         assert created.status_code in (201, 202), created.text
         return created.json()["id"]
@@ -296,6 +296,11 @@ def test_a_worker_process_killed_mid_export_is_redelivered_and_the_file_matches_
         answer = session.get(f"{web}/api/exports/{job_id}/download/", headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text[:300]
         return list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
+
+    # This test's own reads (every test stands alone, in any order): two readers read every case.
+    export_study = seed["Export study"]
+    for offset, name in enumerate(("Export Reader 1", "Export Reader 2")):
+        read_every_case(signed_up_reader(deployment, name), export_study, offset_px=0.5 * offset)
 
     export_id = request_export()
     # Reading the reads needs the table; holding it stops the export after it has marked itself running.
@@ -323,7 +328,7 @@ def test_a_worker_process_killed_mid_export_is_redelivered_and_the_file_matches_
     undisturbed = request_export()
     wait_until(lambda: job(undisturbed)["status"] == "done", 90, "the undisturbed export", service)
     rows, reference = download(export_id), download(undisturbed)
-    assert len(rows) == 2 * len(seed["Fault study"]["cases"])
+    assert len(rows) == 2 * len(export_study["cases"])
     assert rows == reference
     assert finished["progress_done"] == finished["progress_total"]
     leftovers = [p.name for p in (deployment.data_dir / "exports").rglob("*") if p.is_file() and ".tmp" in p.name]

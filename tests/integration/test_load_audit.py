@@ -31,7 +31,19 @@ def test_twenty_readers_for_thirty_seconds_lose_no_acknowledged_read_and_overfil
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL is not reachable: {exc}")
 
-    result = run_load(users=20, spawn_rate=10, duration_s=30, web=2, cases=3, reads_per_case=2, log=lambda *_: None)
+    result = run_load(
+        users=20,
+        spawn_rate=10,
+        duration_s=30,
+        web=2,
+        cases=3,
+        reads_per_case=2,
+        rows=64,
+        slices=20,
+        series=3,
+        frames=10,
+        log=lambda *_: None,
+    )
 
     audit = result["audit"]
     assert audit["passed"], audit["problems"]

@@ -223,14 +223,16 @@ def test_scrolling_a_series_looks_its_instances_up_in_one_query(small_ct_series,
     assert [i.pk for i in found] == [i.pk for i in instances]
 
 
-def test_uncompressed_frames_stay_off_disk_until_the_warm_task_stores_them(apps, urls, token_header, small_ct_series):
-    from viewer.dicomweb.delivery import frame_key, warm_series
+def test_a_first_request_keeps_its_jpeg_ls_encoding_but_never_writes_native_slices_to_disk(
+    apps, urls, token_header, small_ct_series
+):
+    from viewer.dicomweb.delivery import LOSSLESS_CACHE, frame_key, warm_series
 
     instance = small_ct_series.instances.order_by("sort_position_mm").first()
     assert get(apps[1], urls["instance"] + "/frames/1", headers={"Accept": FRAMES_ACCEPT, **token_header})[0] == 200
-    assert not image_cache.contains("frames", frame_key(instance, 1))
+    assert image_cache.contains(LOSSLESS_CACHE, frame_key(instance, 1))
     warm_series(small_ct_series)
-    assert image_cache.contains("frames", frame_key(instance, 1))
+    assert not image_cache.contains("frames", frame_key(instance, 1))
 
 
 def test_a_frame_not_yet_cached_is_decoded_on_a_worker_thread_not_the_event_loop(

@@ -149,13 +149,13 @@ def test_compressed_instance_is_decompressed_when_explicit_little_endian_is_aske
     assert np.array_equal(ds.pixel_array, pydicom.dcmread(instance.absolute_path).pixel_array)
 
 
-def test_warm_task_decodes_every_frame_so_the_first_request_is_a_cache_hit(small_ct_series):
-    from viewer.dicomweb.delivery import frame_key
+def test_warm_task_encodes_every_frame_so_the_first_request_is_a_cache_hit(small_ct_series):
+    from viewer.dicomweb.delivery import LOSSLESS_CACHE, frame_key
     from viewer.tasks import warm_series_cache
 
     result = warm_series_cache.delay(small_ct_series.pk).get()
     assert result["frames"] == 9 and result["failed"] == 0
-    assert all(image_cache.contains("frames", frame_key(i, 1)) for i in small_ct_series.instances.all())
+    assert all(image_cache.contains(LOSSLESS_CACHE, frame_key(i, 1)) for i in small_ct_series.instances.all())
     again = warm_series_cache.delay(small_ct_series.pk).get()
     assert again["frames"] == 0 and again["frames_cached"] == 9
 

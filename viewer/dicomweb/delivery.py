@@ -20,7 +20,7 @@ import pydicom
 
 from viewer.models import Instance, Series
 from viewer.selectors import series_instances, series_version
-from viewer.services import image_cache
+from viewer.services import frame_codecs, image_cache
 from viewer.services.dicom_json import instance_metadata, pixel_description
 from viewer.services.pixels import (
     PixelDescription,
@@ -132,6 +132,42 @@ def stored_frame(instance: Instance, *, frame_number: int) -> bytes:
         ),
     )
     return value
+
+
+LOSSLESS_CACHE = "frames-jls"
+
+
+def can_send_lossless(instance: Instance) -> bool:
+    """Return whether the frames of an instance can go out JPEG-LS encoded (else they go native)."""
+    return frame_codecs.can_encode_lossless(pixel_description(instance))
+
+
+def lossless_frame(instance: Instance, *, frame_number: int) -> bytes:
+    """Return a frame as a JPEG-LS lossless codestream, encoded once and cached in every tier.
+
+    The cached value carries its length and CRC-32: a damaged entry is logged, rebuilt and
+    replaced, never served. Raises ValueError when the instance cannot be encoded.
+    """
+    check_frame_number(instance, frame_number)
+    key = frame_key(instance, frame_number)
+    sealed = image_cache.get(LOSSLESS_CACHE, key)
+    if sealed is not None:
+        try:
+            return frame_codecs.unseal(sealed)
+        except frame_codecs.DamagedEncodingError as error:
+            logger.warning("rebuilding damaged JPEG-LS frame %s: %s", key, error)
+            image_cache.discard(LOSSLESS_CACHE, key)
+    if image_cache.is_cached_only():
+        raise image_cache.NotCachedError(f"{LOSSLESS_CACHE} {key} is not cached")
+    payload = _encode_lossless(instance, frame_number)
+    image_cache.put(LOSSLESS_CACHE, key, frame_codecs.seal(payload))
+    return payload
+
+
+def _encode_lossless(instance: Instance, frame_number: int) -> bytes:
+    description = pixel_description(instance)
+    frame = native_frame_array(instance, frame_number=frame_number)
+    return frame_codecs.encode_lossless(frame, description=description)
 
 
 def rendered_key(
@@ -256,21 +292,32 @@ def thumbnail_instance(series: Series) -> Instance | None:
 
 
 def warm_series(series: Series) -> dict[str, int]:
-    """Decode and cache every frame and the metadata of a series; return counts of what was built."""
+    """Encode and cache every frame (JPEG-LS, as the viewer asks), the metadata and the thumbnail.
+
+    Return counts of what was built. Frames of compressed files are also kept decoded on
+    disk (decoding them is the expensive part); frames sliced from uncompressed files are not,
+    since slicing a local file costs as much as reading a cache file.
+    """
     built = {"frames": 0, "frames_cached": 0, "thumbnails": 0, "failed": 0}
     series_metadata_json(series)
     for instance in series_instances(series=series):
+        description = pixel_description(instance)
+        encodable = frame_codecs.can_encode_lossless(description)
+        keep_native = not can_slice_native_frames(description)
         for frame_number in range(1, instance.number_of_frames + 1):
-            if image_cache.contains("frames", frame_key(instance, frame_number)):
+            key = frame_key(instance, frame_number)
+            native_done = not keep_native or image_cache.contains("frames", key)
+            lossless_done = not encodable or image_cache.contains(LOSSLESS_CACHE, key)
+            if native_done and lossless_done:
                 built["frames_cached"] += 1
                 continue
             try:
-                # The warm task fills the disk tier (even with frames that are cheap to slice),
-                # which survives restarts and serves every worker.
-                key = frame_key(instance, frame_number)
-                image_cache.put("frames", key, native_frame(instance, frame_number=frame_number))
+                if not native_done:
+                    image_cache.put("frames", key, native_frame(instance, frame_number=frame_number))
+                if not lossless_done:
+                    lossless_frame(instance, frame_number=frame_number)
                 built["frames"] += 1
-            except UndecodablePixelsError:
+            except (UndecodablePixelsError, ValueError):
                 logger.warning("cannot warm frame %s of %s", frame_number, instance.sop_instance_uid, exc_info=True)
                 built["failed"] += 1
     middle = thumbnail_instance(series)

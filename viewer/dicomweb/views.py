@@ -27,6 +27,7 @@ from viewer import selectors
 from viewer.dicomweb import access, delivery, multipart
 from viewer.models import Instance
 from viewer.services import dicom_json
+from viewer.services.frame_codecs import LOSSLESS_MEDIA_TYPE, LOSSLESS_TRANSFER_SYNTAX
 from viewer.services.pixels import (
     FRAME_MEDIA_TYPES,
     NATIVE_TRANSFER_SYNTAX,
@@ -317,37 +318,66 @@ def parse_frame_list(text: str) -> list[int]:
 
 
 def _negotiate_frames(request: HttpRequest, instance: Instance, frame_count: int) -> tuple[str, bool, str]:
-    """Return (form 'native'|'stored', multipart?, part media type) for the client's Accept header."""
+    """Return (form 'native'|'lossless'|'stored', multipart?, part media type) for the client's Accept header.
+
+    `transfer-syntax=*` (what Cornerstone and OHIF send) lets the server choose (PS3.18 8.7.3.5):
+    JPEG-LS lossless of the native frame when it can be encoded, so the viewer gets the same
+    pixels in about a third of the bytes, else native. Native and the stored form stay
+    available when asked for by their transfer syntax.
+    """
     stored_syntax = instance.transfer_syntax_uid
     stored_type = FRAME_MEDIA_TYPES.get(stored_syntax)
-    ranges = multipart.parse_accept(request.headers.get("Accept"))
-    for media_range in ranges:
+    lossless_ok = delivery.can_send_lossless(instance)
+    lossless = ("lossless", True, LOSSLESS_MEDIA_TYPE)
+    for media_range in multipart.parse_accept(request.headers.get("Accept")):
         wanted_syntax = media_range.transfer_syntax
         if media_range.media_type in ("multipart/related", "multipart/*", "*/*"):
             part_type = media_range.part_type or "application/octet-stream"
             if multipart.media_type_matches(part_type, "application/octet-stream"):
+                if wanted_syntax == "*" and lossless_ok:
+                    return lossless
                 if wanted_syntax in NATIVE_EQUIVALENT_SYNTAXES:
                     return "native", True, "application/octet-stream"
+                if wanted_syntax == LOSSLESS_TRANSFER_SYNTAX and lossless_ok:
+                    return lossless
                 if wanted_syntax == stored_syntax and stored_type:
                     return "stored", True, "application/octet-stream"
+            if (
+                lossless_ok
+                and multipart.media_type_matches(part_type, LOSSLESS_MEDIA_TYPE)
+                and wanted_syntax in (None, "*", LOSSLESS_TRANSFER_SYNTAX)
+            ):
+                return lossless
             stored_type_ok = stored_type and multipart.media_type_matches(part_type, stored_type)
             if stored_type_ok and wanted_syntax in (None, "*", stored_syntax):
                 return "stored", True, stored_type
-        elif (
-            # A single-part response (PS3.18 8.7.3.5): one frame, native only.
-            media_range.media_type == "application/octet-stream"
-            and frame_count == 1
-            and wanted_syntax in NATIVE_EQUIVALENT_SYNTAXES
-        ):
-            return "native", False, "application/octet-stream"
-    offered = 'multipart/related; type="application/octet-stream"; transfer-syntax=' + NATIVE_TRANSFER_SYNTAX
+        elif frame_count == 1:
+            # A single-part response (PS3.18 8.7.3.5): one frame, native or JPEG-LS.
+            if media_range.media_type == "application/octet-stream" and wanted_syntax in NATIVE_EQUIVALENT_SYNTAXES:
+                return "native", False, "application/octet-stream"
+            if (
+                lossless_ok
+                and media_range.media_type == LOSSLESS_MEDIA_TYPE
+                and wanted_syntax in (None, "*", LOSSLESS_TRANSFER_SYNTAX)
+            ):
+                return "lossless", False, LOSSLESS_MEDIA_TYPE
+    offered = ['multipart/related; type="application/octet-stream"; transfer-syntax=' + NATIVE_TRANSFER_SYNTAX]
+    if lossless_ok:
+        offered.append(f'multipart/related; type="{LOSSLESS_MEDIA_TYPE}"; transfer-syntax={LOSSLESS_TRANSFER_SYNTAX}')
     if stored_type:
-        offered += f', multipart/related; type="{stored_type}"; transfer-syntax={stored_syntax}'
+        offered.append(f'multipart/related; type="{stored_type}"; transfer-syntax={stored_syntax}')
     raise DicomwebError(
         406,
         "not_acceptable",
-        f"cannot send frames as {request.headers.get('Accept')!r}; available: {offered}",
+        f"cannot send frames as {request.headers.get('Accept')!r}; available: {', '.join(offered)}",
     )
+
+
+FRAME_READERS = {
+    "native": (delivery.native_frame, NATIVE_TRANSFER_SYNTAX),
+    "lossless": (delivery.lossless_frame, LOSSLESS_TRANSFER_SYNTAX),
+    "stored": (delivery.stored_frame, None),
+}
 
 
 @dicomweb_view
@@ -357,11 +387,11 @@ def frames(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, 
     for number in numbers:
         delivery.check_frame_number(instance, number)
     form, is_multipart, part_type = _negotiate_frames(request, instance, len(numbers))
-    syntax = NATIVE_TRANSFER_SYNTAX if form == "native" else instance.transfer_syntax_uid
+    read, syntax = FRAME_READERS[form]
+    syntax = syntax or instance.transfer_syntax_uid
     etag = delivery.strong_etag("frames", sop_uid, frame_list, form, part_type, str(is_multipart))
     if (cached := _not_modified(request, etag, IMMUTABLE)) is not None:
         return cached
-    read = delivery.native_frame if form == "native" else delivery.stored_frame
     payloads = [read(instance, frame_number=number) for number in numbers]
     if not is_multipart:
         response = HttpResponse(payloads[0], content_type=f"{part_type}; transfer-syntax={syntax}")

@@ -3,8 +3,10 @@
 One service for the command line and the console upload: each file is parsed
 once, validated (a DICOM image whose first frame the server can decode),
 copied into `storages["dicom"]` by UID (the data dir by default, object storage
-when configured; see viewer.services.stored_files) and recorded. Re-importing an instance is a
-no-op. A bad file is reported by name with the reason and never leaves a half
+when configured; see viewer.services.stored_files) and recorded. Re-importing an
+instance is a no-op. Study, series or instance UIDs that are not DICOM UIDs (so no
+DICOMweb URL can name them) are replaced by UIDs derived from them, the same on
+every import. A bad file is reported by name with the reason and never leaves a half
 record or a stray file behind. Zips are extracted defensively (no traversal,
 bounded size and count, streamed to disk).
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
+import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -118,6 +122,7 @@ def import_file(
         found_phi = tuple(phi.identifying_attributes(ds))
         if deidentify:
             phi.deidentify(ds)
+        replaced = replace_unservable_uids(ds)
         meta = instance_metadata(ds)
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, OSError) as error:
         # InvalidFileError carries its own reason; anything else is a malformed attribute.
@@ -130,12 +135,13 @@ def import_file(
     except InvalidFileError as error:
         return FileOutcome(name, REJECTED, str(error), meta["sop_instance_uid"])
     try:
-        instance = _store(path, ds, meta, collection, rewrite=deidentify)
+        instance = _store(path, ds, meta, collection, rewrite=deidentify or bool(replaced))
     except IntegrityError:
         # A concurrent import stored the same instance first.
         return FileOutcome(name, DUPLICATE, "already imported", meta["sop_instance_uid"], found_phi)
     _keep_metadata_document(instance)
-    return FileOutcome(name, IMPORTED, "", meta["sop_instance_uid"], found_phi)
+    note = f"new UIDs derived from {', '.join(replaced)}, which are not DICOM UIDs" if replaced else ""
+    return FileOutcome(name, IMPORTED, note, meta["sop_instance_uid"], found_phi)
 
 
 def _keep_metadata_document(instance: Instance) -> None:
@@ -164,6 +170,40 @@ def _read_dataset(path: Path) -> pydicom.Dataset:
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise InvalidFileError("unsupported pixel data: float pixel data (parametric maps) is not shown by the viewer")
     return ds
+
+
+# The UIDs that name an instance in DICOMweb URLs (the same rule as viewer/dicomweb_urls.py's converter).
+INSTANCE_UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+_SERVABLE_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_DERIVED_UID_NAMESPACE = uuid.UUID("5d1f0c52-1b8e-4c59-9a43-7d6c1e0b9f21")  # Readerboard's, fixed forever
+
+
+def servable_uid(value: str) -> str:
+    """Return `value` when it is a DICOM UID a URL can name, else a 2.25 UID derived from it (always the same)."""
+    if len(value) <= 64 and _SERVABLE_UID.fullmatch(value):
+        return value
+    # PS3.5 B.2: a UUID as one 2.25 arc; a name-based UUID makes it the same on every import.
+    return f"2.25.{uuid.uuid5(_DERIVED_UID_NAMESPACE, value).int}"
+
+
+def replace_unservable_uids(ds: pydicom.Dataset) -> dict[str, str]:
+    """Give the instance derived UIDs where its own are not DICOM UIDs; return {keyword: original value}.
+
+    Derived deterministically, so a re-import finds the stored instance and stays a no-op,
+    and every file of one bad series lands in one series.
+    """
+    replaced = {}
+    for keyword in INSTANCE_UID_KEYWORDS:
+        value = str(ds.get(keyword, "") or "").strip()
+        if value and servable_uid(value) != value:
+            setattr(ds, keyword, servable_uid(value))
+            replaced[keyword] = value
+    file_meta = getattr(ds, "file_meta", None)
+    if "SOPInstanceUID" in replaced and file_meta is not None and "MediaStorageSOPInstanceUID" in file_meta:
+        file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if replaced:
+        logger.info("new UIDs for %s: %s", ds.SOPInstanceUID, sorted(replaced))
+    return replaced
 
 
 def _uid(ds: pydicom.Dataset, keyword: str) -> str:

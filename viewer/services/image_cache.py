@@ -60,6 +60,12 @@ class _ProcessLRU:
                 _, evicted = self._entries.popitem(last=False)
                 self._size -= len(evicted)
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._size -= len(previous)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -168,6 +174,23 @@ def get_or_build(
     value = build()
     put(kind, key, value, persist=persist)
     return value, False
+
+
+def is_cached_only() -> bool:
+    """Return whether the caller is inside `cached_only()` (and so must not build values)."""
+    return _cached_only.get()
+
+
+def discard(kind: str, key: str) -> None:
+    """Forget a value in every tier (a damaged entry that is about to be rebuilt)."""
+    name = _namespaced(kind, key)
+    _process_cache.discard(name)
+    if _shared_enabled():
+        try:
+            django_cache.delete("img:" + hashlib.sha256(name.encode()).hexdigest())
+        except Exception:  # noqa: BLE001
+            logger.warning("shared image cache unavailable", exc_info=True)
+    _disk_path(kind, key).unlink(missing_ok=True)
 
 
 def contains(kind: str, key: str) -> bool:

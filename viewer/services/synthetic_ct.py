@@ -109,19 +109,32 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
 
 
 def write_series(
-    patient: SyntheticPatient, out_dir: Path, *, study_description: str = "CT CHEST ABDOMEN"
+    patient: SyntheticPatient,
+    out_dir: Path,
+    *,
+    study_description: str = "CT CHEST ABDOMEN",
+    uid_seed: str | None = None,
 ) -> WrittenSeries:
-    """Write the patient's CT as one file per slice in out_dir; return the UIDs and paths."""
+    """Write the patient's CT as one file per slice in out_dir; return the UIDs and paths.
+
+    With `uid_seed` every UID is derived from it, so writing and importing the same series
+    again (after an interrupted demo set-up, say) is a no-op instead of a second copy.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     volume, (x0, y0), zs = volume_hu(patient)
-    study_uid = generate_uid(prefix=READERBOARD_UID_ROOT)
-    series_uid = generate_uid(prefix=READERBOARD_UID_ROOT)
-    frame_uid = generate_uid(prefix=READERBOARD_UID_ROOT)
+
+    def new_uid(*parts: object) -> str:
+        entropy = [uid_seed, *map(str, parts)] if uid_seed else None
+        return generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=entropy)
+
+    study_uid = new_uid("study")
+    series_uid = new_uid("series")
+    frame_uid = new_uid("frame-of-reference")
     written = WrittenSeries(study_uid, series_uid, origin_mm=(x0, y0))
     now = dt.datetime(2026, 11, 1, 9, 30, 0)
     intercept = -1024.0
     for k, z in enumerate(zs):
-        sop_uid = generate_uid(prefix=READERBOARD_UID_ROOT)
+        sop_uid = new_uid("instance", k)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = sop_uid
@@ -142,7 +155,7 @@ def write_series(
         ds.InstitutionName = "Readerboard Demo"
         ds.ReferringPhysicianName = ""
         ds.StudyDescription = study_description
-        ds.SeriesDescription = "Axial 2.5 mm (synthetic)"
+        ds.SeriesDescription = f"Axial {patient.slice_spacing_mm:g} mm (synthetic)"
         ds.PatientName = patient.patient_name
         ds.PatientID = patient.patient_id
         ds.PatientBirthDate = patient.birth_date

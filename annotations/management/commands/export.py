@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
 from annotations.models import ExportJob, Task
 from annotations.services.exports import export_to_path
+from readerboard.command_logging import quiet_library_logs
 
 
 class Command(BaseCommand):
@@ -31,15 +32,18 @@ class Command(BaseCommand):
             action="store_true",
             help="name readers by display name instead of pseudonym (the export then identifies people)",
         )
+        parser.add_argument("--quiet-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options) -> None:
+        quiet_library_logs(options["verbosity"])
         task = self._task(options["task"])
-        show_progress = sys.stderr.isatty() and options["verbosity"] >= 1
+        # A step is a read or a case consensus; the bar shows on a terminal only (None: tqdm checks for a TTY).
+        hidden = True if options["quiet_progress"] or options["verbosity"] == 0 else None
+        bar = tqdm(total=0, unit="step", disable=hidden, file=self.stderr._out)
 
         def progress(done: int, total: int) -> None:
-            if show_progress:
-                sys.stderr.write(f"\r{done}/{total}")
-                sys.stderr.flush()
+            bar.total = total
+            bar.update(done - bar.n)
 
         try:
             result = export_to_path(
@@ -51,8 +55,8 @@ class Command(BaseCommand):
             )
         except (OSError, ValueError) as error:
             raise CommandError(f"export failed: {error}") from error
-        if show_progress:
-            sys.stderr.write("\n")
+        finally:
+            bar.close()
         details = []
         if result.csv_rows:
             details.append(f"{result.csv_rows} CSV rows")

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from annotations.services.demo import make_demo
+from annotations.services.demo_real_size import make_real_size_demo
 from viewer.services.synthetic_ct import demo_patients
 
 
@@ -17,12 +18,22 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=512, help="Rows and columns of each slice.")
         parser.add_argument("--no-odd-dicom", action="store_true", help="Skip pydicom's bundled test images.")
         parser.add_argument(
+            "--real-size",
+            action="store_true",
+            help="Only add the real-size CT (520 slices of 512 x 512 at 1 mm) and its task; slow, so `make run` "
+            "runs it in the background.",
+        )
+        parser.add_argument(
             "--no-simulated-study",
             action="store_true",
             help="Skip the closed task of simulated reads that shows consensus and agreement to researchers.",
         )
 
-    def handle(self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, **options):
+    def handle(self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, real_size, **options):
+        if real_size:
+            task = make_real_size_demo()
+            self.stdout.write(f"real-size demo ready: task {task.pk} ({task.name})")
+            return
         summary = make_demo(
             patients=demo_patients(count=patients, slices=slices, rows=size, columns=size),
             include_odd_dicom=not no_odd_dicom,

@@ -90,6 +90,55 @@ def dicom_steps(task: Task, kind: DicomKind) -> int:
     return reads_for(task, kind).count() + consensus_for(task).values("case_id").distinct().count()
 
 
+class SegmentLinks:
+    """The UIDs of the SEG documents an archive will hold, chosen before the SRs that point at them.
+
+    A bundle writes SRs first; each SR lesion with a mask references its segment in the
+    SEG of the same read (or case consensus), so both sides take their UIDs from here.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[int, str], str] = {}
+        self._instances: dict[tuple[str, int], str] = {}
+
+    def series_uid(self, case_id: int, role: str) -> str:
+        """The SEG series of a case's reads (role "reads") or consensus (role "consensus")."""
+        return self._series.setdefault((case_id, role), generate_uid(prefix=READERBOARD_UID_ROOT))
+
+    def instance_uid(self, owner: str, pk: int) -> str:
+        """The SEG instance of one read (owner "read") or one consensus (owner "consensus")."""
+        return self._instances.setdefault((owner, pk), generate_uid(prefix=READERBOARD_UID_ROOT))
+
+    def _segments(self, numbers: dict[int, int], *, series, case_id: int, role: str, owner: str, pk: int) -> dict:
+        if not numbers:
+            return {}
+        place = dict(
+            study_instance_uid=series.study.study_instance_uid,
+            series_instance_uid=self.series_uid(case_id, role),
+            sop_instance_uid=self.instance_uid(owner, pk),
+            source_series_instance_uid=series.series_instance_uid,
+        )
+        return {index: sr_export.SegmentInSeg(segment_number=number, **place) for index, number in numbers.items()}
+
+    def read_segments(self, read: Read) -> dict[int, sr_export.SegmentInSeg]:
+        """Lesion number -> its segment in the read's SEG; empty when the read painted no mask."""
+        numbers = seg_export.read_segment_numbers(read)
+        return self._segments(
+            numbers, series=read.case.series, case_id=read.case_id, role="reads", owner="read", pk=read.pk
+        )
+
+    def consensus_segments(self, consensus: CaseConsensus) -> dict[int, sr_export.SegmentInSeg]:
+        numbers = seg_export.consensus_segment_numbers(consensus)
+        return self._segments(
+            numbers,
+            series=consensus.case.series,
+            case_id=consensus.case_id,
+            role="consensus",
+            owner="consensus",
+            pk=consensus.pk,
+        )
+
+
 def _dicom_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -97,9 +146,12 @@ def _dicom_bytes(ds: Dataset) -> bytes:
 
 
 def iter_dicom_documents(
-    *, task: Task, kind: DicomKind, pseudonymise: bool, tick: Tick | None = None
+    *, task: Task, kind: DicomKind, pseudonymise: bool, tick: Tick | None = None, links: SegmentLinks | None = None
 ) -> Iterator[tuple[ManifestEntry, Dataset]]:
-    """Yield (manifest entry, dataset) for each read's and each case consensus's SR or SEG, case by case."""
+    """Yield (manifest entry, dataset) for each read's and each case consensus's SR or SEG, case by case.
+
+    With `links` (an archive holding both SR and SEG), SR lesions reference their SEG segments.
+    """
     series_cache = SeriesCache()
     build_read = sr_export.sr_for_read if kind == "sr" else seg_export.seg_for_read
     build_consensus = sr_export.sr_for_consensus if kind == "sr" else seg_export.seg_for_consensus
@@ -112,9 +164,18 @@ def iter_dicom_documents(
         key = (case_id, role)
         if key not in series_uids:
             series_uids.clear()  # cases come in order; keep only the current one
-            series_uids[key] = generate_uid(prefix=READERBOARD_UID_ROOT)
+            linked = links is not None and kind == "seg"
+            series_uids[key] = links.series_uid(case_id, role) if linked else generate_uid(prefix=READERBOARD_UID_ROOT)
         numbers[key] = numbers.pop(key, 0) + 1
         return series_uids[key], numbers[key]
+
+    def linked(owner: str, item) -> dict:
+        """Extra arguments that tie an SR to its SEG segments, or a SEG to the UID its SR points at."""
+        if links is None:
+            return {}
+        if kind == "seg":
+            return {"sop_instance_uid": links.instance_uid(owner, item.pk)}
+        return {"segments": links.read_segments(item) if owner == "read" else links.consensus_segments(item)}
 
     for read in reads_for(task, kind).iterator(chunk_size=200):
         sources = series_cache.get(read.case.series)
@@ -126,6 +187,7 @@ def iter_dicom_documents(
             series_instance_uid=series_uid,
             instance_number=number,
             pseudonymise=pseudonymise,
+            **linked("read", read),
         )
         if tick:
             tick(1)
@@ -155,7 +217,12 @@ def iter_dicom_documents(
         sources = series_cache.get(consensus.case.series)
         series_uid, number = place(consensus.case_id, "consensus")
         ds = build_consensus(
-            consensus=consensus, task=task, sources=sources, series_instance_uid=series_uid, instance_number=number
+            consensus=consensus,
+            task=task,
+            sources=sources,
+            series_instance_uid=series_uid,
+            instance_number=number,
+            **linked("consensus", consensus),
         )
         if tick:
             tick(1)
@@ -182,22 +249,33 @@ def iter_dicom_documents(
 def _count_lesions(ds: Dataset, kind: DicomKind) -> int:
     if kind == "seg":
         return len(ds.SegmentSequence)
-    # TID 1500: the report's "Imaging Measurements" container holds one group container per lesion.
+    # TID 1500: the "Imaging Measurements" container holds a group per lesion's lines and per lesion's
+    # mask; both groups of one lesion share its tracking UID.
     measurements = [item for item in ds.ContentSequence if item.ValueType == "CONTAINER"]
-    return sum(
-        1
-        for container in measurements
-        for item in container.get("ContentSequence", [])
-        if item.ValueType == "CONTAINER"
+    return len(
+        {
+            entry.UID
+            for container in measurements
+            for group in container.get("ContentSequence", [])
+            if group.ValueType == "CONTAINER"
+            for entry in group.get("ContentSequence", [])
+            if entry.ValueType == "UIDREF" and entry.ConceptNameCodeSequence[0].CodeValue == "112040"
+        }
     )
 
 
 def write_dicom_set(
-    archive: zipfile.ZipFile, *, task: Task, kind: DicomKind, pseudonymise: bool, tick: Tick | None = None
+    archive: zipfile.ZipFile,
+    *,
+    task: Task,
+    kind: DicomKind,
+    pseudonymise: bool,
+    tick: Tick | None = None,
+    links: SegmentLinks | None = None,
 ) -> list[ManifestEntry]:
     """Write the task's SR or SEG documents into the archive; return their manifest entries."""
     entries = []
-    for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick):
+    for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick, links=links):
         archive.writestr(entry.file, _dicom_bytes(ds))
         entries.append(entry)
     return entries
@@ -245,14 +323,17 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
             f"sr/             DICOM Comprehensive 3D SR, TID 1500 Measurement Report ({counts.get('sr', 0)} files):",
             "                sr/case-<case>/read-<read>-v<version>.dcm per read with lines (person observer = reader),",
             "                sr/case-<case>/consensus.dcm per case (device observer = Readerboard consensus).",
-            "                Each lesion is a planar ROI group: tracking identifier and UID, finding, the long axis",
-            "                as an SCOORD POLYLINE, Length in mm; bidirectional marks add Long Axis and Short Axis.",
+            "                Each measured lesion is a measurement group as OHIF reads it: tool tracking",
+            "                identifier (Cornerstone3DTools@^0.1.0:Length or :Bidirectional), our tracking UID,",
+            "                the lesion's label as Comment, and a Length (or Long Axis and Short Axis) in mm, each",
+            "                with its line as an SCOORD POLYLINE under it. In a bundle, a lesion with a mask",
+            "                also references its SEG segment.",
         ]
     if "seg" in parts:
         lines += [
             f"seg/            DICOM Segmentation, binary ({counts.get('seg', 0)} files): one per read that painted",
             "                masks (a segment per lesion) and one per case consensus (accepted lesions).",
-            "                Segments share tracking UIDs with the SR groups of the same lesion.",
+            "                Segments share tracking UIDs and identifiers with the SR groups of the same lesion.",
         ]
     if {"sr", "seg"} & set(parts):
         lines += [

@@ -27,7 +27,13 @@ from annotations.services.exports.sources import (
     reader_label,
     software_version,
 )
-from annotations.services.exports.sr_export import CONSENSUS_DEVICE_NAME, finding_code, tracking_uid
+from annotations.services.exports.sr_export import (
+    CONSENSUS_DEVICE_NAME,
+    consensus_lesion_label,
+    finding_code,
+    read_lesion_label,
+    tracking_uid,
+)
 from viewer.models import Instance
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
@@ -86,6 +92,7 @@ def segmentation(
     content_label: str,
     content_description: str,
     content_creator_name: str | None = None,
+    sop_instance_uid: str | None = None,
 ) -> hd.seg.Segmentation:
     """Return a binary SEG with one segment per entry of `segments`, numbered from 1 in order."""
     if not segments:
@@ -120,7 +127,7 @@ def segmentation(
         segment_descriptions=descriptions,
         series_instance_uid=series_instance_uid,
         series_number=series_number,
-        sop_instance_uid=generate_uid(prefix=READERBOARD_UID_ROOT),
+        sop_instance_uid=sop_instance_uid or generate_uid(prefix=READERBOARD_UID_ROOT),
         instance_number=instance_number,
         manufacturer=SOFTWARE_NAME,
         manufacturer_model_name="Readerboard export",
@@ -136,6 +143,19 @@ def segmentation(
     return seg
 
 
+def read_segment_numbers(read: Read) -> dict[int, int]:
+    """Lesion number -> segment number in the read's SEG (lesions with a mask, numbered from 1 in order)."""
+    indices = sorted(set(read.mask_slices.values_list("lesion_index", flat=True)))
+    return {index: number for number, index in enumerate(indices, start=1)}
+
+
+def consensus_segment_numbers(consensus: CaseConsensus) -> dict[int, int]:
+    """Lesion number -> segment number in the consensus SEG (accepted lesions with a mask, in order)."""
+    accepted = consensus.lesions.filter(accepted=True).order_by("lesion_index")
+    indices = [lesion.lesion_index for lesion in accepted.only("lesion_index", "mask_slices") if lesion.mask_slices]
+    return {index: number for number, index in enumerate(indices, start=1)}
+
+
 def seg_for_read(
     *,
     read: Read,
@@ -144,6 +164,7 @@ def seg_for_read(
     series_instance_uid: str,
     instance_number: int = 1,
     pseudonymise: bool = True,
+    sop_instance_uid: str | None = None,
 ) -> hd.seg.Segmentation | None:
     """Return the SEG of one read's masks (a segment per lesion), or None when it painted none."""
     by_lesion: dict[int, list[MaskFrame]] = {}
@@ -154,7 +175,7 @@ def seg_for_read(
     segments = [
         SegmentMasks(
             label=f"Lesion {index}",
-            tracking_id=f"Read {read.pk} lesion {index}",
+            tracking_id=read_lesion_label(read, index),
             tracking_uid=tracking_uid("read", read.pk, index),
             frames=frames,
         )
@@ -174,6 +195,7 @@ def seg_for_read(
         content_label="READ",
         content_description=f"Read {read.pk} v{read.version} by {label}",
         content_creator_name=person_name(label),
+        sop_instance_uid=sop_instance_uid,
     )
 
 
@@ -184,6 +206,7 @@ def seg_for_consensus(
     sources: SeriesSources,
     series_instance_uid: str,
     instance_number: int = 1,
+    sop_instance_uid: str | None = None,
 ) -> hd.seg.Segmentation | None:
     """Return the SEG of a case's consensus masks (a segment per accepted lesion), or None without masks."""
     segments = []
@@ -196,8 +219,8 @@ def seg_for_consensus(
         ]
         segments.append(
             SegmentMasks(
-                label=f"Consensus lesion {lesion.lesion_index}",
-                tracking_id=f"Consensus lesion {lesion.lesion_index}",
+                label=consensus_lesion_label(lesion.lesion_index),
+                tracking_id=consensus_lesion_label(lesion.lesion_index),
                 tracking_uid=tracking_uid("consensus", consensus.case_id, consensus.inputs_hash, lesion.lesion_index),
                 frames=frames,
             )
@@ -224,4 +247,5 @@ def seg_for_consensus(
         series_description=f"Readerboard consensus masks: {task.name}",
         content_label="CONSENSUS",
         content_description=f"{method} consensus {consensus.algorithm_version} of {consensus.n_reads} reads",
+        sop_instance_uid=sop_instance_uid,
     )

@@ -173,6 +173,8 @@ def _write_archive(
 ) -> tuple[int, int]:
     counts: dict[str, int] = {}
     entries: list[bundle.ManifestEntry] = []
+    # SR lesions point at their SEG segments only when the archive holds the SEGs too.
+    links = bundle.SegmentLinks() if {"sr", "seg"} <= set(parts) else None
     for part in parts:
         if part in ("csv", "consensus_csv"):
             tally = [0]
@@ -182,7 +184,7 @@ def _write_archive(
             counts[part] = tally[0]
         else:
             written = bundle.write_dicom_set(
-                archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick
+                archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick, links=links
             )
             entries += written
             counts[part] = len(written)

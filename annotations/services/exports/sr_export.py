@@ -1,11 +1,16 @@
 """DICOM Comprehensive 3D SR measurement reports (TID 1500) of reads and consensus, built with highdicom.
 
 One document per read (person observer: the reader's pseudonym) and one per case
-consensus (device observer: Readerboard's consensus algorithm and its version).
-Each lesion is a TID 1410 planar ROI group with a tracking identifier and UID,
-the finding coded in SNOMED CT, the long axis as an SCOORD POLYLINE on its source
-image, a Length in mm and, for bidirectional marks, Long Axis and Short Axis.
-This module must never read pixel data or write files: it returns datasets.
+consensus (device observer: Readerboard consensus and its version). Each measured
+lesion is a TID 1501 measurement group laid out as OHIF writes and reads them
+(`@cornerstonejs/adapters`): the tracking identifier names the Cornerstone tool
+(`Cornerstone3DTools@^0.1.0:Length` or `...:Bidirectional`), the tracking UID is
+ours and stable, a Comment holds the lesion's label, and every line is a NUM (Length,
+or Long Axis and Short Axis) with its own SCOORD POLYLINE `INFERRED FROM` it on the
+source image and frame (TID 300/320). A lesion with a mask in a SEG of the same
+export also gets a TID 1411 group that references its segment, under the same
+tracking UID and with the label as tracking identifier. This module must never read
+pixel data or write files: it returns datasets.
 
 Coordinates: the read format puts (0, 0) at the centre of the top-left pixel,
 DICOM SCOORD at its top-left corner, so every point is shifted by half a pixel.
@@ -14,7 +19,7 @@ DICOM SCOORD at its top-left corner, so every point is shifted by half a pixel.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -42,6 +47,16 @@ READS_SR_SERIES_NUMBER = 9901
 CONSENSUS_SR_SERIES_NUMBER = 9902
 # Private coding scheme for findings SNOMED CT's table here does not know.
 LOCAL_SCHEME = "99RDBD"
+# OHIF and @cornerstonejs/adapters pick the tool of a measurement group by its tracking identifier.
+CORNERSTONE_TRACKING_PREFIX = "Cornerstone3DTools@^0.1.0"
+LENGTH_TOOL = "Length"
+BIDIRECTIONAL_TOOL = "Bidirectional"
+# The adapters find the axes by these exact meanings (pydicom's table spells them "Long axis").
+LONG_AXIS = Code("103339001", "SCT", "Long Axis")
+SHORT_AXIS = Code("103340004", "SCT", "Short Axis")
+# A free-text label of the measurement; OHIF shows it as the annotation's label.
+COMMENT = Code("121106", "DCM", "Comment")
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 _PROCEDURE_BY_MODALITY = {
     "CT": codes.LN.CTUnspecifiedBodyRegion,
@@ -65,13 +80,36 @@ class LineOnImage:
 
 
 @dataclass(frozen=True)
-class LesionMeasurement:
-    """One lesion's lines: a long axis and, for bidirectional marks, a short axis."""
+class SegmentInSeg:
+    """Where a lesion's mask is: one segment of a SEG instance made from a source series."""
 
-    tracking_id: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    segment_number: int
+    source_series_instance_uid: str
+
+
+@dataclass(frozen=True)
+class LesionMeasurement:
+    """One lesion: its label, its lines (a long axis and, for bidirectional marks, a short axis) and its mask."""
+
+    label: str
     tracking_uid: str
-    long_axis: LineOnImage
+    long_axis: LineOnImage | None
     short_axis: LineOnImage | None = None
+    segment: SegmentInSeg | None = None
+
+    @property
+    def tool(self) -> str:
+        """The Cornerstone tool that draws these lines: Bidirectional for two axes on one frame, else Length."""
+        if self.short_axis is None or self.long_axis is None:
+            return LENGTH_TOOL
+        same_frame = (self.short_axis.sop_instance_uid, self.short_axis.frame) == (
+            self.long_axis.sop_instance_uid,
+            self.long_axis.frame,
+        )
+        return BIDIRECTIONAL_TOOL if same_frame else LENGTH_TOOL
 
 
 def finding_code(finding: str) -> Code:
@@ -96,9 +134,10 @@ def tracking_uid(*parts: object) -> str:
     return generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=["readerboard-lesion", *map(str, parts)])
 
 
-def _region(line: LineOnImage) -> hd.sr.ImageRegion:
+def _line_measurement(name: Code, line: LineOnImage) -> hd.sr.Measurement:
+    """A NUM in mm with the line itself INFERRED FROM it, selected from its image (and frame)."""
     points = np.array([line.start, line.end], dtype=float) + SCOORD_OFFSET_PX
-    return hd.sr.ImageRegion(
+    coordinates = hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
         graphic_data=points,
         source_image=hd.sr.SourceImageForRegion(
@@ -107,33 +146,112 @@ def _region(line: LineOnImage) -> hd.sr.ImageRegion:
             referenced_frame_numbers=[line.frame] if line.number_of_frames > 1 else None,
         ),
     )
+    return hd.sr.Measurement(
+        name=name, value=float(line.length_mm), unit=codes.UCUM.Millimeter, referenced_coordinates=[coordinates]
+    )
 
 
-def _mm(name: Code, value: float) -> hd.sr.Measurement:
-    return hd.sr.Measurement(name=name, value=float(value), unit=codes.UCUM.Millimeter)
-
-
-def measurement_group(
+def _lines_group(
     *,
     lesion: LesionMeasurement,
+    tool: str,
+    measurements: list[hd.sr.Measurement],
+    label: str,
     finding: Code,
-    algorithm: hd.sr.AlgorithmIdentification | None = None,
-) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
-    """Return the TID 1410 group of one lesion."""
-    measurements = [_mm(codes.SCT.Length, lesion.long_axis.length_mm)]
-    if lesion.short_axis is not None:
-        measurements += [
-            _mm(codes.SCT.LongAxis, lesion.long_axis.length_mm),
-            _mm(codes.SCT.ShortAxis, lesion.short_axis.length_mm),
-        ]
-    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.tracking_id),
-        referenced_region=_region(lesion.long_axis),
+    algorithm: hd.sr.AlgorithmIdentification | None,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=lesion.tracking_uid, identifier=f"{CORNERSTONE_TRACKING_PREFIX}:{tool}"
+        ),
         finding_type=finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
         algorithm_id=algorithm,
         measurements=measurements,
     )
+    group[0].ContentSequence.append(
+        hd.sr.TextContentItem(name=COMMENT, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    )
+    return group
+
+
+def measurement_groups(
+    *,
+    lesion: LesionMeasurement,
+    finding: Code,
+    algorithm: hd.sr.AlgorithmIdentification | None = None,
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """Return the TID 1501 groups of one lesion's lines, as OHIF reads them.
+
+    One group (a Length, or a Bidirectional's Long Axis and Short Axis) when the lines share
+    an image; a consensus may take its axes from different slices, and a Cornerstone
+    Bidirectional lives on one image, so then each axis is its own Length group, under the
+    lesion's one tracking UID.
+    """
+    if lesion.long_axis is None:
+        raise ValueError(f"lesion {lesion.label!r} has no long axis to measure")
+    common = dict(lesion=lesion, finding=finding, algorithm=algorithm)
+    if lesion.short_axis is None:
+        measurements = [_line_measurement(codes.SCT.Length, lesion.long_axis)]
+        return [_lines_group(tool=LENGTH_TOOL, measurements=measurements, label=lesion.label, **common)]
+    if lesion.tool == BIDIRECTIONAL_TOOL:
+        measurements = [
+            _line_measurement(LONG_AXIS, lesion.long_axis),
+            _line_measurement(SHORT_AXIS, lesion.short_axis),
+        ]
+        return [_lines_group(tool=BIDIRECTIONAL_TOOL, measurements=measurements, label=lesion.label, **common)]
+    return [
+        _lines_group(
+            tool=LENGTH_TOOL,
+            measurements=[_line_measurement(LONG_AXIS, lesion.long_axis)],
+            label=f"{lesion.label} long axis",
+            **common,
+        ),
+        _lines_group(
+            tool=LENGTH_TOOL,
+            measurements=[_line_measurement(SHORT_AXIS, lesion.short_axis)],
+            label=f"{lesion.label} short axis",
+            **common,
+        ),
+    ]
+
+
+def mask_group(
+    *,
+    lesion: LesionMeasurement,
+    finding: Code,
+    algorithm: hd.sr.AlgorithmIdentification | None = None,
+) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
+    """Return the TID 1411 group that points at the lesion's segment in its SEG."""
+    if lesion.segment is None:
+        raise ValueError(f"lesion {lesion.label!r} has no segment to reference")
+    segment = lesion.segment
+    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.label),
+        referenced_segment=hd.sr.ReferencedSegment(
+            sop_class_uid=SEGMENTATION_STORAGE,
+            sop_instance_uid=segment.sop_instance_uid,
+            segment_number=segment.segment_number,
+            source_series=hd.sr.SourceSeriesForSegmentation(segment.source_series_instance_uid),
+        ),
+        finding_type=finding,
+        finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        algorithm_id=algorithm,
+    )
+
+
+def _segment_evidence(lesions: Sequence[LesionMeasurement]) -> list[Dataset]:
+    """One evidence item per SEG instance the report points at."""
+    evidence = {}
+    for lesion in lesions:
+        if lesion.segment is not None and lesion.segment.sop_instance_uid not in evidence:
+            reference = Dataset()
+            reference.StudyInstanceUID = lesion.segment.study_instance_uid
+            reference.SeriesInstanceUID = lesion.segment.series_instance_uid
+            reference.SOPClassUID = SEGMENTATION_STORAGE
+            reference.SOPInstanceUID = lesion.segment.sop_instance_uid
+            evidence[lesion.segment.sop_instance_uid] = reference
+    return list(evidence.values())
 
 
 def measurement_report_sr(
@@ -149,18 +267,22 @@ def measurement_report_sr(
     series_description: str,
     algorithm: hd.sr.AlgorithmIdentification | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    """Return a TID 1500 Comprehensive 3D SR with one planar ROI group per lesion."""
+    """Return a TID 1500 Comprehensive 3D SR: per lesion a group of its lines and a group pointing at its mask."""
     if not lesions:
         raise ValueError("a measurement report needs at least one lesion")
+    groups: list = []
+    for lesion in lesions:
+        if lesion.long_axis is not None:
+            groups += measurement_groups(lesion=lesion, finding=finding, algorithm=algorithm)
+        if lesion.segment is not None:
+            groups.append(mask_group(lesion=lesion, finding=finding, algorithm=algorithm))
     report = hd.sr.MeasurementReport(
         observation_context=observation_context,
         procedure_reported=procedure,
-        imaging_measurements=[
-            measurement_group(lesion=lesion, finding=finding, algorithm=algorithm) for lesion in lesions
-        ],
+        imaging_measurements=groups,
     )
     sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence,
+        evidence=[*evidence, *_segment_evidence(lesions)],
         content=report[0],
         series_instance_uid=series_instance_uid,
         series_number=series_number,
@@ -203,9 +325,21 @@ def evidence_for(*, sources: SeriesSources, instances: Sequence[Instance]) -> li
     return evidence
 
 
-def read_lesions(*, read: Read, marks: Sequence[Mark]) -> list[LesionMeasurement]:
-    """The lesions of one read that have a long axis, in the reader's order."""
-    by_lesion: dict[int, dict[str, Mark]] = {}
+def read_lesion_label(read: Read, lesion_index: int) -> str:
+    """The human-readable name of a read's lesion in SR and SEG, e.g. `Read 10 lesion 1`."""
+    return f"Read {read.pk} lesion {lesion_index}"
+
+
+def consensus_lesion_label(lesion_index: int) -> str:
+    return f"Consensus lesion {lesion_index}"
+
+
+def read_lesions(
+    *, read: Read, marks: Sequence[Mark], segments: Mapping[int, SegmentInSeg] | None = None
+) -> list[LesionMeasurement]:
+    """The lesions of one read with a long axis or a segment, in the reader's order."""
+    segments = segments or {}
+    by_lesion: dict[int, dict[str, Mark]] = {index: {} for index in segments}
     for mark in marks:
         by_lesion.setdefault(mark.lesion_index, {})[mark.kind] = mark
     lesions = []
@@ -215,14 +349,15 @@ def read_lesions(*, read: Read, marks: Sequence[Mark]) -> list[LesionMeasurement
                         end=(mark.end_col, mark.end_row), length_mm=mark.length_mm)
             for kind, mark in by_lesion[index].items()
         }  # fmt: skip
-        if "long_axis" not in lines:
+        if "long_axis" not in lines and index not in segments:
             continue
         lesions.append(
             LesionMeasurement(
-                tracking_id=f"Read {read.pk} lesion {index}",
+                label=read_lesion_label(read, index),
                 tracking_uid=tracking_uid("read", read.pk, index),
-                long_axis=lines["long_axis"],
-                short_axis=lines.get("short_axis"),
+                long_axis=lines.get("long_axis"),
+                short_axis=lines.get("short_axis") if "long_axis" in lines else None,
+                segment=segments.get(index),
             )
         )
     return lesions
@@ -236,11 +371,15 @@ def sr_for_read(
     series_instance_uid: str,
     instance_number: int = 1,
     pseudonymise: bool = True,
+    segments: Mapping[int, SegmentInSeg] | None = None,
 ) -> hd.sr.Comprehensive3DSR | None:
-    """Return the measurement report of one read, or None when it has no lines."""
+    """Return the measurement report of one read, or None when it has no lines.
+
+    `segments` maps lesion numbers to their masks' segments in a SEG of the same export.
+    """
     marks = list(read.marks.select_related("instance"))
-    lesions = read_lesions(read=read, marks=marks)
-    if not lesions:
+    lesions = read_lesions(read=read, marks=marks, segments=segments)
+    if not any(lesion.long_axis for lesion in lesions):
         return None
     observer = hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(
@@ -268,11 +407,14 @@ def consensus_device_uid() -> str:
     return generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=["readerboard-consensus-device"])
 
 
-def consensus_lesions(*, consensus: CaseConsensus, sources: SeriesSources) -> list[LesionMeasurement]:
-    """The accepted consensus lesions with a long axis, in lesion order."""
+def consensus_lesions(
+    *, consensus: CaseConsensus, sources: SeriesSources, segments: Mapping[int, SegmentInSeg] | None = None
+) -> list[LesionMeasurement]:
+    """The accepted consensus lesions with a long axis or a segment, in lesion order."""
+    segments = segments or {}
     lesions = []
     for lesion in consensus.lesions.filter(accepted=True).order_by("lesion_index"):
-        if not lesion.long_axis:
+        if not lesion.long_axis and lesion.lesion_index not in segments:
             continue
         lines = {}
         for kind in ("long_axis", "short_axis"):
@@ -285,10 +427,11 @@ def consensus_lesions(*, consensus: CaseConsensus, sources: SeriesSources) -> li
                 )
         lesions.append(
             LesionMeasurement(
-                tracking_id=f"Consensus lesion {lesion.lesion_index}",
+                label=consensus_lesion_label(lesion.lesion_index),
                 tracking_uid=tracking_uid("consensus", consensus.case_id, consensus.inputs_hash, lesion.lesion_index),
-                long_axis=lines["long_axis"],
-                short_axis=lines.get("short_axis"),
+                long_axis=lines.get("long_axis"),
+                short_axis=lines.get("short_axis") if "long_axis" in lines else None,
+                segment=segments.get(lesion.lesion_index),
             )
         )
     return lesions
@@ -301,10 +444,11 @@ def sr_for_consensus(
     sources: SeriesSources,
     series_instance_uid: str,
     instance_number: int = 1,
+    segments: Mapping[int, SegmentInSeg] | None = None,
 ) -> hd.sr.Comprehensive3DSR | None:
     """Return the measurement report of a case's consensus, or None when it has no accepted lines."""
-    lesions = consensus_lesions(consensus=consensus, sources=sources)
-    if not lesions:
+    lesions = consensus_lesions(consensus=consensus, sources=sources, segments=segments)
+    if not any(lesion.long_axis for lesion in lesions):
         return None
     observer = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
@@ -322,7 +466,8 @@ def sr_for_consensus(
         version=consensus.algorithm_version,
         parameters=[f"{key}={value}" for key, value in sorted((consensus.params or {}).items())] or None,
     )
-    instances = [sources.by_uid(lesion.long_axis.sop_instance_uid) for lesion in lesions]
+    lines = [line for lesion in lesions for line in (lesion.long_axis, lesion.short_axis) if line is not None]
+    instances = [sources.by_uid(line.sop_instance_uid) for line in lines]
     return measurement_report_sr(
         lesions=lesions,
         observation_context=observer,

@@ -1,7 +1,7 @@
 // Entry of the reading page (built to static/viewer/read.js): one ReadingSession drives the
 // viewer, the tools and the side panel through a loop of next case -> read -> submit -> next case.
 import './styles.css';
-import { eventTarget, utilities as csUtils } from '@cornerstonejs/core';
+import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerstonejs/core';
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
 import * as api from './api.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
@@ -16,6 +16,7 @@ import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
 
 const $ = (selector) => document.querySelector(selector);
+const NATIVE_FRAMES_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1';
 
 function debounce(fn, ms) {
   let timer = null;
@@ -43,10 +44,20 @@ class ReadingSession {
   }
 
   async start() {
-    const forceCpu = new URLSearchParams(window.location.search).has('cpu') || this.app.dataset.renderMode === 'cpu';
-    this.renderMode = await startCornerstone({ forceCpu });
+    const query = new URLSearchParams(window.location.search);
+    const forceCpu = query.has('cpu') || this.app.dataset.renderMode === 'cpu';
+    // Benchmark switches (benchmarks/bench_reading.py): the earlier native transfer and prefetch,
+    // and another DICOMweb server for the images. Readers never need them.
+    const benchNative = query.get('bench-transfer') === 'native';
+    this.benchWadorsRoot = query.get('bench-wadors');
+    this.renderMode = await startCornerstone({
+      forceCpu,
+      frameAccept: query.get('bench-accept') || (benchNative ? NATIVE_FRAMES_ACCEPT : null),
+    });
     $('#render-mode').textContent = this.renderMode === 'cpu' ? 'CPU rendering' : '';
-    this.viewer = new StackViewer($('#viewport'));
+    this.viewer = new StackViewer($('#viewport'), {
+      prefetch: query.get('bench-prefetch') === 'context' ? 'context' : 'interaction-first',
+    });
     this.tools = new ReadingTools();
     this.tools.setBrushSize(this.brushRadius);
     this.form = new ReadForm(this.app, {
@@ -121,6 +132,8 @@ class ReadingSession {
     this.loading = true;
     this.lease.stop();
     annotation.state.removeAllAnnotations();
+    // A closed case's slices and labelmaps leave the cache, so a tablet holds one case at a time.
+    if (this.case) this.viewer.release(this.mask ? [...this.mask.labelmapOf.values()] : []);
     this.mask?.remove();
     this.mask = null;
     this.case = null;
@@ -128,15 +141,22 @@ class ReadingSession {
   }
 
   async openCase(caseForReading) {
+    // Marks for benchmarks/bench_reading.py: case open -> first image.
+    performance.mark('readerboard-case-open');
     this.closeCase();
     this.loading = true;
     this.case = caseForReading;
     this.status(`Loading ${caseForReading.label || 'case'}…`);
-    const { imageIds, frameOf } = await registerCaseImages(caseForReading);
+    const source = this.benchWadorsRoot ? { ...caseForReading, wadors_root: this.benchWadorsRoot } : caseForReading;
+    const { imageIds, frameOf } = await registerCaseImages(source);
     this.imageIds = imageIds;
     this.frameOf = frameOf;
     const draft = loadDraft(this.readerKey, caseForReading.id);
-    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1));
+    const first = caseForReading.instances[0] || {};
+    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
+      extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
+    });
+    performance.mark('readerboard-first-image');
     this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
     this.form.clear();
     this.form.showCase(caseForReading);
@@ -417,6 +437,7 @@ class ReadingSession {
   bindViewer() {
     const slider = $('#slice-slider');
     slider.addEventListener('input', () => this.viewer.goToSlice(Number(slider.value) - 1));
+
     this.viewer.on('slice', (index) => {
       slider.value = String(index + 1);
       $('#slice-label').textContent = `Slice ${index + 1} / ${this.imageIds?.length ?? 0}`;
@@ -452,6 +473,12 @@ class ReadingSession {
       button.addEventListener('click', () => actions[button.dataset.action]?.());
     }
     $('#brush-size').addEventListener('input', (event) => this.setBrushRadius(Number(event.target.value)));
+    $('#toolbar-more').addEventListener('click', () => {
+      const toolbar = $('.toolbar');
+      const expanded = toolbar.classList.toggle('expanded');
+      $('#toolbar-more').setAttribute('aria-expanded', String(expanded));
+      $('#toolbar-more').textContent = expanded ? 'Less' : 'More';
+    });
     this.setBrushRadius(this.brushRadius);
     bindShortcuts({
       previousSlice: () => this.viewer.scrollBy(-1),
@@ -520,6 +547,24 @@ class ReadingSession {
       lesions: () => this.lesions(),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
+      cachedFraction: () => (this.imageIds || []).filter((id) => cache.isLoaded(id)).length / (this.imageIds?.length || 1),
+      cacheBytes: () => cache.getCacheSize(),
+      /** Decode every frame of a series the way the viewer does; pixels come back as plain arrays. */
+      loadFrames: async (caseLike) => {
+        const { imageIds } = await registerCaseImages(caseLike);
+        const frames = [];
+        for (const imageId of imageIds) {
+          const image = await imageLoader.loadAndCacheImage(imageId);
+          frames.push({
+            pixels: Array.from(image.getPixelData()),
+            transferSyntax: image.transferSyntaxUID,
+            preScaled: Boolean(image.preScale?.scaled),
+            slope: image.slope ?? 1,
+            intercept: image.intercept ?? 0,
+          });
+        }
+        return frames;
+      },
       csUtils,
     };
   }

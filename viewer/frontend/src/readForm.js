@@ -33,6 +33,9 @@ export class ReadForm {
     $('#task-name', this.root).textContent = task.name;
     // instructions_html is markdown rendered and sanitised on the server.
     $('#instructions', this.root).innerHTML = task.instructions_html || '';
+    // On a phone or a tablet in portrait the instructions start folded, so the image keeps the room.
+    const narrow = window.matchMedia?.('(max-width: 1000px), (orientation: portrait)').matches;
+    $('#instructions', this.root).closest('details').open = !narrow;
     for (const button of this.root.querySelectorAll('[data-flag]')) {
       button.hidden = !task.tools.includes(button.dataset.flag);
     }

@@ -15,6 +15,7 @@ import {
 import { init as initTools, utilities as toolUtilities } from '@cornerstonejs/tools';
 import { init as initImageLoader } from '@cornerstonejs/dicom-image-loader';
 import { patientToImage } from './geometry.js';
+import { configureRequestPools, StackPrefetcher } from './prefetch.js';
 
 export const RENDERING_ENGINE_ID = 'readerboard-engine';
 export const VIEWPORT_ID = 'readerboard-stack';
@@ -39,14 +40,21 @@ function webglAvailable() {
   }
 }
 
-/** Initialise Cornerstone once; return the rendering mode in use ('gpu' or 'cpu'). */
-export async function startCornerstone({ forceCpu = false } = {}) {
+/**
+ * Initialise Cornerstone once; return the rendering mode in use ('gpu' or 'cpu'). `frameAccept`
+ * overrides the Accept header of frame requests (benchmarks compare native transfer with it).
+ */
+export async function startCornerstone({ forceCpu = false, frameAccept = null } = {}) {
   if (!started) {
     await initCore();
     await initTools();
     // Two decode workers at most: booth laptops and tablets are small.
-    await initImageLoader({ maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1) });
+    await initImageLoader({
+      maxWebWorkers: Math.min(2, navigator.hardwareConcurrency || 1),
+      ...(frameAccept ? { beforeSend: () => ({ Accept: frameAccept }) } : {}),
+    });
     if (forceCpu || !webglAvailable()) setUseCPURendering(true);
+    configureRequestPools();
     started = true;
   }
   return getShouldUseCPURendering() ? 'cpu' : 'gpu';
@@ -68,8 +76,13 @@ export function planeOf(imageId) {
 }
 
 export class StackViewer {
-  constructor(element) {
+  /**
+   * `prefetch` is 'interaction-first' (this module's StackPrefetcher) or 'context' (Cornerstone's
+   * stackContextPrefetch, the earlier behaviour, kept for side-by-side benchmarks).
+   */
+  constructor(element, { prefetch = 'interaction-first' } = {}) {
     this.element = element;
+    this.legacyPrefetch = prefetch === 'context';
     this.listeners = { slice: [], voi: [] };
     this.element.oncontextmenu = (event) => event.preventDefault();
     this.engine = getRenderingEngine(RENDERING_ENGINE_ID) || new RenderingEngine(RENDERING_ENGINE_ID);
@@ -80,7 +93,18 @@ export class StackViewer {
       defaultOptions: { background: [0, 0, 0] },
     });
     this.viewport = this.engine.getViewport(VIEWPORT_ID);
-    element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => this._emit('slice', this.sliceIndex()));
+    this.prefetcher = new StackPrefetcher();
+    this.wantedSlice = null;
+    this.moving = null;
+    // The asked-for slice goes out before any prefetch: hold the prefetch queue while it loads,
+    // then rebuild it outward from where the reader now is.
+    element.addEventListener(Enums.Events.PRE_STACK_NEW_IMAGE, () => {
+      if (!this.legacyPrefetch) this.prefetcher.hold();
+    });
+    element.addEventListener(Enums.Events.STACK_NEW_IMAGE, () => {
+      if (!this.legacyPrefetch) this.prefetcher.focus(this.sliceIndex());
+      this._emit('slice', this.sliceIndex());
+    });
     element.addEventListener(Enums.Events.VOI_MODIFIED, () => this._emit('voi', this.window()));
     this.resizeObserver = new ResizeObserver(() => this.engine.resize(true, true));
     this.resizeObserver.observe(element);
@@ -94,14 +118,18 @@ export class StackViewer {
     for (const callback of this.listeners[kind]) callback(value);
   }
 
-  /** Show the stack at `index` and start preloading the slices around it. */
-  async show(imageIds, index = 0) {
+  /**
+   * Show the stack at `index` and start prefetching outward from it. `extraBytesPerSlice` is what
+   * each slice adds to the image cache besides its pixels (a lesion labelmap), for the budget.
+   */
+  async show(imageIds, index = 0, { extraBytesPerSlice = 0 } = {}) {
     this.imageIds = imageIds;
+    this.prefetcher.setStack(imageIds, { extraBytesPerSlice });
     await this.viewport.setStack(imageIds, index);
     this.viewport.render();
     this.fileWindow = this.window();
-    // Context prefetch loads the slices on either side of the current one, favouring the scroll direction.
-    toolUtilities.stackContextPrefetch.enable(this.element);
+    if (this.legacyPrefetch) toolUtilities.stackContextPrefetch.enable(this.element);
+    else this.prefetcher.focus(this.sliceIndex());
     this._emit('slice', this.sliceIndex());
     this._emit('voi', this.window());
   }
@@ -114,9 +142,27 @@ export class StackViewer {
     return this.viewport.getCurrentImageId();
   }
 
-  async goToSlice(index) {
-    const clamped = Math.max(0, Math.min(this.imageIds.length - 1, index));
-    if (clamped !== this.sliceIndex()) await this.viewport.setImageIdIndex(clamped);
+  /**
+   * Go to slice `index`. While a slice is loading, later requests only remember the latest
+   * target (a slider dragged across 300 slices fetches the one it stops on, not all of them).
+   */
+  goToSlice(index) {
+    if (!this.imageIds?.length) return Promise.resolve();
+    this.wantedSlice = Math.max(0, Math.min(this.imageIds.length - 1, index));
+    if (this.legacyPrefetch) return this.viewport.setImageIdIndex(this.wantedSlice);
+    if (this.moving) return this.moving;
+    if (this.wantedSlice === this.sliceIndex()) return Promise.resolve();
+    this.prefetcher.hold();
+    this.moving = (async () => {
+      while (this.wantedSlice !== this.sliceIndex()) {
+        const target = this.wantedSlice;
+        await this.viewport.setImageIdIndex(target);
+        if (this.sliceIndex() !== target) break;
+      }
+    })().finally(() => {
+      this.moving = null;
+    });
+    return this.moving;
   }
 
   scrollBy(delta) {
@@ -184,8 +230,13 @@ export class StackViewer {
     return { column: c, row: r, value: scaled, unit: modality === 'CT' ? 'HU' : '' };
   }
 
+  /** Let go of the shown stack's images (and derived ones such as labelmaps) before the next case. */
+  release(derivedImageIds = []) {
+    this.prefetcher.release(this.imageIds || [], derivedImageIds);
+  }
+
   destroy() {
-    toolUtilities.stackContextPrefetch.disable(this.element);
+    this.prefetcher.release();
     this.resizeObserver.disconnect();
     this.engine.disableElement(VIEWPORT_ID);
   }

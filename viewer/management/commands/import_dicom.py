@@ -7,7 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from viewer.services.dicom_import import REJECTED, import_paths
+from readerboard.command_logging import quiet_library_logs
+from viewer.services.dicom_import import IMPORTED, REJECTED, import_paths
 
 
 class Command(BaseCommand):
@@ -26,6 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, paths, collection, quiet_progress, deidentify, **options):
         # pydicom warns about every oddity it tolerates; the per-file report is what the user needs.
         warnings.filterwarnings("ignore", module="pydicom")
+        quiet_library_logs(options["verbosity"])
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)
         bar = tqdm(total=0, unit="file", disable=quiet_progress, file=self.stderr._out)
 
@@ -34,6 +36,8 @@ class Command(BaseCommand):
             bar.update(1)
             if outcome.status == REJECTED:
                 bar.write(f"rejected {outcome.name}: {outcome.reason}")
+            elif outcome.status == IMPORTED and outcome.reason:
+                bar.write(f"imported {outcome.name}: {outcome.reason}")
 
         report = import_paths(paths, collection_name=collection, progress=progress, deidentify=deidentify)
         bar.close()
