@@ -16,4 +16,5 @@ $py benchmarks/bench_staple.py
 $py benchmarks/bench_dicomweb.py
 $py benchmarks/bench_consensus.py
 $py benchmarks/bench_export.py
+$py benchmarks/bench_label_quality.py
 if [ -f benchmarks/load/run_load.py ]; then $py benchmarks/load/run_load.py; fi

@@ -63,7 +63,11 @@ class TaskForReaderSerializer(serializers.Serializer):
     name = serializers.CharField()
     instructions_html = serializers.CharField()
     tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
-    reads_per_case = serializers.IntegerField()
+    reads_per_case = serializers.IntegerField(help_text="With adaptive reads, the most reads a case may get.")
+    adaptive_reads = serializers.BooleanField(
+        help_text="Cases start with min_reads and get more, up to reads_per_case, only while uncertain."
+    )
+    min_reads = serializers.IntegerField(help_text="With adaptive reads, the reads every case gets.")
     max_lesions_per_case = serializers.IntegerField(allow_null=True)
     my_reads = serializers.IntegerField()
     cases_remaining_for_me = serializers.IntegerField()

@@ -187,6 +187,8 @@ class TaskListView(ReadingAPIView):
                     "instructions_html": instructions_html(task),
                     "tools": list(task.tools or []),
                     "reads_per_case": task.reads_per_case,
+                    "adaptive_reads": task.adaptive_reads,
+                    "min_reads": min(task.min_reads, task.reads_per_case),
                     "max_lesions_per_case": task.max_lesions_per_case,
                     "my_reads": progress.my_reads,
                     "cases_remaining_for_me": progress.cases_remaining_for_me,

@@ -30,7 +30,22 @@ class SingleSeriesChoiceField(forms.ModelChoiceField):
 class TaskForm(forms.ModelForm):
     tools = forms.MultipleChoiceField(choices=Tool.choices, widget=forms.CheckboxSelectMultiple)
     consensus_method = forms.ChoiceField(choices=Task.ConsensusMethod.choices, widget=forms.RadioSelect)
-    reads_per_case = forms.IntegerField(min_value=1, max_value=50)
+    reads_per_case = forms.IntegerField(
+        min_value=1, max_value=50, help_text="With adaptive reads, the most reads a case may get."
+    )
+    adaptive_reads = forms.BooleanField(
+        required=False,
+        label="Adaptive reads",
+        help_text="Each case starts with the minimum reads and gets more only while readers disagree.",
+    )
+    min_reads = forms.IntegerField(
+        min_value=1,
+        max_value=50,
+        initial=2,
+        required=False,
+        label="Minimum reads",
+        help_text="Reads every case gets (adaptive).",
+    )
     min_support = forms.IntegerField(
         min_value=1, max_value=50, required=False, help_text="Readers who must agree on a lesion. Empty: a majority."
     )
@@ -63,6 +78,11 @@ class TaskForm(forms.ModelForm):
         reads, support = cleaned.get("reads_per_case"), cleaned.get("min_support")
         if reads and support and support > reads:
             self.add_error("min_support", f"At most the reads per case ({reads}).")
+        if cleaned.get("min_reads") is None:
+            cleaned["min_reads"] = self.instance.min_reads or 2
+        minimum = cleaned["min_reads"]
+        if cleaned.get("adaptive_reads") and reads and minimum and minimum > reads:
+            self.add_error("min_reads", f"At most the reads per case ({reads}).")
         return cleaned
 
 

@@ -14,6 +14,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from annotations.models import Case, CaseConsensus, Lease, Read, Task
+from annotations.services.assignment import read_target
 from viewer.models import Collection, Instance, Series
 
 ACTIVE_WINDOW = timedelta(minutes=10)
@@ -31,6 +32,8 @@ class CaseProgress:
     consensus: str  # "none", "current", "stale"
     low_agreement: bool
     lesions: int | None
+    # Adaptive reads: "needs 2 more reads: long axes disagree by 22%", or "settled: readers agree".
+    read_decision: str = ""
 
 
 def counted_reads_per_case(task: Task) -> dict[int, int]:
@@ -72,11 +75,12 @@ def case_progress(task: Task) -> list[CaseProgress]:
                 label=str(case),
                 is_gold=case.is_gold,
                 reads=done,
-                target=task.reads_per_case,
-                complete=done >= task.reads_per_case,
+                target=read_target(case=case, task=task),
+                complete=done >= read_target(case=case, task=task),
                 consensus=status,
                 low_agreement=bool(result and result.low_agreement),
                 lesions=result.n_lesions if result else None,
+                read_decision=(result.summary.get("adaptive") or {}).get("message", "") if result else "",
             )
         )
     return progress
@@ -125,7 +129,8 @@ def task_dashboard(*, task: Task) -> dict:
         "cases_complete": sum(1 for case in cases if case.complete),
         "reads_total": reads_total,
         "reads_counted": sum(case.reads for case in cases),
-        "reads_needed": task.reads_per_case * len(cases),
+        # With adaptive reads, each case's current target (it grows while the case is uncertain).
+        "reads_needed": sum(case.target for case in cases),
         "readers_total": Read.objects.filter(case__task=task).values("reader_id").distinct().count(),
         "active_readers": active_readers(task),
         "reads_per_hour": reads_per_hour(task),
@@ -142,13 +147,19 @@ def task_summaries() -> list[dict]:
     rows = []
     for task in tasks:
         counted = counted_reads_per_case(task)
+        # Adaptive reads: each case has its own target (one query more, for adaptive tasks only).
+        targets = (
+            {case.pk: read_target(case=case, task=task) for case in Case.objects.filter(task=task)}
+            if task.adaptive_reads
+            else {}
+        )
         rows.append(
             {
                 "task": task,
                 "cases": task.n_cases,
-                "complete": sum(1 for n in counted.values() if n >= task.reads_per_case),
+                "complete": sum(1 for pk, n in counted.items() if n >= targets.get(pk, task.reads_per_case)),
                 "reads": sum(counted.values()),
-                "needed": task.n_cases * task.reads_per_case,
+                "needed": sum(targets.values()) if targets else task.n_cases * task.reads_per_case,
             }
         )
     return rows

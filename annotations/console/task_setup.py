@@ -28,6 +28,8 @@ TASK_FIELDS = (
     "instructions_md",
     "tools",
     "reads_per_case",
+    "adaptive_reads",
+    "min_reads",
     "max_lesions_per_case",
     "consensus_method",
     "min_support",
@@ -144,6 +146,8 @@ def save_task(
     reads_per_case = values.get("reads_per_case", task.reads_per_case if task else 3)
     if values.get("min_support") and values["min_support"] > reads_per_case:
         raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
+    if values.get("adaptive_reads") and values.get("min_reads", 2) > reads_per_case:
+        raise ValueError(f"minimum reads {values['min_reads']} exceed the most reads per case {reads_per_case}")
     # The form has already copied its values onto `task`, so the stored row says whether it was open.
     was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
     if task is None:

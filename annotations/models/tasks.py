@@ -64,7 +64,11 @@ class Task(models.Model):
     name = models.CharField(max_length=200, unique=True)
     instructions_md = models.TextField(blank=True)
     tools = models.JSONField(default=default_tools)
+    # With adaptive reads, the most reads a case may get; otherwise the reads every case gets.
     reads_per_case = models.PositiveSmallIntegerField(default=3)
+    # Adaptive reads (docs/consensus.md): each case starts with min_reads and gets more only while uncertain.
+    adaptive_reads = models.BooleanField(default=False)
+    min_reads = models.PositiveSmallIntegerField(default=2)
     max_lesions_per_case = models.PositiveSmallIntegerField(null=True, blank=True)
     is_open = models.BooleanField(default=True)
     consensus_method = models.CharField(max_length=16, choices=ConsensusMethod.choices, default=ConsensusMethod.STAPLE)
@@ -87,6 +91,8 @@ class Case(models.Model):
     is_gold = models.BooleanField(default=False)
     # Reads that count towards the target (latest version per reader, not skips).
     reads_done = models.PositiveIntegerField(default=0)
+    # Adaptive reads: the reads this case needs as its last consensus decided (None: the task's min_reads).
+    reads_target = models.PositiveSmallIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -192,3 +192,24 @@ def fleiss_kappa(table: np.ndarray) -> FleissKappa:
         n_subjects=n_subjects,
         n_raters=int(n),
     )
+
+
+def leave_one_out_deviations(
+    lesion_lengths: Sequence[dict[int, float]], *, min_others: int = 2
+) -> dict[int, list[float]]:
+    """Return, per reader, their length minus the median of the other readers' lengths, lesion by lesion.
+
+    A reader's own length never enters the reference it is compared with, so a reader who
+    is often the median does not look better than they are. Lesions where fewer than
+    `min_others` other readers measured are left out.
+    """
+    if min_others < 1:
+        raise ValueError(f"min_others must be at least 1, got {min_others}")
+    deviations: dict[int, list[float]] = {}
+    for lengths in lesion_lengths:
+        if len(lengths) < min_others + 1:
+            continue
+        for reader_id, length in lengths.items():
+            others = [value for other, value in lengths.items() if other != reader_id]
+            deviations.setdefault(reader_id, []).append(float(length) - float(np.median(others)))
+    return deviations

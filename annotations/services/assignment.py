@@ -1,11 +1,13 @@
 """Case assignment: which case a reader reads next, held by a lease so a last needed read is not given twice.
 
 Rules: never a case the reader has already read (any version, skips included); never a case whose
-counted reads plus other readers' live leases already reach the task's reads_per_case; the least-read
-cases first, randomised among ties. All of it runs in one transaction that holds the case row lock
-(select_for_update(skip_locked) on PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), and every
-writer that changes a case's leases or reads takes the same lock. This module must never read or expose
-marks, and must never hand out a case of a closed task.
+counted reads plus other readers' live leases already reach its read target (the task's reads_per_case;
+with adaptive reads the case's own target, from min_reads up to reads_per_case while its consensus is
+uncertain, see docs/consensus.md); with adaptive reads, cases that are past their minimum and still
+uncertain first; then the least-read cases, randomised among ties. All of it runs in one transaction that
+holds the case row lock (select_for_update(skip_locked) on PostgreSQL; SQLite serialises writers with
+BEGIN IMMEDIATE), and every writer that changes a case's leases or reads takes the same lock. This module
+must never read or expose marks, and must never hand out a case of a closed task.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case as SqlCase
+from django.db.models import Count, F, IntegerField, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from annotations.models import Case, Lease, Reader, Task
@@ -107,7 +111,19 @@ def has_room(*, case: Case, reader: Reader, now: datetime | None = None) -> bool
     """
     now = now or timezone.now()
     other_live = Lease.objects.filter(case=case, expires_at__gt=now).exclude(reader=reader).count()
-    return case.reads_done + other_live < case.task.reads_per_case
+    return case.reads_done + other_live < read_target(case=case, task=case.task)
+
+
+def read_target(*, case: Case, task: Task) -> int:
+    """Return the reads this case should get: reads_per_case, or with adaptive reads its own target.
+
+    An adaptive case's target is what its last consensus decided (Case.reads_target), never
+    below the task's min_reads nor above its reads_per_case.
+    """
+    if not task.adaptive_reads:
+        return task.reads_per_case
+    low, high = min(task.min_reads, task.reads_per_case), task.reads_per_case
+    return max(low, min(high, case.reads_target if case.reads_target is not None else low))
 
 
 @dataclass(frozen=True)
@@ -145,13 +161,43 @@ def progress_by_task(*, reader: Reader, tasks: list[Task], now: datetime | None 
 _LOCKED = object()
 
 
+def _target_expression():
+    """The SQL form of read_target, from each case's own task (so it also serves queries over several tasks)."""
+    integer = IntegerField()
+    low = Least(F("task__min_reads"), F("task__reads_per_case"), output_field=integer)
+    adaptive = Greatest(
+        low,
+        Least(F("task__reads_per_case"), Coalesce(F("reads_target"), low, output_field=integer), output_field=integer),
+        output_field=integer,
+    )
+    return SqlCase(
+        When(task__adaptive_reads=True, then=adaptive), default=F("task__reads_per_case"), output_field=integer
+    )
+
+
+def _uncertain_expression():
+    """1 for adaptive cases past their minimum (still open, so their consensus asked for more reads), else 0."""
+    return SqlCase(
+        When(task__adaptive_reads=True, reads_done__gte=F("task__min_reads"), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
 def _open_cases(*, reader: Reader, task: Task, now: datetime):
-    """Cases of the task not read by this reader with room for one more read, as (pk, load) rows."""
-    return _open_cases_of_tasks(reader=reader, task_ids=[task.pk], now=now).values_list("pk", "load")
+    """Cases of the task not read by this reader with room for one more read, as (pk, load, uncertain) rows.
+
+    `uncertain` (adaptive reads only) marks cases past the task's minimum whose consensus asked for more reads.
+    """
+    return (
+        _open_cases_of_tasks(reader=reader, task_ids=[task.pk], now=now)
+        .annotate(uncertain=_uncertain_expression())
+        .values_list("pk", "load", "uncertain")
+    )
 
 
 def _open_cases_of_tasks(*, reader: Reader, task_ids: list[int], now: datetime):
-    """Cases of these tasks not read by this reader with room for one more read, annotated with `load`."""
+    """Cases of these tasks not read by this reader with room for one more read (its own target), with `load`."""
     return (
         Case.objects.filter(task_id__in=task_ids)
         .exclude(reads__reader=reader)
@@ -162,17 +208,18 @@ def _open_cases_of_tasks(*, reader: Reader, task_ids: list[int], now: datetime):
                 distinct=True,
             )
         )
-        .annotate(load=F("reads_done") + F("live_leases"))
-        .filter(load__lt=F("task__reads_per_case"))
+        .annotate(load=F("reads_done") + F("live_leases"), target=_target_expression())
+        .filter(load__lt=F("target"))
     )
 
 
 def _candidates_in_order(*, reader: Reader, task: Task, now: datetime, rng: random.Random) -> list[int]:
     rows = list(_open_cases(reader=reader, task=task, now=now))
-    # Random among ties: shuffle, then a stable sort on load keeps ties shuffled.
+    # Random among ties: shuffle, then a stable sort keeps ties shuffled. Uncertain cases (adaptive reads)
+    # come first, so a case that asked for another read gets it before fresh cases are opened.
     rng.shuffle(rows)
-    rows.sort(key=lambda row: row[1])
-    return [pk for pk, _ in rows]
+    rows.sort(key=lambda row: (-row[2], row[1]))
+    return [pk for pk, _, _ in rows]
 
 
 def _try_take(*, case_id: int, reader: Reader, task: Task, now: datetime, skip_locked: bool):

@@ -1,11 +1,15 @@
-"""RECIST line consensus: the medoid line of a lesion's readers and the spread of their lengths.
+"""RECIST line consensus: a lesion's consensus line and the spread of its readers' lengths.
 
-The consensus long (or short) axis is the drawn line whose end points are closest
-in total to everyone else's, each pair of lines compared in the end-point
-orientation that minimises the distance, so the answer always lies on a real
-slice a reader chose. Lengths are summarised by median, interquartile range and
-coefficient of variation; with reader weights the medoid and the median are
-weighted. Pure: arrays and dataclasses in and out, never the database.
+The medoid is the drawn line whose end points are closest in total to everyone
+else's, each pair of lines compared in the end-point orientation that minimises
+the distance; it chooses the slice. The exported consensus line
+(`median_length_line`) is rebuilt on that slice: centred on the median of the
+readers' midpoints, along their mean direction, with the median length, so the
+line researchers download is exactly as long as the consensus length (a single
+reader's line, the medoid, was measurably worse; see docs/consensus.md).
+Lengths are summarised by median, interquartile range and coefficient of
+variation; with reader weights the medoid, the centre, the direction and the
+median are weighted. Pure: arrays and dataclasses in and out, never the database.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from annotations.services.geometry import FrameGeometry
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class DrawnLine:
     end_mm: tuple[float, float, float]
     length_mm: float
     read_id: int | None = None
+    # How the line was made: "" for a reader's own line, "median_length_line" for a rebuilt consensus line.
+    construction: str = ""
 
     @property
     def midpoint_mm(self) -> np.ndarray:
@@ -42,6 +50,7 @@ class DrawnLine:
             "end": [float(self.end[0]), float(self.end[1])],
             "length_mm": round(float(self.length_mm), 3),
             "reader_id": self.reader_id,
+            **({"construction": self.construction} if self.construction else {}),
         }
 
 
@@ -51,6 +60,8 @@ class LineConsensus:
 
     medoid: DrawnLine
     medoid_cost_mm: float
+    # The exported consensus line: the medoid itself, or rebuilt with the median length (median_length_line).
+    line: DrawnLine
     n_lines: int
     median_mm: float
     iqr_mm: float
@@ -97,11 +108,18 @@ def weighted_quantile(values: Sequence[float], quantile: float, weights: Sequenc
     return float(np.interp(quantile, cumulative, x))
 
 
-def line_consensus(lines: Sequence[DrawnLine], *, weights: Sequence[float] | None = None) -> LineConsensus:
-    """Return the (weighted) medoid line of a lesion and its length statistics.
+def line_consensus(
+    lines: Sequence[DrawnLine],
+    *,
+    weights: Sequence[float] | None = None,
+    frames: dict[tuple[str, int], FrameGeometry] | None = None,
+) -> LineConsensus:
+    """Return the (weighted) medoid line of a lesion, its consensus line and its length statistics.
 
     Ties in the medoid cost are broken by the smaller reader id, so the answer
-    never depends on the order the lines arrive in.
+    never depends on the order the lines arrive in. With `frames` (keyed by
+    (SOP Instance UID, frame)) holding the medoid's frame, the consensus line is
+    rebuilt by median_length_line; without, it is the medoid.
     """
     if not lines:
         raise ValueError("line consensus needs at least one line")
@@ -119,12 +137,90 @@ def line_consensus(lines: Sequence[DrawnLine], *, weights: Sequence[float] | Non
     q3 = weighted_quantile(lengths, 0.75, None if weights is None else w)
     mean = float(lengths.mean())
     cv = float(lengths.std(ddof=1) / mean) if lengths.size >= 2 and mean > 0 else None
+    medoid = lines[best]
+    frame = (frames or {}).get((medoid.sop_instance_uid, medoid.frame))
+    consensus = medoid
+    if frame is not None and len(lines) >= 2:
+        consensus = median_length_line(lines, reference=medoid, frame=frame, length_mm=median, weights=weights)
     return LineConsensus(
-        medoid=lines[best],
+        medoid=medoid,
         medoid_cost_mm=float(cost[best]),
+        line=consensus,
         n_lines=len(lines),
         median_mm=median,
         iqr_mm=q3 - q1,
         cv=cv,
         lengths_mm={line.reader_id: float(line.length_mm) for line in lines},
+    )
+
+
+def _oriented(line: DrawnLine, reference: DrawnLine) -> tuple[np.ndarray, np.ndarray]:
+    """Return the line's end points in mm, swapped if that matches the reference's end points better."""
+    start, end = np.asarray(line.start_mm, dtype=float), np.asarray(line.end_mm, dtype=float)
+    r0, r1 = np.asarray(reference.start_mm, dtype=float), np.asarray(reference.end_mm, dtype=float)
+    same = np.linalg.norm(start - r0) + np.linalg.norm(end - r1)
+    swapped = np.linalg.norm(start - r1) + np.linalg.norm(end - r0)
+    return (end, start) if swapped < same else (start, end)
+
+
+def weighted_median_point(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Return the coordinate-wise (weighted) median of points (n x 3)."""
+    return np.array([weighted_quantile(points[:, axis], 0.5, weights) for axis in range(points.shape[1])])
+
+
+def median_length_line(
+    lines: Sequence[DrawnLine],
+    *,
+    reference: DrawnLine,
+    frame: FrameGeometry,
+    length_mm: float,
+    weights: Sequence[float] | None = None,
+) -> DrawnLine:
+    """Return the consensus line rebuilt on the reference's frame: median centre, mean direction, given length.
+
+    Every line is first put in the end-point orientation nearest the reference's.
+    The centre is the coordinate-wise (weighted) median of the midpoints, the
+    direction the (weighted) mean of the unit directions, both projected into
+    the reference frame's plane; the end points lie length_mm / 2 either side of
+    the centre. A reader on a neighbouring slice thus moves the centre in-plane
+    only. End points are clipped to the image, which can only shorten the line;
+    its length is recomputed from the frame.
+    """
+    if not lines:
+        raise ValueError("a consensus line needs at least one line")
+    if not length_mm > 0:
+        raise ValueError(f"length_mm must be positive, got {length_mm}")
+    w = np.ones(len(lines)) if weights is None else np.asarray(weights, dtype=float)
+    oriented = [_oriented(line, reference) for line in lines]
+    midpoints = np.array([(start + end) / 2.0 for start, end in oriented])
+    directions = np.array([end - start for start, end in oriented])
+    norms = np.linalg.norm(directions, axis=1)
+    keep = norms > 0
+    row_cosine = np.asarray(frame.row_cosine, dtype=float)
+    column_cosine = np.asarray(frame.column_cosine, dtype=float)
+    direction = (directions[keep] / norms[keep, None] * w[keep, None]).sum(axis=0)
+    # In-plane components (mm along columns, mm along rows); a degenerate mean falls back to the reference.
+    along = np.array([direction @ row_cosine, direction @ column_cosine])
+    if np.linalg.norm(along) < 1e-9:
+        ref = np.asarray(reference.end_mm, dtype=float) - np.asarray(reference.start_mm, dtype=float)
+        along = np.array([ref @ row_cosine, ref @ column_cosine])
+    along = along / np.linalg.norm(along)
+    origin = np.asarray(frame.position_mm, dtype=float)
+    centre = weighted_median_point(midpoints, w) - origin
+    row_spacing, column_spacing = frame.pixel_spacing_mm
+    centre_image = np.array([centre @ row_cosine / column_spacing, centre @ column_cosine / row_spacing])
+    half = along * (length_mm / 2.0) / np.array([column_spacing, row_spacing])
+    limits = np.array([frame.columns - 1.0, frame.rows - 1.0])
+    start = tuple(float(v) for v in np.clip(centre_image - half, 0.0, limits))
+    end = tuple(float(v) for v in np.clip(centre_image + half, 0.0, limits))
+    return DrawnLine(
+        reader_id=reference.reader_id,
+        sop_instance_uid=reference.sop_instance_uid,
+        frame=reference.frame,
+        start=start,
+        end=end,
+        start_mm=tuple(float(v) for v in frame.to_patient_mm(*start)),
+        end_mm=tuple(float(v) for v in frame.to_patient_mm(*end)),
+        length_mm=frame.line_length_mm(start, end),
+        construction="median_length_line",
     )

@@ -19,6 +19,7 @@ from annotations.services.agreement import (
     icc_absolute_agreement,
     largest_complete_block,
 )
+from annotations.services.assignment import read_target
 
 
 def _current(task: Task):
@@ -194,6 +195,9 @@ def task_cases(*, task: Task) -> list[dict]:
                 "accepted_lesions": accepted.get(case.pk, 0),
                 "low_agreement": bool(row and row.low_agreement),
                 "flags": row.summary.get("flags", []) if row else [],
+                "reads_target": read_target(case=case, task=task),
+                # Adaptive reads: why the case needs more reads, or that it is settled (docs/consensus.md).
+                "read_decision": (row.summary.get("adaptive") or {}).get("message", "") if row else "",
             }
         )
     return rows

@@ -57,7 +57,8 @@ function render(d) {
 
   document.getElementById('case-rows').replaceChildren(...d.cases.map((c) => el('tr', { class: c.complete ? 'complete' : '', 'data-case': c.id },
     el('td', {}, c.label, ...(c.is_gold ? [' ', el('span', { class: 'pill gold', text: 'gold' })] : [])),
-    el('td', {}, el('div', { class: 'meter' }, el('span', { style: `width:${Math.min(100, (100 * c.reads) / c.target)}%` })), `${c.reads} / ${c.target}`),
+    el('td', {}, el('div', { class: 'meter' }, el('span', { style: `width:${Math.min(100, (100 * c.reads) / c.target)}%` })), `${c.reads} / ${c.target}`,
+      ...(c.read_decision ? [el('div', { class: 'small muted', 'data-testid': 'read-decision', text: c.read_decision })] : [])),
     el('td', {}, el('span', { class: `pill ${c.consensus}`, text: c.consensus }), ...(c.low_agreement ? [' ', el('span', { class: 'pill warn', text: 'low agreement' })] : [])),
     el('td', { text: c.lesions ?? '—' }),
     el('td', {}, el('a', { href: caseUrl(c.id), text: 'View reads' })))));

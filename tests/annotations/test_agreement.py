@@ -14,6 +14,7 @@ from annotations.services.agreement import (
     fleiss_kappa,
     icc_absolute_agreement,
     largest_complete_block,
+    leave_one_out_deviations,
     mean_pairwise_dice,
 )
 
@@ -117,3 +118,19 @@ def test_dice_on_indices_equals_dice_on_bitmaps():
 
     assert dice(np.flatnonzero(a), np.flatnonzero(b)) == pytest.approx(dice(a, b)) == pytest.approx(20 / 45)
     assert mean_pairwise_dice([np.flatnonzero(a)] * 3) == 1.0
+
+
+def test_leave_one_out_deviation_compares_each_reader_with_the_others_median_only():
+    lesions = [{1: 20.0, 2: 21.0, 3: 26.0}, {1: 10.0, 2: 10.0}, {1: 30.0, 2: 31.0, 3: 29.0, 4: 40.0}]
+
+    deviations = leave_one_out_deviations(lesions)
+
+    # Lesion 1: reader 1 vs median(21, 26) = 23.5, reader 2 vs median(20, 26) = 23, reader 3 vs 20.5.
+    # Lesion 2 has only one other reader each: left out. Lesion 3: reader 1 vs median(31, 29, 40) = 31,
+    # reader 2 vs median(30, 29, 40) = 30, reader 3 vs median(30, 31, 40) = 31, reader 4 vs 30.
+    assert deviations == {
+        1: pytest.approx([-3.5, -1.0]),
+        2: pytest.approx([-2.0, 1.0]),
+        3: pytest.approx([5.5, -2.0]),
+        4: pytest.approx([10.0]),
+    }

@@ -246,3 +246,39 @@ def test_concurrent_leases_never_exceed_the_read_target():
     leases = Counter(Lease.objects.values_list("case_id", flat=True))
     assert leases == {cases[0].pk: 3, cases[1].pk: 3}
     assert given.count(None) == 6
+
+
+@pytest.fixture
+def adaptive_task(db):
+    return TaskFactory(reads_per_case=5, adaptive_reads=True, min_reads=2)
+
+
+def test_an_adaptive_case_gets_no_read_beyond_its_target(adaptive_task):
+    (case,) = bare_cases(adaptive_task, 1)
+    for _ in range(2):
+        read_case(case, ReaderFactory())
+
+    assert assignment.next_case(reader=ReaderFactory(), task=adaptive_task) is None
+
+
+def test_an_adaptive_case_whose_consensus_asks_for_more_reads_is_given_first(adaptive_task):
+    uncertain, settled, fresh = bare_cases(adaptive_task, 3)
+    for case in (uncertain, settled):
+        for _ in range(2):
+            read_case(case, ReaderFactory())
+    case_ids = [uncertain.pk, settled.pk]
+    Case.objects.filter(pk__in=case_ids).update(reads_target=2)
+    Case.objects.filter(pk=uncertain.pk).update(reads_target=4)
+
+    picks = [assignment.next_case(reader=ReaderFactory(), task=adaptive_task, rng=random.Random(s)) for s in range(5)]
+
+    # Five new readers: the uncertain case takes its two missing reads before the fresh case gets its
+    # minimum of two; the settled case is full, so the fifth reader gets nothing.
+    assert picks == [uncertain, uncertain, fresh, fresh, None]
+
+
+def test_an_adaptive_target_never_exceeds_the_task_maximum(adaptive_task):
+    (case,) = bare_cases(adaptive_task, 1)
+    case.reads_target = 9
+
+    assert assignment.read_target(case=case, task=adaptive_task) == 5

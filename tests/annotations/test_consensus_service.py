@@ -18,7 +18,7 @@ from tests.annotations.consensus_builders import (
     horizontal_line,
     instances,
 )
-from tests.factories import CaseFactory, ReaderFactory, TaskFactory
+from tests.factories import CaseFactory, ReaderFactory, SeriesFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -375,3 +375,71 @@ def test_slice_and_length_matching_pairs_each_line_with_its_nearest_length_one_t
     assert sorted(pairs) == [(0, 1), (1, 0)]
     assert consensus.match_by_slice_and_length([10.0], ["b"], [10.0], [""]) == [(0, 0)]
     assert consensus.match_by_slice_and_length([30.0], ["a"], [10.0], ["a"]) == []
+
+
+def test_the_stored_consensus_line_is_as_long_as_the_median_and_lies_on_the_medoid_slice(case):
+    noisy_study(case)
+
+    stored = consensus.compute_case_consensus(case=case)
+
+    lesion = stored.lesions.get(lesion_index=1)
+    assert lesion.long_axis["length_mm"] == pytest.approx(lesion.long_axis_median_mm, abs=1e-3)
+    assert lesion.long_axis["construction"] == "median_length_line"
+    medoid = lesion.statistics["reader_long_axis_mm"][str(lesion.statistics["medoid_reader_id"])]
+    assert medoid != pytest.approx(lesion.long_axis_median_mm)
+    assert stored.algorithm_version == "2.0.0"
+
+
+@pytest.fixture
+def adaptive_case(small_ct_series):
+    task = TaskFactory(reads_per_case=5, adaptive_reads=True, min_reads=2)
+    return CaseFactory(task=task, series=small_ct_series)
+
+
+def test_adaptive_readers_who_agree_settle_the_case_at_the_minimum(adaptive_case):
+    for shift in (0.0, 0.3):
+        add_read(adaptive_case, ReaderFactory(), lesions=[{"long": horizontal_line(shift=(shift, 0.0))}])
+
+    stored = consensus.compute_case_consensus(case=adaptive_case)
+
+    adaptive_case.refresh_from_db()
+    assert adaptive_case.reads_target == 2
+    assert stored.summary["adaptive"]["message"] == "settled: readers agree"
+
+
+def test_adaptive_readers_who_disagree_raise_the_case_target_and_say_why(adaptive_case):
+    add_read(adaptive_case, ReaderFactory(), lesions=[{"long": horizontal_line(length_px=16.0)}])
+    add_read(adaptive_case, ReaderFactory(), lesions=[{"long": horizontal_line(length_px=22.0)}])
+
+    stored = consensus.compute_case_consensus(case=adaptive_case)
+
+    adaptive_case.refresh_from_db()
+    # The median's error 1.2533 * 4.24 / sqrt(2) = 3.8 mm is over 1.5 mm: two more reads (at most two at a time);
+    # the range is (22 - 16) / median 19 = 32 %.
+    assert adaptive_case.reads_target == 4
+    assert stored.summary["adaptive"]["message"] == "needs 2 more reads: long axes disagree by 32%"
+
+
+def test_readers_without_gold_are_weighted_by_their_agreement_with_the_other_readers(small_ct_series):
+    task = TaskFactory(reads_per_case=3)
+    steady, also_steady, erratic = ReaderFactory(), ReaderFactory(), ReaderFactory()
+    rng = np.random.default_rng(5)
+    for index in range(6):
+        series = small_ct_series if index == 0 else SeriesFactory()
+        if index:
+            for number, instance in enumerate(instances(small_ct_series)):
+                instance.pk = None
+                instance.series = series
+                instance.sop_instance_uid = f"2.25.19.{index}.{number}"
+                instance.save()
+        case = CaseFactory(task=task, series=series)
+        for reader, noise in ((steady, 0.2), (also_steady, 0.2), (erratic, 4.0)):
+            length = LESION_LONG_MM + rng.normal(0, noise)
+            add_read(case, reader, lesions=[{"long": horizontal_line(length_px=length)}])
+
+    consensus.recompute_task_consensus(task=task)
+
+    quality = {row.reader_id: row for row in ReaderQuality.objects.filter(task=task)}
+    # With three readers the others' median is the mean of two, so the steady readers sit near weight 1.
+    assert quality[steady.pk].weight > 0.9 > 0.5 > quality[erratic.pk].weight
+    assert quality[erratic.pk].figures["weight_from"] == "agreement"

@@ -215,3 +215,19 @@ def test_admins_get_the_pseudonymise_switch_and_see_every_export(client, study):
 
     assert 'id="pseudonymise"' in page
     assert page.split('id="export-list"')[1].count("<li") == 1
+
+
+@pytest.mark.django_db
+def test_an_adaptive_task_shows_each_case_s_read_target_and_why_it_needs_more_reads(researcher_client, small_ct_series):
+    task = TaskFactory(reads_per_case=5, adaptive_reads=True, min_reads=2)
+    case = CaseFactory(task=task, series=small_ct_series, label="Case 1")
+    for length in (16.0, 22.0):
+        add_read(case, ReaderFactory(), lesions=[{"long": horizontal_line(length_px=length)}])
+    case.reads_done = 2
+    case.save(update_fields=["reads_done"])
+    consensus.recompute_task_consensus(task=task)
+
+    page = page_of(researcher_client, task)
+
+    assert "2 / 4" in page
+    assert "needs 2 more reads: long axes disagree by 32%" in page

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from annotations.services.geometry import FrameGeometry
 from annotations.services.line_consensus import DrawnLine, end_point_distance_mm, line_consensus, weighted_quantile
 
 
@@ -94,3 +95,95 @@ def test_a_unanimous_vote_gives_that_line(start, end, n):
 
     assert result.medoid.start_mm[:2] == start and result.medoid.end_mm[:2] == end
     assert result.iqr_mm == 0.0
+
+
+# The exported consensus line (median_length_line), against hand-worked examples.
+
+FRAME = FrameGeometry(
+    sop_instance_uid="1.0",
+    frame=1,
+    rows=64,
+    columns=64,
+    position_mm=(-10.0, -10.0, 0.0),
+    row_cosine=(1.0, 0.0, 0.0),
+    column_cosine=(0.0, 1.0, 0.0),
+    pixel_spacing_mm=(0.5, 0.5),
+)
+
+
+def test_consensus_line_has_the_median_length_centred_on_the_median_midpoint():
+    # Lengths 8, 10, 12 mm; midpoints (4, 0), (5, 2), (6, -1); reader 2 drew right to left.
+    lines = [line(1, (0, 0), (8, 0)), line(2, (10, 2), (0, 2)), line(3, (0, -1), (12, -1))]
+
+    result = line_consensus(lines, frames={("1.0", 1): FRAME})
+
+    # Medoid: reader 1 (summed end-point distances 4.83 + 5.12 against 4.83 + 6.61 and 5.12 + 6.61).
+    assert result.medoid.reader_id == 1
+    # Centre (median 5, median 0), direction +x, length median 10 mm: (0, 0) to (10, 0) mm,
+    # i.e. columns (0 + 10) / 0.5 = 20 and (10 + 10) / 0.5 = 40 on row (0 + 10) / 0.5 = 20.
+    assert result.line.start == pytest.approx((20.0, 20.0))
+    assert result.line.end == pytest.approx((40.0, 20.0))
+    assert result.line.length_mm == pytest.approx(10.0) == pytest.approx(result.median_mm)
+    assert result.line.sop_instance_uid == "1.0"
+    assert result.line.as_json()["construction"] == "median_length_line"
+
+
+def test_consensus_line_follows_the_mean_direction_of_the_readers():
+    # Three 10 mm lines through the origin at -10, 0 and +10 degrees.
+    lines = []
+    for reader_id, degrees in ((1, -10.0), (2, 0.0), (3, 10.0)):
+        dx, dy = 5 * np.cos(np.radians(degrees)), 5 * np.sin(np.radians(degrees))
+        lines.append(line(reader_id, (-dx, -dy), (dx, dy)))
+
+    result = line_consensus(lines, frames={("1.0", 1): FRAME})
+
+    # Mean direction is 0 degrees; centre (0, 0) mm = column/row 20: ends at columns 10 and 30.
+    assert result.line.start == pytest.approx((10.0, 20.0))
+    assert result.line.end == pytest.approx((30.0, 20.0))
+
+
+def test_a_reader_on_a_neighbouring_slice_moves_the_centre_only_in_plane():
+    lines = [line(1, (0, 0), (10, 0)), line(2, (0, 0), (10, 0)), line(3, (0, 4), (10, 4), z=2.5)]
+
+    result = line_consensus(lines, frames={("1.0", 1): FRAME})
+
+    assert result.line.sop_instance_uid == "1.0"
+    assert result.line.start_mm[2] == result.line.end_mm[2] == 0.0
+    assert result.line.start_mm[:2] == pytest.approx((0.0, 0.0))
+
+
+def test_consensus_line_is_clipped_to_the_image():
+    lines = [line(1, (-12, 0), (20, 0)), line(2, (-12, 0.5), (20, 0.5))]
+
+    result = line_consensus(lines, frames={("1.0", 1): FRAME})
+
+    # Wanted -12..20 mm = columns -4..60; column 0 (x = -10 mm) is the image edge.
+    assert result.line.start[0] == pytest.approx(0.0)
+    assert result.line.length_mm == pytest.approx(30.0)
+
+
+def test_without_the_frame_or_with_one_line_the_consensus_line_is_the_medoid():
+    lines = [line(1, (0, 0), (8, 0)), line(2, (10, 2), (0, 2)), line(3, (0, -1), (12, -1))]
+
+    assert line_consensus(lines).line == line_consensus(lines).medoid
+    assert line_consensus(lines[:1], frames={("1.0", 1): FRAME}).line == lines[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-5, 5), st.floats(-5, 5), st.floats(4, 20), st.floats(-0.3, 0.3), st.booleans()),
+        min_size=2,
+        max_size=7,
+    )
+)
+def test_the_consensus_line_is_exactly_as_long_as_the_median_length(specs):
+    lines = []
+    for reader_id, (cx, cy, length, angle, reverse) in enumerate(specs, start=1):
+        dx, dy = length / 2 * np.cos(angle), length / 2 * np.sin(angle)
+        start, end = (cx - dx, cy - dy), (cx + dx, cy + dy)
+        lines.append(line(reader_id, end if reverse else start, start if reverse else end))
+
+    result = line_consensus(lines, frames={("1.0", 1): FRAME})
+
+    assert result.line.length_mm == pytest.approx(result.median_mm, abs=1e-9)
