@@ -133,7 +133,7 @@ def read_once(browser, *, base_url: str, task_id: int, mode: str, condition: dic
         try:
             page.wait_for_function(READY, timeout=120_000)
         except Exception:
-            page.screenshot(path=str(RESULTS / "reading-failed.png"))
+            page.screenshot(path=str(Path(tempfile.gettempdir()) / "readerboard-reading-failed.png"))
             raise RuntimeError(f"reading page never got ready at {page.url}: {errors[:3]}") from None
         opened = page.evaluate(
             """() => {
