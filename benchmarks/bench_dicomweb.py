@@ -41,7 +41,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "benchmarks" / "results"
-FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+# Native frames by name: `transfer-syntax=*` (what the viewer sends) now gets JPEG-LS from Readerboard and the
+# stored form from Orthanc, which bench_reading.py compares in the browser.
+FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1'
 WINDOW = "40,400,linear"
 KINDS = ("frames", "rendered", "metadata")
 

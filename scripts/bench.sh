@@ -14,6 +14,7 @@ bash scripts/venv.sh test,dev
 py=.venv/bin/python
 $py benchmarks/bench_staple.py
 $py benchmarks/bench_dicomweb.py
+$py benchmarks/bench_reading.py
 $py benchmarks/bench_consensus.py
 $py benchmarks/bench_export.py
 $py benchmarks/bench_label_quality.py
