@@ -20,6 +20,7 @@ def test_the_real_size_patient_is_a_full_length_thin_slice_ct_with_its_lesion_in
     assert (patient.rows, patient.columns) == (512, 512)
     (lesion,) = patient.lesions
     assert abs(lesion.center_mm[2]) < extent_mm / 2 - lesion.diameters_mm[2]
+    assert lesion.center_mm[2] < 0  # where the synthetic liver is
 
 
 def test_real_size_demo_makes_its_own_collection_task_and_ground_truth_and_encodes_the_frames(

@@ -31,7 +31,8 @@ somewhere in the middle third: find it, and draw its **longest axial diameter** 
 
 def real_size_patient(*, slices: int = REAL_SIZE_SLICES, size: int = 512) -> SyntheticPatient:
     """The real-size demo patient: one 28 x 19 mm hypodense liver lesion, centred on a slice."""
-    centre_slice = slices // 2 + slices // 9
+    # Below the middle: the synthetic liver fills the slices at negative z.
+    centre_slice = slices // 2 - slices // 9
     z_centre = -(slices - 1) * REAL_SIZE_SLICE_SPACING_MM / 2.0 + centre_slice * REAL_SIZE_SLICE_SPACING_MM
     return SyntheticPatient(
         patient_id="RB-REAL-001",
