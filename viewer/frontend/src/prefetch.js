@@ -32,7 +32,6 @@ export class StackPrefetcher {
     this.center = 0;
     this.direction = 1;
     this.bytesPerSlice = 0;
-    this.inFlight = new Set();
     this.generation = 0;
   }
 
@@ -45,7 +44,6 @@ export class StackPrefetcher {
     this.bytesPerSlice = 0;
     this.center = 0;
     this.direction = 1;
-    this.inFlight.clear();
   }
 
   /** How many slices prefetch may hold in the cache at once. */
@@ -67,7 +65,6 @@ export class StackPrefetcher {
     this.center = index;
     this._learnSliceSize(this.imageIds[index]);
     imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
-    this.inFlight.clear();
     const generation = this.generation;
     const order = outwardOrder(index, this.imageIds.length, {
       direction: this.direction,
@@ -76,14 +73,12 @@ export class StackPrefetcher {
     for (const sliceIndex of order) {
       const imageId = this.imageIds[sliceIndex];
       if (cache.isLoaded(imageId) || cache.getImageLoadObject(imageId)) continue;
-      this.inFlight.add(imageId);
       const load = () => {
         if (generation !== this.generation) return undefined;
         return imageLoader
           .loadAndCacheImage(imageId, { requestType: RequestType.Prefetch, priority: 0 })
           .then((image) => this._learnSliceSize(imageId, image))
-          .catch(() => undefined)
-          .finally(() => this.inFlight.delete(imageId));
+          .catch(() => undefined);
       };
       imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
     }
