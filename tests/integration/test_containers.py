@@ -293,6 +293,9 @@ def test_containers_serve_a_reading_session_end_to_end_and_survive_a_web_restart
     assert stack.healthz() is None
     docker("start", stack.name("web"))
     wait_for(lambda: stack.healthz() == 200, timeout_s=120, what="web after a restart", logs_of=stack.name("web"))
+    # A restart puts Docker's health back to "starting", and failures inside the start period do not
+    # count; the unhealthy check below is only meaningful once a probe has passed again.
+    wait_for(lambda: stack.health("web") == "healthy", timeout_s=90, what="web healthy after a restart")
     again = ReaderClient([stack.base_url])
     login, _ = again.request("POST", "/api/login/", json={"display_name": "Container Reader", "pin": "5150"})
     assert login.status_code == 200, login.text
@@ -307,7 +310,7 @@ def test_containers_serve_a_reading_session_end_to_end_and_survive_a_web_restart
     probe = docker("exec", stack.name("web"), "readerboard-healthcheck", check=False)
     assert probe.returncode == 1, probe.stdout + probe.stderr
     assert "web unhealthy" in probe.stderr
-    wait_for(lambda: stack.health("web") == "unhealthy", timeout_s=60, what="web reported unhealthy")
+    wait_for(lambda: stack.health("web") == "unhealthy", timeout_s=90, what="web reported unhealthy")
 
 
 def export_through_api(stack: Stack, *, token: str, task_id: int, fmt: str) -> dict[str, bytes]:
