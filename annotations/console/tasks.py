@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import transaction
 
-from annotations.console.uploads import run_import
+from annotations.console.uploads import close_upload, run_import
+from viewer.models import ImportJob
 
 
 @shared_task(name="annotations.console.tasks.import_upload", acks_late=True)
@@ -12,3 +14,11 @@ def import_upload(job_id: int) -> dict:
     """Import the files of a started upload job; a rerun of a finished job changes nothing."""
     job = run_import(job_id=job_id)
     return {"job": job.pk, "status": job.status, "summary": job.summary}
+
+
+@transaction.atomic
+def start_import(*, job: ImportJob) -> ImportJob:
+    """Close the upload and queue its import once the transaction commits (eager Celery runs it then)."""
+    job = close_upload(job=job)
+    transaction.on_commit(lambda: import_upload.delay(job.pk))
+    return job

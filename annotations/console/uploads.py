@@ -178,9 +178,8 @@ def directory_mtime(path: Path) -> float:
     return (path / "meta.json").stat().st_mtime
 
 
-@transaction.atomic
-def start_import(*, job: ImportJob) -> ImportJob:
-    """Close the upload and queue its import once the transaction commits; refuse unfinished files."""
+def close_upload(*, job: ImportJob) -> ImportJob:
+    """Close the upload for importing (call inside a transaction); refuse unfinished files."""
     job = ImportJob.objects.select_for_update().get(pk=job.pk)
     _require_pending(job)
     files = uploaded_files(job)
@@ -193,9 +192,6 @@ def start_import(*, job: ImportJob) -> ImportJob:
     job.files_total = len(files)
     job.files_done = 0
     job.save(update_fields=["status", "files_total", "files_done"])
-    from annotations.console.tasks import import_upload
-
-    transaction.on_commit(lambda: import_upload.delay(job.pk))
     return job
 
 

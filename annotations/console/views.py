@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotations.api.exports import visible_jobs
 from annotations.console import live, people, results, selectors, task_setup, uploads
+from annotations.console.tasks import start_import
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
@@ -228,7 +229,7 @@ def api_upload_chunk(request: HttpRequest, job_id: int, upload_id: str) -> JsonR
 def api_import_start(request: HttpRequest, job_id: int) -> JsonResponse:
     job = get_object_or_404(ImportJob, pk=job_id)
     try:
-        uploads.start_import(job=job)
+        start_import(job=job)
     except uploads.UploadError as error:
         return _error(str(error), status=409)
     job.refresh_from_db()

@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from annotations.console import uploads
+from annotations.console.tasks import import_upload, start_import
 from tests.factories import admin_user
 from viewer.models import ImportJob, Instance
 
@@ -166,11 +167,9 @@ def test_the_import_task_is_idempotent_once_finished(small_ct_files, django_capt
     state = uploads.register_upload(job=job, name="one.dcm", size=len(content))
     uploads.append_chunk(job=job, upload_id=state.upload_id, offset=0, chunk=content)
     with django_capture_on_commit_callbacks(execute=True):
-        uploads.start_import(job=job)  # eager Celery runs the import on commit
+        start_import(job=job)  # eager Celery runs the import on commit
     job.refresh_from_db()
     first_report = job.report
-
-    from annotations.console.tasks import import_upload
 
     import_upload.apply(args=[job.pk])
 
