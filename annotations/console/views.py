@@ -20,10 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotations.api.exports import visible_jobs
 from annotations.console import live, people, results, selectors, task_setup, uploads
-from annotations.console.tasks import start_import
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
+from annotations.console.tasks import start_import
 from annotations.models import Case, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
 from annotations.services.roles import is_admin
