@@ -13,6 +13,7 @@ urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),
     path("tasks/", views.TaskListView.as_view(), name="tasks"),
     path("tasks/<int:task_id>/next-case/", views.NextCaseView.as_view(), name="next-case"),
+    path("tasks/<int:task_id>/upcoming-case/", views.UpcomingCaseView.as_view(), name="upcoming-case"),
     path("cases/<int:case_id>/lease/", views.LeaseView.as_view(), name="lease"),
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),

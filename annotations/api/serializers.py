@@ -108,6 +108,20 @@ class CaseForReadingSerializer(serializers.Serializer):
     window_presets = WindowPresetSerializer(many=True)
 
 
+class UpcomingCaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Send back as prefer_case when asking for the next case.")
+    study_instance_uid = serializers.CharField()
+    series_instance_uid = serializers.CharField()
+    wadors_root = serializers.CharField()
+    instances = InstanceForReadingSerializer(many=True)
+
+
+class NextCaseRequestSerializer(serializers.Serializer):
+    prefer_case = serializers.IntegerField(
+        required=False, allow_null=True, help_text="The upcoming case whose images the page already fetched."
+    )
+
+
 class LeaseSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 

@@ -199,21 +199,47 @@ class TaskListView(ReadingAPIView):
 
 class NextCaseView(ReadingAPIView):
     @extend_schema(
-        request=None,
+        request=s.NextCaseRequestSerializer,
         responses={
             200: s.CaseForReadingSerializer,
             204: OpenApiResponse(description="Nothing left for this reader in the task"),
+            400: s.ErrorsSerializer,
             404: s.DetailSerializer,
         },
         summary="Lease the next case to read",
     )
     def post(self, request: Request, task_id: int) -> Response:
         task = get_object_or_404(Task, pk=task_id, is_open=True)
-        case = assignment.next_case(reader=self.reader, task=task)
+        body = s.NextCaseRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
+        if not body.is_valid():
+            return _errors(body.errors)
+        case = assignment.next_case(
+            reader=self.reader, task=task, preferred_case_id=body.validated_data.get("prefer_case")
+        )
         if case is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         lease = Lease.objects.get(case=case, reader=self.reader)
         return Response(case_for_reading(case=case, lease=lease))
+
+
+class UpcomingCaseView(ReadingAPIView):
+    # Asked for by the page on its own once the open case is cached, not by the reader.
+    counts_as_activity = False
+
+    @extend_schema(
+        responses={
+            200: s.UpcomingCaseSerializer,
+            204: OpenApiResponse(description="Nothing else left for this reader in the task"),
+            404: s.DetailSerializer,
+        },
+        summary="The case likely to come next, to fetch its first slices early (no lease)",
+    )
+    def get(self, request: Request, task_id: int) -> Response:
+        task = get_object_or_404(Task, pk=task_id, is_open=True)
+        case = assignment.upcoming_case(reader=self.reader, task=task)
+        if case is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response({"id": case.pk, **case_images(case)})
 
 
 class LeaseView(ReadingAPIView):
@@ -285,6 +311,7 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
     """Return the CaseForReading object: the task's rules and the images, never anyone's marks."""
     task = case.task
     series = case.series
+    images = case_images(case)
     return {
         "id": case.pk,
         "label": case.label or f"Case {case.pk}",
@@ -296,9 +323,21 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
             "instructions_html": instructions_html(task),
         },
         "lease_expires_at": lease.expires_at,
+        "study_instance_uid": images["study_instance_uid"],
+        "series_instance_uid": images["series_instance_uid"],
+        "modality": series.modality,
+        "wadors_root": images["wadors_root"],
+        "instances": images["instances"],
+        "window_presets": window_presets(series),
+    }
+
+
+def case_images(case: Case) -> dict:
+    """Where the page finds a case's images: its study and series, the DICOMweb root and the instances."""
+    series = case.series
+    return {
         "study_instance_uid": series.study.study_instance_uid,
         "series_instance_uid": series.series_instance_uid,
-        "modality": series.modality,
         "wadors_root": WADORS_ROOT,
         "instances": [
             {
@@ -310,5 +349,4 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
             }
             for instance in case_instances(case)
         ],
-        "window_presets": window_presets(series),
     }

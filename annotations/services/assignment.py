@@ -36,12 +36,18 @@ def lease_seconds() -> int:
 
 
 def next_case(
-    *, reader: Reader, task: Task, now: datetime | None = None, rng: random.Random | None = None
+    *,
+    reader: Reader,
+    task: Task,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+    preferred_case_id: int | None = None,
 ) -> Case | None:
     """Return the case this reader should read next in the task, leased to them; None when nothing is left.
 
     A reader who already holds a live lease on an unread case of the task gets that case back
-    (a reload does not burn a second case).
+    (a reload does not burn a second case). `preferred_case_id` is the upcoming case the page has
+    already fetched images of (upcoming_case): it is given when it still ranks with the best candidates.
     """
     now = now or timezone.now()
     rng = rng or random.SystemRandom()
@@ -61,7 +67,7 @@ def next_case(
             held.save(update_fields=["expires_at"])
             return held.case
         skipped: list[int] = []
-        for case_id in _candidates_in_order(reader=reader, task=task, now=now, rng=rng):
+        for case_id in _candidates_in_order(reader=reader, task=task, now=now, rng=rng, preferred=preferred_case_id):
             case = _try_take(case_id=case_id, reader=reader, task=task, now=now, skip_locked=True)
             if isinstance(case, Case):
                 return case
@@ -73,6 +79,24 @@ def next_case(
             if isinstance(case, Case):
                 return case
     return None
+
+
+def upcoming_case(*, reader: Reader, task: Task, now: datetime | None = None, rng: random.Random | None = None):
+    """Return the case next_case would most likely give after the ones the reader holds; no lease is taken.
+
+    A hint, so the page can fetch the first slices of the next case while the reader finishes this one;
+    next_case honours it (preferred_case_id) while it is still among the best candidates.
+    """
+    now = now or timezone.now()
+    rng = rng or random.SystemRandom()
+    if not task.is_open:
+        return None
+    held = Lease.objects.filter(reader=reader, case__task=task, expires_at__gt=now).values("case_id")
+    rows = list(_open_cases(reader=reader, task=task, now=now).exclude(pk__in=held))
+    ordered = _rank(rows, rng=rng)
+    if not ordered:
+        return None
+    return Case.objects.select_related("series__study").get(pk=ordered[0])
 
 
 def renew_lease(*, reader: Reader, case: Case, now: datetime | None = None) -> Lease:
@@ -213,12 +237,25 @@ def _open_cases_of_tasks(*, reader: Reader, task_ids: list[int], now: datetime):
     )
 
 
-def _candidates_in_order(*, reader: Reader, task: Task, now: datetime, rng: random.Random) -> list[int]:
-    rows = list(_open_cases(reader=reader, task=task, now=now))
-    # Random among ties: shuffle, then a stable sort keeps ties shuffled. Uncertain cases (adaptive reads)
-    # come first, so a case that asked for another read gets it before fresh cases are opened.
+def _candidates_in_order(
+    *, reader: Reader, task: Task, now: datetime, rng: random.Random, preferred: int | None = None
+) -> list[int]:
+    return _rank(list(_open_cases(reader=reader, task=task, now=now)), rng=rng, preferred=preferred)
+
+
+def _rank(rows: list[tuple[int, int, int]], *, rng: random.Random, preferred: int | None = None) -> list[int]:
+    """Order (pk, load, uncertain) rows: uncertain first, then least loaded, random among ties.
+
+    Uncertain cases (adaptive reads) come first, so a case that asked for another read gets it before
+    fresh cases are opened. A preferred case goes first only when it ties with the best row, so a hint
+    never bends those rules.
+    """
+    # Random among ties: shuffle, then a stable sort keeps ties shuffled.
     rng.shuffle(rows)
     rows.sort(key=lambda row: (-row[2], row[1]))
+    if preferred is not None and rows:
+        best = (-rows[0][2], rows[0][1])
+        rows.sort(key=lambda row: 0 if row[0] == preferred and (-row[2], row[1]) == best else 1)
     return [pk for pk, _, _ in rows]
 
 

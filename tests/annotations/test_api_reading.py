@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from annotations.models import Lease, Read
+from annotations.models import Case, Lease, Read
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory, no_lesion_document, read_document
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +135,40 @@ def test_next_case_answers_204_when_nothing_is_left(case):
     client.post("/api/reads/", no_lesion_document(case), format="json")
 
     assert client.post(f"/api/tasks/{case.task_id}/next-case/").status_code == 204
+
+
+def test_upcoming_case_names_the_next_cases_images_and_next_case_honours_it(case, small_ct_series):
+    from tests.factories import CaseFactory as Cases
+    from viewer.models import Series
+
+    # A second case on a copy of the series' study, so the two cases tie and the preference decides.
+    second_series = Series.objects.create(
+        study=small_ct_series.study, series_instance_uid=small_ct_series.series_instance_uid + ".2", modality="CT"
+    )
+    other = Cases(series=second_series, task=case.task)
+    reader = ReaderFactory()
+    client = signed_in(reader)
+    first = client.post(f"/api/tasks/{case.task_id}/next-case/").json()
+
+    upcoming = client.get(f"/api/tasks/{case.task_id}/upcoming-case/")
+
+    assert upcoming.status_code == 200
+    expected = other if first["id"] == case.pk else case
+    assert upcoming.json()["id"] == expected.pk
+    assert upcoming.json()["series_instance_uid"] == expected.series.series_instance_uid
+    assert not Lease.objects.filter(case=expected).exists()
+    client.post("/api/reads/", no_lesion_document(Case.objects.get(pk=first["id"])), format="json")
+    given = client.post(f"/api/tasks/{case.task_id}/next-case/", {"prefer_case": expected.pk}, format="json")
+    assert given.json()["id"] == expected.pk
+
+
+def test_next_case_refuses_a_malformed_preference(case):
+    answer = signed_in(ReaderFactory()).post(
+        f"/api/tasks/{case.task_id}/next-case/", {"prefer_case": "soon"}, format="json"
+    )
+
+    assert answer.status_code == 400
+    assert "prefer_case" in answer.json()["errors"]
 
 
 def test_next_case_of_a_closed_task_is_404(case):

@@ -282,3 +282,48 @@ def test_an_adaptive_target_never_exceeds_the_task_maximum(adaptive_task):
     case.reads_target = 9
 
     assert assignment.read_target(case=case, task=adaptive_task) == 5
+
+
+def test_upcoming_case_is_an_open_case_other_than_the_one_the_reader_holds_and_takes_no_lease(task):
+    held, other = bare_cases(task, 2)
+    reader = ReaderFactory()
+    LeaseFactory(case=held, reader=reader)
+
+    assert assignment.upcoming_case(reader=reader, task=task) == other
+    assert not Lease.objects.filter(case=other).exists()
+
+
+def test_upcoming_case_is_none_when_the_held_case_is_the_last_one(task):
+    (only,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    LeaseFactory(case=only, reader=reader)
+
+    assert assignment.upcoming_case(reader=reader, task=task) is None
+
+
+def test_next_case_gives_the_preferred_upcoming_case_among_equally_read_cases(task):
+    cases = bare_cases(task, 6)
+    for seed, preferred in enumerate(cases):
+        reader = ReaderFactory()
+        given = assignment.next_case(reader=reader, task=task, rng=random.Random(seed), preferred_case_id=preferred.pk)
+        assert given == preferred
+        Lease.objects.filter(reader=reader).delete()
+
+
+def test_a_preferred_case_never_jumps_ahead_of_a_less_read_one(task):
+    busy, quiet = bare_cases(task, 2)
+    read_case(busy, ReaderFactory())
+
+    given = assignment.next_case(reader=ReaderFactory(), task=task, preferred_case_id=busy.pk)
+
+    assert given == quiet
+
+
+def test_a_preferred_case_that_was_filled_meanwhile_is_not_given(task):
+    full, open_case = bare_cases(task, 2)
+    read_case(full, ReaderFactory())
+    read_case(full, ReaderFactory())
+
+    given = assignment.next_case(reader=ReaderFactory(), task=task, preferred_case_id=full.pk)
+
+    assert given == open_case

@@ -232,3 +232,21 @@ def test_series_metadata_runs_the_same_bounded_queries_for_9_and_30_slices(
         counts.append(count)
 
     assert counts[0] == counts[1]
+
+
+def test_the_upcoming_case_runs_the_same_bounded_queries_on_a_small_and_a_ten_times_larger_task(
+    small_and_large, django_assert_max_num_queries
+):
+    counts = []
+    for task in small_and_large:
+        _, client = signed_in_reader()
+        offered = client.post(f"/api/tasks/{task.pk}/next-case/").json()
+        with django_assert_max_num_queries(NEXT_CASE_MAX_QUERIES):
+            url = f"/api/tasks/{task.pk}/upcoming-case/"
+            count, answer = queries_of(lambda url=url, client=client: client.get(url))
+        assert answer.status_code == 200, answer.content
+        assert answer.json()["id"] != offered["id"]
+        assert "lease_expires_at" not in answer.json()
+        counts.append(count)
+
+    assert counts[0] == counts[1]

@@ -200,3 +200,32 @@ def panel_controls(page) -> set[str]:
                 .map((element) => element.id || element.textContent.trim() || element.tagName)"""
         )
     )
+
+
+def test_the_next_cases_first_slices_arrive_while_the_reader_finishes_and_it_opens_from_the_cache(
+    live_server, viewer_bundle, demo_task, browser_page
+):
+    from annotations.models import Case
+    from annotations.selectors import case_instances
+
+    page = browser_page.page
+    page.add_init_script(RECORD_FRAME_REQUESTS)
+    sign_up_and_open_reading(browser_page, live_server.url, demo_task.pk, "Ahead Reader")
+    open_case = page.evaluate("() => window.readerboardViewer.caseId()")
+
+    # Once the open case is cached, the page names the likely next case and fetches its first slices.
+    page.wait_for_function("() => window.readerboardViewer.upcomingCaseId() !== null", timeout=60_000)
+    upcoming = page.evaluate("() => window.readerboardViewer.upcomingCaseId()")
+    assert upcoming != open_case
+    page.wait_for_function("() => window.readerboardViewer.upcomingSlicesCached() >= 11", timeout=60_000)
+    first_slice = case_instances(Case.objects.get(pk=upcoming))[0].sop_instance_uid
+    requested_before_submit = page.evaluate("() => window.__frameRequests.length")
+
+    page.get_by_role("button", name="No measurable lesion").click()
+    page.locator("#submit").click()
+    page.wait_for_function(f"() => window.readerboardViewer.caseId() === {upcoming}", timeout=60_000)
+    page.wait_for_function("() => window.readerboardViewer.ready()", timeout=60_000)
+
+    # The next case opened on a slice already in the cache: no request went out for it again.
+    later = page.evaluate(f"() => window.__frameRequests.slice({requested_before_submit})")
+    assert not [url for url in later if frame_of(url) == first_slice], later

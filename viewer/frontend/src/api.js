@@ -68,7 +68,9 @@ export function describeError(status, body) {
 
 export const me = () => request('GET', '/api/me/');
 export const tasks = () => request('GET', '/api/tasks/');
-export const nextCase = (taskId) => request('POST', `/api/tasks/${taskId}/next-case/`, {});
+export const nextCase = (taskId, preferCase = null) =>
+  request('POST', `/api/tasks/${taskId}/next-case/`, preferCase ? { prefer_case: preferCase } : {});
+export const upcomingCase = (taskId) => request('GET', `/api/tasks/${taskId}/upcoming-case/`);
 export const renewLease = (caseId, active = false) => request('POST', `/api/cases/${caseId}/lease/`, { active });
 export const releaseLease = (caseId) => request('DELETE', `/api/cases/${caseId}/lease/`);
 export const submitRead = (document_) => request('POST', '/api/reads/', document_, { timeoutMs: 30000 });

@@ -13,6 +13,7 @@ import { ReadForm } from './readForm.js';
 import { buildReadDocument, collectLesions, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
+import { UpcomingCase } from './upcoming.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -58,6 +59,11 @@ class ReadingSession {
     this.viewer = new StackViewer($('#viewport'), {
       prefetch: query.get('bench-prefetch') === 'context' ? 'context' : 'interaction-first',
     });
+    this.upcoming = new UpcomingCase({ wadorsRoot: this.benchWadorsRoot });
+    // Once this case's slices are all cached, fetch the first slices of the case likely to come next.
+    this.viewer.prefetcher.onIdle = () => {
+      if (this.case) this.upcoming.warm(this.taskId);
+    };
     this.tools = new ReadingTools();
     this.tools.setBrushSize(this.brushRadius);
     this.form = new ReadForm(this.app, {
@@ -112,7 +118,7 @@ class ReadingSession {
     this.status('Finding your next case…');
     let next;
     try {
-      next = await api.nextCase(this.taskId);
+      next = await api.nextCase(this.taskId, this.upcoming.preferredId());
     } catch (error) {
       this.status(`Could not get a case: ${error.message}. Retrying…`);
       setTimeout(() => this.openNextCase(), error.isNetwork ? 5000 : 15000);
@@ -144,6 +150,7 @@ class ReadingSession {
     // Marks for benchmarks/bench_reading.py: case open -> first image.
     performance.mark('readerboard-case-open');
     this.closeCase();
+    this.upcoming.settle(caseForReading.id);
     this.loading = true;
     this.case = caseForReading;
     this.status(`Loading ${caseForReading.label || 'case'}…`);
@@ -542,6 +549,8 @@ class ReadingSession {
     return {
       viewport: () => this.viewer.viewport,
       caseId: () => this.case?.id ?? null,
+      upcomingCaseId: () => this.upcoming.preferredId(),
+      upcomingSlicesCached: () => this.upcoming.imageIds.filter((id) => cache.isLoaded(id)).length,
       sliceIndex: () => this.viewer.sliceIndex(),
       imageIds: () => this.imageIds,
       lesions: () => this.lesions(),

@@ -33,6 +33,11 @@ export class StackPrefetcher {
     this.direction = 1;
     this.bytesPerSlice = 0;
     this.generation = 0;
+    this.focusToken = 0;
+    this.outstanding = 0;
+    this.idleSignalled = false;
+    /** Called once per stack when every slice prefetch may hold is in the cache. */
+    this.onIdle = null;
   }
 
   /** Start on a new stack; `extraBytesPerSlice` is what else each slice holds in the cache (a labelmap). */
@@ -44,6 +49,7 @@ export class StackPrefetcher {
     this.bytesPerSlice = 0;
     this.center = 0;
     this.direction = 1;
+    this.idleSignalled = false;
   }
 
   /** How many slices prefetch may hold in the cache at once. */
@@ -66,22 +72,38 @@ export class StackPrefetcher {
     this._learnSliceSize(this.imageIds[index]);
     imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
     const generation = this.generation;
+    const token = ++this.focusToken;
     const order = outwardOrder(index, this.imageIds.length, {
       direction: this.direction,
       limit: Math.min(this.imageIds.length, this.sliceAllowance()),
     });
-    for (const sliceIndex of order) {
-      const imageId = this.imageIds[sliceIndex];
-      if (cache.isLoaded(imageId) || cache.getImageLoadObject(imageId)) continue;
+    const missing = order.map((sliceIndex) => this.imageIds[sliceIndex]).filter((imageId) => !isCached(imageId));
+    this.outstanding = missing.length;
+    for (const imageId of missing) {
       const load = () => {
         if (generation !== this.generation) return undefined;
         return imageLoader
           .loadAndCacheImage(imageId, { requestType: RequestType.Prefetch, priority: 0 })
           .then((image) => this._learnSliceSize(imageId, image))
-          .catch(() => undefined);
+          .catch(() => undefined)
+          .finally(() => this._settled(token));
       };
       imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
     }
+    if (!missing.length) this._signalIdle();
+  }
+
+  _settled(token) {
+    // Loads queued by an earlier focus were dropped from the queue; only the latest focus counts down.
+    if (token !== this.focusToken) return;
+    this.outstanding -= 1;
+    if (this.outstanding <= 0) this._signalIdle();
+  }
+
+  _signalIdle() {
+    if (this.idleSignalled || !this.imageIds.length) return;
+    this.idleSignalled = true;
+    this.onIdle?.();
   }
 
   _learnSliceSize(imageId, image = null) {
@@ -94,15 +116,24 @@ export class StackPrefetcher {
   release(imageIds = this.imageIds, derivedImageIds = []) {
     this.generation += 1;
     imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
-    for (const imageId of [...imageIds, ...derivedImageIds]) {
-      if (cache.getImageLoadObject(imageId) || cache.isLoaded(imageId)) {
-        try {
-          cache.removeImageLoadObject(imageId, { force: true });
-        } catch {
-          // still loading: the cache drops it when it is replaced or evicted
-        }
-      }
-    }
+    releaseImages([...imageIds, ...derivedImageIds]);
     this.imageIds = [];
+  }
+}
+
+/** True when the image is in the cache or on its way there. */
+export function isCached(imageId) {
+  return Boolean(cache.isLoaded(imageId) || cache.getImageLoadObject(imageId));
+}
+
+/** Take images out of the cache (those still loading leave when they are replaced or evicted). */
+export function releaseImages(imageIds) {
+  for (const imageId of imageIds) {
+    if (!isCached(imageId)) continue;
+    try {
+      cache.removeImageLoadObject(imageId, { force: true });
+    } catch {
+      // still loading: the cache drops it when it is replaced or evicted
+    }
   }
 }
