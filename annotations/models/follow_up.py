@@ -89,6 +89,3 @@ class FollowUpMeasurement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.baseline_key or 'new'} at time point {self.time_point} in read {self.read_id}"
-
-
-

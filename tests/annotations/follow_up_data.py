@@ -1,4 +1,4 @@
-"""A small follow-up scene: one synthetic patient at three dates, a follow-up task and case with two baseline lesions."""
+"""A small follow-up scene: one synthetic patient at three dates, a follow-up case with two baseline lesions."""
 
 from __future__ import annotations
 

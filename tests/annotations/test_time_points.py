@@ -57,7 +57,10 @@ def test_the_rule_picks_the_same_modality_and_the_closest_description(scene):
         series_instance_uid="1.2.3.99", study=follow_up_study, modality="CT", series_description="Scout"
     )
     mr = Series.objects.create(
-        series_instance_uid="1.2.3.98", study=follow_up_study, modality="MR", series_description=baseline.series_description
+        series_instance_uid="1.2.3.98",
+        study=follow_up_study,
+        modality="MR",
+        series_description=baseline.series_description,
     )
 
     assert closest_series(reference=baseline, candidates=[other, mr, scene.series[1]]) == scene.series[1]
