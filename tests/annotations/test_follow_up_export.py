@@ -88,6 +88,8 @@ def test_srs_of_two_time_points_pair_their_lesions_by_tracking_uid(scene, tmp_pa
 
     with zipfile.ZipFile(result.path) as archive:
         files = {name: archive.read(name) for name in archive.namelist() if name.endswith(".dcm")}
+        manifest = archive.read("manifest.csv").decode()
+    assert result.dicom_files == len(files) == len(manifest.strip().splitlines()) - 1
     read_files = sorted(name for name in files if "/read-" in name)
     first_read = read_files[0].rsplit("/", 1)[1]
     at_1 = next(name for name in read_files if "/tp-1/" in name and name.endswith(first_read))
@@ -124,3 +126,14 @@ def test_every_follow_up_sr_passes_dciodvfy(scene, tmp_path):
     assert len(paths) == 2 * 2 + 2 + 1  # reads x time points, consensus per time point, baseline
     for path in paths:
         assert dicom_tool_errors(["dciodvfy"], path) == [], path.name
+
+
+def test_a_bundle_names_the_follow_up_csvs_and_explains_them(scene, tmp_path):
+    result = export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip")
+
+    with zipfile.ZipFile(result.path) as archive:
+        names = set(archive.namelist())
+        readme = archive.read("README.txt").decode()
+    assert {"follow-up-lesions.csv", "follow-up-responses.csv", "manifest.csv"} <= names
+    assert not any(name.startswith("seg/") for name in names)
+    assert "tracking UID at every time point" in readme

@@ -281,6 +281,13 @@ def write_dicom_set(
     return entries
 
 
+def csv_entry_name(task: Task, part: str) -> str:
+    """The CSV's name inside an archive: reads/consensus, or follow-up lesions/responses for follow-up tasks."""
+    if task.is_follow_up:
+        return "follow-up-lesions.csv" if part == "csv" else "follow-up-responses.csv"
+    return "reads.csv" if part == "csv" else "consensus.csv"
+
+
 def write_csv_entry(archive: zipfile.ZipFile, name: str, lines: Iterable[str]) -> None:
     """Stream CSV text into an archive member without building it in memory."""
     with archive.open(name, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
@@ -307,6 +314,8 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
         "Contents",
         "--------",
     ]
+    if task.is_follow_up:
+        return "\n".join(lines + _follow_up_contents(parts, counts)) + "\n"
     if "csv" in parts:
         lines += [
             f"reads.csv       one row per mark of every read, every version ({counts.get('csv', 0)} rows):",
@@ -343,3 +352,23 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
             "SR and SEG open in OHIF, 3D Slicer (QuantitativeReporting), dcmqi and dcmtk (dsrdump).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _follow_up_contents(parts: list[str], counts: dict[str, int]) -> list[str]:
+    lines = []
+    if "csv" in parts:
+        lines += [
+            f"follow-up-lesions.csv    one row per lesion per time point per read ({counts.get('csv', 0)} rows).",
+        ]
+    if "consensus_csv" in parts:
+        lines += [
+            f"follow-up-responses.csv  RECIST 1.1 per patient, time point and read, consensus and answer key "
+            f"({counts.get('consensus_csv', 0)} rows).",
+        ]
+    if "sr" in parts:
+        lines += [
+            f"sr/                      TID 1500 per read and time point, consensus and baseline ({counts.get('sr', 0)}"
+            " files): sr/case-<case>/tp-<index>/...; a lesion keeps one tracking UID at every time point.",
+            "manifest.csv             every DICOM file with its case, read, reader and UIDs.",
+        ]
+    return lines + ["Columns: docs/exports.md (Follow-up tasks) in the Readerboard repository."]

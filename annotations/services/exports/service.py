@@ -193,7 +193,7 @@ def _write_archive(
     for part in parts:
         if part in ("csv", "consensus_csv"):
             tally = [0]
-            name = csv_entry_name(task, part)
+            name = bundle.csv_entry_name(task, part)
             lines = _csv_rows(task=task, part=part, pseudonymise=pseudonymise, counter=counter, tally=tally)
             bundle.write_csv_entry(archive, name, lines)
             counts[part] = tally[0]
@@ -209,19 +209,13 @@ def _write_archive(
             written = bundle.write_dicom_set(
                 archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick, links=links
             )
+        if part not in ("csv", "consensus_csv"):
             entries += written
             counts[part] = len(written)
     if entries:
         bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
     archive.writestr("README.txt", bundle.readme_text(task=task, parts=parts, pseudonymise=pseudonymise, counts=counts))
     return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
-
-
-def csv_entry_name(task: Task, part: str) -> str:
-    """The CSV's name inside an archive: reads/consensus, or follow-up lesions/responses for follow-up tasks."""
-    if task.is_follow_up:
-        return "follow-up-lesions.csv" if part == "csv" else "follow-up-responses.csv"
-    return "reads.csv" if part == "csv" else "consensus.csv"
 
 
 def job_file_name(job: ExportJob) -> str:
