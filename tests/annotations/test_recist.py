@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from annotations.services.recist import (
     BaselineLesionSize,
@@ -199,3 +201,35 @@ def test_bad_input_is_refused_with_the_value_named():
         assess(TWO_LIVER, [], targets=["B9"])
     with pytest.raises(ValueError, match="unique"):
         select_targets([lesion("B1", 20.0), lesion("B1", 30.0)])
+
+
+sizes = st.floats(min_value=0.0, max_value=200.0, allow_nan=False)
+
+
+@given(
+    st.lists(st.floats(min_value=10.0, max_value=100.0), min_size=1, max_size=5),
+    st.lists(sizes, min_size=5, max_size=5),
+)
+def test_the_response_does_not_depend_on_the_order_of_the_lesions(baseline_sizes, follow_up_sizes):
+    baseline = [lesion(f"B{n}", size) for n, size in enumerate(baseline_sizes)]
+    measured = {f"B{n}": at(M, follow_up_sizes[n]) for n in range(len(baseline))}
+
+    forward = assess(baseline, [TimePointMeasurements(index=1, lesions=measured)])
+    backward = assess(
+        list(reversed(baseline)), [TimePointMeasurements(index=1, lesions=dict(reversed(measured.items())))]
+    )
+
+    assert forward[0].response == backward[0].response
+    assert forward[0].sum_mm == pytest.approx(backward[0].sum_mm)
+
+
+@given(st.lists(st.floats(min_value=10.0, max_value=100.0), min_size=1, max_size=5), st.floats(0.0, 3.0))
+def test_growing_every_target_never_improves_the_response(baseline_sizes, factor):
+    order = [Response.CR, Response.PR, Response.SD, Response.PD]
+    baseline = [lesion(f"B{n}", size) for n, size in enumerate(baseline_sizes)]
+
+    def response(scale: float) -> Response:
+        lesions = {f"B{n}": at(M, size * scale) for n, size in enumerate(baseline_sizes)}
+        return assess(baseline, [TimePointMeasurements(index=1, lesions=lesions)])[0].response
+
+    assert order.index(response(factor * 1.1)) >= order.index(response(factor))

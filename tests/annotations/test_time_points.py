@@ -108,3 +108,50 @@ def test_next_case_of_a_single_task_has_no_follow_up_part(small_ct_series):
 
     assert body["task"]["kind"] == "single"
     assert "follow_up" not in body
+
+
+def test_an_own_read_baseline_shows_each_reader_their_own_baseline_lesions(scene):
+    from annotations.models import Task
+    from annotations.services.longitudinal_consensus import compute_follow_up_consensus
+    from annotations.services.time_points import baseline_lesions_for
+    from tests.annotations.export_data import add_line
+    from tests.factories import CaseFactory, ReadFactory, TaskFactory
+
+    baseline_task = TaskFactory()
+    baseline_case = CaseFactory(task=baseline_task, series=scene.series[0])
+    reader, other = ReaderFactory(), ReaderFactory()
+    read = ReadFactory(case=baseline_case, reader=reader)
+    add_line(read, lesion=1, kind="long_axis", instance=scene.middle(0), start=(13.5, 37.5), end=(33.5, 37.5))
+    Task.objects.filter(pk=scene.task.pk).update(baseline_source="own_read", baseline_task=baseline_task)
+    scene.case.refresh_from_db()
+
+    mine = baseline_lesions_for(case=scene.case, reader=reader)
+
+    assert [lesion["id"] for lesion in mine] == ["B1"]
+    assert mine[0]["long_axis"]["length_mm"] == pytest.approx(20.0)
+    assert mine[0]["center_patient_mm"] == pytest.approx([-8.0, 6.0, 0.0], abs=0.01)
+    assert baseline_lesions_for(case=scene.case, reader=other) == []
+    assert compute_follow_up_consensus(case=scene.case) is None  # no shared lesion identity to combine
+
+
+def test_a_consensus_baseline_is_frozen_from_the_baseline_tasks_accepted_lesions(scene):
+    from annotations.models import CaseConsensus, ConsensusLesion, Task
+    from annotations.services.time_points import baseline_lesions_for, freeze_consensus_baseline
+    from tests.factories import CaseFactory, TaskFactory, line_json
+
+    baseline_task = TaskFactory()
+    baseline_case = CaseFactory(task=baseline_task, series=scene.series[0])
+    consensus = CaseConsensus.objects.create(case=baseline_case, algorithm_version="2.0.0", inputs_hash="x")
+    line = line_json(scene.middle(0), (13.5, 37.5), (33.5, 37.5))
+    ConsensusLesion.objects.create(consensus=consensus, lesion_index=1, support=3, support_fraction=1, long_axis=line)
+    ConsensusLesion.objects.create(consensus=consensus, lesion_index=2, support=1, support_fraction=0.3, accepted=False)
+    Task.objects.filter(pk=scene.task.pk).update(baseline_source="consensus", baseline_task=baseline_task)
+    scene.case.refresh_from_db()
+    scene.case.baseline_lesions.all().delete()
+
+    freeze_consensus_baseline(case=scene.case)
+    consensus.lesions.update(long_axis=None)  # a later consensus change does not move the frozen baseline
+
+    (lesion,) = baseline_lesions_for(case=scene.case, reader=None)
+    assert lesion["id"] == "B1" and lesion["long_axis"]["length_mm"] == pytest.approx(20.0)
+    assert lesion["center_patient_mm"] == pytest.approx([-8.0, 6.0, 0.0], abs=0.01)
