@@ -508,6 +508,9 @@ def task_plot(request: HttpRequest, task_id: int, name: str) -> HttpResponse:
 @require_GET
 def case_view(request: HttpRequest, task_id: int, case_id: int) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("task", "series__study"), pk=case_id, task_id=task_id)
+    if case.task.is_follow_up:
+        # A follow-up case is a patient over time: its page is the results page focused on it.
+        return redirect(f"{reverse('console:task-results', args=[task_id])}?case={case.pk}#follow-up-plots")
     detail = results.case_detail(case=case)
     for slice_ in detail["slices"]:
         instance = slice_["instance"]

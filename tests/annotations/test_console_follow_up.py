@@ -95,6 +95,8 @@ def test_follow_up_results_show_responses_agreement_and_plots(admin_client, tmp_
     assert 'id="spider-plot"' in page and 'id="waterfall-plot"' in page and 'id="trajectory-plot"' in page
     assert "Fleiss" in page and "SD" in page
     assert 'data-format="seg"' not in page
+    case_page = admin_client.get(reverse("console:case", args=[scene.task.id, scene.case.id]), follow=True)
+    assert f"<h3>{scene.case.label}</h3>" in case_page.content.decode()
 
 
 def test_the_waterfall_draws_a_bar_per_patient_largest_increase_first():
