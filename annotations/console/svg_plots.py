@@ -50,7 +50,8 @@ def _svg(body: list[str], *, title: str, width: int = WIDTH, height: int = HEIGH
 def timeline_svg(points: Sequence[TimelinePoint], *, title: str = "Studies over time") -> str:
     """Return a horizontal time axis with one dot per study, placed by date (undated studies at the end)."""
     dated = [p.date for p in points if p.date is not None]
-    left, right, axis_y = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, 70
+    # Room at both ends for a centred label of about 80 px.
+    left, right, axis_y = MARGIN_LEFT + 10, WIDTH - 70, 70
     first, last = (min(dated), max(dated)) if dated else (None, None)
     span = max(((last - first).days if dated else 0), 1)
     body = [f'<line x1="{left}" y1="{axis_y}" x2="{right}" y2="{axis_y}" stroke="currentColor" stroke-width="1"/>']
