@@ -70,8 +70,9 @@ class TaskForm(forms.ModelForm):
         initial=Task.Kind.SINGLE,
         required=False,
         widget=forms.RadioSelect,
-        help_text="Follow-up: each picked series is a patient's baseline; one series per later study of the "
-        "patient is added by the rule (same modality, closest description).",
+        help_text="Follow-up: each case is one patient. Tick the series of each study to follow yourself, or "
+        "only the baseline series and the rule adds one series per later study of the patient (same modality, "
+        "closest description).",
     )
     baseline_source = forms.ChoiceField(
         choices=Task.BaselineSource.choices,

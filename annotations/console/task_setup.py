@@ -185,17 +185,21 @@ def save_task(
     ]
     next_number = max(numbers, default=0) + 1
     added_series_ids = []
-    for series_id in series_ids:
+    if task.is_follow_up:
+        for group in _patient_groups(series_ids):
+            if group[0].pk in existing:
+                continue
+            added_series_ids += [series.pk for series in group]
+            # Labels are seen by readers: a running number, never patient identifiers.
+            _create_follow_up_case(task=task, series=group, label=f"Case {next_number}")
+            next_number += 1
+            result.cases_added += 1
+    for series_id in series_ids if not task.is_follow_up else []:
         case = existing.get(series_id)
         if case is None:
             added_series_ids.append(series_id)
             # Labels are seen by readers: a running number, never patient identifiers.
-            if task.is_follow_up:
-                _create_follow_up_case(task=task, baseline_id=series_id, label=f"Case {next_number}")
-            else:
-                Case.objects.create(
-                    task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold
-                )
+            Case.objects.create(task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold)
             next_number += 1
             result.cases_added += 1
         elif case.is_gold != (series_id in gold):
@@ -216,16 +220,44 @@ def save_task(
     return result
 
 
-def _create_follow_up_case(*, task: Task, baseline_id: int, label: str) -> Case:
-    """Create a follow-up case from a baseline series and, by the rule, one series per later study of the patient."""
-    baseline = Series.objects.select_related("study").get(pk=baseline_id)
-    series = time_points.series_by_rule(baseline=baseline)
-    if len(series) < 2:
-        raise ValueError(
-            f"series #{baseline_id} ({baseline.study.patient_id or 'no patient id'}) has no later study "
-            f"of the same modality to follow up"
+def _patient_groups(series_ids: list[int]) -> list[list[Series]]:
+    """Group picked series by patient, each group in study order (the baseline first)."""
+    groups: dict[str, list[Series]] = {}
+    for series in Series.objects.select_related("study").filter(pk__in=series_ids).order_by("pk"):
+        # A series without PatientID has no time line: alone in its group, refused when the case is made.
+        key = series.study.patient_id or f"no-patient-{series.pk}"
+        groups.setdefault(key, []).append(series)
+    ordered = []
+    for group in groups.values():
+        ordered.append(
+            sorted(
+                group,
+                key=lambda s: time_points.study_order_key(
+                    s.study.study_date, s.study.study_time, s.study.study_instance_uid
+                ),
+            )
         )
-    case = time_points.create_follow_up_case(task=task, series=series, label=label)
+    return sorted(ordered, key=lambda group: group[0].pk)
+
+
+def _create_follow_up_case(*, task: Task, series: list[Series], label: str) -> Case:
+    """Create a follow-up case of one patient's picked series; one picked series is the baseline of the rule.
+
+    Several picked series of one patient are the admin's choice of time points (one per study); a single one
+    gets, by the rule, one series per later study of the patient (same modality, closest description).
+    """
+    if len(series) == 1:
+        baseline = series[0]
+        series = time_points.series_by_rule(baseline=baseline)
+        if len(series) < 2:
+            raise ValueError(
+                f"series #{baseline.pk} ({baseline.study.patient_id or 'no patient id'}) has no later study "
+                f"of the same modality to follow up"
+            )
+    try:
+        case = time_points.create_follow_up_case(task=task, series=series, label=label)
+    except time_points.TimePointError as error:
+        raise ValueError(str(error)) from error
     if task.baseline_source == Task.BaselineSource.CONSENSUS:
         time_points.freeze_consensus_baseline(case=case)
     return case

@@ -115,3 +115,17 @@ def test_the_spider_plot_starts_every_patient_at_zero():
     starts = {line.get("points").split()[0] for line in lines}
     assert len(starts) == 1  # the shared (baseline, 0 %) point
     assert len(lines[1].get("points").split()) == 2  # B: baseline and follow-up 1; no value at 2
+
+
+@pytest.mark.django_db
+def test_an_admin_picks_the_time_points_of_a_patient_by_hand(admin_client, tmp_path):
+    series = import_time_points(tmp_path)
+
+    admin_client.post(
+        reverse("console:task-create"),
+        task_post(name="Chosen points", series=[series[2].id, series[0].id], kind="follow_up"),
+    )
+
+    (case,) = Case.objects.filter(task__name="Chosen points")
+    assert case.series_id == series[0].id
+    assert [point.series_id for point in case.time_points.order_by("index")] == [series[0].id, series[2].id]
