@@ -260,6 +260,8 @@ def _create_follow_up_case(*, task: Task, series: list[Series], label: str) -> C
         raise ValueError(str(error)) from error
     if task.baseline_source == Task.BaselineSource.CONSENSUS:
         time_points.freeze_consensus_baseline(case=case)
+    elif task.baseline_source == Task.BaselineSource.ANSWER_KEY:
+        time_points.answer_key_from_references(case=case)
     return case
 
 

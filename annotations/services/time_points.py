@@ -13,9 +13,20 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import transaction
 
-from annotations.models import BaselineLesion, Case, CaseTimePoint, ConsensusLesion, Mark, Read, Reader, Task
+from annotations.models import (
+    BaselineLesion,
+    Case,
+    CaseTimePoint,
+    ConsensusLesion,
+    Mark,
+    Read,
+    Reader,
+    ReferenceLesion,
+    Task,
+)
 from annotations.selectors import window_presets
 from annotations.services.geometry import frames_of_instance
 from viewer.models import Instance, Series, Study
@@ -199,6 +210,53 @@ def freeze_consensus_baseline(*, case: Case) -> list[BaselineLesion]:
                 short_axis=lesion.short_axis,
                 center_patient_mm=line_centre_mm(lesion.long_axis, instances) if lesion.long_axis else None,
                 source=BaselineLesion.Source.CONSENSUS,
+            )
+        )
+    return BaselineLesion.objects.bulk_create(rows)
+
+
+def line_through_centre(instance: Instance, *, center_mm, length_mm: float) -> dict:
+    """Return a read-format line of `length_mm` along the image rows, centred on a patient point of `instance`."""
+    frame = frames_of_instance(instance)[0]
+    offset = np.asarray(center_mm, dtype=float) - np.asarray(frame.position_mm, dtype=float)
+    row_spacing, column_spacing = frame.pixel_spacing_mm
+    column = float(offset @ np.asarray(frame.row_cosine)) / column_spacing
+    row = float(offset @ np.asarray(frame.column_cosine)) / row_spacing
+    half = length_mm / 2 / column_spacing
+    start = [round(max(column - half, -0.5), 2), round(row, 2)]
+    end = [round(min(column + half, instance.columns - 0.5), 2), round(row, 2)]
+    return {
+        "sop_instance_uid": instance.sop_instance_uid,
+        "frame": 1,
+        "start": start,
+        "end": end,
+        "length_mm": round(frame.line_length_mm(start, end), 3),
+    }
+
+
+@transaction.atomic
+def answer_key_from_references(*, case: Case) -> list[BaselineLesion]:
+    """Make the case's baseline lesions from the baseline series' reference lesions (gold answers, known truth).
+
+    Each becomes a line along the image rows through its centre on its slice (the middle slice when none).
+    """
+    instances = list(Instance.objects.filter(series_id=case.series_id).order_by("sort_position_mm", "id"))
+    if not instances:
+        return []
+    by_uid = {instance.sop_instance_uid: instance for instance in instances}
+    rows = []
+    for number, reference in enumerate(ReferenceLesion.objects.filter(series_id=case.series_id).order_by("id"), 1):
+        instance = by_uid.get(reference.sop_instance_uid) or instances[len(instances) // 2]
+        rows.append(
+            BaselineLesion(
+                case=case,
+                key=f"B{number}",
+                label=reference.label or f"Lesion {number}",
+                long_axis=line_through_centre(
+                    instance, center_mm=reference.center_patient_mm, length_mm=reference.long_axis_mm
+                ),
+                center_patient_mm=list(reference.center_patient_mm),
+                source=BaselineLesion.Source.ANSWER_KEY,
             )
         )
     return BaselineLesion.objects.bulk_create(rows)

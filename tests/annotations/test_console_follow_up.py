@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from annotations.console.svg_plots import spider_svg, waterfall_svg
-from annotations.models import Case, Task
+from annotations.models import Case, ReferenceLesion, Task
 from annotations.services.assignment import next_case
 from annotations.services.follow_up_reads import submit_follow_up_read
 from annotations.tasks.consensus import compute_case_consensus
@@ -34,6 +34,11 @@ def admin_client(client):
 @pytest.mark.django_db
 def test_an_admin_creates_a_follow_up_task_and_the_rule_adds_the_later_studies(admin_client, tmp_path):
     series = import_time_points(tmp_path)
+    middle = list(series[0].instances.order_by("sort_position_mm"))[4]
+    ReferenceLesion.objects.create(
+        series=series[0], label="Liver", center_patient_mm=[-8.0, 6.0, 0.0], long_axis_mm=20.0,
+        sop_instance_uid=middle.sop_instance_uid,
+    )  # fmt: skip
 
     response = admin_client.post(
         reverse("console:task-create"),
@@ -45,6 +50,12 @@ def test_an_admin_creates_a_follow_up_task_and_the_rule_adds_the_later_studies(a
     assert task.is_follow_up
     (case,) = Case.objects.filter(task=task)
     assert [point.series_id for point in case.time_points.order_by("index")] == [s.id for s in series]
+    # The baseline series' reference lesion is the answer key: a line through its centre on its slice.
+    (lesion,) = case.baseline_lesions.all()
+    assert (lesion.key, lesion.label) == ("B1", "Liver")
+    assert lesion.long_axis["sop_instance_uid"] == middle.sop_instance_uid
+    assert lesion.long_axis["start"] == [13.5, 37.5] and lesion.long_axis["end"] == [33.5, 37.5]
+    assert lesion.long_axis["length_mm"] == pytest.approx(20.0)
 
 
 @pytest.mark.django_db
