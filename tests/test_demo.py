@@ -26,6 +26,9 @@ def test_make_demo_creates_task_cases_ground_truth_and_logins(monkeypatch):
     assert lesion.long_axis_mm == 16.0
     assert Instance.objects.filter(sop_instance_uid=lesion.sop_instance_uid).exists()
 
+    from annotations.selectors import open_tasks
+
+    assert open_tasks().first().name == DEMO_TASK  # the booth task stays first, above the follow-up demo
     call_command("make_demo", "--no-odd-dicom")
     assert Series.objects.filter(study__collection__name=DEMO_COLLECTION).count() == 2
     # The booth task and the simulated study, and the same two for follow-up reads (test_demo_follow_up.py).

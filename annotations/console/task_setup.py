@@ -155,6 +155,8 @@ def save_task(
     kind = values.get("kind", task.kind if task else Task.Kind.SINGLE)
     if task is not None and kind != Task.objects.get(pk=task.pk).kind and Case.objects.filter(task=task).exists():
         raise ValueError("a task's kind cannot change once it has cases")
+    if kind == Task.Kind.FOLLOW_UP and values.get("adaptive_reads"):
+        raise ValueError("adaptive reads are for single-time-point tasks; give a follow-up task fixed reads per case")
     needs_baseline_task = values.get("baseline_source") in (Task.BaselineSource.CONSENSUS, Task.BaselineSource.OWN_READ)
     if kind == Task.Kind.FOLLOW_UP and needs_baseline_task and not values.get("baseline_task"):
         raise ValueError("a consensus or own-read baseline needs the baseline task")

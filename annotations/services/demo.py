@@ -74,6 +74,11 @@ def make_demo(
         store_reference_lesions(patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm)
     if include_odd_dicom:
         import_odd_dicom()
+    if follow_up:
+        from annotations.services.demo_follow_up import make_follow_up_demo
+
+        # Made before the booth task so that one stays first on the reader's list (newest first).
+        make_follow_up_demo(simulated_study=simulated_study)
     with transaction.atomic():
         admin_user = _ensure_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
         _ensure_user(*DEMO_RESEARCHER, role=RESEARCHER)
@@ -92,10 +97,6 @@ def make_demo(
         from annotations.services.demo_study import simulate_reader_study
 
         simulate_reader_study(series=list(Series.objects.filter(series_instance_uid__in=series_uids)))
-    if follow_up:
-        from annotations.services.demo_follow_up import make_follow_up_demo
-
-        make_follow_up_demo(simulated_study=simulated_study)
     return DemoSummary(created=True, series=series_uids, task_id=task.pk, logins=_logins())
 
 

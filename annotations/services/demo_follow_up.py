@@ -22,6 +22,7 @@ from django.db import transaction
 from annotations.models import BaselineLesion, Case, ReferenceLesion, Task
 from annotations.services import recist
 from annotations.services.assignment import next_case
+from annotations.services.demo_study import SIMULATED_READERS, simulated_reader
 from annotations.services.follow_up_reads import submit_follow_up_read
 from annotations.services.longitudinal_consensus import recompute_follow_up_task
 from annotations.services.time_points import create_follow_up_case, time_points_of
@@ -227,8 +228,6 @@ def store_answer_key(case: Case, course: FollowUpCourse) -> None:
 
 def simulate_follow_up_study(*, series_by_course: list[list[Series]], seed: int = 11) -> Task:
     """Create (once) a closed follow-up task with five simulated readers' follow-up reads; return it."""
-    from annotations.services.demo_study import SIMULATED_READERS, _simulated_reader
-
     existing = Task.objects.filter(name=FOLLOW_UP_STUDY_TASK).first()
     if existing is not None:
         return existing
@@ -246,7 +245,7 @@ def simulate_follow_up_study(*, series_by_course: list[list[Series]], seed: int 
             store_answer_key(case, course)
     courses = {course.patient_id: course for course in COURSES}
     for name, role, years, noise in SIMULATED_READERS:
-        simulated = _simulated_reader(name, role, years, noise)
+        simulated = simulated_reader(name, role, years, noise)
         while (case := next_case(reader=simulated.reader, task=task, rng=rng)) is not None:
             course = courses[case.series.study.patient_id]
             document = simulated_follow_up_read(case, course, noise_mm=noise, rng=rng)
