@@ -57,3 +57,17 @@ def test_the_consensus_task_computes_a_follow_up_case_over_time(tmp_path):
     figures = follow_up_task_agreement(task=scene.task)
     assert figures["subjects"] == 2
     assert {row["vs_consensus"]["agree"] for row in figures["readers"]} == {2, 1}
+
+
+def test_the_stale_sweep_recomputes_a_follow_up_case_only_when_it_has_new_reads(tmp_path):
+    from annotations.services.consensus import stale_case_ids
+    from annotations.tasks.consensus import sweep_stale_consensus
+
+    scene = build_follow_up_scene(tmp_path)
+    submit(scene, ReaderFactory(), (12.0, 10.0), (15.0, 15.0))
+    assert stale_case_ids(task=scene.task) == [scene.case.pk]
+
+    sweep_stale_consensus()
+
+    assert stale_case_ids(task=scene.task) == []
+    assert CaseConsensus.objects.get(case=scene.case, is_current=True).algorithm_version.startswith("longitudinal")
