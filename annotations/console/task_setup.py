@@ -19,6 +19,7 @@ from django.db import transaction
 
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
+from annotations.services import time_points
 from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
 from viewer.models import Instance, Series
 from viewer.tasks import warm_series_cache
@@ -35,6 +36,9 @@ TASK_FIELDS = (
     "min_support",
     "finding",
     "is_open",
+    "kind",
+    "baseline_source",
+    "baseline_task",
 )
 
 
@@ -148,6 +152,14 @@ def save_task(
         raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
     if values.get("adaptive_reads") and values.get("min_reads", 2) > reads_per_case:
         raise ValueError(f"minimum reads {values['min_reads']} exceed the most reads per case {reads_per_case}")
+    kind = values.get("kind", task.kind if task else Task.Kind.SINGLE)
+    if task is not None and kind != Task.objects.get(pk=task.pk).kind and Case.objects.filter(task=task).exists():
+        raise ValueError("a task's kind cannot change once it has cases")
+    if kind == Task.Kind.FOLLOW_UP and values.get("adaptive_reads"):
+        raise ValueError("adaptive reads are for single-time-point tasks; give a follow-up task fixed reads per case")
+    needs_baseline_task = values.get("baseline_source") in (Task.BaselineSource.CONSENSUS, Task.BaselineSource.OWN_READ)
+    if kind == Task.Kind.FOLLOW_UP and needs_baseline_task and not values.get("baseline_task"):
+        raise ValueError("a consensus or own-read baseline needs the baseline task")
     # The form has already copied its values onto `task`, so the stored row says whether it was open.
     was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
     if task is None:
@@ -175,7 +187,16 @@ def save_task(
     ]
     next_number = max(numbers, default=0) + 1
     added_series_ids = []
-    for series_id in series_ids:
+    if task.is_follow_up:
+        for group in _patient_groups(series_ids):
+            if group[0].pk in existing:
+                continue
+            added_series_ids += [series.pk for series in group]
+            # Labels are seen by readers: a running number, never patient identifiers.
+            _create_follow_up_case(task=task, series=group, label=f"Case {next_number}")
+            next_number += 1
+            result.cases_added += 1
+    for series_id in series_ids if not task.is_follow_up else []:
         case = existing.get(series_id)
         if case is None:
             added_series_ids.append(series_id)
@@ -199,6 +220,51 @@ def save_task(
         # A task that was already open only needs its new series warmed.
         warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
     return result
+
+
+def _patient_groups(series_ids: list[int]) -> list[list[Series]]:
+    """Group picked series by patient, each group in study order (the baseline first)."""
+    groups: dict[str, list[Series]] = {}
+    for series in Series.objects.select_related("study").filter(pk__in=series_ids).order_by("pk"):
+        # A series without PatientID has no time line: alone in its group, refused when the case is made.
+        key = series.study.patient_id or f"no-patient-{series.pk}"
+        groups.setdefault(key, []).append(series)
+    ordered = []
+    for group in groups.values():
+        ordered.append(
+            sorted(
+                group,
+                key=lambda s: time_points.study_order_key(
+                    s.study.study_date, s.study.study_time, s.study.study_instance_uid
+                ),
+            )
+        )
+    return sorted(ordered, key=lambda group: group[0].pk)
+
+
+def _create_follow_up_case(*, task: Task, series: list[Series], label: str) -> Case:
+    """Create a follow-up case of one patient's picked series; one picked series is the baseline of the rule.
+
+    Several picked series of one patient are the admin's choice of time points (one per study); a single one
+    gets, by the rule, one series per later study of the patient (same modality, closest description).
+    """
+    if len(series) == 1:
+        baseline = series[0]
+        series = time_points.series_by_rule(baseline=baseline)
+        if len(series) < 2:
+            raise ValueError(
+                f"series #{baseline.pk} ({baseline.study.patient_id or 'no patient id'}) has no later study "
+                f"of the same modality to follow up"
+            )
+    try:
+        case = time_points.create_follow_up_case(task=task, series=series, label=label)
+    except time_points.TimePointError as error:
+        raise ValueError(str(error)) from error
+    if task.baseline_source == Task.BaselineSource.CONSENSUS:
+        time_points.freeze_consensus_baseline(case=case)
+    elif task.baseline_source == Task.BaselineSource.ANSWER_KEY:
+        time_points.answer_key_from_references(case=case)
+    return case
 
 
 @transaction.atomic

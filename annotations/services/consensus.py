@@ -49,6 +49,7 @@ from annotations.services.geometry import (
     series_geometry,
     series_geometry_from_frames,
 )
+from annotations.services.longitudinal_core import ALGORITHM_VERSION as LONGITUDINAL_VERSION
 from viewer.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -445,7 +446,10 @@ def stale_case_ids(*, task: Task | None = None) -> list[int]:
     cases = Case.objects.filter(reads__isnull=False)
     if task is not None:
         cases = cases.filter(task=task)
+    # Follow-up cases have their own algorithm; with own-read baselines they have no consensus at all.
+    cases = cases.exclude(task__kind=Task.Kind.FOLLOW_UP, task__baseline_source=Task.BaselineSource.OWN_READ)
     newest_read = dict(cases.values("pk").annotate(newest=Max("reads__submitted_at")).values_list("pk", "newest"))
+    follow_up = set(cases.filter(task__kind=Task.Kind.FOLLOW_UP).values_list("pk", flat=True))
     current = {
         row["case_id"]: row
         for row in CaseConsensus.objects.filter(case_id__in=list(newest_read), is_current=True).values(
@@ -455,7 +459,8 @@ def stale_case_ids(*, task: Task | None = None) -> list[int]:
     stale = []
     for case_id, newest in newest_read.items():
         row = current.get(case_id)
-        if row is None or row["algorithm_version"] != ALGORITHM_VERSION or row["computed_at"] < newest:
+        version = LONGITUDINAL_VERSION if case_id in follow_up else ALGORITHM_VERSION
+        if row is None or row["algorithm_version"] != version or row["computed_at"] < newest:
             stale.append(case_id)
     return sorted(stale)
 

@@ -54,7 +54,11 @@ def demo_exists() -> bool:
 
 
 def make_demo(
-    *, patients: list[SyntheticPatient] | None = None, include_odd_dicom: bool = True, simulated_study: bool = True
+    *,
+    patients: list[SyntheticPatient] | None = None,
+    include_odd_dicom: bool = True,
+    simulated_study: bool = True,
+    follow_up: bool = True,
 ) -> DemoSummary:
     """Create the demo data and accounts unless they exist; return what is there."""
     if demo_exists():
@@ -70,6 +74,11 @@ def make_demo(
         store_reference_lesions(patient, written.series_instance_uid, written.sop_instance_uids, written.slice_z_mm)
     if include_odd_dicom:
         import_odd_dicom()
+    if follow_up:
+        from annotations.services.demo_follow_up import make_follow_up_demo
+
+        # Made before the booth task so that one stays first on the reader's list (newest first).
+        make_follow_up_demo(simulated_study=simulated_study)
     with transaction.atomic():
         admin_user = _ensure_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
         _ensure_user(*DEMO_RESEARCHER, role=RESEARCHER)

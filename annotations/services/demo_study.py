@@ -56,7 +56,7 @@ def simulate_reader_study(*, series: list[Series], seed: int = 7) -> Task:
         )
         for index, one_series in enumerate(series):
             Case.objects.create(task=task, series=one_series, label=f"Study case {index + 1}", is_gold=index == 0)
-    readers = [_simulated_reader(name, role, years, noise) for name, role, years, noise in SIMULATED_READERS]
+    readers = [simulated_reader(name, role, years, noise) for name, role, years, noise in SIMULATED_READERS]
     for simulated in readers:
         while (case := next_case(reader=simulated.reader, task=task, rng=rng)) is not None:
             submit_read(reader=simulated.reader, document=_read_document(case, simulated, rng))
@@ -68,7 +68,7 @@ def simulate_reader_study(*, series: list[Series], seed: int = 7) -> Task:
     return task
 
 
-def _simulated_reader(name: str, role: str, years: int, noise_mm: float) -> SimulatedReader:
+def simulated_reader(name: str, role: str, years: int, noise_mm: float) -> SimulatedReader:
     reader = Reader.objects.filter(display_name=name).first()
     if reader is None:
         # A random PIN nobody knows: simulated readers never sign in.

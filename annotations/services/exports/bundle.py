@@ -139,7 +139,7 @@ class SegmentLinks:
         )
 
 
-def _dicom_bytes(ds: Dataset) -> bytes:
+def dicom_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -203,7 +203,7 @@ def iter_dicom_documents(
             reader=reader_label(read.reader, pseudonymise=pseudonymise),
             consensus_id="",
             algorithm_version="",
-            n_lesions=_count_lesions(ds, kind),
+            n_lesions=count_lesions(ds, kind),
             sop_instance_uid=ds.SOPInstanceUID,
             series_instance_uid=ds.SeriesInstanceUID,
             source_series_instance_uid=read.case.series.series_instance_uid,
@@ -238,7 +238,7 @@ def iter_dicom_documents(
             reader="",
             consensus_id=consensus.pk,
             algorithm_version=consensus.algorithm_version,
-            n_lesions=_count_lesions(ds, kind),
+            n_lesions=count_lesions(ds, kind),
             sop_instance_uid=ds.SOPInstanceUID,
             series_instance_uid=ds.SeriesInstanceUID,
             source_series_instance_uid=consensus.case.series.series_instance_uid,
@@ -246,7 +246,7 @@ def iter_dicom_documents(
         yield entry, ds
 
 
-def _count_lesions(ds: Dataset, kind: DicomKind) -> int:
+def count_lesions(ds: Dataset, kind: DicomKind) -> int:
     if kind == "seg":
         return len(ds.SegmentSequence)
     # TID 1500: the "Imaging Measurements" container holds a group per lesion's lines and per lesion's
@@ -276,9 +276,16 @@ def write_dicom_set(
     """Write the task's SR or SEG documents into the archive; return their manifest entries."""
     entries = []
     for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick, links=links):
-        archive.writestr(entry.file, _dicom_bytes(ds))
+        archive.writestr(entry.file, dicom_bytes(ds))
         entries.append(entry)
     return entries
+
+
+def csv_entry_name(task: Task, part: str) -> str:
+    """The CSV's name inside an archive: reads/consensus, or follow-up lesions/responses for follow-up tasks."""
+    if task.is_follow_up:
+        return "follow-up-lesions.csv" if part == "csv" else "follow-up-responses.csv"
+    return "reads.csv" if part == "csv" else "consensus.csv"
 
 
 def write_csv_entry(archive: zipfile.ZipFile, name: str, lines: Iterable[str]) -> None:
@@ -307,6 +314,8 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
         "Contents",
         "--------",
     ]
+    if task.is_follow_up:
+        return "\n".join(lines + _follow_up_contents(parts, counts)) + "\n"
     if "csv" in parts:
         lines += [
             f"reads.csv       one row per mark of every read, every version ({counts.get('csv', 0)} rows):",
@@ -343,3 +352,23 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
             "SR and SEG open in OHIF, 3D Slicer (QuantitativeReporting), dcmqi and dcmtk (dsrdump).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _follow_up_contents(parts: list[str], counts: dict[str, int]) -> list[str]:
+    lines = []
+    if "csv" in parts:
+        lines += [
+            f"follow-up-lesions.csv    one row per lesion per time point per read ({counts.get('csv', 0)} rows).",
+        ]
+    if "consensus_csv" in parts:
+        lines += [
+            f"follow-up-responses.csv  RECIST 1.1 per patient, time point and read, consensus and answer key "
+            f"({counts.get('consensus_csv', 0)} rows).",
+        ]
+    if "sr" in parts:
+        lines += [
+            f"sr/                      TID 1500 per read and time point, consensus and baseline ({counts.get('sr', 0)}"
+            " files): sr/case-<case>/tp-<index>/...; a lesion keeps one tracking UID at every time point.",
+            "manifest.csv             every DICOM file with its case, read, reader and UIDs.",
+        ]
+    return lines + ["Columns: docs/exports.md (Follow-up tasks) in the Readerboard repository."]
