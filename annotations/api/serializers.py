@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from annotations.models.tasks import ReaderRole, Tool
+from annotations.models.tasks import ReaderRole, Task, Tool
 from annotations.services.readers import MAX_YEARS_EXPERIENCE
 
 
@@ -79,6 +79,7 @@ class TaskBriefSerializer(serializers.Serializer):
     tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
     max_lesions_per_case = serializers.IntegerField(allow_null=True)
     instructions_html = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Task.Kind.choices, help_text="follow_up: see docs/follow-up.md.")
 
 
 class InstanceForReadingSerializer(serializers.Serializer):
@@ -95,6 +96,48 @@ class WindowPresetSerializer(serializers.Serializer):
     width = serializers.FloatField()
 
 
+class _LineRefSerializer(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField(min_value=1)
+    start = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, help_text="[column, row]")
+    end = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, help_text="[column, row]")
+    length_mm = serializers.FloatField(min_value=0)
+
+
+class TimePointInstanceSerializer(InstanceForReadingSerializer):
+    image_position_patient = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    image_orientation_patient = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+
+
+class TimePointSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="0 is the baseline.")
+    label = serializers.CharField()
+    study_date = serializers.DateField(allow_null=True)
+    study_time = serializers.CharField(allow_blank=True, help_text="DICOM TM (HHMMSS[.ffffff]) or empty.")
+    study_instance_uid = serializers.CharField()
+    series_instance_uid = serializers.CharField()
+    modality = serializers.CharField()
+    frame_of_reference_uid = serializers.CharField(allow_blank=True)
+    instances = TimePointInstanceSerializer(many=True)
+    window_presets = WindowPresetSerializer(many=True)
+
+
+class BaselineLesionSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The lesion's identity at every time point, e.g. B1.")
+    label = serializers.CharField()
+    site = serializers.CharField(allow_null=True)
+    is_node = serializers.BooleanField()
+    long_axis = _LineRefSerializer(allow_null=True)
+    short_axis = _LineRefSerializer(allow_null=True)
+    center_patient_mm = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+
+
+class FollowUpSerializer(serializers.Serializer):
+    baseline_source = serializers.ChoiceField(choices=Task.BaselineSource.choices)
+    time_points = TimePointSerializer(many=True)
+    baseline_lesions = BaselineLesionSerializer(many=True)
+
+
 class CaseForReadingSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     label = serializers.CharField()
@@ -106,6 +149,7 @@ class CaseForReadingSerializer(serializers.Serializer):
     wadors_root = serializers.CharField()
     instances = InstanceForReadingSerializer(many=True)
     window_presets = WindowPresetSerializer(many=True)
+    follow_up = FollowUpSerializer(required=False, help_text="Only for cases of follow-up tasks.")
 
 
 class LeaseSerializer(serializers.Serializer):

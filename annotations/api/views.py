@@ -17,7 +17,7 @@ from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
-from annotations.services import assignment, leaderboard, readers
+from annotations.services import assignment, leaderboard, readers, time_points
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
 from annotations.services.roles import user_roles
 
@@ -285,7 +285,7 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
     """Return the CaseForReading object: the task's rules and the images, never anyone's marks."""
     task = case.task
     series = case.series
-    return {
+    answer = {
         "id": case.pk,
         "label": case.label or f"Case {case.pk}",
         "task": {
@@ -294,6 +294,7 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
             "tools": list(task.tools or []),
             "max_lesions_per_case": task.max_lesions_per_case,
             "instructions_html": instructions_html(task),
+            "kind": task.kind,
         },
         "lease_expires_at": lease.expires_at,
         "study_instance_uid": series.study.study_instance_uid,
@@ -312,3 +313,6 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
         ],
         "window_presets": window_presets(series),
     }
+    if task.is_follow_up:
+        answer["follow_up"] = time_points.follow_up_payload(case=case, reader=lease.reader)
+    return answer

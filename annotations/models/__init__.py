@@ -2,14 +2,18 @@
 
 from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQuality
 from annotations.models.exports import ExportJob
+from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
 from annotations.models.reads import Mark, MaskSlice, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task
 
 __all__ = [
+    "BaselineLesion",
     "Case",
     "CaseConsensus",
+    "CaseTimePoint",
     "ConsensusLesion",
     "ExportJob",
+    "FollowUpMeasurement",
     "Lease",
     "Mark",
     "MaskSlice",

@@ -61,6 +61,15 @@ class Task(models.Model):
         STAPLE = "staple", "STAPLE"
         MAJORITY = "majority", "Majority vote"
 
+    class Kind(models.TextChoices):
+        SINGLE = "single", "Single time point"
+        FOLLOW_UP = "follow_up", "Follow-up (baseline and follow-up studies, RECIST 1.1)"
+
+    class BaselineSource(models.TextChoices):
+        ANSWER_KEY = "answer_key", "Answer key (known baseline lesions)"
+        CONSENSUS = "consensus", "Consensus of the baseline task"
+        OWN_READ = "own_read", "The reader's own baseline read"
+
     name = models.CharField(max_length=200, unique=True)
     instructions_md = models.TextField(blank=True)
     tools = models.JSONField(default=default_tools)
@@ -75,11 +84,22 @@ class Task(models.Model):
     # None means a majority of the case's readers.
     min_support = models.PositiveSmallIntegerField(null=True, blank=True)
     finding = models.CharField(max_length=64, default="Neoplasm")
+    # Follow-up tasks (docs/follow-up.md): each case is one patient over time.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SINGLE)
+    baseline_source = models.CharField(max_length=16, choices=BaselineSource.choices, default=BaselineSource.ANSWER_KEY)
+    # The single-time-point task whose consensus or reads give the baseline lesions.
+    baseline_task = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_up_tasks"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_follow_up(self) -> bool:
+        return self.kind == Task.Kind.FOLLOW_UP
 
 
 class Case(models.Model):

@@ -114,11 +114,13 @@ def write_series(
     *,
     study_description: str = "CT CHEST ABDOMEN",
     uid_seed: str | None = None,
+    study_datetime: dt.datetime | None = None,
 ) -> WrittenSeries:
     """Write the patient's CT as one file per slice in out_dir; return the UIDs and paths.
 
     With `uid_seed` every UID is derived from it, so writing and importing the same series
     again (after an interrupted demo set-up, say) is a no-op instead of a second copy.
+    `study_datetime` dates the study (follow-up demos write one patient's studies at several dates).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     volume, (x0, y0), zs = volume_hu(patient)
@@ -131,7 +133,7 @@ def write_series(
     series_uid = new_uid("series")
     frame_uid = new_uid("frame-of-reference")
     written = WrittenSeries(study_uid, series_uid, origin_mm=(x0, y0))
-    now = dt.datetime(2026, 11, 1, 9, 30, 0)
+    now = study_datetime or dt.datetime(2026, 11, 1, 9, 30, 0)
     intercept = -1024.0
     for k, z in enumerate(zs):
         sop_uid = new_uid("instance", k)
