@@ -558,6 +558,10 @@ export class FollowUpReading {
       timePoint: () => this.timePoint,
       link: () => this.link?.state(),
       measurements: () => this.measurements(),
+      baselineAnnotations: () =>
+        measurementAnnotations()
+          .filter((item) => item.data.readerboardBaseline)
+          .map((item) => ({ id: item.data.readerboardBaseline, imageId: item.metadata.referencedImageId, locked: annotation.locking.isAnnotationLocked(item.annotationUID) })),
       result: () => this.result,
     };
   }
