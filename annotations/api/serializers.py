@@ -189,8 +189,23 @@ class _FlagsSerializer(serializers.Serializer):
     quality_problem = serializers.BooleanField(required=False, default=False)
 
 
+class _FollowUpLesionSerializer(serializers.Serializer):
+    lesion = serializers.IntegerField(min_value=1, help_text="Unique within the whole read.")
+    baseline_lesion = serializers.CharField(required=False, help_text="The baseline lesion's id, e.g. B1.")
+    new = serializers.BooleanField(required=False, default=False)
+    status = serializers.ChoiceField(choices=["measured", "disappeared", "not_evaluable"])
+    long_axis = _LineSerializer(required=False)
+    short_axis = _LineSerializer(required=False)
+    site = serializers.CharField(required=False, max_length=64)
+
+
+class _FollowUpTimePointSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=1)
+    lesions = _FollowUpLesionSerializer(many=True)
+
+
 class ReadDocumentSerializer(serializers.Serializer):
-    """The read document of docs/read-format.md (schema only)."""
+    """The read document of docs/read-format.md, or of docs/follow-up.md for follow-up cases (schema only)."""
 
     client_uuid = serializers.UUIDField()
     case = serializers.IntegerField()
@@ -198,7 +213,10 @@ class ReadDocumentSerializer(serializers.Serializer):
     duration_s = serializers.FloatField(min_value=0, max_value=86_400)
     flags = _FlagsSerializer()
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    lesions = _LesionSerializer(many=True)
+    lesions = _LesionSerializer(many=True, required=False, help_text="Single-time-point cases (required there).")
+    time_points = _FollowUpTimePointSerializer(
+        many=True, required=False, help_text="Follow-up cases instead of lesions (docs/follow-up.md)."
+    )
 
 
 class ReadRefSerializer(serializers.Serializer):
@@ -207,9 +225,21 @@ class ReadRefSerializer(serializers.Serializer):
     case = serializers.IntegerField()
 
 
+class RecistResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    sum_mm = serializers.FloatField(allow_null=True)
+    baseline_sum_mm = serializers.FloatField()
+    nadir_sum_mm = serializers.FloatField()
+    change_from_baseline_pct = serializers.FloatField(allow_null=True)
+    change_from_nadir_pct = serializers.FloatField(allow_null=True)
+    new_lesions = serializers.IntegerField()
+    response = serializers.ChoiceField(choices=["CR", "PR", "SD", "PD", "NE"])
+
+
 class ReadSavedSerializer(serializers.Serializer):
     read = ReadRefSerializer()
     me = MeSerializer()
+    recist = RecistResultSerializer(many=True, required=False, help_text="Follow-up reads: RECIST per time point.")
 
 
 class LeaderboardEntrySerializer(serializers.Serializer):

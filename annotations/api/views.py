@@ -17,7 +17,7 @@ from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
-from annotations.services import assignment, leaderboard, readers, time_points
+from annotations.services import assignment, follow_up_reads, leaderboard, readers, time_points
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
 from annotations.services.roles import user_roles
 
@@ -257,19 +257,22 @@ class ReadSubmitView(ReadingAPIView):
     def post(self, request: Request) -> Response:
         try:
             with transaction.atomic():
-                result = submit_read(reader=self.reader, document=request.data)
+                if follow_up_reads.is_follow_up_document(request.data):
+                    result = follow_up_reads.submit_follow_up_read(reader=self.reader, document=request.data)
+                else:
+                    result = submit_read(reader=self.reader, document=request.data)
         except ReadValidationError as exc:
             return _errors(exc.errors)
         except ReadConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         read = result.read
-        return Response(
-            {
-                "read": {"id": read.pk, "version": read.version, "case": read.case_id},
-                "me": me_payload(request, self.reader),
-            },
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
+        answer = {
+            "read": {"id": read.pk, "version": read.version, "case": read.case_id},
+            "me": me_payload(request, self.reader),
+        }
+        if read.case.task.is_follow_up:
+            answer["recist"] = follow_up_reads.read_recist(read)
+        return Response(answer, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 class LeaderboardView(ReadingAPIView):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,10 +22,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader
+from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader, Task
 from annotations.models.reads import MarkKind
 from annotations.models.tasks import Tool
 from annotations.services import assignment, background
+from viewer.models import Instance
 
 logger = logging.getLogger(__name__)
 
@@ -140,22 +142,33 @@ def read_envelope(document: Any) -> tuple[uuid.UUID, int]:
     return client_uuid, case_id
 
 
-def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
-    """Return the parsed read, or raise ReadValidationError listing every broken rule by JSON path."""
-    errors: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class ReadEnvelope:
+    """The fields every read document shares (single and follow-up): who, when, flags, comment."""
 
-    def fail(path: str, message: str) -> None:
-        errors.setdefault(path, []).append(message)
+    client_uuid: uuid.UUID | None
+    case_id: Any
+    started_at: datetime | None
+    duration_s: Any
+    flags: dict[str, bool]
+    comment: str
 
-    if not isinstance(document, dict):
-        raise ReadValidationError({"": ["the read must be a JSON object"]})
-    for name in sorted(set(document) - TOP_LEVEL_FIELDS):
+
+def parse_envelope(
+    document: dict, *, rules: ReadRules, fail, fields: set[str], required: tuple[str, ...]
+) -> ReadEnvelope:
+    """Check the shared top-level fields of a read document, reporting errors through `fail(path, message)`."""
+    for name in sorted(set(document) - fields):
         fail(name, "unknown field")
-    for name in REQUIRED_FIELDS:
+    for name in required:
         if name not in document:
             fail(name, "this field is required")
 
+    errors: dict[str, list[str]] = {}
     client_uuid = _parse_uuid(document.get("client_uuid"), "client_uuid", errors) if "client_uuid" in document else None
+    for path, messages in errors.items():
+        for message in messages:
+            fail(path, message)
     case_id = document.get("case")
     if "case" in document and (not _is_int(case_id) or case_id < 1):
         fail("case", "must be a case id (a positive integer)")
@@ -195,6 +208,51 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         comment = ""
     elif len(comment) > MAX_COMMENT_CHARS:
         fail("comment", f"at most {MAX_COMMENT_CHARS} characters ({len(comment)} sent)")
+    return ReadEnvelope(client_uuid, case_id, started_at, duration_s, flags, comment)
+
+
+def parse_lesion_lines(lesion: dict, path: str, number: int | None, rules: ReadRules, fail) -> list[ParsedLine]:
+    """Return the parsed long and short axis of one lesion object (either may be absent), checked against the task.
+
+    The short axis must sit on the long axis' frame and not be longer; `number` None parses without keeping.
+    """
+    lines: list[ParsedLine] = []
+    long_axis = lesion.get("long_axis")
+    short_axis = lesion.get("short_axis")
+    parsed_long = None
+    if long_axis is not None:
+        if not ({Tool.LONG_AXIS, Tool.BIDIRECTIONAL} & rules.tools):
+            fail(f"{path}.long_axis", "the task does not offer line measurements")
+        parsed_long = _parse_line(long_axis, f"{path}.long_axis", rules, fail)
+    if short_axis is not None:
+        if Tool.BIDIRECTIONAL not in rules.tools:
+            fail(f"{path}.short_axis", "the task does not offer bidirectional measurements")
+        parsed_short = _parse_line(short_axis, f"{path}.short_axis", rules, fail)
+        if long_axis is None:
+            fail(f"{path}.short_axis", "a short_axis needs a long_axis")
+        elif parsed_long and parsed_short:
+            if (parsed_short[0], parsed_short[1]) != (parsed_long[0], parsed_long[1]):
+                fail(f"{path}.short_axis", "must be on the same instance and frame as the long_axis")
+            elif parsed_short[4] > parsed_long[4] + LENGTH_TOLERANCE_MM:
+                fail(f"{path}.short_axis", "is longer than the long_axis")
+        if parsed_short and number is not None:
+            lines.append(ParsedLine(number, MarkKind.SHORT_AXIS, *parsed_short))
+    if parsed_long and number is not None:
+        lines.append(ParsedLine(number, MarkKind.LONG_AXIS, *parsed_long))
+    return lines
+
+
+def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
+    """Return the parsed read, or raise ReadValidationError listing every broken rule by JSON path."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    if not isinstance(document, dict):
+        raise ReadValidationError({"": ["the read must be a JSON object"]})
+    envelope = parse_envelope(document, rules=rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
+    flags = envelope.flags
 
     lines: list[ParsedLine] = []
     mask_slices: list[ParsedMaskSlice] = []
@@ -227,31 +285,10 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
             fail(f"{path}.lesion", f"lesion number {number} is used twice")
         else:
             seen_numbers.add(number)
-        long_axis = lesion.get("long_axis")
-        short_axis = lesion.get("short_axis")
         mask = lesion.get("mask")
-        if long_axis is None and mask is None:
+        if lesion.get("long_axis") is None and mask is None:
             fail(path, "a lesion needs a long_axis or a mask")
-        parsed_long = None
-        if long_axis is not None:
-            if not ({Tool.LONG_AXIS, Tool.BIDIRECTIONAL} & rules.tools):
-                fail(f"{path}.long_axis", "the task does not offer line measurements")
-            parsed_long = _parse_line(long_axis, f"{path}.long_axis", rules, fail)
-        if short_axis is not None:
-            if Tool.BIDIRECTIONAL not in rules.tools:
-                fail(f"{path}.short_axis", "the task does not offer bidirectional measurements")
-            parsed_short = _parse_line(short_axis, f"{path}.short_axis", rules, fail)
-            if long_axis is None:
-                fail(f"{path}.short_axis", "a short_axis needs a long_axis")
-            elif parsed_long and parsed_short:
-                if (parsed_short[0], parsed_short[1]) != (parsed_long[0], parsed_long[1]):
-                    fail(f"{path}.short_axis", "must be on the same instance and frame as the long_axis")
-                elif parsed_short[4] > parsed_long[4] + LENGTH_TOLERANCE_MM:
-                    fail(f"{path}.short_axis", "is longer than the long_axis")
-            if parsed_short and number is not None:
-                lines.append(ParsedLine(number, MarkKind.SHORT_AXIS, *parsed_short))
-        if parsed_long and number is not None:
-            lines.append(ParsedLine(number, MarkKind.LONG_AXIS, *parsed_long))
+        lines.extend(parse_lesion_lines(lesion, path, number, rules, fail))
         if mask is not None:
             if Tool.MASK not in rules.tools:
                 fail(f"{path}.mask", "the task does not offer lesion masks")
@@ -262,14 +299,14 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
     if errors:
         raise ReadValidationError(errors)
     return ParsedRead(
-        client_uuid=client_uuid,
-        case_id=case_id,
-        started_at=started_at,
-        duration_s=float(duration_s),
+        client_uuid=envelope.client_uuid,
+        case_id=envelope.case_id,
+        started_at=envelope.started_at,
+        duration_s=float(envelope.duration_s),
         no_lesion=flags["no_lesion"],
         skip=flags["skip"],
         quality_problem=flags["quality_problem"],
-        comment=comment,
+        comment=envelope.comment,
         lines=lines,
         mask_slices=mask_slices,
     )
@@ -277,6 +314,11 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
 
 def rules_for_case(case: Case) -> ReadRules:
     """Return the task's rules and the geometry of every instance of the case's series."""
+    return rules_for_series(task=case.task, series_id=case.series_id)
+
+
+def rules_for_series(*, task: Task, series_id: int) -> ReadRules:
+    """Return the task's rules and the geometry of every instance of one series (a follow-up reads several)."""
     instances = {
         uid: InstanceGeometry(
             pk=pk,
@@ -285,21 +327,45 @@ def rules_for_case(case: Case) -> ReadRules:
             number_of_frames=frames or 1,
             pixel_spacing_mm=_spacing(spacing),
         )
-        for uid, pk, rows, columns, frames, spacing in case.series.instances.values_list(
+        for uid, pk, rows, columns, frames, spacing in Instance.objects.filter(series_id=series_id).values_list(
             "sop_instance_uid", "pk", "rows", "columns", "number_of_frames", "pixel_spacing_mm"
         )
     }
     return ReadRules(
-        tools=frozenset(case.task.tools or []),
-        max_lesions_per_case=case.task.max_lesions_per_case,
+        tools=frozenset(task.tools or []),
+        max_lesions_per_case=task.max_lesions_per_case,
         instances=instances,
     )
+
+
+@dataclass(frozen=True)
+class ValidatedRead:
+    """A checked read ready to store: its parsed form, the pk of every instance it may name, and extra rows."""
+
+    parsed: ParsedRead
+    instance_pks: dict[str, int]
+    # Writes rows beside the Read (e.g. follow-up measurements) inside the storing transaction.
+    store_extra: Callable[[Read], None] | None = None
 
 
 def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -> SubmissionResult:
     """Store the read document as a new Read of this reader, or return the one stored under its client_uuid.
 
     Raises ReadValidationError (400) or ReadConflict (409).
+    """
+    return submit_document(reader=reader, document=document, validate=_validate_single_time_point, now=now)
+
+
+def submit_document(
+    *,
+    reader: Reader,
+    document: Any,
+    validate: Callable[[Case, Any], ValidatedRead],
+    now: datetime | None = None,
+) -> SubmissionResult:
+    """Store a read checked by `validate(case, document)`: idempotent by client_uuid, versioned, lease released.
+
+    Shared by single-time-point reads and follow-up reads (services.follow_up_reads).
     """
     now = now or timezone.now()
     client_uuid, case_id = read_envelope(document)
@@ -309,14 +375,19 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
     case = Case.objects.select_related("task", "series").filter(pk=case_id).first()
     if case is None:
         raise ReadValidationError({"case": [f"there is no case {case_id}"]})
-    rules = rules_for_case(case)
-    parsed = validate_read_document(document, rules=rules)
-    instance_pks = {uid: geometry.pk for uid, geometry in rules.instances.items()}
+    validated = validate(case, document)
     try:
         with transaction.atomic():
             read = _store(
-                reader=reader, case_id=case.pk, parsed=parsed, document=document, now=now, instance_pks=instance_pks
+                reader=reader,
+                case_id=case.pk,
+                parsed=validated.parsed,
+                document=document,
+                now=now,
+                instance_pks=validated.instance_pks,
             )
+            if validated.store_extra is not None:
+                validated.store_extra(read)
     except IntegrityError:
         # A concurrent retry of the same submit won the race on client_uuid.
         existing = _stored_retry(client_uuid=client_uuid, reader=reader, document=document)
@@ -327,6 +398,16 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
     background.on_commit_soon(lambda: _queue_consensus(case_id=case_id))
     background.on_commit_soon(_broadcast_leaderboard, coalesce_key="leaderboard-broadcast")
     return SubmissionResult(read=read, created=True)
+
+
+def _validate_single_time_point(case: Case, document: Any) -> ValidatedRead:
+    if case.task.is_follow_up:
+        raise ReadValidationError(
+            {"lesions": [f"case {case.pk} is a follow-up case: send time_points instead (docs/follow-up.md)"]}
+        )
+    rules = rules_for_case(case)
+    parsed = validate_read_document(document, rules=rules)
+    return ValidatedRead(parsed=parsed, instance_pks={uid: geometry.pk for uid, geometry in rules.instances.items()})
 
 
 def _store(
