@@ -123,7 +123,7 @@ def nearest(zs: list[float], z: float) -> int:
 def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_disease(
     live_server, viewer_bundle, follow_up_task, browser_page
 ):
-    from annotations.models import Read
+    from annotations.models import FollowUpMeasurement, Mark, Read
 
     page = browser_page.page
     try:
@@ -204,6 +204,18 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
     assert float(page.locator("[data-testid=new-lesion-mm]").text_content()) == pytest.approx(14.0, abs=2.0)
     assert "1 of 1 done" in page.locator("#follow-up-heading").text_content()
 
+    # A reload keeps the follow-up read: both measurements, what they are tied to, and the landmark link.
+    page.wait_for_function(
+        "() => Object.keys(localStorage).some((k) => k.startsWith('readerboard:draft:') "
+        "&& (localStorage.getItem(k).match(/readerboardFollowUp/g) || []).length === 2)"
+    )
+    page.reload()
+    page.wait_for_function(f"() => window.readerboardViewer?.ready() && {FOLLOW_UP}?.active()", timeout=60_000)
+    page.locator("[data-testid=new-lesion-mm]").wait_for()
+    assert "1 of 1 done" in page.locator("#follow-up-heading").text_content()
+    assert float(page.locator("[data-testid=follow-up-mm]").text_content()) == pytest.approx(20.0, abs=2.0)
+    assert "Linked at a landmark" in page.locator("[data-testid=link-status]").text_content()
+
     shot = browser_page.screenshot("follow-up-desktop.png")
     (ROOT / "docs" / "images").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, ROOT / "docs" / "images" / "follow-up.png")
@@ -226,5 +238,10 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
     browser_page.screenshot("follow-up-result.png")
 
     read = Read.objects.get(reader__display_name="Dr Follow")
-    assert read.case.task_id == follow_up_task.pk
+    lengths = {mark.lesion_index: mark.length_mm for mark in Mark.objects.filter(read=read)}
+    stored = sorted(
+        (m.time_point, m.baseline_key, m.is_new, m.status, round(lengths[m.lesion_index]))
+        for m in FollowUpMeasurement.objects.filter(read=read)
+    )
+    assert stored == [(1, "", True, "measured", 14), (1, "B1", False, "measured", 20)]
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
