@@ -174,6 +174,7 @@ class ReadingSession {
     this.renderPresets();
     const slider = $('#slice-slider');
     slider.max = String(this.imageIds.length);
+    slider.value = String(this.viewer.sliceIndex() + 1); // the stack was shown (at a draft's slice) before max was set
     this.clientUuid = draft?.client_uuid || uuid4();
     this.startedAt = draft?.started_at || new Date().toISOString();
     this.activeLesion = draft?.activeLesion || 1;
