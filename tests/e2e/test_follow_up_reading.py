@@ -1,7 +1,8 @@
 """Follow-up reading in a real headless Chromium against a live server: a reader opens a follow-up
 case, sees the baseline lesion, links and scrolls the two viewports, measures the lesion again at
-follow-up, adds a new lesion, submits, and sees the RECIST response the server computed (a new
-lesion is progressive disease whatever the sum does)."""
+the first follow-up and adds a new lesion there, marks the lesion disappeared at the second, submits,
+and sees the RECIST responses the server computed: a new lesion is progressive disease whatever the
+sum does (follow-up 1), and a target gone with nothing new is a complete response (follow-up 2)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ TRACKED_AT_FOLLOW_UP = SyntheticLesion(center_mm=(-40.0, 20.0, 0.0), diameters_m
 NEW_AT_FOLLOW_UP = SyntheticLesion(center_mm=(35.0, -30.0, 0.0), diameters_mm=(14.0, 12.0, 10.0), hu=35.0)
 BASELINE_DATE = dt.datetime(2026, 1, 5, 10, 15)
 FOLLOW_UP_DATE = dt.datetime(2026, 3, 2, 9, 0)
+SECOND_FOLLOW_UP_DATE = dt.datetime(2026, 5, 4, 14, 30)
 FOLLOW_UP = "window.readerboardViewer.followUp()"
 
 
@@ -41,8 +43,10 @@ def _patient(lesions: list[SyntheticLesion], *, slices: int, slice_spacing_mm: f
 
 @pytest.fixture
 def follow_up_task(transactional_db, isolated_data_dir, tmp_path):
-    """One patient at two dates in two frames of reference (other slice spacing at follow-up), and
-    a follow-up task whose answer key is the baseline lesion's long axis."""
+    """One patient at three dates: follow-up 1 in another frame of reference (and slice spacing),
+    follow-up 2 in the baseline's; a follow-up task whose answer key is the baseline lesion's long axis."""
+    import pydicom
+
     from annotations.models import BaselineLesion, Task
     from annotations.services.time_points import create_follow_up_case
     from tests.factories import TaskFactory, line_json
@@ -61,8 +65,21 @@ def follow_up_task(transactional_db, isolated_data_dir, tmp_path):
         uid_seed="e2e-fu-follow-up",
         study_datetime=FOLLOW_UP_DATE,
     )
+    second_written = write_series(
+        _patient([], slices=11, slice_spacing_mm=2.5),
+        tmp_path / "follow-up-2",
+        uid_seed="e2e-fu-follow-up-2",
+        study_datetime=SECOND_FOLLOW_UP_DATE,
+    )
+    # Same scanner coordinates as the baseline: scrolling is linked without a landmark.
+    baseline_frame = pydicom.dcmread(baseline_written.files[0], stop_before_pixels=True).FrameOfReferenceUID
+    for path in second_written.files:
+        dataset = pydicom.dcmread(path)
+        dataset.FrameOfReferenceUID = baseline_frame
+        dataset.save_as(path)
     series = []
-    for written in (follow_up_written, baseline_written):  # out of order: the case sorts them by date
+    # Out of order: the case sorts them by study date.
+    for written in (follow_up_written, second_written, baseline_written):
         import_paths(written.files, collection_name="Follow-up e2e")
         series.append(Series.objects.get(series_instance_uid=written.series_instance_uid))
     task = TaskFactory(
@@ -73,7 +90,7 @@ def follow_up_task(transactional_db, isolated_data_dir, tmp_path):
         tools=["long_axis", "bidirectional", "skip", "quality_problem"],
     )
     case = create_follow_up_case(task=task, series=series, label="Patient FU")
-    baseline_series = series[1]
+    baseline_series = series[2]
     centre = baseline_series.instances.get(sop_instance_uid=baseline_written.sop_instance_uids[5])  # z = 0
     x0, y0 = baseline_written.origin_mm
     cx, cy, _ = TRACKED_AT_BASELINE.center_mm
@@ -184,7 +201,8 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
 
     # Submit is blocked while B1 has no status, and says which lesion.
     page.locator("#submit").click()
-    assert "Lesion 1 (B1) at Follow-up 1" in page.locator("#form-message").text_content()
+    refusal = page.locator("#form-message").text_content()
+    assert "Lesion 1 (B1) at Follow-up 1" in refusal and "Lesion 1 (B1) at Follow-up 2" in refusal, refusal
 
     # Measure B1 at follow-up (B1 is the lesion in hand), then a new lesion.
     cx, cy, cz = TRACKED_AT_FOLLOW_UP.center_mm
@@ -229,19 +247,40 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
     browser_page.screenshot("follow-up-phone.png")
     page.set_viewport_size({"width": 1440, "height": 900})
 
+    # Follow-up 2 shares the baseline's frame of reference: linked at once, scrolling follows both ways.
+    page.locator("[data-testid=time-point-select]").select_option(label="Follow-up 2 · 2026-05-04")
+    page.wait_for_function(f"() => {FOLLOW_UP}.timePoint() === 2")
+    assert "same frame of reference" in page.locator("[data-testid=link-status]").text_content()
+    assert "0 of 1 done" in page.locator("#follow-up-heading").text_content()
+    second_z = slice_z(page, "followUp")
+    page.mouse.move(*follow_up_centre)
+    page.mouse.wheel(0, 120)
+    page.wait_for_function(f"() => {FOLLOW_UP}.followUpIndex() !== {nearest(second_z, 0.0)}")
+    moved_to = second_z[index_of(page, "followUp")]
+    page.wait_for_function(f"() => {FOLLOW_UP}.baselineIndex() === {nearest(baseline_z, moved_to)}")
+    panel.get_by_role("button", name="Disappeared").click()
+    assert "1 of 1 done" in page.locator("#follow-up-heading").text_content()
+    browser_page.screenshot("follow-up-second.png")
+
     page.locator("#submit").click()
     result = page.locator("[data-testid=follow-up-result]")
     result.wait_for(state="visible", timeout=60_000)
-    line = page.locator("[data-testid=recist-line]").first
-    assert line.get_attribute("data-response") == "PD", line.text_content()
-    assert "1 new lesion" in line.text_content()
+    lines = page.locator("[data-testid=recist-line]")
+    assert lines.count() == 2
+    assert lines.nth(0).get_attribute("data-response") == "PD", lines.nth(0).text_content()
+    assert "1 new lesion" in lines.nth(0).text_content()
+    assert lines.nth(1).get_attribute("data-response") == "CR", lines.nth(1).text_content()
     browser_page.screenshot("follow-up-result.png")
 
     read = Read.objects.get(reader__display_name="Dr Follow")
     lengths = {mark.lesion_index: mark.length_mm for mark in Mark.objects.filter(read=read)}
     stored = sorted(
-        (m.time_point, m.baseline_key, m.is_new, m.status, round(lengths[m.lesion_index]))
+        (m.time_point, m.baseline_key, m.is_new, m.status, round(lengths.get(m.lesion_index, 0)))
         for m in FollowUpMeasurement.objects.filter(read=read)
     )
-    assert stored == [(1, "", True, "measured", 14), (1, "B1", False, "measured", 20)]
+    assert stored == [
+        (1, "", True, "measured", 14),
+        (1, "B1", False, "measured", 20),
+        (2, "B1", False, "disappeared", 0),
+    ]
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
