@@ -4,6 +4,7 @@
 // in the side panel; each follow-up measurement tied to a baseline lesion (or a new lesion); marks
 // for "disappeared" and "not evaluable"; and the computed RECIST response after Submit.
 // The session (main.js) keeps the envelope: case loop, drafts, outbox, lease, flags, comment.
+import { cache } from '@cornerstonejs/core';
 import { annotation, BidirectionalTool, LengthTool, utilities as toolUtilities } from '@cornerstonejs/tools';
 import { buildFollowUpReadDocument, describeRecist, followUpProblems, STATUS_LABELS, timePointRows } from './followUpDocument.js';
 import { imageToPatient } from './geometry.js';
@@ -195,9 +196,9 @@ export class FollowUpReading {
     });
     const linked = this.link.followUpIndexFor(this.session.viewer.sliceIndex());
     const start = followUpSlice ?? linked ?? Math.floor(series.imageIds.length / 2);
-    await this.viewer.show(series.imageIds, Math.max(0, Math.min(start, series.imageIds.length - 1)));
     // A time point left behind gives its images back; its measurements stay in the annotation state.
-    if (previous && previous !== series.imageIds) this.viewer.prefetcher.release(previous, []);
+    if (previous && previous !== series.imageIds) this.viewer.release();
+    await this.viewer.show(series.imageIds, Math.max(0, Math.min(start, series.imageIds.length - 1)));
     this.dom.followUpTitle.textContent = this._title(tp);
     this.dom.timePointSelect.value = String(index);
     if (this.active && this.activeTarget !== undefined) {
@@ -556,6 +557,11 @@ export class FollowUpReading {
       followUpImageIds: () => this.viewer?.imageIds || [],
       baselineImageIds: () => this.session.viewer.imageIds || [],
       timePoint: () => this.timePoint,
+      /** Share of the shown follow-up stack already in the image cache (prefetch works for both viewports). */
+      followUpCachedFraction: () => {
+        const ids = this.viewer?.imageIds || [];
+        return ids.filter((id) => cache.isLoaded(id)).length / (ids.length || 1);
+      },
       link: () => this.link?.state(),
       measurements: () => this.measurements(),
       baselineAnnotations: () =>

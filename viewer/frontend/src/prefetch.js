@@ -24,6 +24,22 @@ export function configureRequestPools() {
   }
 }
 
+// Cornerstone has one prefetch queue for the page; follow-up reading shows two stacks, each with its
+// own prefetcher. Whenever one of them changes its wishes the queue is rebuilt from all of them
+// (interleaved), so moving one viewport never drops the other's prefetch.
+const prefetchers = new Set();
+
+function rebuildPrefetchQueue() {
+  imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+  const queues = [...prefetchers].filter((prefetcher) => !prefetcher.held).map((prefetcher) => prefetcher._wanted());
+  const longest = Math.max(0, ...queues.map((queue) => queue.length));
+  for (let k = 0; k < longest; k += 1) {
+    for (const queue of queues) {
+      if (k < queue.length) imageLoadPoolManager.addRequest(queue[k].load, RequestType.Prefetch, { imageId: queue[k].imageId }, 0);
+    }
+  }
+}
+
 export class StackPrefetcher {
   constructor({ budgetBytes = cacheBudgetBytes() } = {}) {
     this.budgetBytes = budgetBytes;
@@ -33,12 +49,15 @@ export class StackPrefetcher {
     this.direction = 1;
     this.bytesPerSlice = 0;
     this.generation = 0;
+    this.held = true;
   }
 
   /** Start on a new stack; `extraBytesPerSlice` is what else each slice holds in the cache (a labelmap). */
   setStack(imageIds, { extraBytesPerSlice = 0 } = {}) {
     this.generation += 1;
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    prefetchers.add(this);
+    rebuildPrefetchQueue();
     this.imageIds = imageIds;
     this.extraBytesPerSlice = extraBytesPerSlice;
     this.bytesPerSlice = 0;
@@ -50,12 +69,15 @@ export class StackPrefetcher {
   sliceAllowance() {
     const perSlice = (this.bytesPerSlice || 0) + this.extraBytesPerSlice;
     if (!perSlice) return this.imageIds.length;
-    return Math.max(8, Math.floor((this.budgetBytes * PREFETCH_SHARE) / perSlice));
+    // Two stacks on the page (follow-up reading) share the budget.
+    const share = PREFETCH_SHARE / Math.max(1, prefetchers.size);
+    return Math.max(8, Math.floor((this.budgetBytes * share) / perSlice));
   }
 
   /** Hold queued prefetch (the reader asked for a slice, which must go out first). */
   hold() {
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    rebuildPrefetchQueue();
   }
 
   /** The reader is now on slice `index`: drop queued prefetch and queue outward from here. */
@@ -64,12 +86,19 @@ export class StackPrefetcher {
     if (index !== this.center) this.direction = index > this.center ? 1 : -1;
     this.center = index;
     this._learnSliceSize(this.imageIds[index]);
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = false;
+    rebuildPrefetchQueue();
+  }
+
+  /** The slices still to fetch, outward from the reader's slice: [{imageId, load}]. */
+  _wanted() {
+    if (!this.imageIds.length) return [];
     const generation = this.generation;
-    const order = outwardOrder(index, this.imageIds.length, {
+    const order = outwardOrder(this.center, this.imageIds.length, {
       direction: this.direction,
       limit: Math.min(this.imageIds.length, this.sliceAllowance()),
     });
+    const wanted = [];
     for (const sliceIndex of order) {
       const imageId = this.imageIds[sliceIndex];
       if (cache.isLoaded(imageId) || cache.getImageLoadObject(imageId)) continue;
@@ -80,8 +109,9 @@ export class StackPrefetcher {
           .then((image) => this._learnSliceSize(imageId, image))
           .catch(() => undefined);
       };
-      imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
+      wanted.push({ imageId, load });
     }
+    return wanted;
   }
 
   _learnSliceSize(imageId, image = null) {
@@ -93,7 +123,9 @@ export class StackPrefetcher {
   /** Stop prefetching and let go of a closed case's images (and any derived images listed). */
   release(imageIds = this.imageIds, derivedImageIds = []) {
     this.generation += 1;
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    prefetchers.delete(this);
+    rebuildPrefetchQueue();
     for (const imageId of [...imageIds, ...derivedImageIds]) {
       if (cache.getImageLoadObject(imageId) || cache.isLoaded(imageId)) {
         try {
