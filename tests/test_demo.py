@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from annotations.models import Case, Reader, ReferenceLesion, Task
-from annotations.services.demo import DEMO_TASK
+from annotations.services.demo import DEMO_COLLECTION, DEMO_TASK
 from tests.conftest import small_patient
 from viewer.models import Instance, Series
 
@@ -27,8 +27,9 @@ def test_make_demo_creates_task_cases_ground_truth_and_logins(monkeypatch):
     assert Instance.objects.filter(sop_instance_uid=lesion.sop_instance_uid).exists()
 
     call_command("make_demo", "--no-odd-dicom")
-    assert Series.objects.count() == 2
-    assert Task.objects.count() == 2  # the booth task and the simulated study
+    assert Series.objects.filter(study__collection__name=DEMO_COLLECTION).count() == 2
+    # The booth task and the simulated study, and the same two for follow-up reads (test_demo_follow_up.py).
+    assert Task.objects.count() == 4
 
 
 def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth(monkeypatch):

@@ -23,6 +23,8 @@ class CaseTimePoint(models.Model):
     # Copied from the study (DICOM DA / TM strings) so the order is visible without joins.
     study_date = models.CharField(max_length=8, blank=True)
     study_time = models.CharField(max_length=16, blank=True)
+    # Answer key: how many new lesions this time point really has (None: unknown), for reader accuracy.
+    new_lesions_truth = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -54,7 +54,11 @@ def demo_exists() -> bool:
 
 
 def make_demo(
-    *, patients: list[SyntheticPatient] | None = None, include_odd_dicom: bool = True, simulated_study: bool = True
+    *,
+    patients: list[SyntheticPatient] | None = None,
+    include_odd_dicom: bool = True,
+    simulated_study: bool = True,
+    follow_up: bool = True,
 ) -> DemoSummary:
     """Create the demo data and accounts unless they exist; return what is there."""
     if demo_exists():
@@ -88,6 +92,10 @@ def make_demo(
         from annotations.services.demo_study import simulate_reader_study
 
         simulate_reader_study(series=list(Series.objects.filter(series_instance_uid__in=series_uids)))
+    if follow_up:
+        from annotations.services.demo_follow_up import make_follow_up_demo
+
+        make_follow_up_demo(simulated_study=simulated_study)
     return DemoSummary(created=True, series=series_uids, task_id=task.pk, logins=_logins())
 
 

@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from annotations.models import Case, Task
-from annotations.services import consensus
+from annotations.services import consensus, longitudinal_consensus
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,10 @@ def compute_case_consensus(case_id: int) -> int | None:
     if case is None:
         logger.info("case %s no longer exists; nothing to compute", case_id)
         return None
-    stored = consensus.compute_case_consensus(case=case)
+    if case.task.is_follow_up:
+        stored = longitudinal_consensus.compute_follow_up_consensus(case=case)
+    else:
+        stored = consensus.compute_case_consensus(case=case)
     return stored.pk if stored else None
 
 
@@ -40,6 +43,8 @@ def recompute_task_consensus(task_id: int, use_reader_weights: bool = False) -> 
     task = Task.objects.filter(pk=task_id).first()
     if task is None:
         return {}
+    if task.is_follow_up:
+        return {"computed": longitudinal_consensus.recompute_follow_up_task(task=task)}
     return consensus.recompute_task_consensus(task=task, use_reader_weights=use_reader_weights).__dict__
 
 
@@ -52,5 +57,8 @@ def sweep_stale_consensus() -> dict:
         by_task.setdefault(task_id, []).append(case_id)
     done = {}
     for task in Task.objects.filter(pk__in=list(by_task)):
-        done[task.pk] = consensus.recompute_task_consensus(task=task, case_ids=by_task[task.pk]).computed
+        if task.is_follow_up:
+            done[task.pk] = longitudinal_consensus.recompute_follow_up_task(task=task, case_ids=by_task[task.pk])
+        else:
+            done[task.pk] = consensus.recompute_task_consensus(task=task, case_ids=by_task[task.pk]).computed
     return {"stale": len(stale), "computed": done}

@@ -29,7 +29,15 @@ class Command(BaseCommand):
             help="Skip the closed task of simulated reads that shows consensus and agreement to researchers.",
         )
 
-    def handle(self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, real_size, **options):
+        parser.add_argument(
+            "--no-follow-up",
+            action="store_true",
+            help="Skip the follow-up demo (one patient per case at three dates, RECIST 1.1 responses).",
+        )
+
+    def handle(
+        self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, no_follow_up, real_size, **options
+    ):
         if real_size:
             task = make_real_size_demo()
             self.stdout.write(f"real-size demo ready: task {task.pk} ({task.name})")
@@ -38,6 +46,7 @@ class Command(BaseCommand):
             patients=demo_patients(count=patients, slices=slices, rows=size, columns=size),
             include_odd_dicom=not no_odd_dicom,
             simulated_study=not no_simulated_study,
+            follow_up=not no_follow_up,
         )
         self.stdout.write("demo created" if summary.created else "demo already present")
         for line in summary.logins:

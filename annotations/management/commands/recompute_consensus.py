@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Task
 from annotations.services.consensus import recompute_task_consensus
+from annotations.services.longitudinal_consensus import recompute_follow_up_task
 
 
 class Command(BaseCommand):
@@ -29,6 +30,13 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1")
         for item in tasks:
             started = time.perf_counter()
+            if item.is_follow_up:
+                computed = recompute_follow_up_task(task=item)
+                self.stdout.write(
+                    f"{item.name}: follow-up task, {computed} cases with a consensus over time "
+                    f"({time.perf_counter() - started:.1f} s)"
+                )
+                continue
             report = recompute_task_consensus(task=item, use_reader_weights=weighted, workers=workers)
             self.stdout.write(
                 f"{item.name}: {report.cases} cases, {report.computed} computed, {report.unchanged} unchanged, "

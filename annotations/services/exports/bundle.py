@@ -139,7 +139,7 @@ class SegmentLinks:
         )
 
 
-def _dicom_bytes(ds: Dataset) -> bytes:
+def dicom_bytes(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -203,7 +203,7 @@ def iter_dicom_documents(
             reader=reader_label(read.reader, pseudonymise=pseudonymise),
             consensus_id="",
             algorithm_version="",
-            n_lesions=_count_lesions(ds, kind),
+            n_lesions=count_lesions(ds, kind),
             sop_instance_uid=ds.SOPInstanceUID,
             series_instance_uid=ds.SeriesInstanceUID,
             source_series_instance_uid=read.case.series.series_instance_uid,
@@ -238,7 +238,7 @@ def iter_dicom_documents(
             reader="",
             consensus_id=consensus.pk,
             algorithm_version=consensus.algorithm_version,
-            n_lesions=_count_lesions(ds, kind),
+            n_lesions=count_lesions(ds, kind),
             sop_instance_uid=ds.SOPInstanceUID,
             series_instance_uid=ds.SeriesInstanceUID,
             source_series_instance_uid=consensus.case.series.series_instance_uid,
@@ -246,7 +246,7 @@ def iter_dicom_documents(
         yield entry, ds
 
 
-def _count_lesions(ds: Dataset, kind: DicomKind) -> int:
+def count_lesions(ds: Dataset, kind: DicomKind) -> int:
     if kind == "seg":
         return len(ds.SegmentSequence)
     # TID 1500: the "Imaging Measurements" container holds a group per lesion's lines and per lesion's
@@ -276,7 +276,7 @@ def write_dicom_set(
     """Write the task's SR or SEG documents into the archive; return their manifest entries."""
     entries = []
     for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick, links=links):
-        archive.writestr(entry.file, _dicom_bytes(ds))
+        archive.writestr(entry.file, dicom_bytes(ds))
         entries.append(entry)
     return entries
 

@@ -29,7 +29,7 @@ from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
 from annotations.models import ExportJob, Task
-from annotations.services.exports import bundle, csv_export
+from annotations.services.exports import bundle, csv_export, follow_up_export
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,15 @@ def _steps(task: Task, fmt: Format) -> dict[str, int]:
         Format.BUNDLE: ["csv", "consensus_csv", "sr", "seg"],
     }[fmt]
     steps = {}
+    if task.is_follow_up:
+        # Follow-up tasks: lesion and response CSVs, SRs per time point; no masks, so no SEG.
+        counts = {
+            "csv": csv_export.reads_for_export(task).count(),
+            "consensus_csv": task.cases.count(),
+            "sr": follow_up_export.sr_steps(task),
+            "seg": 0,
+        }
+        return {part: counts[part] for part in parts}
     for part in parts:
         if part == "csv":
             steps[part] = csv_export.reads_for_export(task).count()
@@ -151,7 +160,13 @@ def export_to_path(
 
 
 def _csv_rows(*, task: Task, part: str, pseudonymise: bool, counter: _Counter, tally: list[int]) -> Iterator[str]:
-    if part == "csv":
+    if task.is_follow_up and part == "csv":
+        rows = follow_up_export.iter_lesion_rows(task=task, pseudonymise=pseudonymise)
+        columns, key = follow_up_export.LESION_COLUMNS, "read_id"
+    elif task.is_follow_up:
+        rows = follow_up_export.iter_response_rows(task=task, pseudonymise=pseudonymise)
+        columns, key = follow_up_export.RESPONSE_COLUMNS, "case_id"
+    elif part == "csv":
         rows = csv_export.iter_read_rows(task=task, pseudonymise=pseudonymise)
         columns, key = csv_export.READ_COLUMNS, "read_id"
     else:
@@ -178,10 +193,18 @@ def _write_archive(
     for part in parts:
         if part in ("csv", "consensus_csv"):
             tally = [0]
-            name = "reads.csv" if part == "csv" else "consensus.csv"
+            name = csv_entry_name(task, part)
             lines = _csv_rows(task=task, part=part, pseudonymise=pseudonymise, counter=counter, tally=tally)
             bundle.write_csv_entry(archive, name, lines)
             counts[part] = tally[0]
+        elif task.is_follow_up:
+            written = []
+            if part == "sr":
+                for entry, ds in follow_up_export.iter_follow_up_srs(
+                    task=task, pseudonymise=pseudonymise, tick=counter.tick
+                ):
+                    archive.writestr(entry.file, bundle.dicom_bytes(ds))
+                    written.append(entry)
         else:
             written = bundle.write_dicom_set(
                 archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick, links=links
@@ -192,6 +215,13 @@ def _write_archive(
         bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
     archive.writestr("README.txt", bundle.readme_text(task=task, parts=parts, pseudonymise=pseudonymise, counts=counts))
     return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
+
+
+def csv_entry_name(task: Task, part: str) -> str:
+    """The CSV's name inside an archive: reads/consensus, or follow-up lesions/responses for follow-up tasks."""
+    if task.is_follow_up:
+        return "follow-up-lesions.csv" if part == "csv" else "follow-up-responses.csv"
+    return "reads.csv" if part == "csv" else "consensus.csv"
 
 
 def job_file_name(job: ExportJob) -> str:

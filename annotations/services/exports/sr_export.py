@@ -298,7 +298,8 @@ def measurement_report_sr(
     return sr
 
 
-def _line(instance: Instance, *, frame: int, start, end, length_mm: float) -> LineOnImage:
+def line_on_image(instance: Instance, *, frame: int, start, end, length_mm: float) -> LineOnImage:
+    """Return a read-format line on one frame of an instance as the SR builders take it."""
     return LineOnImage(
         sop_class_uid=instance.sop_class_uid,
         sop_instance_uid=instance.sop_instance_uid,
@@ -345,7 +346,7 @@ def read_lesions(
     lesions = []
     for index in sorted(by_lesion):
         lines = {
-            kind: _line(mark.instance, frame=mark.frame, start=(mark.start_col, mark.start_row),
+            kind: line_on_image(mark.instance, frame=mark.frame, start=(mark.start_col, mark.start_row),
                         end=(mark.end_col, mark.end_row), length_mm=mark.length_mm)
             for kind, mark in by_lesion[index].items()
         }  # fmt: skip
@@ -381,14 +382,7 @@ def sr_for_read(
     lesions = read_lesions(read=read, marks=marks, segments=segments)
     if not any(lesion.long_axis for lesion in lesions):
         return None
-    observer = hd.sr.ObservationContext(
-        observer_person_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Person,
-            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-                name=person_name(reader_label(read.reader, pseudonymise=pseudonymise))
-            ),
-        )
-    )
+    observer = reader_observer(read.reader, pseudonymise=pseudonymise)
     return measurement_report_sr(
         lesions=lesions,
         observation_context=observer,
@@ -400,6 +394,41 @@ def sr_for_read(
         instance_number=instance_number,
         series_description=f"Readerboard reads: {task.name}",
     )
+
+
+def reader_observer(reader, *, pseudonymise: bool) -> hd.sr.ObservationContext:
+    """Return the observation context of a reader (a person named by pseudonym unless identified)."""
+    return hd.sr.ObservationContext(
+        observer_person_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
+                name=person_name(reader_label(reader, pseudonymise=pseudonymise))
+            ),
+        )
+    )
+
+
+def consensus_observer(
+    consensus: CaseConsensus,
+) -> tuple[hd.sr.ObservationContext, hd.sr.AlgorithmIdentification]:
+    """Return the device observation context and algorithm identification of a stored consensus."""
+    observer = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=consensus_device_uid(),
+                name=CONSENSUS_DEVICE_NAME,
+                manufacturer_name=SOFTWARE_NAME,
+                model_name=f"consensus {consensus.algorithm_version}"[:64],
+            ),
+        )
+    )
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=CONSENSUS_DEVICE_NAME,
+        version=consensus.algorithm_version,
+        parameters=[f"{key}={value}" for key, value in sorted((consensus.params or {}).items())] or None,
+    )
+    return observer, algorithm
 
 
 def consensus_device_uid() -> str:
@@ -422,7 +451,7 @@ def consensus_lesions(
             if line:
                 frame = int(line.get("frame", 1))
                 instance = sources.by_uid(line["sop_instance_uid"])
-                lines[kind] = _line(
+                lines[kind] = line_on_image(
                     instance, frame=frame, start=line["start"], end=line["end"], length_mm=line["length_mm"]
                 )
         lesions.append(
@@ -450,22 +479,7 @@ def sr_for_consensus(
     lesions = consensus_lesions(consensus=consensus, sources=sources, segments=segments)
     if not any(lesion.long_axis for lesion in lesions):
         return None
-    observer = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device,
-            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-                uid=consensus_device_uid(),
-                name=CONSENSUS_DEVICE_NAME,
-                manufacturer_name=SOFTWARE_NAME,
-                model_name=f"consensus {consensus.algorithm_version}"[:64],
-            ),
-        )
-    )
-    algorithm = hd.sr.AlgorithmIdentification(
-        name=CONSENSUS_DEVICE_NAME,
-        version=consensus.algorithm_version,
-        parameters=[f"{key}={value}" for key, value in sorted((consensus.params or {}).items())] or None,
-    )
+    observer, algorithm = consensus_observer(consensus)
     lines = [line for lesion in lesions for line in (lesion.long_axis, lesion.short_axis) if line is not None]
     instances = [sources.by_uid(line.sop_instance_uid) for line in lines]
     return measurement_report_sr(
