@@ -253,7 +253,7 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
 
     # Follow-up 2 shares the baseline's frame of reference: linked at once, scrolling follows both ways.
     page.locator("[data-testid=time-point-select]").select_option(label="Follow-up 2 · 2026-05-04")
-    page.wait_for_function("() => document.querySelector('#follow-up-heading').textContent.includes('Follow-up 2')")
+    page.wait_for_function("() => document.querySelector('#follow-up-title').textContent.includes('Follow-up 2')")
     assert "same frame of reference" in page.locator("[data-testid=link-status]").text_content()
     assert "0 of 1 done" in page.locator("#follow-up-heading").text_content()
     second_z = slice_z(page, "followUp")

@@ -194,8 +194,8 @@ export class FollowUpReading {
       followUpFrameOfReference: tp.frame_of_reference_uid,
       saved: this.links[index],
     });
-    const linked = this.link.followUpIndexFor(this.session.viewer.sliceIndex());
-    const start = followUpSlice ?? linked ?? Math.floor(series.imageIds.length / 2);
+    // Not linked yet: open at the same patient position as a first guess, for the reader to adjust and link.
+    const start = followUpSlice ?? this.link.followUpIndexFor(this.session.viewer.sliceIndex(), { guess: true });
     // A time point left behind gives its images back; its measurements stay in the annotation state.
     if (previous && previous !== series.imageIds) this.viewer.release();
     await this.viewer.show(series.imageIds, Math.max(0, Math.min(start, series.imageIds.length - 1)));
@@ -468,7 +468,7 @@ export class FollowUpReading {
     });
     const byId = new Map(this.baselineLesions.map((lesion) => [lesion.id, lesion]));
     const done = baseline.filter((row) => row.status).length;
-    this.dom.heading.textContent = `Baseline lesions at ${this._title(this._timePoint(this.timePoint))}: ${done} of ${baseline.length} done`;
+    this.dom.heading.textContent = `Lesions to follow: ${done} of ${baseline.length} done`;
     const target = this.activeTarget;
     this.dom.hint.textContent = target?.kind === 'baseline'
       ? `Measure ${target.id} on the follow-up image, or mark it.`
@@ -487,7 +487,9 @@ export class FollowUpReading {
             ? `<em>${STATUS_LABELS[row.status]}</em>`
             : '<span class="todo">to do</span>';
       const active = target?.kind === 'baseline' && target.id === row.baselineId;
-      const site = lesion.site ? ` (${escapeHtml(lesion.site)}${lesion.is_node ? ', node' : ''})` : lesion.is_node ? ' (node)' : '';
+      // The site is added unless the label already names it ("Lesion 1 (liver)").
+      const named = (row.label || '').toLowerCase().includes(String(lesion.site || '').toLowerCase());
+      const site = lesion.site && !named ? ` (${escapeHtml(lesion.site)}${lesion.is_node ? ', node' : ''})` : lesion.is_node ? ' (node)' : '';
       const pressed = (status) => String(row.status === status);
       return `<li class="lesion fu-lesion${active ? ' active' : ''}" data-baseline="${escapeHtml(row.baselineId)}" data-status="${row.status || 'open'}" aria-current="${active}">
         <div class="fu-line">

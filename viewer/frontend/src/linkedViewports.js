@@ -68,14 +68,17 @@ export class LinkedViewports {
     return { ...this.link, enabled: this.enabled, windowLinked: this.voiSync.isDisabled() === false, sharedFrameOfReference: this.sharedFrameOfReference };
   }
 
-  /** Index of the follow-up slice linked to baseline slice `index` (null when not linked). */
-  followUpIndexFor(baselineIndex) {
-    if (!this.link.linked || !this.followUpPositions?.length) return null;
+  /**
+   * Index of the follow-up slice linked to baseline slice `index`: null when not linked, unless
+   * `guess`, which takes the same patient position (offset 0) before the reader has set one.
+   */
+  followUpIndexFor(baselineIndex, { guess = false } = {}) {
+    if (!this.followUpPositions?.length || !(this.link.linked || guess)) return null;
     return linkedSliceIndex({
       fromPositionsMm: this.baselinePositions,
       fromIndex: baselineIndex,
       toPositionsMm: this.followUpPositions,
-      offsetMm: this.link.offsetMm,
+      offsetMm: this.link.linked ? this.link.offsetMm : 0,
     });
   }
 

@@ -190,11 +190,12 @@ class ReadingSession {
   }
 
   applyTaskTools(tools) {
+    const masks = tools.includes('mask') && !this.followUp?.active; // a follow-up read has no masks
     const allowed = {
       long_axis: tools.includes('long_axis'),
       bidirectional: tools.includes('bidirectional'),
-      brush: tools.includes('mask'),
-      eraser: tools.includes('mask'),
+      brush: masks,
+      eraser: masks,
     };
     for (const button of document.querySelectorAll('[data-mode]')) {
       if (button.dataset.mode in allowed) button.hidden = !allowed[button.dataset.mode];
