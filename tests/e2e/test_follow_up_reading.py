@@ -262,6 +262,15 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
     page.wait_for_function(f"() => {FOLLOW_UP}.followUpIndex() !== {nearest(second_z, 0.0)}")
     moved_to = second_z[index_of(page, "followUp")]
     page.wait_for_function(f"() => {FOLLOW_UP}.baselineIndex() === {nearest(baseline_z, moved_to)}")
+
+    # Window/level: presets act on the follow-up (the viewport in hand); linked, the baseline follows.
+    baseline_window = page.locator("#window-label").text_content()
+    page.get_by_role("button", name="Lung", exact=True).click()
+    assert page.locator("#window-label").text_content() == baseline_window
+    page.locator("#link-window").check()
+    page.get_by_role("button", name="Liver", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#window-label').textContent === 'W 160 · L 60'")
+
     panel.get_by_role("button", name="Disappeared").click()
     assert "1 of 1 done" in page.locator("#follow-up-heading").text_content()
     browser_page.screenshot("follow-up-second.png")
