@@ -470,8 +470,11 @@ export class FollowUpReading {
     const done = baseline.filter((row) => row.status).length;
     this.dom.heading.textContent = `Lesions to follow: ${done} of ${baseline.length} done`;
     const target = this.activeTarget;
-    this.dom.hint.textContent = target?.kind === 'baseline'
-      ? `Measure ${target.id} on the follow-up image, or mark it.`
+    const inHand = target?.kind === 'baseline' ? byId.get(target.id) : null;
+    this.dom.hint.textContent = inHand
+      ? inHand.is_node
+        ? `Measure ${target.id} on the follow-up image with Bidirectional (a lymph node: its short axis counts), or mark it.`
+        : `Measure ${target.id} on the follow-up image, or mark it.`
       : target?.kind === 'new'
         ? 'Draw the new lesion\'s long axis on the follow-up image.'
         : done < baseline.length
