@@ -8,7 +8,7 @@
 // everything not yet sent. The image cache is bounded by a budget sized to the device; prefetch never
 // fills it past what keeps the slices around the reader, and a closed case's images are let go.
 import { cache, Enums, imageLoader, imageLoadPoolManager, imageRetrievalPoolManager } from '@cornerstonejs/core';
-import { cacheBudgetBytes, outwardOrder } from './sliceOrder.js';
+import { cacheBudgetBytes, interleave, outwardOrder } from './sliceOrder.js';
 
 const { RequestType } = Enums;
 
@@ -32,11 +32,8 @@ const prefetchers = new Set();
 function rebuildPrefetchQueue() {
   imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
   const queues = [...prefetchers].filter((prefetcher) => !prefetcher.held).map((prefetcher) => prefetcher._wanted());
-  const longest = Math.max(0, ...queues.map((queue) => queue.length));
-  for (let k = 0; k < longest; k += 1) {
-    for (const queue of queues) {
-      if (k < queue.length) imageLoadPoolManager.addRequest(queue[k].load, RequestType.Prefetch, { imageId: queue[k].imageId }, 0);
-    }
+  for (const { load, imageId } of interleave(queues)) {
+    imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
   }
 }
 
