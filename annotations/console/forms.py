@@ -65,11 +65,37 @@ class TaskForm(forms.ModelForm):
         help_text="Cases with a known answer; readers' accuracy is measured on them.",
     )
 
+    kind = forms.ChoiceField(
+        choices=Task.Kind.choices,
+        initial=Task.Kind.SINGLE,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Follow-up: each picked series is a patient's baseline; one series per later study of the "
+        "patient is added by the rule (same modality, closest description).",
+    )
+    baseline_source = forms.ChoiceField(
+        choices=Task.BaselineSource.choices,
+        initial=Task.BaselineSource.ANSWER_KEY,
+        required=False,
+        help_text="Follow-up tasks: the lesions readers follow.",
+    )
+    baseline_task = forms.ModelChoiceField(
+        queryset=Task.objects.filter(kind=Task.Kind.SINGLE).order_by("name"),
+        required=False,
+        help_text="Follow-up tasks with a consensus or own-read baseline: the task that read the baselines.",
+    )
+
     class Meta:
         model = Task
         fields = list(TASK_FIELDS)
         widgets = {"instructions_md": forms.Textarea(attrs={"rows": 10})}
         labels = {"instructions_md": "Instructions (Markdown)", "is_open": "Open for reading"}
+
+    def clean_kind(self):
+        return self.cleaned_data.get("kind") or self.instance.kind or Task.Kind.SINGLE
+
+    def clean_baseline_source(self):
+        return self.cleaned_data.get("baseline_source") or Task.BaselineSource.ANSWER_KEY
 
     def clean(self):
         cleaned = super().clean()

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
+from annotations.services import time_points
 from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
 from viewer.models import Instance, Series
 from viewer.tasks import warm_series_cache
@@ -35,6 +36,9 @@ TASK_FIELDS = (
     "min_support",
     "finding",
     "is_open",
+    "kind",
+    "baseline_source",
+    "baseline_task",
 )
 
 
@@ -148,6 +152,12 @@ def save_task(
         raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
     if values.get("adaptive_reads") and values.get("min_reads", 2) > reads_per_case:
         raise ValueError(f"minimum reads {values['min_reads']} exceed the most reads per case {reads_per_case}")
+    kind = values.get("kind", task.kind if task else Task.Kind.SINGLE)
+    if task is not None and kind != Task.objects.get(pk=task.pk).kind and Case.objects.filter(task=task).exists():
+        raise ValueError("a task's kind cannot change once it has cases")
+    needs_baseline_task = values.get("baseline_source") in (Task.BaselineSource.CONSENSUS, Task.BaselineSource.OWN_READ)
+    if kind == Task.Kind.FOLLOW_UP and needs_baseline_task and not values.get("baseline_task"):
+        raise ValueError("a consensus or own-read baseline needs the baseline task")
     # The form has already copied its values onto `task`, so the stored row says whether it was open.
     was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
     if task is None:
@@ -180,7 +190,12 @@ def save_task(
         if case is None:
             added_series_ids.append(series_id)
             # Labels are seen by readers: a running number, never patient identifiers.
-            Case.objects.create(task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold)
+            if task.is_follow_up:
+                _create_follow_up_case(task=task, baseline_id=series_id, label=f"Case {next_number}")
+            else:
+                Case.objects.create(
+                    task=task, series_id=series_id, label=f"Case {next_number}", is_gold=series_id in gold
+                )
             next_number += 1
             result.cases_added += 1
         elif case.is_gold != (series_id in gold):
@@ -199,6 +214,21 @@ def save_task(
         # A task that was already open only needs its new series warmed.
         warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
     return result
+
+
+def _create_follow_up_case(*, task: Task, baseline_id: int, label: str) -> Case:
+    """Create a follow-up case from a baseline series and, by the rule, one series per later study of the patient."""
+    baseline = Series.objects.select_related("study").get(pk=baseline_id)
+    series = time_points.series_by_rule(baseline=baseline)
+    if len(series) < 2:
+        raise ValueError(
+            f"series #{baseline_id} ({baseline.study.patient_id or 'no patient id'}) has no later study "
+            f"of the same modality to follow up"
+        )
+    case = time_points.create_follow_up_case(task=task, series=series, label=label)
+    if task.baseline_source == Task.BaselineSource.CONSENSUS:
+        time_points.freeze_consensus_baseline(case=case)
+    return case
 
 
 @transaction.atomic

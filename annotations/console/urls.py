@@ -16,6 +16,7 @@ urlpatterns = [
     path("console/collections/", views.collections_page, name="collections"),
     path("console/collections/<int:collection_id>/", views.collection_detail, name="collection"),
     path("console/series/<int:series_id>/", views.series_preview, name="series"),
+    path("console/patients/<str:patient_id>/", views.patient_timeline, name="patient-timeline"),
     path("console/tasks/new/", views.task_create, name="task-create"),
     path("console/tasks/<int:task_id>/", views.task_dashboard, name="task-dashboard"),
     path("console/tasks/<int:task_id>/edit/", views.task_edit, name="task-edit"),

@@ -19,13 +19,15 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_de
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.api.exports import visible_jobs
-from annotations.console import live, people, results, selectors, task_setup, uploads
+from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
+from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
 from annotations.models import Case, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
+from annotations.services import time_points
 from annotations.services.roles import is_admin
 from viewer.models import Collection, ImportJob, Instance, Series
 
@@ -282,6 +284,28 @@ def series_preview(request: HttpRequest, series_id: int) -> HttpResponse:
     )
 
 
+@staff_page
+@require_GET
+def patient_timeline(request: HttpRequest, patient_id: str) -> HttpResponse:
+    timeline = time_points.patient_timeline(patient_id=patient_id)
+    points = [
+        TimelinePoint(follow_up_results.parse_da(entry.study.study_date), entry.study.study_description or "study",
+                      f"{len(entry.series)} series")
+        for entry in timeline
+    ]  # fmt: skip
+    return render(
+        request,
+        "console/patient_timeline.html",
+        _context(
+            request,
+            "collections",
+            patient_id=patient_id,
+            timeline=timeline,
+            timeline_svg=timeline_svg(points, title=f"Studies of patient {patient_id}") if timeline else "",
+        ),
+    )
+
+
 # --- tasks -----------------------------------------------------------------------------
 
 
@@ -306,6 +330,8 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
         initial["consensus_method"] = Task.ConsensusMethod.STAPLE
         initial["is_open"] = True
         initial["finding"] = "Neoplasm"
+        initial["kind"] = Task.Kind.SINGLE
+        initial["baseline_source"] = Task.BaselineSource.ANSWER_KEY
     else:
         cases = list(Case.objects.filter(task=task))
         initial = {
@@ -435,6 +461,20 @@ def api_task_dashboard(request: HttpRequest, task_id: int) -> JsonResponse:
 @require_GET
 def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(Task, pk=task_id)
+    if task.is_follow_up:
+        case_id = request.GET.get("case", "")
+        return render(
+            request,
+            "console/follow_up_results.html",
+            _context(
+                request,
+                "tasks",
+                task=task,
+                **follow_up_results.follow_up_results(task=task, case_id=int(case_id) if case_id.isdigit() else None),
+                export_formats=[(value, label) for value, label in ExportJob.Format.choices if value != "seg"],
+                exports=visible_jobs(request.user).filter(task=task)[:10],
+            ),
+        )
     return render(
         request,
         "console/results.html",

@@ -39,6 +39,7 @@ def console_objects(small_ct_series):
         "case_id": case.id,
         "collection_id": small_ct_series.study.collection_id,
         "series_id": small_ct_series.id,
+        "patient_id": small_ct_series.study.patient_id,
         "job_id": job.id,
         "upload_id": upload.upload_id,
         "user_id": admin.id,
