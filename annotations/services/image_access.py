@@ -9,8 +9,9 @@ This module must never grant access by default: an unknown kind of user sees not
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from annotations.models import CaseTimePoint
 from annotations.services.roles import READER, is_researcher_or_admin, user_roles
 from viewer.models import Series
 
@@ -22,5 +23,7 @@ def visible_series(*, user) -> QuerySet[Series]:
     if is_researcher_or_admin(user):
         return Series.objects.all()
     if READER in user_roles(user):
-        return Series.objects.filter(cases__task__is_open=True).distinct()
+        # A follow-up case's later time points are series of the case too, not only its baseline.
+        time_points = CaseTimePoint.objects.filter(case__task__is_open=True).values("series_id")
+        return Series.objects.filter(Q(cases__task__is_open=True) | Q(pk__in=time_points)).distinct()
     return Series.objects.none()

@@ -52,6 +52,22 @@ def test_reader_sees_only_series_of_open_tasks(client, small_ct_series, other_se
     assert hidden["Content-Type"] == "application/json"
 
 
+def test_reader_sees_every_time_point_of_an_open_follow_up_case_and_none_of_a_closed_one(
+    client, small_ct_series, other_series
+):
+    from annotations.models import CaseTimePoint, Task
+
+    case = CaseFactory(series=small_ct_series, task=TaskFactory(is_open=True, kind=Task.Kind.FOLLOW_UP))
+    CaseTimePoint.objects.create(case=case, index=0, series=small_ct_series)
+    CaseTimePoint.objects.create(case=case, index=1, series=other_series)
+    client.force_login(ReaderFactory().user)
+    assert listed_series(client) == {small_ct_series.series_instance_uid, other_series.series_instance_uid}
+    assert client.get(frame_url(other_series)).status_code == 200
+
+    Task.objects.filter(pk=case.task_id).update(is_open=False)
+    assert listed_series(client) == set()
+
+
 def test_reader_cannot_read_metadata_or_studies_of_hidden_series(client, small_ct_series, other_series):
     CaseFactory(series=small_ct_series, task=TaskFactory(is_open=True))
     client.force_login(ReaderFactory().user)

@@ -26,7 +26,12 @@ export function serializeAnnotation(annotation) {
     JSON.stringify({
       annotationUID,
       metadata,
-      data: { handles: { points: data.handles.points, textBox: data.handles.textBox }, label: data.label, readerboardLesion: data.readerboardLesion },
+      data: {
+        handles: { points: data.handles.points, textBox: data.handles.textBox },
+        label: data.label,
+        readerboardLesion: data.readerboardLesion,
+        readerboardFollowUp: data.readerboardFollowUp,
+      },
     }),
   );
 }

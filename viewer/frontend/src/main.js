@@ -4,6 +4,7 @@ import './styles.css';
 import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerstonejs/core';
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
 import * as api from './api.js';
+import { FollowUpReading } from './followUp.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
 import { registerCaseImages } from './imageIds.js';
 import { LeaseKeeper } from './lease.js';
@@ -142,6 +143,7 @@ class ReadingSession {
     if (this.case) this.viewer.release(this.mask ? [...this.mask.labelmapOf.values()] : []);
     this.mask?.remove();
     this.mask = null;
+    this.followUp?.close();
     this.case = null;
     this.loading = false;
   }
@@ -154,29 +156,38 @@ class ReadingSession {
     this.loading = true;
     this.case = caseForReading;
     this.status(`Loading ${caseForReading.label || 'case'}…`);
-    const source = this.benchWadorsRoot ? { ...caseForReading, wadors_root: this.benchWadorsRoot } : caseForReading;
-    const { imageIds, frameOf } = await registerCaseImages(source);
-    this.imageIds = imageIds;
-    this.frameOf = frameOf;
     const draft = loadDraft(this.readerKey, caseForReading.id);
-    const first = caseForReading.instances[0] || {};
-    await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
-      extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
-    });
-    performance.mark('readerboard-first-image');
-    this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
+    if (caseForReading.follow_up) {
+      // Follow-up mode (followUp.js): baseline and follow-up side by side, no masks.
+      this.followUp ||= new FollowUpReading(this);
+      await this.followUp.open(caseForReading, draft?.followUp);
+      performance.mark('readerboard-first-image');
+    } else {
+      this.followUp?.leave();
+      const source = this.benchWadorsRoot ? { ...caseForReading, wadors_root: this.benchWadorsRoot } : caseForReading;
+      const { imageIds, frameOf } = await registerCaseImages(source);
+      this.imageIds = imageIds;
+      this.frameOf = frameOf;
+      const first = caseForReading.instances[0] || {};
+      await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
+        extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
+      });
+      performance.mark('readerboard-first-image');
+      this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
+    }
     this.form.clear();
     this.form.showCase(caseForReading);
     this.applyTaskTools(caseForReading.task.tools);
     this.renderPresets();
     const slider = $('#slice-slider');
-    slider.max = String(imageIds.length);
+    slider.max = String(this.imageIds.length);
+    slider.value = String(this.viewer.sliceIndex() + 1); // the stack was shown (at a draft's slice) before max was set
     this.clientUuid = draft?.client_uuid || uuid4();
     this.startedAt = draft?.started_at || new Date().toISOString();
     this.activeLesion = draft?.activeLesion || 1;
     if (draft) this.restoreDraft(draft);
-    this.mask.setActiveLesion(this.activeLesion);
-    this.maskSummary = this.mask.pixelCounts();
+    this.mask?.setActiveLesion(this.activeLesion);
+    this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
     this.lease.start(caseForReading);
     this.loading = false;
     this.status('');
@@ -186,11 +197,12 @@ class ReadingSession {
   }
 
   applyTaskTools(tools) {
+    const masks = tools.includes('mask') && !this.followUp?.active; // a follow-up read has no masks
     const allowed = {
       long_axis: tools.includes('long_axis'),
       bidirectional: tools.includes('bidirectional'),
-      brush: tools.includes('mask'),
-      eraser: tools.includes('mask'),
+      brush: masks,
+      eraser: masks,
     };
     for (const button of document.querySelectorAll('[data-mode]')) {
       if (button.dataset.mode in allowed) button.hidden = !allowed[button.dataset.mode];
@@ -203,20 +215,23 @@ class ReadingSession {
   restoreDraft(draft) {
     for (const stored of draft.annotations || []) {
       try {
-        annotation.state.addAnnotation(reviveAnnotation(stored), this.viewer.element);
+        const revived = reviveAnnotation(stored);
+        // A follow-up measurement belongs to the second viewport's stack: its own frame of reference groups it.
+        annotation.state.addAnnotation(revived, revived.data.readerboardFollowUp ? undefined : this.viewer.element);
       } catch (error) {
         console.warn('could not restore a measurement', error);
       }
     }
-    if (draft.mask?.length) this.mask.restore(draft.mask);
+    if (draft.mask?.length) this.mask?.restore(draft.mask);
     this.form.restore(draft);
-    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID, ...(this.followUp?.active ? [this.followUp.viewer.viewportId] : [])]);
+    this.followUp?.refresh();
   }
 
   saveDraft() {
     if (!this.case || this.loading) return;
     const maskEntries = [];
-    for (const [lesion, slices] of this.mask.encode()) {
+    for (const [lesion, slices] of this.mask ? this.mask.encode() : []) {
       for (const { imageId, counts } of slices) maskEntries.push({ imageId, lesion, counts });
     }
     saveDraft(this.readerKey, this.case.id, {
@@ -226,8 +241,12 @@ class ReadingSession {
       slice: this.viewer.sliceIndex(),
       flags: this.form.flags,
       comment: this.form.comment,
-      annotations: measurementAnnotations().map(serializeAnnotation),
+      // The baseline lesions shown read-only come from the server again; they are not the reader's.
+      annotations: measurementAnnotations()
+        .filter((item) => !item.data.readerboardBaseline)
+        .map(serializeAnnotation),
       mask: maskEntries,
+      ...(this.followUp?.active ? this.followUp.draftFields() : {}),
     });
   }
 
@@ -264,6 +283,10 @@ class ReadingSession {
   }
 
   newLesion() {
+    if (this.followUp?.active) {
+      this.followUp.newLesion();
+      return;
+    }
     const used = this.usedLesionNumbers();
     if (!used.has(this.activeLesion)) return; // the active lesion is still empty: use it
     if (used.size >= this.maxLesions()) {
@@ -295,6 +318,10 @@ class ReadingSession {
   /** A finished line joins the active lesion, or starts the next one if that already has a line. */
   onMeasurementCompleted(item) {
     if (this.loading || !MEASUREMENT_TOOLS.includes(item.metadata?.toolName) || item.data.readerboardLesion) return;
+    if (this.followUp?.active) {
+      this.followUp.onMeasurementCompleted(item);
+      return;
+    }
     let number = this.activeLesion;
     const others = measurementAnnotations().filter((other) => other !== item);
     if (others.some((other) => other.data.readerboardLesion === number)) {
@@ -313,6 +340,10 @@ class ReadingSession {
 
   refresh() {
     if (!this.case) return;
+    if (this.followUp?.active) {
+      this.followUp.refresh();
+      return;
+    }
     let lesions = [];
     try {
       lesions = collectLesions(measurementAnnotations(), new Map(), this.lookups());
@@ -332,6 +363,20 @@ class ReadingSession {
 
   async submit() {
     if (!this.case || this.submitting) return;
+    if (this.followUp?.active) {
+      const { document_, problems } = this.followUp.documentAndProblems({
+        clientUuid: this.clientUuid,
+        startedAt: this.startedAt,
+        flags: this.form.flags,
+        comment: this.form.comment,
+      });
+      if (problems.length) {
+        this.form.message(problems.join(' '), 'error');
+        return;
+      }
+      await this.send(document_);
+      return;
+    }
     let document_;
     try {
       document_ = buildReadDocument({
@@ -352,6 +397,11 @@ class ReadingSession {
       this.form.message(problems.join(' '), 'error');
       return;
     }
+    await this.send(document_);
+  }
+
+  /** Keep the read in the outbox, then send it (offline, it waits there). */
+  async send(document_) {
     this.saveDraft();
     this.submitting = true;
     this.form.busy(true);
@@ -375,8 +425,10 @@ class ReadingSession {
       $('#saved-toast').hidden = true;
     }, 4000);
     this.submitting = false;
-    this.form.busy(false);
     this.form.message('');
+    // A follow-up read answers with the RECIST response it computed: the reader sees it, then goes on.
+    if (this.followUp?.active && this.followUp.showResult(answer?.recist)) return;
+    this.form.busy(false);
     await this.openNextCase();
   }
 
@@ -429,7 +481,7 @@ class ReadingSession {
       button.type = 'button';
       button.textContent = preset.name;
       button.title = `${index < 9 ? `${index + 1}: ` : ''}W ${Math.round(preset.width)} / L ${Math.round(preset.center)}`;
-      button.addEventListener('click', () => this.viewer.setWindow(preset));
+      button.addEventListener('click', () => this.focusedViewer().setWindow(preset));
       box.append(button);
     });
   }
@@ -488,12 +540,12 @@ class ReadingSession {
     });
     this.setBrushRadius(this.brushRadius);
     bindShortcuts({
-      previousSlice: () => this.viewer.scrollBy(-1),
-      nextSlice: () => this.viewer.scrollBy(1),
-      back10: () => this.viewer.scrollBy(-10),
-      forward10: () => this.viewer.scrollBy(10),
-      firstSlice: () => this.viewer.goToSlice(0),
-      lastSlice: () => this.viewer.goToSlice(Number.MAX_SAFE_INTEGER),
+      previousSlice: () => this.focusedViewer().scrollBy(-1),
+      nextSlice: () => this.focusedViewer().scrollBy(1),
+      back10: () => this.focusedViewer().scrollBy(-10),
+      forward10: () => this.focusedViewer().scrollBy(10),
+      firstSlice: () => this.focusedViewer().goToSlice(0),
+      lastSlice: () => this.focusedViewer().goToSlice(Number.MAX_SAFE_INTEGER),
       mode: (mode) => {
         const button = document.querySelector(`[data-mode="${mode}"]`);
         if (button && !button.hidden) this.setMode(mode);
@@ -502,19 +554,24 @@ class ReadingSession {
       brushBigger: () => this.setBrushRadius(this.brushRadius + 2),
       preset: (key) => {
         const preset = this.presets()[Number(key) - 1];
-        if (preset) this.viewer.setWindow(preset);
+        if (preset) this.focusedViewer().setWindow(preset);
       },
       ...actions,
       escape: () => $('#shortcut-sheet').open && $('#shortcut-sheet').close(),
     });
   }
 
+  /** The viewer the toolbar and keyboard act on: in follow-up mode, the one last touched. */
+  focusedViewer() {
+    return this.followUp?.active ? this.followUp.focusedViewer() : this.viewer;
+  }
+
   actions() {
     return {
-      invert: () => this.viewer.toggleInvert(),
-      reset: () => this.viewer.reset(),
-      zoomIn: () => this.viewer.zoomBy(1.25),
-      zoomOut: () => this.viewer.zoomBy(0.8),
+      invert: () => this.focusedViewer().toggleInvert(),
+      reset: () => this.focusedViewer().reset(),
+      zoomIn: () => this.focusedViewer().zoomBy(1.25),
+      zoomOut: () => this.focusedViewer().zoomBy(0.8),
       undo: () => this.tools.undo(),
       redo: () => this.tools.redo(),
       deleteSelected: () => this.tools.deleteSelected(),
@@ -575,6 +632,7 @@ class ReadingSession {
         return frames;
       },
       csUtils,
+      followUp: () => this.followUp?.testHandle() ?? null,
     };
   }
 }

@@ -8,7 +8,7 @@
 // everything not yet sent. The image cache is bounded by a budget sized to the device; prefetch never
 // fills it past what keeps the slices around the reader, and a closed case's images are let go.
 import { cache, Enums, imageLoader, imageLoadPoolManager, imageRetrievalPoolManager } from '@cornerstonejs/core';
-import { cacheBudgetBytes, outwardOrder } from './sliceOrder.js';
+import { cacheBudgetBytes, interleave, outwardOrder } from './sliceOrder.js';
 
 const { RequestType } = Enums;
 
@@ -24,6 +24,19 @@ export function configureRequestPools() {
   }
 }
 
+// Cornerstone has one prefetch queue for the page; follow-up reading shows two stacks, each with its
+// own prefetcher. Whenever one of them changes its wishes the queue is rebuilt from all of them
+// (interleaved), so moving one viewport never drops the other's prefetch.
+const prefetchers = new Set();
+
+function rebuildPrefetchQueue() {
+  imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+  const queues = [...prefetchers].filter((prefetcher) => !prefetcher.held).map((prefetcher) => prefetcher._wanted());
+  for (const { load, imageId } of interleave(queues)) {
+    imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
+  }
+}
+
 export class StackPrefetcher {
   constructor({ budgetBytes = cacheBudgetBytes() } = {}) {
     this.budgetBytes = budgetBytes;
@@ -33,8 +46,7 @@ export class StackPrefetcher {
     this.direction = 1;
     this.bytesPerSlice = 0;
     this.generation = 0;
-    this.focusToken = 0;
-    this.outstanding = 0;
+    this.held = true;
     this.idleSignalled = false;
     /** Called once per stack when every slice prefetch may hold is in the cache. */
     this.onIdle = null;
@@ -43,7 +55,9 @@ export class StackPrefetcher {
   /** Start on a new stack; `extraBytesPerSlice` is what else each slice holds in the cache (a labelmap). */
   setStack(imageIds, { extraBytesPerSlice = 0 } = {}) {
     this.generation += 1;
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    prefetchers.add(this);
+    rebuildPrefetchQueue();
     this.imageIds = imageIds;
     this.extraBytesPerSlice = extraBytesPerSlice;
     this.bytesPerSlice = 0;
@@ -56,12 +70,15 @@ export class StackPrefetcher {
   sliceAllowance() {
     const perSlice = (this.bytesPerSlice || 0) + this.extraBytesPerSlice;
     if (!perSlice) return this.imageIds.length;
-    return Math.max(8, Math.floor((this.budgetBytes * PREFETCH_SHARE) / perSlice));
+    // Two stacks on the page (follow-up reading) share the budget.
+    const share = PREFETCH_SHARE / Math.max(1, prefetchers.size);
+    return Math.max(8, Math.floor((this.budgetBytes * share) / perSlice));
   }
 
   /** Hold queued prefetch (the reader asked for a slice, which must go out first). */
   hold() {
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    rebuildPrefetchQueue();
   }
 
   /** The reader is now on slice `index`: drop queued prefetch and queue outward from here. */
@@ -70,38 +87,47 @@ export class StackPrefetcher {
     if (index !== this.center) this.direction = index > this.center ? 1 : -1;
     this.center = index;
     this._learnSliceSize(this.imageIds[index]);
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = false;
+    rebuildPrefetchQueue();
+    this._checkIdle();
+  }
+
+  /** The slices still to fetch, outward from the reader's slice: [{imageId, load}]. */
+  _wanted() {
+    if (!this.imageIds.length) return [];
     const generation = this.generation;
-    const token = ++this.focusToken;
-    const order = outwardOrder(index, this.imageIds.length, {
-      direction: this.direction,
-      limit: Math.min(this.imageIds.length, this.sliceAllowance()),
-    });
-    const missing = order.map((sliceIndex) => this.imageIds[sliceIndex]).filter((imageId) => !isCached(imageId));
-    this.outstanding = missing.length;
-    for (const imageId of missing) {
+    const wanted = [];
+    for (const sliceIndex of this._order()) {
+      const imageId = this.imageIds[sliceIndex];
+      if (isCached(imageId)) continue;
       const load = () => {
         if (generation !== this.generation) return undefined;
         return imageLoader
           .loadAndCacheImage(imageId, { requestType: RequestType.Prefetch, priority: 0 })
           .then((image) => this._learnSliceSize(imageId, image))
           .catch(() => undefined)
-          .finally(() => this._settled(token));
+          .finally(() => {
+            if (generation === this.generation) this._checkIdle();
+          });
       };
-      imageLoadPoolManager.addRequest(load, RequestType.Prefetch, { imageId }, 0);
+      wanted.push({ imageId, load });
     }
-    if (!missing.length) this._signalIdle();
+    return wanted;
   }
 
-  _settled(token) {
-    // Loads queued by an earlier focus were dropped from the queue; only the latest focus counts down.
-    if (token !== this.focusToken) return;
-    this.outstanding -= 1;
-    if (this.outstanding <= 0) this._signalIdle();
+  /** The slices prefetch may hold, outward from the reader's slice. */
+  _order() {
+    return outwardOrder(this.center, this.imageIds.length, {
+      direction: this.direction,
+      limit: Math.min(this.imageIds.length, this.sliceAllowance()),
+    });
   }
 
-  _signalIdle() {
+  /** Signal onIdle (once per stack) when the reader's slice and every slice prefetch may hold are loaded. */
+  _checkIdle() {
     if (this.idleSignalled || !this.imageIds.length) return;
+    const indices = [this.center, ...this._order()];
+    if (!indices.every((index) => cache.isLoaded(this.imageIds[index]))) return;
     this.idleSignalled = true;
     this.onIdle?.();
   }
@@ -115,7 +141,9 @@ export class StackPrefetcher {
   /** Stop prefetching and let go of a closed case's images (and any derived images listed). */
   release(imageIds = this.imageIds, derivedImageIds = []) {
     this.generation += 1;
-    imageLoadPoolManager.clearRequestStack(RequestType.Prefetch);
+    this.held = true;
+    prefetchers.delete(this);
+    rebuildPrefetchQueue();
     releaseImages([...imageIds, ...derivedImageIds]);
     this.imageIds = [];
   }

@@ -36,3 +36,13 @@ export function outwardOrder(center, count, { direction = 1, limit = count } = {
   }
   return order;
 }
+
+/** Round-robin merge of several queues: [a0, b0, a1, b1, b2, ...] (each stack's nearest slices first). */
+export function interleave(queues) {
+  const merged = [];
+  const longest = Math.max(0, ...queues.map((queue) => queue.length));
+  for (let k = 0; k < longest; k += 1) {
+    for (const queue of queues) if (k < queue.length) merged.push(queue[k]);
+  }
+  return merged;
+}

@@ -83,6 +83,15 @@ export class ReadingTools {
     this.mode = mode;
   }
 
+  /** Give another viewport of the page the same tools (follow-up reading's second viewport). */
+  addViewport(viewportId) {
+    this.group.addViewport(viewportId, RENDERING_ENGINE_ID);
+  }
+
+  removeViewport(viewportId) {
+    this.group.removeViewports(RENDERING_ENGINE_ID, viewportId);
+  }
+
   /** Brush and eraser radius in screen pixels. */
   setBrushSize(radius) {
     toolUtilities.segmentation.setBrushSizeForToolGroup(TOOL_GROUP_ID, radius);
@@ -98,7 +107,10 @@ export class ReadingTools {
 
   /** Remove the selected measurements; return how many were removed. */
   deleteSelected() {
-    const selected = annotation.selection.getAnnotationsSelected() || [];
+    // Locked annotations (a follow-up read's baseline lesions) are shown, never deleted.
+    const selected = (annotation.selection.getAnnotationsSelected() || []).filter(
+      (item) => !annotation.locking.isAnnotationLocked(item.annotationUID),
+    );
     for (const item of selected) annotation.state.removeAnnotation(item.annotationUID);
     return selected.length;
   }

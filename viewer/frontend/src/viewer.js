@@ -78,21 +78,23 @@ export function planeOf(imageId) {
 export class StackViewer {
   /**
    * `prefetch` is 'interaction-first' (this module's StackPrefetcher) or 'context' (Cornerstone's
-   * stackContextPrefetch, the earlier behaviour, kept for side-by-side benchmarks).
+   * stackContextPrefetch, the earlier behaviour, kept for side-by-side benchmarks). `viewportId`
+   * names a second viewport on the page (follow-up reading shows baseline and follow-up side by side).
    */
-  constructor(element, { prefetch = 'interaction-first' } = {}) {
+  constructor(element, { prefetch = 'interaction-first', viewportId = VIEWPORT_ID } = {}) {
     this.element = element;
+    this.viewportId = viewportId;
     this.legacyPrefetch = prefetch === 'context';
     this.listeners = { slice: [], voi: [] };
     this.element.oncontextmenu = (event) => event.preventDefault();
     this.engine = getRenderingEngine(RENDERING_ENGINE_ID) || new RenderingEngine(RENDERING_ENGINE_ID);
     this.engine.enableElement({
-      viewportId: VIEWPORT_ID,
+      viewportId,
       type: Enums.ViewportType.STACK,
       element,
       defaultOptions: { background: [0, 0, 0] },
     });
-    this.viewport = this.engine.getViewport(VIEWPORT_ID);
+    this.viewport = this.engine.getViewport(viewportId);
     this.prefetcher = new StackPrefetcher();
     this.wantedSlice = null;
     this.moving = null;
@@ -238,6 +240,6 @@ export class StackViewer {
   destroy() {
     this.prefetcher.release();
     this.resizeObserver.disconnect();
-    this.engine.disableElement(VIEWPORT_ID);
+    this.engine.disableElement(this.viewportId);
   }
 }

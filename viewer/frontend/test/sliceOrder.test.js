@@ -1,7 +1,7 @@
 // Unit tests of the prefetch order and cache budget (node --test).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cacheBudgetBytes, outwardOrder } from '../src/sliceOrder.js';
+import { cacheBudgetBytes, interleave, outwardOrder } from '../src/sliceOrder.js';
 
 test('prefetch works outward from the current slice, two ahead for each one behind', () => {
   assert.deepEqual(outwardOrder(10, 100, { limit: 6 }), [11, 12, 9, 13, 14, 8]);
@@ -22,4 +22,10 @@ test('the cache budget is a quarter of device memory within 256 MiB and 1.5 GiB'
   assert.equal(cacheBudgetBytes(0.5), 256 * 1024 ** 2);
   assert.equal(cacheBudgetBytes(8), 1.5 * 1024 ** 3);
   assert.equal(cacheBudgetBytes(undefined), 1024 ** 3);
+});
+
+test('two stacks prefetch in turn, nearest slices of each first, the longer one finishing alone', () => {
+  assert.deepEqual(interleave([['b1', 'b2', 'b3'], ['f1']]), ['b1', 'f1', 'b2', 'b3']);
+  assert.deepEqual(interleave([[], ['f1', 'f2']]), ['f1', 'f2']);
+  assert.deepEqual(interleave([]), []);
 });
