@@ -22,6 +22,7 @@ from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
 from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
 from annotations.services.questions import current_question_set, save_questions
+from annotations.tasks.consensus import recompute_task_consensus
 from viewer.models import Instance, Series
 from viewer.tasks import warm_series_cache
 
@@ -209,10 +210,23 @@ def save_task(
         saved = save_questions(task=task, lesion=questions[0], case=questions[1], user=user)
         result.question_version = saved.version if saved else None
         result.new_question_version = saved is not None and (before is None or saved.pk != before.pk)
+        changed = saved is not None and (before is None or saved.pk != before.pk or _edited(before, saved))
+        if changed and Read.objects.filter(case__task=task).exists():
+            # Consensus answers follow the current version; recompute once the new questions are committed.
+            task_id = task.pk
+            transaction.on_commit(lambda: _queue_task_consensus(task_id), robust=True)
     if task.is_open:
         # A task that was already open only needs its new series warmed.
         warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
     return result
+
+
+def _edited(before, saved) -> bool:
+    return (before.lesion_questions, before.case_questions) != (saved.lesion_questions, saved.case_questions)
+
+
+def _queue_task_consensus(task_id: int) -> None:
+    recompute_task_consensus.delay(task_id)
 
 
 @transaction.atomic

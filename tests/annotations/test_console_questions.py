@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from annotations.models import QuestionSet, Task
+from annotations.models import CaseConsensus, QuestionSet, Task
 from annotations.services.question_presets import preset_question
 from annotations.services.questions import current_question_set, save_questions
 from tests.annotations.test_console_tasks import task_post
@@ -105,3 +105,21 @@ def test_saving_a_task_with_no_question_changes_keeps_the_version(admin_client, 
     )
 
     assert QuestionSet.objects.filter(task=task).count() == 1
+
+
+def test_changing_the_questions_of_a_task_with_reads_recomputes_its_consensus(
+    admin_client, small_ct_series, django_capture_on_commit_callbacks
+):
+    admin_client.post(reverse("console:task-create"), task_post(series=[small_ct_series.id]))
+    task = Task.objects.get()
+    ReadFactory(case=task.cases.get(), reader=ReaderFactory(), no_lesion=True)
+
+    # Celery runs eagerly in tests, so the queued recompute runs when the edit commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("console:task-edit", args=[task.id]),
+            task_post(series=[small_ct_series.id], questions_json=questions_json([preset_question("lesion_site")])),
+        )
+
+    current = CaseConsensus.objects.get(case__task=task, is_current=True)
+    assert current.answers["version"] == 1 and current.answers["lesions"] == {}
