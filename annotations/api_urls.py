@@ -16,5 +16,6 @@ urlpatterns = [
     path("tasks/<int:task_id>/upcoming-case/", views.UpcomingCaseView.as_view(), name="upcoming-case"),
     path("cases/<int:case_id>/lease/", views.LeaseView.as_view(), name="lease"),
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
+    path("cases/<int:case_id>/answer-key/", views.AnswerKeyView.as_view(), name="answer-key"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),
 ]

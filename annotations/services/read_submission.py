@@ -26,6 +26,8 @@ from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader, Task
 from annotations.models.reads import MarkKind
 from annotations.models.tasks import Tool
 from annotations.services import assignment, background
+from annotations.services.answers import CheckedAnswers, Questions, check_answers
+from annotations.services.questions import current_question_set, questions_of
 from viewer.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -35,10 +37,20 @@ MAX_COMMENT_CHARS = 2000
 MAX_DURATION_S = 86_400
 LENGTH_TOLERANCE_MM = 0.5
 LENGTH_TOLERANCE_FRACTION = 0.01
-TOP_LEVEL_FIELDS = {"client_uuid", "case", "started_at", "duration_s", "flags", "comment", "lesions"}
+TOP_LEVEL_FIELDS = {
+    "client_uuid",
+    "case",
+    "started_at",
+    "duration_s",
+    "flags",
+    "comment",
+    "lesions",
+    "question_version",
+    "answers",
+}
 REQUIRED_FIELDS = ("client_uuid", "case", "started_at", "duration_s", "flags", "lesions")
 FLAG_NAMES = ("no_lesion", "skip", "quality_problem")
-LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask"}
+LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask", "answers"}
 LINE_FIELDS = {"sop_instance_uid", "frame", "start", "end", "length_mm"}
 MASK_SLICE_FIELDS = {"sop_instance_uid", "frame", "counts"}
 
@@ -74,6 +86,9 @@ class ReadRules:
     tools: frozenset[str]
     max_lesions_per_case: int | None
     instances: dict[str, InstanceGeometry]
+    # The task's current questions (None: it never had any) and the id of their QuestionSet row.
+    questions: Questions | None = None
+    question_set_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,7 @@ class ParsedRead:
     comment: str
     lines: list[ParsedLine] = field(default_factory=list)
     mask_slices: list[ParsedMaskSlice] = field(default_factory=list)
+    answers: CheckedAnswers = field(default_factory=CheckedAnswers)
 
 
 @dataclass(frozen=True)
@@ -296,6 +312,10 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
                 if number is not None:
                     mask_slices.append(ParsedMaskSlice(number, *parsed))
 
+    checked_answers, answer_errors = check_answers(document, questions=rules.questions, skip=flags["skip"])
+    for path, messages in answer_errors.items():
+        errors.setdefault(path, []).extend(messages)
+
     if errors:
         raise ReadValidationError(errors)
     return ParsedRead(
@@ -309,6 +329,7 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         comment=envelope.comment,
         lines=lines,
         mask_slices=mask_slices,
+        answers=checked_answers,
     )
 
 
@@ -331,10 +352,13 @@ def rules_for_series(*, task: Task, series_id: int) -> ReadRules:
             "sop_instance_uid", "pk", "rows", "columns", "number_of_frames", "pixel_spacing_mm"
         )
     }
+    question_set = current_question_set(task)
     return ReadRules(
         tools=frozenset(task.tools or []),
         max_lesions_per_case=task.max_lesions_per_case,
         instances=instances,
+        questions=questions_of(question_set),
+        question_set_id=question_set.pk if question_set else None,
     )
 
 
@@ -346,6 +370,8 @@ class ValidatedRead:
     instance_pks: dict[str, int]
     # Writes rows beside the Read (e.g. follow-up measurements) inside the storing transaction.
     store_extra: Callable[[Read], None] | None = None
+    # The task's question version the read answered (None: the task asks no questions).
+    question_set_id: int | None = None
 
 
 def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -> SubmissionResult:
@@ -385,6 +411,7 @@ def submit_document(
                 document=document,
                 now=now,
                 instance_pks=validated.instance_pks,
+                question_set_id=validated.question_set_id,
             )
             if validated.store_extra is not None:
                 validated.store_extra(read)
@@ -407,11 +434,22 @@ def _validate_single_time_point(case: Case, document: Any) -> ValidatedRead:
         )
     rules = rules_for_case(case)
     parsed = validate_read_document(document, rules=rules)
-    return ValidatedRead(parsed=parsed, instance_pks={uid: geometry.pk for uid, geometry in rules.instances.items()})
+    return ValidatedRead(
+        parsed=parsed,
+        instance_pks={uid: geometry.pk for uid, geometry in rules.instances.items()},
+        question_set_id=rules.question_set_id,
+    )
 
 
 def _store(
-    *, reader: Reader, case_id: int, parsed: ParsedRead, document: dict, now: datetime, instance_pks: dict[str, int]
+    *,
+    reader: Reader,
+    case_id: int,
+    parsed: ParsedRead,
+    document: dict,
+    now: datetime,
+    instance_pks: dict[str, int],
+    question_set_id: int | None,
 ) -> Read:
     (case,) = assignment.lock_cases([case_id], skip_locked=False)
     if not case.task.is_open:
@@ -436,7 +474,18 @@ def _store(
         started_at=parsed.started_at,
         duration_s=parsed.duration_s,
         document=document,
+        question_set_id=question_set_id,
+        answers=parsed.answers.as_json(),
     )
+    store_marks(read=read, parsed=parsed, instance_pks=instance_pks)
+    Lease.objects.filter(case=case, reader=reader).delete()
+    case.reads_done = counted_reads(case=case)
+    case.save(update_fields=["reads_done"])
+    return read
+
+
+def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int]) -> None:
+    """Store the parsed lines and painted mask slices of a new read as its Mark and MaskSlice rows."""
     Mark.objects.bulk_create(
         Mark(
             read=read,
@@ -464,10 +513,6 @@ def _store(
         for mask in parsed.mask_slices
         if mask.pixel_count > 0
     )
-    Lease.objects.filter(case=case, reader=reader).delete()
-    case.reads_done = counted_reads(case=case)
-    case.save(update_fields=["reads_done"])
-    return read
 
 
 def counted_reads(*, case: Case) -> int:

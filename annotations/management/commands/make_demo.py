@@ -28,7 +28,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Skip the closed task of simulated reads that shows consensus and agreement to researchers.",
         )
-
+        parser.add_argument(
+            "--no-questions",
+            action="store_true",
+            help="Do not ask lesion type and site on the booth task (the simulated study still answers them).",
+        )
         parser.add_argument(
             "--no-follow-up",
             action="store_true",
@@ -36,7 +40,17 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, no_follow_up, real_size, **options
+        self,
+        *args,
+        patients,
+        slices,
+        size,
+        no_odd_dicom,
+        no_simulated_study,
+        no_follow_up,
+        no_questions,
+        real_size,
+        **options,
     ):
         if real_size:
             task = make_real_size_demo()
@@ -47,6 +61,7 @@ class Command(BaseCommand):
             include_odd_dicom=not no_odd_dicom,
             simulated_study=not no_simulated_study,
             follow_up=not no_follow_up,
+            booth_questions=not no_questions,
         )
         self.stdout.write("demo created" if summary.created else "demo already present")
         for line in summary.logins:
