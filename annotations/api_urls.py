@@ -16,4 +16,5 @@ urlpatterns = [
     path("cases/<int:case_id>/lease/", views.LeaseView.as_view(), name="lease"),
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path("teams/", views.TeamSuggestionsView.as_view(), name="teams"),
 ]

@@ -3,7 +3,7 @@
 from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQuality
 from annotations.models.exports import ExportJob
 from annotations.models.reads import Mark, MaskSlice, Read
-from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task
+from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
 
 __all__ = [
     "Case",
@@ -18,4 +18,5 @@ __all__ = [
     "ReaderQuality",
     "ReferenceLesion",
     "Task",
+    "Team",
 ]

@@ -10,6 +10,7 @@ import pytest
 
 from annotations.models import Mark, MaskSlice, Read
 from annotations.services.exports import csv_export, export_to_path
+from annotations.services.teams import team_for_name
 from tests.annotations.export_data import build_scene
 from tests.factories import ReaderFactory
 
@@ -104,6 +105,31 @@ def test_reads_csv_never_names_readers_unless_identities_are_asked_for(scene, tm
     for reader in scene.readers:
         assert reader.display_name not in pseudonymised and reader.pseudonym in pseudonymised
         assert reader.display_name in identified
+
+
+def test_reads_csv_names_teams_by_stable_pseudonyms_unless_team_names_are_asked_for(scene, tmp_path):
+    alice, bob, carol = scene.readers
+    team = team_for_name("Mass General")
+    for reader in (alice, bob):
+        reader.team = team
+        reader.save()
+
+    def teams_by_reader(rows):
+        return {row["reader"]: row["reader_team"] for row in rows}
+
+    pseudonymised = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "p.csv").path)
+    again = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "q.csv").path)
+    named_teams = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "t.csv", identify_teams=True).path)
+    identified = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "i.csv", pseudonymise=False).path)
+
+    assert teams_by_reader(pseudonymised) == {alice.pseudonym: team.pseudonym, bob.pseudonym: team.pseudonym,
+                                              carol.pseudonym: ""}  # fmt: skip
+    assert team.pseudonym.startswith("T-") and teams_by_reader(again) == teams_by_reader(pseudonymised)
+    # Team names, readers still pseudonymised.
+    assert teams_by_reader(named_teams) == {alice.pseudonym: "Mass General", bob.pseudonym: "Mass General",
+                                            carol.pseudonym: ""}  # fmt: skip
+    assert teams_by_reader(identified)[alice.display_name] == "Mass General"
+    assert "Mass General" not in (tmp_path / "p.csv").read_text()
 
 
 def test_consensus_csv_adds_support_agreement_and_algorithm_version(scene, tmp_path):

@@ -18,7 +18,7 @@ from itertools import islice
 from django.db.models import Exists, OuterRef, QuerySet
 
 from annotations.models import Case, CaseConsensus, Mark, MaskSlice, Read, Reader, Task
-from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label
+from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
 from viewer.models import Instance
 
 # Where a row's mark is: the same leading columns in both CSVs, so they join on them.
@@ -67,6 +67,7 @@ READ_COLUMNS: tuple[str, ...] = (
     "started_at",
     "submitted_at",
     "duration_s",
+    "reader_team",
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
@@ -203,8 +204,13 @@ MARK_FIELDS = ("read_id", "lesion_index", "kind", "instance_id", "frame", "start
 MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
 
 
-def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Read] | None = None) -> Iterator[dict]:
-    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in READ_COLUMNS."""
+def iter_read_rows(
+    *, task: Task, pseudonymise: bool = True, identify_teams: bool = False, reads: QuerySet[Read] | None = None
+) -> Iterator[dict]:
+    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in READ_COLUMNS.
+
+    Teams are named by pseudonym unless `identify_teams` (or readers are identified: pseudonymise=False).
+    """
     reads = reads_for_export(task) if reads is None else reads
     series_cache = SeriesCache()
     readers: dict[int, dict] = {}
@@ -219,8 +225,8 @@ def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Rea
         for mask in MaskSlice.objects.filter(read_id__in=read_ids).order_by("id").values_list(*MASK_FIELDS, named=True):
             masks_by_read.setdefault(mask.read_id, []).append(mask)
         missing = {read.reader_id for read in chunk} - readers.keys()
-        for reader in Reader.objects.filter(pk__in=missing):
-            readers[reader.pk] = _reader_fields(reader, pseudonymise=pseudonymise)
+        for reader in Reader.objects.filter(pk__in=missing).select_related("team"):
+            readers[reader.pk] = _reader_fields(reader, pseudonymise=pseudonymise, identify_teams=identify_teams)
         for read in chunk:
             if read.case_id != case_id:
                 case = Case.objects.select_related("series__study").get(pk=read.case_id)
@@ -236,11 +242,12 @@ def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Rea
             )
 
 
-def _reader_fields(reader: Reader, *, pseudonymise: bool) -> dict:
+def _reader_fields(reader: Reader, *, pseudonymise: bool, identify_teams: bool) -> dict:
     return {
         "reader": reader_label(reader, pseudonymise=pseudonymise),
         "reader_role": reader.role,
         "reader_years_experience": reader.years_experience,
+        "reader_team": team_label(reader.team, identify=identify_teams or not pseudonymise),
     }
 
 
