@@ -15,9 +15,11 @@ import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
-from annotations.models import Case, CaseConsensus, Mark, MaskSlice, Read, Reader, Task
+from annotations.models import Case, CaseConsensus, Mark, MaskSlice, QuestionSet, Read, Reader, Task
+from annotations.services.exports import answer_columns as answer_cols
+from annotations.services.exports.answer_columns import AnswerColumn
 from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
 from viewer.models import Instance
 
@@ -68,6 +70,7 @@ READ_COLUMNS: tuple[str, ...] = (
     "submitted_at",
     "duration_s",
     "reader_team",
+    "question_version",
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
@@ -105,6 +108,18 @@ CONSENSUS_COLUMNS: tuple[str, ...] = (
     "case_summary_json",
     "computed_at",
 )
+
+
+def task_answer_columns(task: Task) -> list[AnswerColumn]:
+    """The answer columns of every question the task ever asked (all versions)."""
+    sets = QuestionSet.objects.filter(task=task).order_by("version").values_list("lesion_questions", "case_questions")
+    return answer_cols.answer_columns(sets)
+
+
+def read_columns(task: Task) -> tuple[str, ...]:
+    """READ_COLUMNS, then one column (two for coded choices) per question of the task."""
+    return (*READ_COLUMNS, *answer_cols.column_names(task_answer_columns(task)))
+
 
 # Reads per database round trip: bounds memory whatever the task's size.
 READ_CHUNK = 500
@@ -182,7 +197,7 @@ def reads_for_export(task: Task) -> QuerySet[Read]:
         Read.objects.filter(case__task=task)
         # The verbatim document can be large and every field it holds is a column already.
         .defer("document")
-        .annotate(has_later_version=Exists(later))
+        .annotate(has_later_version=Exists(later), question_version=F("question_set__version"))
         .order_by("case_id", "id")
     )
 
@@ -207,11 +222,13 @@ MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
 def iter_read_rows(
     *, task: Task, pseudonymise: bool = True, identify_teams: bool = False, reads: QuerySet[Read] | None = None
 ) -> Iterator[dict]:
-    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in READ_COLUMNS.
+    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in `read_columns(task)`.
 
     Teams are named by pseudonym unless `identify_teams` (or readers are identified: pseudonymise=False).
+    Case answers go on every row of their read, lesion answers on the rows of their lesion.
     """
     reads = reads_for_export(task) if reads is None else reads
+    columns = task_answer_columns(task)
     series_cache = SeriesCache()
     readers: dict[int, dict] = {}
     case_id, case_fields, lesion_map, sources = None, {}, {}, None
@@ -239,6 +256,7 @@ def iter_read_rows(
                 marks=marks_by_read.get(read.pk, []),
                 masks=masks_by_read.get(read.pk, []),
                 lesion_map=lesion_map,
+                answer_columns=columns,
             )
 
 
@@ -262,7 +280,10 @@ def _rows_of_read(
     marks: list,
     masks: list,
     lesion_map: dict[tuple[int, int], int],
+    answer_columns: list[AnswerColumn],
 ) -> Iterator[dict]:
+    answers = read.answers or {}
+    lesion_answers = answers.get("lesions") or {}
     base = {
         **_BLANK_READ_ROW,
         **base,
@@ -276,6 +297,8 @@ def _rows_of_read(
         "started_at": _iso(read.started_at),
         "submitted_at": _iso(read.submitted_at),
         "duration_s": read.duration_s if read.duration_s is not None else "",
+        "question_version": _blank_none(getattr(read, "question_version", None)),
+        **answer_cols.answer_fields(answer_columns, scope=answer_cols.CASE, answers=answers.get("case")),
     }
     if not marks and not masks:
         yield {**base, "mark_kind": "skip" if read.skip else "no_lesion" if read.no_lesion else "none"}
@@ -293,6 +316,9 @@ def _rows_of_read(
             "slice_index": sources.slice_index(instance_id=instance.pk, frame=item.frame),
             "lesion_index": lesion_index,
             "consensus_lesion_index": lesion_map.get((read.pk, lesion_index), ""),
+            **answer_cols.answer_fields(
+                answer_columns, scope=answer_cols.LESION, answers=lesion_answers.get(str(lesion_index))
+            ),
         }
         if order < 2:
             row["mark_kind"] = item.kind

@@ -171,7 +171,7 @@ def _csv_rows(
 ) -> Iterator[str]:
     if part == "csv":
         rows = csv_export.iter_read_rows(task=task, pseudonymise=pseudonymise, identify_teams=identify_teams)
-        columns, key = csv_export.READ_COLUMNS, "read_id"
+        columns, key = csv_export.read_columns(task), "read_id"
     else:
         rows = csv_export.iter_consensus_rows(task=task, pseudonymise=pseudonymise)
         columns, key = csv_export.CONSENSUS_COLUMNS, "case_id"
