@@ -78,7 +78,7 @@ def latest_reads(task: Task) -> QuerySet[Read]:
 def reads_for(task: Task, kind: DicomKind) -> QuerySet[Read]:
     """The reads that give a DICOM file of this kind: lines for SR, masks for SEG."""
     rows = Mark if kind == "sr" else MaskSlice
-    return latest_reads(task).filter(Exists(rows.objects.filter(read_id=OuterRef("pk"))))
+    return latest_reads(task).filter(Exists(rows.objects.filter(read_id=OuterRef("pk")))).select_related("question_set")
 
 
 def consensus_for(task: Task) -> QuerySet[CaseConsensus]:

@@ -37,6 +37,7 @@ from annotations.services.exports.sources import (
     reader_label,
     software_version,
 )
+from annotations.services.exports.sr_answers import LOCAL_SCHEME, SRAnswers, sr_answers
 from viewer.models import Instance
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
@@ -45,8 +46,9 @@ SCOORD_OFFSET_PX = 0.5
 CONSENSUS_DEVICE_NAME = "Readerboard consensus"
 READS_SR_SERIES_NUMBER = 9901
 CONSENSUS_SR_SERIES_NUMBER = 9902
-# Private coding scheme for findings SNOMED CT's table here does not know.
-LOCAL_SCHEME = "99RDBD"
+# TID 1500's container of the report's (here: the case's) qualitative evaluations, as DCMTK's
+# TID 1500 classes (libcmr) code it.
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
 # OHIF and @cornerstonejs/adapters pick the tool of a measurement group by its tracking identifier.
 CORNERSTONE_TRACKING_PREFIX = "Cornerstone3DTools@^0.1.0"
 LENGTH_TOOL = "Length"
@@ -99,6 +101,8 @@ class LesionMeasurement:
     long_axis: LineOnImage | None
     short_axis: LineOnImage | None = None
     segment: SegmentInSeg | None = None
+    # The lesion's answers: its own Finding (else the task's), Finding Sites and evaluations.
+    answers: SRAnswers = SRAnswers()
 
     @property
     def tool(self) -> str:
@@ -151,6 +155,23 @@ def _line_measurement(name: Code, line: LineOnImage) -> hd.sr.Measurement:
     )
 
 
+def _finding_sites(answers: SRAnswers) -> list[hd.sr.FindingSite] | None:
+    return [hd.sr.FindingSite(anatomic_location=site) for site in answers.finding_sites] or None
+
+
+def _coded_evaluations(answers: SRAnswers) -> list[hd.sr.QualitativeEvaluation] | None:
+    return [hd.sr.QualitativeEvaluation(name=e.name, value=e.value) for e in answers.evaluations if e.is_coded] or None
+
+
+def _text_evaluations(answers: SRAnswers) -> list[hd.sr.TextContentItem]:
+    """The answers that have no code, as TEXT items named by their question."""
+    return [
+        hd.sr.TextContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        for e in answers.evaluations
+        if not e.is_coded
+    ]
+
+
 def _lines_group(
     *,
     lesion: LesionMeasurement,
@@ -159,19 +180,25 @@ def _lines_group(
     label: str,
     finding: Code,
     algorithm: hd.sr.AlgorithmIdentification | None,
+    with_evaluations: bool = True,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    answers = lesion.answers
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=lesion.tracking_uid, identifier=f"{CORNERSTONE_TRACKING_PREFIX}:{tool}"
         ),
-        finding_type=finding,
+        finding_type=answers.finding or finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        finding_sites=_finding_sites(answers),
         algorithm_id=algorithm,
         measurements=measurements,
+        qualitative_evaluations=_coded_evaluations(answers) if with_evaluations else None,
     )
     group[0].ContentSequence.append(
         hd.sr.TextContentItem(name=COMMENT, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     )
+    if with_evaluations:
+        group[0].ContentSequence.extend(_text_evaluations(answers))
     return group
 
 
@@ -200,6 +227,7 @@ def measurement_groups(
             _line_measurement(SHORT_AXIS, lesion.short_axis),
         ]
         return [_lines_group(tool=BIDIRECTIONAL_TOOL, measurements=measurements, label=lesion.label, **common)]
+    # The lesion's evaluations once, in its first group, so nothing reading the groups counts them twice.
     return [
         _lines_group(
             tool=LENGTH_TOOL,
@@ -211,6 +239,7 @@ def measurement_groups(
             tool=LENGTH_TOOL,
             measurements=[_line_measurement(SHORT_AXIS, lesion.short_axis)],
             label=f"{lesion.label} short axis",
+            with_evaluations=False,
             **common,
         ),
     ]
@@ -222,11 +251,17 @@ def mask_group(
     finding: Code,
     algorithm: hd.sr.AlgorithmIdentification | None = None,
 ) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
-    """Return the TID 1411 group that points at the lesion's segment in its SEG."""
+    """Return the TID 1411 group that points at the lesion's segment in its SEG.
+
+    It carries the lesion's Finding and Finding Sites; its evaluations only when the lesion has no
+    lines group to hold them.
+    """
     if lesion.segment is None:
         raise ValueError(f"lesion {lesion.label!r} has no segment to reference")
     segment = lesion.segment
-    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+    answers = lesion.answers
+    with_evaluations = lesion.long_axis is None
+    group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.label),
         referenced_segment=hd.sr.ReferencedSegment(
             sop_class_uid=SEGMENTATION_STORAGE,
@@ -234,10 +269,15 @@ def mask_group(
             segment_number=segment.segment_number,
             source_series=hd.sr.SourceSeriesForSegmentation(segment.source_series_instance_uid),
         ),
-        finding_type=finding,
+        finding_type=answers.finding or finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        finding_sites=_finding_sites(answers),
         algorithm_id=algorithm,
+        qualitative_evaluations=_coded_evaluations(answers) if with_evaluations else None,
     )
+    if with_evaluations:
+        group[0].ContentSequence.extend(_text_evaluations(answers))
+    return group
 
 
 def _segment_evidence(lesions: Sequence[LesionMeasurement]) -> list[Dataset]:
@@ -266,8 +306,13 @@ def measurement_report_sr(
     instance_number: int,
     series_description: str,
     algorithm: hd.sr.AlgorithmIdentification | None = None,
+    case_answers: SRAnswers | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    """Return a TID 1500 Comprehensive 3D SR: per lesion a group of its lines and a group pointing at its mask."""
+    """Return a TID 1500 Comprehensive 3D SR: per lesion a group of its lines and a group pointing at its mask.
+
+    `case_answers` go into the report's Qualitative Evaluations container (TID 1500): CODE items
+    where the answer is coded, TEXT items otherwise.
+    """
     if not lesions:
         raise ValueError("a measurement report needs at least one lesion")
     groups: list = []
@@ -281,6 +326,8 @@ def measurement_report_sr(
         procedure_reported=procedure,
         imaging_measurements=groups,
     )
+    if case_answers is not None and case_answers.evaluations:
+        report[0].ContentSequence.append(_case_evaluations(case_answers))
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*evidence, *_segment_evidence(lesions)],
         content=report[0],
@@ -296,6 +343,20 @@ def measurement_report_sr(
     )
     sr.SoftwareVersions = software_version()
     return sr
+
+
+def _case_evaluations(answers: SRAnswers) -> hd.sr.ContainerContentItem:
+    """TID 1500's Qualitative Evaluations container holding a case's answers."""
+    container = hd.sr.ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+    container.ContentSequence = [
+        hd.sr.CodeContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        if e.is_coded
+        else hd.sr.TextContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        for e in answers.evaluations
+    ]
+    return container
 
 
 def _line(instance: Instance, *, frame: int, start, end, length_mm: float) -> LineOnImage:
@@ -335,10 +396,15 @@ def consensus_lesion_label(lesion_index: int) -> str:
 
 
 def read_lesions(
-    *, read: Read, marks: Sequence[Mark], segments: Mapping[int, SegmentInSeg] | None = None
+    *,
+    read: Read,
+    marks: Sequence[Mark],
+    segments: Mapping[int, SegmentInSeg] | None = None,
+    lesion_questions: Sequence[dict] = (),
 ) -> list[LesionMeasurement]:
-    """The lesions of one read with a long axis or a segment, in the reader's order."""
+    """The lesions of one read with a long axis or a segment, in the reader's order, with their answers."""
     segments = segments or {}
+    lesion_answers = (read.answers or {}).get("lesions") or {}
     by_lesion: dict[int, dict[str, Mark]] = {index: {} for index in segments}
     for mark in marks:
         by_lesion.setdefault(mark.lesion_index, {})[mark.kind] = mark
@@ -358,6 +424,7 @@ def read_lesions(
                 long_axis=lines.get("long_axis"),
                 short_axis=lines.get("short_axis") if "long_axis" in lines else None,
                 segment=segments.get(index),
+                answers=sr_answers(lesion_questions, lesion_answers.get(str(index)), lesion=True),
             )
         )
     return lesions
@@ -378,7 +445,10 @@ def sr_for_read(
     `segments` maps lesion numbers to their masks' segments in a SEG of the same export.
     """
     marks = list(read.marks.select_related("instance"))
-    lesions = read_lesions(read=read, marks=marks, segments=segments)
+    question_set = read.question_set  # the version this read answered
+    lesion_questions = question_set.lesion_questions if question_set else []
+    case_questions = question_set.case_questions if question_set else []
+    lesions = read_lesions(read=read, marks=marks, segments=segments, lesion_questions=lesion_questions)
     if not any(lesion.long_axis for lesion in lesions):
         return None
     observer = hd.sr.ObservationContext(
@@ -399,6 +469,7 @@ def sr_for_read(
         series_number=READS_SR_SERIES_NUMBER,
         instance_number=instance_number,
         series_description=f"Readerboard reads: {task.name}",
+        case_answers=sr_answers(case_questions, (read.answers or {}).get("case"), lesion=False),
     )
 
 
