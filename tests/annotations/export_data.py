@@ -224,3 +224,31 @@ def add_scene_answers(scene: ExportScene):
         read.answers = SCENE_ANSWERS[answers]
         read.save(update_fields=["question_set", "answers"])
     return question_set
+
+
+def add_scene_consensus_answers(scene: ExportScene) -> dict:
+    """Store on the scene's consensus the consensus of SCENE_ANSWERS as the consensus service computes it."""
+    from annotations.services.answer_consensus import question_consensus
+
+    lesion_questions, case_questions = scene_questions()
+    alice, bob, carol = scene.readers
+    by_reader = {alice.pk: SCENE_ANSWERS["alice"], bob.pk: SCENE_ANSWERS["bob"], carol.pk: SCENE_ANSWERS["carol"]}
+    case = {
+        q["key"]: question_consensus(q, {r: a["case"].get(q["key"]) for r, a in by_reader.items()})
+        for q in case_questions
+    }
+    # Consensus lesion 1 = Alice's and Bob's lesion 1; lesion 2 = Alice's lesion 2 alone.
+    members = {"1": [(alice.pk, "1"), (bob.pk, "1")], "2": [(alice.pk, "2")]}
+    lesions = {
+        index: {
+            q["key"]: question_consensus(
+                q, {r: by_reader[r]["lesions"].get(lesion, {}).get(q["key"]) for r, lesion in pairs}
+            )
+            for q in lesion_questions
+        }
+        for index, pairs in members.items()
+    }
+    answers = {"version": 1, "case": case, "lesions": lesions, "flags": ["metastases: answers tie"]}
+    scene.consensus.answers = answers
+    scene.consensus.save(update_fields=["answers"])
+    return answers

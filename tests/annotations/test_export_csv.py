@@ -11,7 +11,7 @@ import pytest
 from annotations.models import Mark, MaskSlice, Read
 from annotations.services.exports import csv_export, export_to_path
 from annotations.services.teams import team_for_name
-from tests.annotations.export_data import add_scene_answers, build_scene
+from tests.annotations.export_data import add_scene_answers, add_scene_consensus_answers, build_scene
 from tests.factories import ReaderFactory
 
 pytestmark = pytest.mark.django_db
@@ -170,6 +170,39 @@ def test_reads_csv_has_a_column_per_question_with_lesion_answers_on_lesion_rows(
     assert old_bob_row["question_version"] == "" and old_bob_row["case_answer_metastases"] == ""
     (bob_row,) = [row for row in rows if int(row["read_id"]) == read_b2.pk]
     assert bob_row["case_answer_contrast"] == "False" and bob_row["lesion_answer_malignancy"] == "3"
+
+
+def test_consensus_csv_has_consensus_answers_with_their_support(scene, tmp_path):
+    add_scene_answers(scene)
+    add_scene_consensus_answers(scene)
+
+    rows = read_csv(export_to_path(task=scene.task, fmt="consensus_csv", out=tmp_path / "c.csv").path)
+
+    header = tuple(rows[0].keys())
+    assert header[: len(csv_export.CONSENSUS_COLUMNS)] == csv_export.CONSENSUS_COLUMNS
+    assert "lesion_consensus_lesion_type_code" in header and "case_consensus_liver_span_iqr" in header
+    lesion_1 = [row for row in rows if row["lesion_index"] == "1"]
+    lesion_2 = [row for row in rows if row["lesion_index"] == "2"]
+    for row in lesion_1:
+        assert (row["lesion_consensus_lesion_site"], row["lesion_consensus_lesion_site_code"]) == (
+            "liver",
+            "SCT:10200004",
+        )
+        assert (
+            float(row["lesion_consensus_lesion_site_support"]) == 1.0 and row["lesion_consensus_lesion_site_n"] == "2"
+        )
+        assert float(row["lesion_consensus_malignancy"]) == 4.0  # median of 5 and 3
+        assert float(row["lesion_consensus_malignancy_iqr"]) == 1.0
+    assert {row["lesion_consensus_lesion_type"] for row in lesion_2} == {"lung"}
+    for row in rows:
+        # Metastases: Alice "present", Bob and Carol "absent".
+        assert row["case_consensus_metastases"] == "absent" and row["case_consensus_metastases_code"] == "SCT:272519000"
+        assert float(row["case_consensus_metastases_support"]) == pytest.approx(2 / 3, abs=1e-6)
+        assert row["case_consensus_metastases_tied"] == "" and row["case_consensus_metastases_n"] == "3"
+        # Contrast: one yes, one no: a tie, no consensus answer.
+        assert row["case_consensus_contrast"] == "" and row["case_consensus_contrast_tied"] == "no;yes"
+        assert row["case_consensus_artefacts"] == "motion;noise"  # Alice alone answered: both above half
+        assert row["answer_flags"] == "metastases: answers tie"
 
 
 def test_consensus_csv_adds_support_agreement_and_algorithm_version(scene, tmp_path):

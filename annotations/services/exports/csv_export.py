@@ -107,6 +107,7 @@ CONSENSUS_COLUMNS: tuple[str, ...] = (
     "mask_area_mm2",
     "case_summary_json",
     "computed_at",
+    "answer_flags",
 )
 
 
@@ -114,6 +115,11 @@ def task_answer_columns(task: Task) -> list[AnswerColumn]:
     """The answer columns of every question the task ever asked (all versions)."""
     sets = QuestionSet.objects.filter(task=task).order_by("version").values_list("lesion_questions", "case_questions")
     return answer_cols.answer_columns(sets)
+
+
+def consensus_columns(task: Task) -> tuple[str, ...]:
+    """CONSENSUS_COLUMNS, then the consensus answer columns of every question of the task."""
+    return (*CONSENSUS_COLUMNS, *answer_cols.consensus_column_names(task_answer_columns(task)))
 
 
 def read_columns(task: Task) -> tuple[str, ...]:
@@ -349,8 +355,13 @@ def current_consensus(task: Task) -> QuerySet[CaseConsensus]:
 
 
 def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
-    """Yield one row per consensus line or mask slice (or one no_lesion row per case without lesions)."""
+    """Yield one row per consensus line or mask slice (or one no_lesion row per case without lesions).
+
+    Consensus answers to case questions go on every row of the case, to lesion questions on the rows
+    of their consensus lesion; `answer_flags` lists the case's low-agreement questions.
+    """
     series_cache = SeriesCache()
+    columns = task_answer_columns(task)
     pseudonyms = dict(Reader.objects.filter(reads__case__task=task).distinct().values_list("pk", "pseudonym"))
     names = (
         pseudonyms if pseudonymise else dict(Reader.objects.filter(pk__in=pseudonyms).values_list("pk", "display_name"))
@@ -373,7 +384,12 @@ def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[di
             "low_agreement": consensus.low_agreement,
             "case_summary_json": json.dumps(summary, sort_keys=True, separators=(",", ":")),
             "computed_at": _iso(consensus.computed_at),
+            "answer_flags": answer_cols.LIST_SEPARATOR.join((consensus.answers or {}).get("flags") or []),
+            **answer_cols.consensus_fields(
+                columns, scope=answer_cols.CASE, blocks=(consensus.answers or {}).get("case")
+            ),
         }
+        lesion_blocks = (consensus.answers or {}).get("lesions") or {}
         lesions = list(consensus.lesions.all())
         if not lesions:
             yield {**blank, **base, "mark_kind": "no_lesion"}
@@ -394,6 +410,9 @@ def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[di
                 "long_axis_cv": _blank_none(lesion.long_axis_cv),
                 "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
                 "mask_method": lesion.mask_method,
+                **answer_cols.consensus_fields(
+                    columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+                ),
             }
             for kind in ("long_axis", "short_axis"):
                 line = getattr(lesion, kind)

@@ -174,7 +174,7 @@ def _csv_rows(
         columns, key = csv_export.read_columns(task), "read_id"
     else:
         rows = csv_export.iter_consensus_rows(task=task, pseudonymise=pseudonymise)
-        columns, key = csv_export.CONSENSUS_COLUMNS, "case_id"
+        columns, key = csv_export.consensus_columns(task), "case_id"
     return csv_export.iter_csv_lines(_ticking(rows, key=key, counter=counter, tally=tally), columns=columns)
 
 
