@@ -23,7 +23,12 @@ from annotations.services.exports.sr_export import (
     measurement_groups,
     tracking_uid,
 )
-from tests.annotations.export_data import add_scene_answers, build_scene, dicom_tool_errors
+from tests.annotations.export_data import (
+    add_scene_answers,
+    add_scene_consensus_answers,
+    build_scene,
+    dicom_tool_errors,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -314,19 +319,49 @@ def test_a_lesion_type_without_codes_leaves_the_tasks_finding_and_becomes_text()
 @pytest.mark.skipif(not (shutil.which("dciodvfy") and shutil.which("dsrdump")), reason="dicom3tools/dcmtk missing")
 def test_sr_files_with_answers_pass_dciodvfy_and_dsrdump_shows_the_finding_sites(scene, tmp_path):
     add_scene_answers(scene)
-    files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
+    add_scene_consensus_answers(scene)
+    # The bundle: its SRs also hold the masks' groups (TID 1411), which carry the Finding and sites too.
+    files = sr_files(export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip").path)
     read_a = scene.reads[0]
 
     for name, data in files.items():
         path = tmp_path / name.replace("/", "_")
         path.write_bytes(data)
         assert dicom_tool_errors(["dciodvfy"], path) == [], name
-        assert dicom_tool_errors(["dsrdump"], path) == [], name
+        if name.startswith("sr/"):
+            assert dicom_tool_errors(["dsrdump"], path) == [], name
     path = tmp_path / f"sr_case-{scene.case.pk}_read-{read_a.pk}-v1.dcm"
     dump = subprocess.run(["dsrdump", "+Pc", str(path)], capture_output=True, text=True).stdout
     assert '(363698007,SCT,"Finding Site")=(10200004,SCT,"Liver")' in dump
     assert '(363698007,SCT,"Finding Site")=(39607008,SCT,"Lung")' in dump
+    assert dump.count('(363698007,SCT,"Finding Site")=(10200004,SCT,"Liver")') == 2  # lines and mask groups
     assert '(121071,DCM,"Finding")=(10200004,SCT,"Liver")' in dump
     assert '(C0034375,UMLS,"Qualitative Evaluations")' in dump
     assert '(metastases,99RDBD,"Metastases")=(52101004,SCT,"Present")' in dump
     assert '(impression,99RDBD,"Impression")="Two hepatic lesions"' in dump
+
+
+def test_consensus_sr_carries_the_consensus_answers(scene, tmp_path):
+    add_scene_answers(scene)
+    add_scene_consensus_answers(scene)
+    files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
+
+    sr = load_sr(files[f"sr/case-{scene.case.pk}/consensus.dcm"])
+
+    (group,) = sr.content.get_image_measurement_groups()  # only accepted lesion 1
+    assert group.finding_type == codes.SCT.Liver
+    assert [site.value for site in group.finding_sites] == [codes.SCT.Liver]
+    texts = {
+        item.ConceptNameCodeSequence[0].CodeValue: item.TextValue
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT"
+    }
+    assert texts["malignancy"] == "4 (scale 1 = Benign to 5 = Malignant)"  # median of 5 and 3
+    # The tied yes/no (contrast) and free text (impression) have no consensus answer.
+    assert case_evaluations_of(sr) == [
+        ("metastases", "CODE", (codes.SCT.Absent.value, "SCT")),
+        ("artefacts", "TEXT", "Motion"),
+        ("artefacts", "TEXT", "Noise"),
+        ("confidence", "TEXT", "4 (scale 1 to 5)"),
+        ("liver_span", "TEXT", "162.5 mm"),
+    ]

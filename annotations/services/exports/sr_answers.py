@@ -18,7 +18,7 @@ from typing import Any
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from annotations.services.answers import CHOICE_KINDS, LIKERT, NUMBER, SINGLE_CHOICE, YES_NO
+from annotations.services.answers import CHOICE_KINDS, LIKERT, MULTIPLE_CHOICE, NUMBER, SINGLE_CHOICE, TEXT, YES_NO
 
 # Readerboard's private coding scheme (also the finding codes' fallback in sr_export).
 LOCAL_SCHEME = "99RDBD"
@@ -88,6 +88,26 @@ def sr_answers(questions: Sequence[dict], answers: dict | None, *, lesion: bool)
     return SRAnswers(finding=finding, finding_sites=tuple(sites), evaluations=tuple(evaluations))
 
 
+def consensus_values(questions: Sequence[dict], blocks: dict | None) -> dict:
+    """Return the consensus answer of each question from its consensus block (answer_consensus), by key.
+
+    Choices and yes/no: the plurality (nothing on a tie); multiple choice: the options most readers chose;
+    numbers and Likert: the median. Text has no consensus answer.
+    """
+    values = {}
+    for question in questions:
+        block = (blocks or {}).get(question["key"]) or {}
+        if question["kind"] in (LIKERT, NUMBER):
+            value = block.get("median")
+        elif question["kind"] == MULTIPLE_CHOICE:
+            value = block.get("value") or None
+        else:
+            value = block.get("value")
+        if value is not None and question["kind"] != TEXT:
+            values[question["key"]] = value
+    return values
+
+
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -122,6 +142,7 @@ def _values(question: dict, value: Any) -> list[Code | str]:
         return [codes.SCT.Yes if value else codes.SCT.No]
     if kind == LIKERT:
         scale = question.get("scale", {})
+        value = f"{value:g}" if isinstance(value, float) else value  # a consensus median may be 3.5
         ends = []
         for end in ("min", "max"):
             label = scale.get(f"{end}_label")

@@ -9,7 +9,10 @@ ours and stable, a Comment holds the lesion's label, and every line is a NUM (Le
 or Long Axis and Short Axis) with its own SCOORD POLYLINE `INFERRED FROM` it on the
 source image and frame (TID 300/320). A lesion with a mask in a SEG of the same
 export also gets a TID 1411 group that references its segment, under the same
-tracking UID and with the label as tracking identifier. This module must never read
+tracking UID and with the label as tracking identifier. Answers to task questions
+(sr_answers) give a lesion's group its Finding (the coded lesion type) and Finding Sites,
+other answers are evaluations in the group, and the case's answers go into TID 1500's
+Qualitative Evaluations container. This module must never read
 pixel data or write files: it returns datasets.
 
 Coordinates: the read format puts (0, 0) at the centre of the top-left pixel,
@@ -29,7 +32,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from annotations.models import CaseConsensus, Mark, Read, Task
+from annotations.models import CaseConsensus, Mark, QuestionSet, Read, Task
 from annotations.services.exports.sources import (
     SOFTWARE_NAME,
     SeriesSources,
@@ -37,7 +40,7 @@ from annotations.services.exports.sources import (
     reader_label,
     software_version,
 )
-from annotations.services.exports.sr_answers import LOCAL_SCHEME, SRAnswers, sr_answers
+from annotations.services.exports.sr_answers import LOCAL_SCHEME, SRAnswers, consensus_values, sr_answers
 from viewer.models import Instance
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
@@ -479,10 +482,15 @@ def consensus_device_uid() -> str:
 
 
 def consensus_lesions(
-    *, consensus: CaseConsensus, sources: SeriesSources, segments: Mapping[int, SegmentInSeg] | None = None
+    *,
+    consensus: CaseConsensus,
+    sources: SeriesSources,
+    segments: Mapping[int, SegmentInSeg] | None = None,
+    lesion_questions: Sequence[dict] = (),
 ) -> list[LesionMeasurement]:
-    """The accepted consensus lesions with a long axis or a segment, in lesion order."""
+    """The accepted consensus lesions with a long axis or a segment, in lesion order, with consensus answers."""
     segments = segments or {}
+    lesion_blocks = (consensus.answers or {}).get("lesions") or {}
     lesions = []
     for lesion in consensus.lesions.filter(accepted=True).order_by("lesion_index"):
         if not lesion.long_axis and lesion.lesion_index not in segments:
@@ -503,6 +511,11 @@ def consensus_lesions(
                 long_axis=lines.get("long_axis"),
                 short_axis=lines.get("short_axis") if "long_axis" in lines else None,
                 segment=segments.get(lesion.lesion_index),
+                answers=sr_answers(
+                    lesion_questions,
+                    consensus_values(lesion_questions, lesion_blocks.get(str(lesion.lesion_index))),
+                    lesion=True,
+                ),
             )
         )
     return lesions
@@ -517,8 +530,16 @@ def sr_for_consensus(
     instance_number: int = 1,
     segments: Mapping[int, SegmentInSeg] | None = None,
 ) -> hd.sr.Comprehensive3DSR | None:
-    """Return the measurement report of a case's consensus, or None when it has no accepted lines."""
-    lesions = consensus_lesions(consensus=consensus, sources=sources, segments=segments)
+    """Return the measurement report of a case's consensus, or None when it has no accepted lines.
+
+    Consensus answers (plurality or median per question) stand where a read's answers would.
+    """
+    question_set = _answered_question_set(consensus)
+    lesion_questions = question_set.lesion_questions if question_set else []
+    case_questions = question_set.case_questions if question_set else []
+    lesions = consensus_lesions(
+        consensus=consensus, sources=sources, segments=segments, lesion_questions=lesion_questions
+    )
     if not any(lesion.long_axis for lesion in lesions):
         return None
     observer = hd.sr.ObservationContext(
@@ -550,4 +571,15 @@ def sr_for_consensus(
         instance_number=instance_number,
         series_description=f"Readerboard consensus: {task.name}",
         algorithm=algorithm,
+        case_answers=sr_answers(
+            case_questions, consensus_values(case_questions, (consensus.answers or {}).get("case")), lesion=False
+        ),
     )
+
+
+def _answered_question_set(consensus: CaseConsensus) -> QuestionSet | None:
+    """The question version the consensus answers belong to (None without answers)."""
+    version = (consensus.answers or {}).get("version")
+    if version is None:
+        return None
+    return QuestionSet.objects.filter(task_id=consensus.case.task_id, version=version).first()
