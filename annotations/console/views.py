@@ -443,12 +443,27 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
             "tasks",
             task=task,
             **results.task_results(task=task),
+            answers=results.question_results(task=task),
             plots=results.PLOTS,
             export_formats=ExportJob.Format.choices,
             # The export API's own visibility rule, so every listed download link works for this user.
             exports=visible_jobs(request.user).filter(task=task)[:10],
         ),
     )
+
+
+@staff_page
+@require_GET
+def task_question_plot(request: HttpRequest, task_id: int, slug: str) -> HttpResponse:
+    """The answer distribution of one question (`<scope>-<key>`) as SVG."""
+    task = get_object_or_404(Task, pk=task_id)
+    try:
+        svg = results.question_plot_svg(task=task, slug=slug)
+    except KeyError:
+        raise Http404("no such question") from None
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=30"
+    return response
 
 
 @staff_page
