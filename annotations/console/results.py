@@ -82,13 +82,7 @@ def question_results(*, task: Task) -> dict:
         ]
         confusion = None
         if question["kind"] in CONFUSION_KINDS and accuracy["gold_cases"]:
-            confusion = answer_results.gold_confusion(task=task, key=question["key"])
-            confusion["rows"] = [
-                {"label": _answer_label(question, label), "counts": counts}
-                for label, counts in zip(confusion["labels"], confusion["matrix"], strict=True)
-            ]
-            confusion["columns"] = [_answer_label(question, label) for label in confusion["labels"]]
-            confusion["total"] = sum(map(sum, confusion["matrix"]))
+            confusion = _confusion_table(question, answer_results.gold_confusion(task=task, key=question["key"]))
         rows.append(
             {
                 **question,
@@ -109,6 +103,28 @@ def question_results(*, task: Task) -> dict:
         for row in answer_results.low_agreement_answer_cases(task=task)
     ]
     return {"questions": rows, "low_agreement_answer_cases": flagged, "gold_cases": accuracy["gold_cases"]}
+
+
+# A confusion table over more answers than this keeps only the answers that occur (a 13-site list
+# would otherwise be a mostly empty 13 x 13 grid).
+MAX_FULL_CONFUSION = 6
+
+
+def _confusion_table(question: dict, confusion: dict) -> dict:
+    """The service's confusion matrix as table rows (answer-key answers) and columns (readers' answers)."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    keep = list(range(len(labels)))
+    if len(labels) > MAX_FULL_CONFUSION:
+        keep = [i for i in keep if any(matrix[i]) or any(row[i] for row in matrix)]
+    return {
+        "columns": [_answer_label(question, labels[i]) for i in keep],
+        "rows": [
+            {"label": _answer_label(question, labels[i]), "counts": [matrix[i][j] for j in keep], "index": n}
+            for n, i in enumerate(keep)
+        ],
+        "total": sum(map(sum, matrix)),
+        "trimmed": len(keep) < len(labels),
+    }
 
 
 def question_plot_svg(*, task: Task, slug: str) -> bytes:
