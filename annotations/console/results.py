@@ -55,6 +55,8 @@ def task_results(*, task: Task) -> dict:
 
 # --- questions ---------------------------------------------------------------------------
 
+# Plot names of questions' answer distributions: question-<scope>-<key>.
+QUESTION_PLOT_PREFIX = "question-"
 # Question kinds with a confusion matrix against the answer key.
 CONFUSION_KINDS = ("single_choice", "yes_no", "likert")
 
@@ -87,6 +89,7 @@ def question_results(*, task: Task) -> dict:
             {
                 **question,
                 "slug": _question_slug(question),
+                "plot_name": QUESTION_PLOT_PREFIX + _question_slug(question),
                 "agreement": agreement.get(place, {}),
                 "distribution": distribution.get(place, {}),
                 "readers": readers,
@@ -202,7 +205,12 @@ def _answer_label(question: dict, value) -> str:
 
 
 def plot_svg(*, task: Task, name: str) -> bytes:
-    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot."""
+    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot.
+
+    `question-<scope>-<key>` names a question's answer distribution.
+    """
+    if name.startswith(QUESTION_PLOT_PREFIX):
+        return question_plot_svg(task=task, slug=name.removeprefix(QUESTION_PLOT_PREFIX))
     if name not in PLOTS:
         raise KeyError(name)
     if name == "gold-accuracy":

@@ -22,11 +22,6 @@ urlpatterns = [
     path("console/tasks/<int:task_id>/open/", views.task_set_open, name="task-open"),
     path("console/tasks/<int:task_id>/results/", views.task_results, name="task-results"),
     path("console/tasks/<int:task_id>/results/plots/<slug:name>.svg", views.task_plot, name="task-plot"),
-    path(
-        "console/tasks/<int:task_id>/results/questions/<slug:slug>.svg",
-        views.task_question_plot,
-        name="task-question-plot",
-    ),
     path("console/tasks/<int:task_id>/results/cases/<int:case_id>/", views.case_view, name="case"),
     path("console/people/", views.people_page, name="people"),
     path("console/people/<int:user_id>/roles/", views.person_roles, name="person-roles"),

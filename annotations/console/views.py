@@ -454,20 +454,6 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
 
 @staff_page
 @require_GET
-def task_question_plot(request: HttpRequest, task_id: int, slug: str) -> HttpResponse:
-    """The answer distribution of one question (`<scope>-<key>`) as SVG."""
-    task = get_object_or_404(Task, pk=task_id)
-    try:
-        svg = results.question_plot_svg(task=task, slug=slug)
-    except KeyError:
-        raise Http404("no such question") from None
-    response = HttpResponse(svg, content_type="image/svg+xml")
-    response["Cache-Control"] = "private, max-age=30"
-    return response
-
-
-@staff_page
-@require_GET
 def task_plot(request: HttpRequest, task_id: int, name: str) -> HttpResponse:
     task = get_object_or_404(Task, pk=task_id)
     try:

@@ -303,9 +303,9 @@ def test_the_page_shows_each_questions_agreement_confusion_accuracy_and_low_agre
 def test_each_question_has_a_distribution_plot_in_its_own_order(researcher_client, questioned_task):
     task, _ = questioned_task
 
-    response = researcher_client.get(reverse("console:task-question-plot", args=[task.id, "lesion-lesion_site"]))
-    likert = researcher_client.get(reverse("console:task-question-plot", args=[task.id, "case-malignancy"]))
-    missing = researcher_client.get(reverse("console:task-question-plot", args=[task.id, "case-nothing"]))
+    response = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_site"]))
+    likert = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-case-malignancy"]))
+    missing = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-case-nothing"]))
 
     assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
     svg = response.content.decode()
@@ -319,6 +319,6 @@ def test_readers_cannot_see_question_results(client, questioned_task):
     task, readers = questioned_task
     client.force_login(readers[0].user)
 
-    response = client.get(reverse("console:task-question-plot", args=[task.id, "lesion-lesion_site"]))
+    response = client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_site"]))
 
     assert response.status_code in (302, 403)
