@@ -12,6 +12,7 @@ from annotations.models import (
     Lease,
     Mark,
     MaskSlice,
+    QuestionSet,
     Read,
     Reader,
     ReaderQuality,
@@ -88,14 +89,39 @@ class MarkInline(admin.TabularInline):
         return False
 
 
+@admin.register(QuestionSet)
+class QuestionSetAdmin(admin.ModelAdmin):
+    """Question versions are edited in the console's task builder, which makes new versions as reads need."""
+
+    list_display = ("id", "task", "version", "created_by", "created_at")
+    list_filter = ("task",)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Read)
 class ReadAdmin(admin.ModelAdmin):
     """Reads are immutable records: the admin shows them and never edits them."""
 
-    list_display = ("id", "case", "reader", "version", "no_lesion", "skip", "quality_problem", "submitted_at")
-    list_filter = ("skip", "no_lesion", "quality_problem", "case__task")
+    list_display = (
+        "id",
+        "case",
+        "reader",
+        "version",
+        "is_answer_key",
+        "no_lesion",
+        "skip",
+        "quality_problem",
+        "submitted_at",
+    )
+    list_filter = ("is_answer_key", "skip", "no_lesion", "quality_problem", "case__task")
     search_fields = ("client_uuid", "reader__display_name")
     inlines = [MarkInline]
+
+    def get_queryset(self, request):
+        # Raw records include answer keys, which the default manager leaves out.
+        return Read.all_objects.select_related("case", "reader")
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib.auth import get_user_model
 
 from annotations.console.task_setup import TASK_FIELDS, ReferenceAnswer
 from annotations.models import Task
 from annotations.models.tasks import Tool
+from annotations.services.answers import QuestionDefinitionError, validate_questions
 from annotations.services.roles import ALL_ROLES
 from viewer.models import Collection, Series
 
@@ -65,11 +68,36 @@ class TaskForm(forms.ModelForm):
         help_text="Cases with a known answer; readers' accuracy is measured on them.",
     )
 
+    questions_json = forms.CharField(
+        required=False,
+        label="Questions (JSON)",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text='{"lesion": [questions asked per lesion], "case": [questions asked once per read]}',
+    )
+
     class Meta:
         model = Task
         fields = list(TASK_FIELDS)
         widgets = {"instructions_md": forms.Textarea(attrs={"rows": 10})}
         labels = {"instructions_md": "Instructions (Markdown)", "is_open": "Open for reading"}
+
+    def clean_questions_json(self) -> tuple[list[dict], list[dict]]:
+        """Return (lesion questions, case questions) checked and normalised (docs/read-format.md)."""
+        text = (self.cleaned_data.get("questions_json") or "").strip()
+        if not text:
+            return [], []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not valid JSON: {error.msg} (line {error.lineno}).") from None
+        if not isinstance(value, dict) or set(value) - {"lesion", "case"}:
+            raise forms.ValidationError('Expected {"lesion": [...], "case": [...]}.')
+        try:
+            return validate_questions(value.get("lesion", []), value.get("case", []))
+        except QuestionDefinitionError as error:
+            raise forms.ValidationError(
+                [f"{path}: {message}" for path, messages in error.errors.items() for message in messages]
+            ) from None
 
     def clean(self):
         cleaned = super().clean()

@@ -4,7 +4,8 @@ A task's cases are the union of the series picked one by one and every series of
 the picked collections. Editing never deletes a case that has reads (reads are
 evidence); it reports it as kept instead. Gold answers entered as lengths become
 ReferenceLesion rows with source "admin"; synthetic ground truth is never touched.
-Whenever a task becomes open (created open, or reopened) the image cache of its
+Questions are saved through annotations.services.questions, so editing those of a
+task with reads makes a new version. Whenever a task becomes open (created open, or reopened) the image cache of its
 series is warmed by a Celery task queued after the commit, so the first reader
 does not pay the decode; this module never decodes images itself.
 """
@@ -20,6 +21,8 @@ from django.db import transaction
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
 from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
+from annotations.services.questions import current_question_set, save_questions
+from annotations.tasks.consensus import recompute_task_consensus
 from viewer.models import Instance, Series
 from viewer.tasks import warm_series_cache
 
@@ -56,6 +59,8 @@ class TaskSaveResult:
     cases_removed: int = 0
     cases_kept_with_reads: list[str] = field(default_factory=list)
     references_saved: int = 0
+    question_version: int | None = None
+    new_question_version: bool = False
 
 
 def selected_series_ids(*, series_ids: Iterable[int], collection_ids: Iterable[int]) -> list[int]:
@@ -134,8 +139,13 @@ def save_task(
     gold_series_ids: Iterable[int],
     references: list[ReferenceAnswer] | None,
     user,
+    questions: tuple[list[dict], list[dict]] | None = None,
 ) -> TaskSaveResult:
-    """Create or update a task, its cases and gold answers; raise ValueError naming what is wrong."""
+    """Create or update a task, its cases, gold answers and questions; raise ValueError naming what is wrong.
+
+    `questions` is (lesion questions, case questions); None leaves the task's questions alone.
+    Changed questions of a task that has reads go into a new version (annotations.services.questions).
+    """
     if not series_ids:
         raise ValueError("pick at least one series or collection")
     gold = set(gold_series_ids)
@@ -195,10 +205,28 @@ def save_task(
         rows = [_reference_row(answer) for answer in references]
         ReferenceLesion.objects.bulk_create(rows)
         result.references_saved = len(rows)
+    if questions is not None:
+        before = current_question_set(task)
+        saved = save_questions(task=task, lesion=questions[0], case=questions[1], user=user)
+        result.question_version = saved.version if saved else None
+        result.new_question_version = saved is not None and (before is None or saved.pk != before.pk)
+        changed = saved is not None and (before is None or saved.pk != before.pk or _edited(before, saved))
+        if changed and Read.objects.filter(case__task=task).exists():
+            # Consensus answers follow the current version; recompute once the new questions are committed.
+            task_id = task.pk
+            transaction.on_commit(lambda: _queue_task_consensus(task_id), robust=True)
     if task.is_open:
         # A task that was already open only needs its new series warmed.
         warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
     return result
+
+
+def _edited(before, saved) -> bool:
+    return (before.lesion_questions, before.case_questions) != (saved.lesion_questions, saved.case_questions)
+
+
+def _queue_task_consensus(task_id: int) -> None:
+    recompute_task_consensus.delay(task_id)
 
 
 @transaction.atomic

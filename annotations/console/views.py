@@ -24,8 +24,11 @@ from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesF
 from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.tasks import start_import
-from annotations.models import Case, ReferenceLesion, Task
+from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
+from annotations.services.answers import KINDS
+from annotations.services.question_presets import PRESETS, preset_question
+from annotations.services.questions import current_question_set
 from annotations.services.roles import is_admin
 from viewer.models import Collection, ImportJob, Instance, Series
 
@@ -312,6 +315,14 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
             "series": [case.series_id for case in cases],
             "gold_series": [case.series_id for case in cases if case.is_gold],
         }
+    question_set = current_question_set(task) if task else None
+    initial["questions_json"] = json.dumps(
+        {
+            "lesion": question_set.lesion_questions if question_set else [],
+            "case": question_set.case_questions if question_set else [],
+        },
+        indent=2,
+    )
     form = TaskForm(request.POST or None, instance=task, initial=initial)
     gold_ids = [case.series_id for case in Case.objects.filter(task=task, is_gold=True)] if task else []
     references = ReferenceAnswerFormSet(request.POST or None, prefix="ref", initial=_reference_initial(gold_ids))
@@ -330,6 +341,7 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
                 gold_series_ids=[series.id for series in data["gold_series"]],
                 references=answers,
                 user=request.user,
+                questions=data["questions_json"],
             )
         except ValueError as error:
             form.add_error(None, str(error))
@@ -337,6 +349,8 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
             summary = f"Saved “{result.task.name}”: {result.cases_added} case(s) added, {result.cases_removed} removed"
             if result.cases_kept_with_reads:
                 summary += f"; kept {len(result.cases_kept_with_reads)} case(s) that already have reads"
+            if result.new_question_version and result.question_version and result.question_version > 1:
+                summary += f"; questions are now version {result.question_version} (earlier reads keep theirs)"
             messages.success(request, summary + ".")
             live.notify_task_changed(result.task.id)
             return redirect("console:task-dashboard", task_id=result.task.id)
@@ -364,6 +378,10 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
             selected_collections=chosen("collections"),
             collections=selectors.collection_summaries(),
             instructions_html=render_instructions(form["instructions_md"].value() or ""),
+            question_set=question_set,
+            question_set_has_reads=bool(question_set and Read.all_objects.filter(question_set=question_set).exists()),
+            question_presets={key: preset_question(key) for key in PRESETS},
+            question_kinds=KINDS,
         ),
     )
 

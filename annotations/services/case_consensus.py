@@ -539,8 +539,9 @@ def _case_summary(
         "flags": flags,
         "agreement": _detection_agreement(outcomes, n_readers=n_readers, n_no_lesion=n_no_lesion),
     }
-    if inputs.references:
-        summary["gold"] = _gold_figures(inputs, reads, outcomes)
+    references = gold_references(inputs)
+    if references:
+        summary["gold"] = _gold_figures(inputs, reads, outcomes, references)
     return summary, flags
 
 
@@ -554,14 +555,40 @@ def _detection_agreement(outcomes: list[LesionOutcome], *, n_readers: int, n_no_
     return round(sum(lesion.support_fraction for lesion in outcomes) / len(outcomes), 4)
 
 
-def _gold_figures(inputs: CaseInputs, reads: list[ReadInput], outcomes: list[LesionOutcome]) -> dict:
+def gold_references(inputs: CaseInputs) -> list[ReferenceInput]:
+    """Return the references a gold case's readers are scored against.
+
+    An answer key whose lesions have long axes is the reference (drawn by an admin in the reading
+    viewer, so its lines have real positions); otherwise the series' reference lesions are. Answer-key
+    references get negative ids (-1 for its lesion 1, ...) so they never pass for ReferenceLesion rows.
+    """
+    key = inputs.answer_key
+    drawn = [lesion for lesion in key.lesions if lesion.long_axis is not None] if key is not None else []
+    if not drawn:
+        return list(inputs.references)
+    return [
+        ReferenceInput(
+            reference_id=-lesion.lesion_index,
+            center_mm=tuple(float(v) for v in lesion.long_axis.midpoint_mm),
+            long_axis_mm=float(lesion.long_axis.length_mm),
+            short_axis_mm=float(lesion.short_axis.length_mm) if lesion.short_axis is not None else None,
+            label=f"Answer key lesion {lesion.lesion_index}",
+            position_known=True,
+            sop_instance_uid=lesion.long_axis.sop_instance_uid,
+        )
+        for lesion in drawn
+    ]
+
+
+def _gold_figures(
+    inputs: CaseInputs, reads: list[ReadInput], outcomes: list[LesionOutcome], refs: list[ReferenceInput]
+) -> dict:
     """Return each reader's and the consensus' errors against the reference lesions of a gold case.
 
     References with a known position (synthetic ground truth) pair with long axes by
     position, as lesions are matched; typed-in answers, whose centre is only a stand-in,
     pair with the lines left over by slice and nearest length (see match_by_slice_and_length).
     """
-    refs = inputs.references
     placed = [i for i, ref in enumerate(refs) if ref.position_known]
     typed = [i for i, ref in enumerate(refs) if not ref.position_known]
     spacing = inputs.geometry.slice_spacing_mm

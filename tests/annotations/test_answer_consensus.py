@@ -295,3 +295,28 @@ def test_task_agreement_per_question_over_cases(db, small_ct_series):
     )
     distribution = {row["key"]: row for row in answer_results.answer_distribution(task=task)}
     assert distribution["malignancy"]["counts"] == {"1": 2, "2": 1, "4": 2, "5": 1, "3": 3}
+
+
+@pytest.mark.django_db
+def test_the_answer_keys_drawn_lines_are_the_gold_reference_for_lengths(questioned_case):
+    case, question_set = questioned_case
+    reader = ReaderFactory()
+    read_with(case, question_set, reader, "liver", 4, lesion=horizontal_line(length_px=18.0))
+    add_marked_read(
+        case,
+        None,
+        lesions=[{"long": horizontal_line(length_px=16.0)}],
+        answers={"case": {"malignancy": 4}, "lesions": {"1": {"lesion_site": "liver"}}},
+        question_set=question_set,
+    )
+
+    stored = consensus.compute_case_consensus(case=case)
+
+    gold = stored.summary["gold"]
+    assert [ref["label"] for ref in gold["references"]] == ["Answer key lesion 1"]
+    (match,) = gold["readers"][str(reader.pk)]["matched"]
+    assert match["reference_mm"] == pytest.approx(16.0, abs=0.01)
+    assert match["error_mm"] == pytest.approx(2.0, abs=0.01)
+    assert ReaderQuality.objects.get(task=case.task, reader=reader).gold_mean_abs_error_mm == pytest.approx(
+        2.0, abs=0.01
+    )
