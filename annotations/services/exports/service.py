@@ -231,7 +231,10 @@ def _write_archive(
             counts[part] = len(written)
     if entries:
         bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
-    archive.writestr("README.txt", bundle.readme_text(task=task, parts=parts, pseudonymise=pseudonymise, counts=counts))
+    readme = bundle.readme_text(
+        task=task, parts=parts, pseudonymise=pseudonymise, counts=counts, identify_teams=identify_teams
+    )
+    archive.writestr("README.txt", readme)
     return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
 
 
