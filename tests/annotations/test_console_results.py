@@ -322,3 +322,20 @@ def test_readers_cannot_see_question_results(client, questioned_task):
     response = client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_site"]))
 
     assert response.status_code in (302, 403)
+
+
+@pytest.mark.django_db
+def test_questions_show_before_any_answer_with_empty_plots(researcher_client, small_ct_series):
+    from annotations.services.question_presets import lesion_type_question
+    from annotations.services.questions import save_questions
+
+    task = TaskFactory()
+    CaseFactory(task=task, series=small_ct_series)
+    save_questions(task=task, lesion=[lesion_type_question()], case=[])
+
+    page = page_of(researcher_client, task)
+    plot = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_type"]))
+
+    assert page.count('data-testid="question-result"') == 1 and "No case has low agreement on an answer" in page
+    assert "Reader accuracy appears once gold cases have answer keys" in page
+    assert plot.status_code == 200 and "No answers yet" in plot.content.decode()
