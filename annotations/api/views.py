@@ -320,11 +320,16 @@ class IsAdminRole(BasePermission):
 class AnswerKeyView(APIView):
     """An admin's answer key of a gold case (docs/read-format.md): the case as the page reads it, and saving."""
 
-    authentication_classes = [ReaderSessionAuthentication]
+    authentication_classes = [ReaderSessionAuthentication, TokenAuthentication]
     permission_classes = [IsAdminRole]
 
     @extend_schema(
-        responses={200: s.AnswerKeyCaseSerializer, 403: s.DetailSerializer, 404: s.DetailSerializer},
+        responses={
+            200: s.AnswerKeyCaseSerializer,
+            401: s.DetailSerializer,
+            403: s.DetailSerializer,
+            404: s.DetailSerializer,
+        },
         summary="A gold case with its current answer key (admins)",
     )
     def get(self, request: Request, case_id: int) -> Response:
@@ -346,6 +351,7 @@ class AnswerKeyView(APIView):
             201: s.AnswerKeySavedSerializer,
             200: s.AnswerKeySavedSerializer,
             400: s.ErrorsSerializer,
+            401: s.DetailSerializer,
             403: s.DetailSerializer,
             404: s.DetailSerializer,
             409: s.DetailSerializer,

@@ -169,7 +169,8 @@ def save_task(
     result = TaskSaveResult(task=task)
 
     existing = {case.series_id: case for case in Case.objects.filter(task=task)}
-    read_case_ids = set(Read.objects.filter(case__task=task).values_list("case_id", flat=True))
+    # Answer keys are evidence too (and protect their case), so a case with one is kept like a read case.
+    read_case_ids = set(Read.all_objects.filter(case__task=task).values_list("case_id", flat=True))
     for series_id, case in existing.items():
         if series_id in series_ids:
             continue

@@ -375,6 +375,19 @@ def answer_problem(question: dict, value: Any) -> str | None:
     return None
 
 
+def answer_codes(question: dict, value: Any) -> list[dict]:
+    """Return the codes ({"value", "scheme", "meaning"}) of a choice answer's options, in answer order.
+
+    For SR and CSV exports: a single choice gives at most one code, a multiple choice one per chosen
+    option; options without a code, other kinds and unknown values give none.
+    """
+    if question["kind"] not in CHOICE_KINDS or value is None:
+        return []
+    by_value = {option["value"]: option.get("code") for option in question.get("options", [])}
+    chosen = value if isinstance(value, list) else [value]
+    return [by_value[item] for item in chosen if isinstance(item, str) and by_value.get(item)]
+
+
 def answer_is_valid(question: dict, value: Any) -> bool:
     """Return True when a stored answer still answers the question (consensus skips answers that do not)."""
     return value is not None and answer_problem(question, value) is None

@@ -489,7 +489,9 @@ def _store_read_targets(summaries: dict[int, dict]) -> None:
 
 def stale_case_ids(*, task: Task | None = None) -> list[int]:
     """Return cases whose current consensus is missing, older than their newest read, or of an older algorithm."""
-    cases = Case.objects.filter(reads__isnull=False)
+    # Cases with crowd reads (a lone answer key has nothing to agree on); the newest read, answer keys
+    # included, since a new key changes the gold figures.
+    cases = Case.objects.filter(pk__in=Read.objects.values("case_id"))
     if task is not None:
         cases = cases.filter(task=task)
     newest_read = dict(cases.values("pk").annotate(newest=Max("reads__submitted_at")).values_list("pk", "newest"))

@@ -320,3 +320,17 @@ def test_the_answer_keys_drawn_lines_are_the_gold_reference_for_lengths(question
     assert ReaderQuality.objects.get(task=case.task, reader=reader).gold_mean_abs_error_mm == pytest.approx(
         2.0, abs=0.01
     )
+
+
+@pytest.mark.django_db
+def test_a_new_answer_key_makes_the_case_stale_but_a_lone_answer_key_does_not(questioned_case, small_ct_series):
+    case, question_set = questioned_case
+    lone = CaseFactory(task=case.task, series=SeriesFactory(), is_gold=True)
+    add_marked_read(lone, None, no_lesion=True)
+    read_with(case, question_set, ReaderFactory(), "liver", 4)
+    consensus.compute_case_consensus(case=case)
+    assert consensus.stale_case_ids(task=case.task) == []
+
+    add_marked_read(case, None, lesions=[{"long": horizontal_line()}])
+
+    assert consensus.stale_case_ids(task=case.task) == [case.pk]

@@ -210,3 +210,16 @@ def test_a_read_answering_an_older_question_version_is_refused(reading):
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["question_version"]
     assert not Read.all_objects.exists()
+
+
+def test_answer_codes_give_the_options_codes_for_exports():
+    from pydicom.sr.codedict import codes
+
+    from annotations.services.answers import answer_codes
+
+    site = preset_question("lesion_site")
+
+    liver = codes.SCT.Liver
+    assert answer_codes(site, "liver") == [{"value": liver.value, "scheme": "SCT", "meaning": liver.meaning}]
+    assert answer_codes(FEATURES, ["cystic"]) == []  # options without a code
+    assert answer_codes(MALIGNANCY, 4) == []

@@ -11,7 +11,7 @@ from annotations.models import CaseConsensus, QuestionSet, Task
 from annotations.services.question_presets import preset_question
 from annotations.services.questions import current_question_set, save_questions
 from tests.annotations.test_console_tasks import task_post
-from tests.factories import ReaderFactory, ReadFactory, admin_user
+from tests.factories import ReaderFactory, ReadFactory, SeriesFactory, admin_user
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +123,22 @@ def test_changing_the_questions_of_a_task_with_reads_recomputes_its_consensus(
 
     current = CaseConsensus.objects.get(case__task=task, is_current=True)
     assert current.answers["version"] == 1 and current.answers["lesions"] == {}
+
+
+def test_a_gold_case_with_only_an_answer_key_is_kept_when_unticked(admin_client, small_ct_series):
+    from tests.annotations.consensus_builders import add_read
+
+    admin_client.post(
+        reverse("console:task-create"), task_post(series=[small_ct_series.id], gold_series=[small_ct_series.id])
+    )
+    task = Task.objects.get()
+    add_read(task.cases.get(), None)  # an answer key
+    other = SeriesFactory()
+
+    response = admin_client.post(
+        reverse("console:task-edit", args=[task.id]), task_post(series=[other.id]), follow=True
+    )
+
+    assert response.status_code == 200
+    assert "kept 1 case(s) that already have reads" in response.content.decode()
+    assert set(task.cases.values_list("series_id", flat=True)) == {small_ct_series.id, other.id}
