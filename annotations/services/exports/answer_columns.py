@@ -16,7 +16,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from annotations.services.answers import CHOICE_KINDS, LIKERT, MULTIPLE_CHOICE, NUMBER, SINGLE_CHOICE, TEXT, YES_NO
+from annotations.services.answers import (
+    CHOICE_KINDS,
+    LIKERT,
+    MULTIPLE_CHOICE,
+    NUMBER,
+    SINGLE_CHOICE,
+    TEXT,
+    YES_NO,
+    answer_codes,
+)
 
 CASE = "case"
 LESION = "lesion"
@@ -80,11 +89,7 @@ def answer_cell(question: dict, value: Any) -> str | int | float | bool:
 
 def code_cell(question: dict, value: Any) -> str:
     """Return the codes of the chosen option(s) as `SCHEME:value` (";" between several); "" without codes."""
-    if value is None:
-        return ""
-    chosen = value if isinstance(value, list) else [value]
-    codes = {option["value"]: option.get("code") for option in question.get("options", [])}
-    return LIST_SEPARATOR.join(f"{codes[item]['scheme']}:{codes[item]['value']}" for item in chosen if codes.get(item))
+    return LIST_SEPARATOR.join(f"{code['scheme']}:{code['value']}" for code in answer_codes(question, value))
 
 
 def answer_fields(columns: Iterable[AnswerColumn], *, scope: str, answers: dict | None) -> dict:
