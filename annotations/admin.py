@@ -18,16 +18,31 @@ from annotations.models import (
     ReaderQuality,
     ReferenceLesion,
     Task,
+    Team,
 )
+from annotations.services import teams
 
 
 @admin.register(Reader)
 class ReaderAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "pseudonym", "role", "subspecialty", "years_experience", "created_at")
+    list_display = ("display_name", "pseudonym", "role", "team", "subspecialty", "years_experience", "created_at")
     list_filter = ("role",)
     search_fields = ("display_name", "pseudonym", "email")
     readonly_fields = ("pseudonym", "consented_at", "created_at")
-    raw_id_fields = ("user",)
+    raw_id_fields = ("user", "team")
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "pseudonym", "created_at")
+    search_fields = ("name", "pseudonym")
+    readonly_fields = ("name_key", "pseudonym", "created_at")
+
+    def save_model(self, request, obj: Team, form, change) -> None:
+        # A renamed team is matched by its new name at sign-up.
+        obj.name = teams.normalise_team_name(obj.name)
+        obj.name_key = teams.team_key(obj.name)
+        super().save_model(request, obj, form, change)
 
 
 class CaseInline(admin.TabularInline):

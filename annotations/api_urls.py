@@ -18,4 +18,5 @@ urlpatterns = [
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
     path("cases/<int:case_id>/answer-key/", views.AnswerKeyView.as_view(), name="answer-key"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path("teams/", views.TeamSuggestionsView.as_view(), name="teams"),
 ]

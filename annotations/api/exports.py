@@ -1,6 +1,6 @@
 """Export API (/api/exports/): request an export job, poll it, download its file, list jobs.
 
-Only admins and researchers may export; only admins may turn pseudonymisation off.
+Only admins and researchers may export; only admins may turn pseudonymisation off or ask for team names.
 Researchers see and download their own jobs only, so an admin's identified export
 never reaches them. Token authentication works for scripts
 (`Authorization: Token <key>`). Views parse input, call the export service (through
@@ -56,6 +56,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "task_name",
             "format",
             "pseudonymise",
+            "identify_teams",
             "status",
             "progress_done",
             "progress_total",
@@ -93,6 +94,10 @@ class ExportJobCreateSerializer(serializers.Serializer):
     task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.all())
     format = serializers.ChoiceField(choices=ExportJob.Format.choices)
     pseudonymise = serializers.BooleanField(default=True, help_text="Only admins may set this to false.")
+    identify_teams = serializers.BooleanField(
+        default=False,
+        help_text="Team names instead of team pseudonyms in the reads CSV (readers stay pseudonymised). Admins only.",
+    )
 
 
 def _job_file(job: ExportJob) -> str | None:
@@ -166,10 +171,13 @@ class ExportJobListView(ExportAPIView):
         payload.is_valid(raise_exception=True)
         if not payload.validated_data["pseudonymise"] and not is_admin(request.user):
             raise PermissionDenied("Only admins may export reader identities (pseudonymise=false).")
+        if payload.validated_data["identify_teams"] and not is_admin(request.user):
+            raise PermissionDenied("Only admins may export team names (identify_teams=true).")
         job = ExportJob.objects.create(
             task=payload.validated_data["task"],
             format=payload.validated_data["format"],
             pseudonymise=payload.validated_data["pseudonymise"],
+            identify_teams=payload.validated_data["identify_teams"],
             requested_by=request.user,
         )
         transaction.on_commit(lambda: _queue(job))

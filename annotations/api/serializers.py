@@ -11,6 +11,7 @@ from rest_framework import serializers
 from annotations.models.tasks import ReaderRole, Task, Tool
 from annotations.services.answers import KINDS
 from annotations.services.readers import MAX_YEARS_EXPERIENCE
+from annotations.services.teams import MAX_TEAM_NAME
 
 
 class SignupSerializer(serializers.Serializer):
@@ -22,6 +23,13 @@ class SignupSerializer(serializers.Serializer):
     years_experience = serializers.IntegerField(min_value=0, max_value=MAX_YEARS_EXPERIENCE)
     consent = serializers.BooleanField()
     booth_mode = serializers.BooleanField(required=False, default=False)
+    team = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=MAX_TEAM_NAME,
+        default="",
+        help_text="Optional team or institution; joins the existing team of that name, ignoring case and spacing.",
+    )
 
     def validate_consent(self, value: bool) -> bool:
         if not value:
@@ -53,6 +61,7 @@ class MeSerializer(serializers.Serializer):
     rank = serializers.IntegerField(allow_null=True)
     booth_mode = serializers.BooleanField()
     booth_idle_seconds = serializers.IntegerField()
+    team = serializers.CharField(help_text='The reader\'s team name, "" without one.')
 
 
 class ReaderEnvelopeSerializer(serializers.Serializer):
@@ -340,12 +349,26 @@ class LeaderboardEntrySerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ReaderRole.choices)
     role_label = serializers.CharField()
     reads = serializers.IntegerField()
+    team = serializers.CharField(help_text='"" for a reader without a team.')
+
+
+class TeamEntrySerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    name = serializers.CharField()
+    readers = serializers.IntegerField(help_text="Team members with at least one counted read.")
+    reads = serializers.IntegerField(help_text="The sum of the members' counted reads.")
 
 
 class LeaderboardSerializer(serializers.Serializer):
     entries = LeaderboardEntrySerializer(many=True)
+    teams = TeamEntrySerializer(many=True)
     total_reads = serializers.IntegerField()
     readers = serializers.IntegerField()
+
+
+class TeamSuggestionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    readers = serializers.IntegerField(help_text="Readers who signed up under this team.")
 
 
 class ErrorsSerializer(serializers.Serializer):

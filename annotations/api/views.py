@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import AllowAny, BasePermission
@@ -17,7 +18,7 @@ from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
-from annotations.services import answer_keys, assignment, follow_up_reads, leaderboard, readers, time_points
+from annotations.services import answer_keys, assignment, follow_up_reads, leaderboard, readers, teams, time_points
 from annotations.services.questions import task_questions_payload
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
 from annotations.services.roles import is_admin, user_roles
@@ -59,6 +60,7 @@ def me_payload(request, reader: Reader) -> dict:
         "rank": standing.rank,
         "booth_mode": booth.booth_mode,
         "booth_idle_seconds": booth.idle_seconds,
+        "team": reader.team.name if reader.team_id else "",
     }
 
 
@@ -114,6 +116,7 @@ class SignupView(ReadingAPIView):
                 subspecialty=data["subspecialty"],
                 years_experience=data["years_experience"],
                 consented=data["consent"],
+                team=data["team"],
             )
         except readers.RegistrationError as exc:
             return _errors({exc.field: [str(exc)]})
@@ -305,10 +308,33 @@ class ReadSubmitView(ReadingAPIView):
 class LeaderboardView(ReadingAPIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: s.LeaderboardSerializer}, auth=[], summary="Top readers by reads")
+    @extend_schema(responses={200: s.LeaderboardSerializer}, auth=[], summary="Top readers and teams by reads")
     def get(self, request: Request) -> Response:
         message = leaderboard.leaderboard_message()
-        return Response({key: message[key] for key in ("entries", "total_reads", "readers")})
+        return Response({key: message[key] for key in ("entries", "teams", "total_reads", "readers")})
+
+
+class TeamSuggestionsView(ReadingAPIView):
+    """Existing teams matching what a person is typing at sign-up (public: team names are on the board)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    counts_as_activity = False
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "q", OpenApiTypes.STR, description="what was typed; matched ignoring case and spacing", required=False
+            )
+        ],
+        responses={200: s.TeamSuggestionSerializer(many=True)},
+        auth=[],
+        summary="Suggest existing teams for the sign-up form",
+    )
+    def get(self, request: Request) -> Response:
+        typed = request.query_params.get("q", "")[: teams.MAX_TEAM_NAME]
+        found = teams.suggest_teams(typed=typed)
+        return Response([{"name": team.name, "readers": team.members} for team in found])
 
 
 class IsAdminRole(BasePermission):

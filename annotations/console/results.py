@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from annotations.models import Case, Read, Task
+from annotations.services import answer_results
 from annotations.services import results as consensus_results
 from viewer.models import Instance
 
@@ -52,11 +53,164 @@ def task_results(*, task: Task) -> dict:
     }
 
 
+# --- questions ---------------------------------------------------------------------------
+
+# Plot names of questions' answer distributions: question-<scope>-<key>.
+QUESTION_PLOT_PREFIX = "question-"
+# Question kinds with a confusion matrix against the answer key.
+CONFUSION_KINDS = ("single_choice", "yes_no", "likert")
+
+
+def question_results(*, task: Task) -> dict:
+    """Return the results of the task's questions: per question its agreement, answer distribution,
+    confusion against the answer key and each reader's accuracy; and the cases flagged for an answer.
+
+    Every figure comes from annotations.services.answer_results (stored consensus answers).
+    """
+    questions = answer_results.task_questions(task=task)
+    if not questions:
+        return {"questions": [], "low_agreement_answer_cases": [], "gold_cases": 0}
+    agreement = {(row["scope"], row["key"]): row for row in answer_results.question_agreement_of_task(task=task)}
+    distribution = {(row["scope"], row["key"]): row for row in answer_results.answer_distribution(task=task)}
+    accuracy = answer_results.answer_accuracy(task=task)
+    labels = dict(Case.objects.filter(task=task).values_list("pk", "label"))
+    rows = []
+    for question in questions:
+        place = (question["scope"], question["key"])
+        readers = [
+            {"pseudonym": reader["pseudonym"], **reader["questions"][question["key"]]}
+            for reader in accuracy["readers"]
+            if question["key"] in reader["questions"]
+        ]
+        confusion = None
+        if question["kind"] in CONFUSION_KINDS and accuracy["gold_cases"]:
+            confusion = _confusion_table(question, answer_results.gold_confusion(task=task, key=question["key"]))
+        rows.append(
+            {
+                **question,
+                "slug": _question_slug(question),
+                "plot_name": QUESTION_PLOT_PREFIX + _question_slug(question),
+                "agreement": agreement.get(place, {}),
+                "distribution": distribution.get(place, {}),
+                "readers": readers,
+                "consensus_accuracy": accuracy["consensus"].get(question["key"]),
+                "confusion": confusion,
+            }
+        )
+    flagged = [
+        {
+            "case_id": row["case_id"],
+            "label": labels.get(row["case_id"]) or f"Case {row['case_id']}",
+            "flags": row["flags"],
+        }
+        for row in answer_results.low_agreement_answer_cases(task=task)
+    ]
+    return {"questions": rows, "low_agreement_answer_cases": flagged, "gold_cases": accuracy["gold_cases"]}
+
+
+# A confusion table over more answers than this keeps only the answers that occur (a 13-site list
+# would otherwise be a mostly empty 13 x 13 grid).
+MAX_FULL_CONFUSION = 6
+
+
+def _confusion_table(question: dict, confusion: dict) -> dict:
+    """The service's confusion matrix as table rows (answer-key answers) and columns (readers' answers)."""
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    keep = list(range(len(labels)))
+    if len(labels) > MAX_FULL_CONFUSION:
+        keep = [i for i in keep if any(matrix[i]) or any(row[i] for row in matrix)]
+    return {
+        "columns": [_answer_label(question, labels[i]) for i in keep],
+        "rows": [
+            {"label": _answer_label(question, labels[i]), "counts": [matrix[i][j] for j in keep], "index": n}
+            for n, i in enumerate(keep)
+        ],
+        "total": sum(map(sum, matrix)),
+        "trimmed": len(keep) < len(labels),
+    }
+
+
+def question_plot_svg(*, task: Task, slug: str) -> bytes:
+    """Return the answer distribution of one question (`<scope>-<key>`) as SVG; raise KeyError for none such."""
+    question = next((q for q in answer_results.task_questions(task=task) if _question_slug(q) == slug), None)
+    if question is None:
+        raise KeyError(slug)
+    distribution = next(
+        row
+        for row in answer_results.answer_distribution(task=task)
+        if (row["scope"], row["key"]) == (question["scope"], question["key"])
+    )
+    return _svg(draw_answer_distribution(question, distribution))
+
+
+def draw_answer_distribution(question: dict, distribution: dict) -> Figure:
+    """Bars of how often each answer was given (every option, in its order), or a histogram of numbers."""
+    figure, axes = _figure()
+    axes.set_title(f"{question['label']} ({question['scope']})")
+    if question["kind"] == "number":
+        values = distribution.get("values") or []
+        if not values:
+            _empty(axes, "No answers yet")
+            return figure
+        axes.hist(values, bins=min(20, max(5, len(values) // 3)), color="#3fa7ff", edgecolor="white")
+        unit = ((question.get("number") or {}).get("unit") or {}).get("value")
+        axes.set_xlabel(unit or "answer")
+        axes.set_ylabel("answers")
+        return figure
+    counts = distribution.get("counts") or {}
+    if not counts:
+        _empty(axes, "No answers yet")
+        return figure
+    labels = _answer_order(question, counts)
+    axes.bar(
+        [_answer_label(question, label) for label in labels],
+        [counts.get(label, 0) for label in labels],
+        color="#3fa7ff",
+    )
+    axes.set_ylabel("answers")
+    axes.tick_params(axis="x", rotation=45 if len(labels) > 4 else 0, labelsize=8)
+    return figure
+
+
+def _question_slug(question: dict) -> str:
+    return f"{question['scope']}-{question['key']}"
+
+
+def _answer_order(question: dict, counts: dict) -> list:
+    """The answers to show, in the question's own order (options, no/yes, the scale), then any others."""
+    kind = question["kind"]
+    if kind in ("single_choice", "multiple_choice"):
+        order = [option["value"] for option in question.get("options", [])]
+    elif kind == "yes_no":
+        order = ["no", "yes"]
+    elif kind == "likert":
+        scale = question.get("scale", {})
+        order = [str(point) for point in range(scale.get("min", 1), scale.get("max", 5) + 1)]
+    else:
+        order = []
+    return order + sorted(label for label in counts if label not in order)
+
+
+def _answer_label(question: dict, value) -> str:
+    """How an answer reads on the page: an option's label, yes/no, or the value itself."""
+    if isinstance(value, bool) or value in ("yes", "no"):
+        return "yes" if value in (True, "yes") else "no"
+    for option in question.get("options", []):
+        if option["value"] == value:
+            return option["label"]
+    return str(value)
+
+
 # --- plots -------------------------------------------------------------------------------
 
 
 def plot_svg(*, task: Task, name: str) -> bytes:
-    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot."""
+    """Return the named results plot of the task as SVG bytes; raise KeyError for an unknown plot.
+
+    `question-<scope>-<key>` names a question's answer distribution.
+    """
+    if name.startswith(QUESTION_PLOT_PREFIX):
+        return question_plot_svg(task=task, slug=name.removeprefix(QUESTION_PLOT_PREFIX))
     if name not in PLOTS:
         raise KeyError(name)
     if name == "gold-accuracy":

@@ -501,6 +501,7 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
             "tasks",
             task=task,
             **results.task_results(task=task),
+            answers=results.question_results(task=task),
             plots=results.PLOTS,
             export_formats=ExportJob.Format.choices,
             # The export API's own visibility rule, so every listed download link works for this user.

@@ -5,7 +5,7 @@ from annotations.models.exports import ExportJob
 from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
 from annotations.models.questions import QuestionSet
 from annotations.models.reads import Mark, MaskSlice, Read
-from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task
+from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
 
 __all__ = [
     "BaselineLesion",
@@ -24,4 +24,5 @@ __all__ = [
     "ReaderQuality",
     "ReferenceLesion",
     "Task",
+    "Team",
 ]

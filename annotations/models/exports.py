@@ -26,6 +26,8 @@ class ExportJob(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     format = models.CharField(max_length=16, choices=Format.choices)
     pseudonymise = models.BooleanField(default=True)
+    # Team names instead of team pseudonyms (admins only); implied when pseudonymise is off.
+    identify_teams = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)

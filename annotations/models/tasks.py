@@ -22,6 +22,28 @@ def new_pseudonym() -> str:
     return "R-" + secrets.token_hex(3).upper()
 
 
+def new_team_pseudonym() -> str:
+    return "T-" + secrets.token_hex(3).upper()
+
+
+class Team(models.Model):
+    """A team or institution readers sign up under (a residency program, a hospital); one team per reader."""
+
+    # Shown on the leaderboard as the first sign-up spelled it (outer space stripped, inner runs collapsed).
+    name = models.CharField(max_length=80)
+    # The case- and space-insensitive form: "Mass General " and "mass  general" are one team.
+    name_key = models.CharField(max_length=80, unique=True)
+    # Stable pseudonym used in exports unless an admin asks for team names.
+    pseudonym = models.CharField(max_length=16, unique=True, default=new_team_pseudonym)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name_key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Reader(models.Model):
     """A person who reads cases; the profile beside a Django user."""
 
@@ -32,6 +54,7 @@ class Reader(models.Model):
     subspecialty = models.CharField(max_length=80, blank=True)
     years_experience = models.PositiveSmallIntegerField(default=0)
     consented_at = models.DateTimeField(null=True, blank=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="readers")
     # Stable pseudonym used in every export and every view other readers could see.
     pseudonym = models.CharField(max_length=16, unique=True, default=new_pseudonym)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,8 @@
-"""The leaderboard: readers ranked by the cases they have read, and its live broadcast.
+"""The leaderboard: readers ranked by the cases they have read, teams by their readers' reads, and its broadcast.
 
-Ranks are competition ranks (1, 2, 2, 4). Entries carry display names and roles only: never marks,
+Ranks are competition ranks (1, 2, 2, 4). A team's reads are the sum of its readers' counted reads (a case
+two team-mates read counts twice: each read is work done). Entries carry display names, roles and team
+names only: never marks,
 pseudonym-to-name links or anything a reader drew. Broadcasting must never fail a saved read, so
 channel layer errors are logged, not raised.
 """
@@ -8,7 +10,7 @@ channel layer errors are logged, not raised.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 LEADERBOARD_GROUP = "leaderboard"
 DEFAULT_SIZE = 25
+DEFAULT_TEAM_SIZE = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,16 @@ class LeaderboardEntry:
     role: str
     role_label: str
     reads: int
+    # "" for a reader without a team.
+    team: str = ""
+
+
+@dataclass(frozen=True)
+class TeamEntry:
+    rank: int
+    name: str
+    readers: int
+    reads: int
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ class Leaderboard:
     entries: list[LeaderboardEntry]
     total_reads: int
     readers: int
+    teams: list[TeamEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -46,21 +60,54 @@ class Standing:
     rank: int | None
 
 
-def leaderboard(*, size: int = DEFAULT_SIZE) -> Leaderboard:
-    """Return the top `size` readers by reads (ties share a rank) and the total of counted reads."""
-    rows = list(readers_by_reads().values_list("display_name", "role", "cases_read"))
+def leaderboard(*, size: int = DEFAULT_SIZE, team_size: int = DEFAULT_TEAM_SIZE) -> Leaderboard:
+    """Return the top `size` readers and `team_size` teams by reads (ties share a rank) and the total of reads."""
+    rows = list(readers_by_reads().values_list("display_name", "role", "cases_read", "team__name"))
     entries = []
-    previous_reads = None
-    rank = 0
-    for position, (display_name, role, reads) in enumerate(rows, start=1):
+    for rank, (display_name, role, reads, team) in _competition_ranks(rows, reads_of=lambda row: row[2])[:size]:
+        entries.append(
+            LeaderboardEntry(
+                rank=rank,
+                display_name=display_name,
+                role=role,
+                role_label=_role_label(role),
+                reads=reads,
+                team=team or "",
+            )
+        )
+    return Leaderboard(
+        entries=entries,
+        total_reads=sum(row[2] for row in rows),
+        readers=len(rows),
+        teams=_team_entries(rows, size=team_size),
+    )
+
+
+def _team_entries(rows: list[tuple], *, size: int) -> list[TeamEntry]:
+    """Teams ranked by the summed reads of their readers (ties broken by fewer readers, then name)."""
+    reads_of: dict[str, int] = {}
+    readers_of: dict[str, int] = {}
+    for _, _, reads, team in rows:
+        if team:
+            reads_of[team] = reads_of.get(team, 0) + reads
+            readers_of[team] = readers_of.get(team, 0) + 1
+    ordered = sorted(reads_of, key=lambda team: (-reads_of[team], readers_of[team], team.casefold()))
+    return [
+        TeamEntry(rank=rank, name=team, readers=readers_of[team], reads=reads_of[team])
+        for rank, team in _competition_ranks(ordered, reads_of=reads_of.__getitem__)[:size]
+    ]
+
+
+def _competition_ranks(items: list, *, reads_of) -> list[tuple[int, object]]:
+    """Pair items (already sorted by reads, most first) with competition ranks: 1, 2, 2, 4."""
+    ranked = []
+    previous_reads, rank = None, 0
+    for position, item in enumerate(items, start=1):
+        reads = reads_of(item)
         if reads != previous_reads:
             rank, previous_reads = position, reads
-        if position > size:
-            break
-        entries.append(
-            LeaderboardEntry(rank=rank, display_name=display_name, role=role, role_label=_role_label(role), reads=reads)
-        )
-    return Leaderboard(entries=entries, total_reads=sum(reads for *_, reads in rows), readers=len(rows))
+        ranked.append((rank, item))
+    return ranked
 
 
 def standing(*, reader: Reader) -> Standing:
@@ -69,12 +116,14 @@ def standing(*, reader: Reader) -> Standing:
     return Standing(reads_count=reads, rank=readers_with_more_reads(reads) + 1 if reads else None)
 
 
-def leaderboard_message(*, size: int = DEFAULT_SIZE) -> dict:
-    """Return the WebSocket message: {"type": "leaderboard", "entries": [...], "total_reads": N, "readers": N}."""
-    board = leaderboard(size=size)
+def leaderboard_message(*, size: int = DEFAULT_SIZE, team_size: int = DEFAULT_TEAM_SIZE) -> dict:
+    """Return the WebSocket message: {"type": "leaderboard", "entries": [...], "teams": [...], "total_reads": N,
+    "readers": N}, both boards in one message so a page never shows one board newer than the other."""
+    board = leaderboard(size=size, team_size=team_size)
     return {
         "type": "leaderboard",
         "entries": [asdict(entry) for entry in board.entries],
+        "teams": [asdict(team) for team in board.teams],
         "total_reads": board.total_reads,
         "readers": board.readers,
     }

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from annotations.models import Reader
 from annotations.models.tasks import ReaderRole
-from annotations.services import pin_credentials
+from annotations.services import pin_credentials, teams
 from annotations.services.roles import READER, grant_role, is_researcher_or_admin
 
 PIN_PATTERN = re.compile(r"^\d{4,8}$")
@@ -80,8 +80,13 @@ def register_reader(
     subspecialty: str = "",
     years_experience: int = 0,
     consented: bool = True,
+    team: str = "",
 ) -> Reader:
-    """Create a user and reader profile; raise RegistrationError (a ValueError) naming the wrong field."""
+    """Create a user and reader profile; raise RegistrationError (a ValueError) naming the wrong field.
+
+    `team` is an optional team or institution name: an existing team of that name (ignoring case and
+    spacing) is joined, else a new one is made.
+    """
     name = normalise_display_name(display_name)
     if not 2 <= len(name) <= 80:
         raise RegistrationError("display_name", "Display name must be 2 to 80 characters.")
@@ -93,6 +98,9 @@ def register_reader(
         raise RegistrationError("role", f"Role must be one of {', '.join(ReaderRole.values)}.")
     if not 0 <= int(years_experience) <= MAX_YEARS_EXPERIENCE:
         raise RegistrationError("years_experience", f"Years of experience must be 0 to {MAX_YEARS_EXPERIENCE}.")
+    team_name = teams.normalise_team_name(team)
+    if team_name and not 2 <= len(team_name) <= teams.MAX_TEAM_NAME:
+        raise RegistrationError("team", f"Team name must be 2 to {teams.MAX_TEAM_NAME} characters.")
     # Hash before the first query: a request holds its pooled database connection from its first query on.
     pin_hash = pin_credentials.hash_pin(pin)
     User = get_user_model()
@@ -103,6 +111,7 @@ def register_reader(
     user.save()
     grant_role(user, READER)
     return Reader.objects.create(
+        team=teams.team_for_name(team_name),
         user=user,
         display_name=name,
         email=email,

@@ -6,6 +6,7 @@ from django import forms
 
 from annotations.models.tasks import ReaderRole
 from annotations.services.readers import MAX_YEARS_EXPERIENCE
+from annotations.services.teams import MAX_TEAM_NAME
 
 
 class SignupForm(forms.Form):
@@ -35,6 +36,22 @@ class SignupForm(forms.Form):
         max_value=MAX_YEARS_EXPERIENCE,
         initial=0,
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    team = forms.CharField(
+        label="Team or institution",
+        required=False,
+        max_length=MAX_TEAM_NAME,
+        help_text="Optional: your residency program or hospital, for the team board. Pick a suggestion to join it.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "organization",
+                "placeholder": "e.g. Mass General",
+                "role": "combobox",
+                "aria-autocomplete": "list",
+                "aria-expanded": "false",
+                "aria-controls": "team-suggestions",
+            }
+        ),
     )
     email = forms.EmailField(
         label="Email",

@@ -109,6 +109,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                     subspecialty=data["subspecialty"] or "",
                     years_experience=data["years_experience"],
                     consented=data["consent"],
+                    team=data["team"] or "",
                 )
             except readers.RegistrationError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, str(exc))

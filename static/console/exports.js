@@ -95,12 +95,18 @@ for (const button of box.querySelectorAll('button[data-format]')) {
   button.addEventListener('click', async () => {
     const label = button.textContent;
     const checkbox = document.getElementById('pseudonymise');
+    const teamNames = document.getElementById('identify-teams');
     button.disabled = true;
     try {
       // Researchers have no checkbox: the API refuses them identified exports anyway.
       const started = await api(jobsUrl, {
         method: 'POST',
-        json: { task: Number(box.dataset.task), format: button.dataset.format, pseudonymise: checkbox ? checkbox.checked : true },
+        json: {
+          task: Number(box.dataset.task),
+          format: button.dataset.format,
+          pseudonymise: checkbox ? checkbox.checked : true,
+          identify_teams: teamNames ? teamNames.checked : false,
+        },
       });
       const item = el('li', { 'data-job-url': jobUrl(started.id) }, `${label} · ${started.status}`);
       list.prepend(item);

@@ -161,3 +161,94 @@ def dicom_tool_errors(tool: list[str], path) -> list[str]:
     return [line for line in lines if "error" in line.lower()] + (
         [f"exit {result.returncode}"] if result.returncode else []
     )
+
+
+def scene_questions() -> tuple[list[dict], list[dict]]:
+    """Lesion questions (the type and site presets, a malignancy Likert) and case questions of every kind."""
+    from pydicom.sr.codedict import codes
+
+    from annotations.services.answers import validate_questions
+    from annotations.services.question_presets import lesion_site_question, lesion_type_question
+
+    def coded(code) -> dict:
+        return {"value": code.value, "scheme": code.scheme_designator, "meaning": code.meaning}
+
+    lesion = [
+        lesion_type_question(),
+        lesion_site_question(),
+        {"key": "malignancy", "kind": "likert", "label": "Malignancy", "required": False,
+         "scale": {"min": 1, "max": 5, "min_label": "Benign", "max_label": "Malignant"}},
+    ]  # fmt: skip
+    case = [
+        {"key": "metastases", "kind": "single_choice", "label": "Metastases", "required": True,
+         "options": [{"value": "present", "label": "Present", "code": coded(codes.SCT.Present)},
+                     {"value": "absent", "label": "Absent", "code": coded(codes.SCT.Absent)}]},
+        {"key": "artefacts", "kind": "multiple_choice", "label": "Artefacts", "required": False,
+         "options": [{"value": "motion", "label": "Motion"}, {"value": "metal", "label": "Metal"},
+                     {"value": "noise", "label": "Noise"}]},
+        {"key": "contrast", "kind": "yes_no", "label": "Contrast enhanced", "required": False},
+        {"key": "confidence", "kind": "likert", "label": "Confidence", "required": False,
+         "scale": {"min": 1, "max": 5}},
+        {"key": "liver_span", "kind": "number", "label": "Liver span", "required": False,
+         "number": {"min": 0, "max": 400, "integer": False,
+                    "unit": {"value": "mm", "scheme": "UCUM", "meaning": "millimeter"}}},
+        {"key": "impression", "kind": "text", "label": "Impression", "required": False, "max_length": 200},
+    ]  # fmt: skip
+    return validate_questions(lesion, case)
+
+
+# Answers of the scene's reads: Alice answers everything, Bob's correction answers a few, Carol's
+# no-lesion read answers case questions only.
+SCENE_ANSWERS = {
+    "alice": {
+        "case": {"metastases": "present", "artefacts": ["motion", "noise"], "contrast": True, "confidence": 4,
+                 "liver_span": 162.5, "impression": "Two hepatic lesions"},
+        "lesions": {"1": {"lesion_type": "liver", "lesion_site": "liver", "malignancy": 5},
+                    "2": {"lesion_type": "lung", "lesion_site": "lung"}},
+    },
+    "bob": {"case": {"metastases": "absent", "contrast": False},
+            "lesions": {"1": {"lesion_type": "liver", "lesion_site": "liver", "malignancy": 3}}},
+    "carol": {"case": {"metastases": "absent"}, "lesions": {}},
+}  # fmt: skip
+
+
+def add_scene_answers(scene: ExportScene):
+    """Give the scene's task questions (version 1) and its reads the SCENE_ANSWERS; return the QuestionSet."""
+    from annotations.models import QuestionSet
+
+    lesion, case = scene_questions()
+    question_set = QuestionSet.objects.create(task=scene.task, version=1, lesion_questions=lesion, case_questions=case)
+    read_a, read_b1, read_b2, read_c = scene.reads
+    for read, answers in ((read_a, "alice"), (read_b2, "bob"), (read_c, "carol")):
+        read.question_set = question_set
+        read.answers = SCENE_ANSWERS[answers]
+        read.save(update_fields=["question_set", "answers"])
+    return question_set
+
+
+def add_scene_consensus_answers(scene: ExportScene) -> dict:
+    """Store on the scene's consensus the consensus of SCENE_ANSWERS as the consensus service computes it."""
+    from annotations.services.answer_consensus import question_consensus
+
+    lesion_questions, case_questions = scene_questions()
+    alice, bob, carol = scene.readers
+    by_reader = {alice.pk: SCENE_ANSWERS["alice"], bob.pk: SCENE_ANSWERS["bob"], carol.pk: SCENE_ANSWERS["carol"]}
+    case = {
+        q["key"]: question_consensus(q, {r: a["case"].get(q["key"]) for r, a in by_reader.items()})
+        for q in case_questions
+    }
+    # Consensus lesion 1 = Alice's and Bob's lesion 1; lesion 2 = Alice's lesion 2 alone.
+    members = {"1": [(alice.pk, "1"), (bob.pk, "1")], "2": [(alice.pk, "2")]}
+    lesions = {
+        index: {
+            q["key"]: question_consensus(
+                q, {r: by_reader[r]["lesions"].get(lesion, {}).get(q["key"]) for r, lesion in pairs}
+            )
+            for q in lesion_questions
+        }
+        for index, pairs in members.items()
+    }
+    answers = {"version": 1, "case": case, "lesions": lesions, "flags": ["metastases: answers tie"]}
+    scene.consensus.answers = answers
+    scene.consensus.save(update_fields=["answers"])
+    return answers

@@ -286,6 +286,7 @@ def test_leaderboard_is_public_and_ranks_by_reads(case):
             "role": "attending",
             "role_label": "Attending radiologist",
             "reads": 1,
+            "team": "",
         }
     ]
     assert board["total_reads"] == 1

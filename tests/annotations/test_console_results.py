@@ -11,7 +11,7 @@ from django.urls import resolve, reverse
 
 from annotations.console import results as console_results
 from annotations.models import ExportJob, ReferenceLesion
-from annotations.services import consensus
+from annotations.services import answer_results, consensus
 from annotations.services import results as service_results
 from annotations.services.agreement import icc_absolute_agreement
 from tests.annotations.consensus_builders import add_read, horizontal_line, instances
@@ -231,3 +231,111 @@ def test_an_adaptive_task_shows_each_case_s_read_target_and_why_it_needs_more_re
 
     assert "2 / 4" in page
     assert "needs 2 more reads: long axes disagree by 32%" in page
+
+
+# --- questions ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def questioned_task(small_ct_series, tmp_path):
+    """A gold case (answer key: liver, malignancy 4) read by four readers, one of them wrong on the site, and a
+    second case whose readers split two against two on the site."""
+    from annotations.services.question_presets import lesion_site_question
+    from annotations.services.questions import save_questions
+
+    task = TaskFactory(reads_per_case=4)
+    malignancy = {"key": "malignancy", "kind": "likert", "label": "Malignancy", "required": True,
+                  "scale": {"min": 1, "max": 5}}  # fmt: skip
+    question_set = save_questions(task=task, lesion=[lesion_site_question()], case=[malignancy])
+    gold = CaseFactory(task=task, series=small_ct_series, label="Gold case", is_gold=True)
+    other = write_series(small_patient("RB-TEST-011", seed=11), tmp_path / "split")
+    import_paths(other.files, collection_name="Split")
+    split = CaseFactory(task=task, series=Series.objects.get(series_instance_uid=other.series_instance_uid),
+                        label="Split case")  # fmt: skip
+    readers = [ReaderFactory() for _ in range(4)]
+
+    def answers(site: str, malignancy_points: int) -> dict:
+        return {"case": {"malignancy": malignancy_points}, "lesions": {"1": {"lesion_site": site}}}
+
+    for reader, site, points in zip(readers, ["liver", "liver", "liver", "kidney"], [4, 4, 5, 2], strict=True):
+        add_read(gold, reader, lesions=[{"long": horizontal_line()}], answers=answers(site, points),
+                 question_set=question_set)  # fmt: skip
+    add_read(gold, None, lesions=[{"long": horizontal_line()}], answers=answers("liver", 4), question_set=question_set)
+    for reader, site in zip(readers, ["liver", "kidney", "liver", "kidney"], strict=True):
+        add_read(split, reader, lesions=[{"long": horizontal_line()}], answers=answers(site, 3),
+                 question_set=question_set)  # fmt: skip
+    consensus.recompute_task_consensus(task=task)
+    return task, readers
+
+
+@pytest.mark.django_db
+def test_the_page_shows_each_questions_agreement_confusion_accuracy_and_low_agreement_cases(
+    researcher_client, questioned_task
+):
+    task, readers = questioned_task
+
+    page = page_of(researcher_client, task)
+    results = console_results.question_results(task=task)
+
+    assert 'id="questions"' in page and page.count('data-testid="question-result"') == 2
+    site = next(q for q in results["questions"] if q["key"] == "lesion_site")
+    # Alpha is the service's figure, shown as is.
+    expected = next(row for row in answer_results.question_agreement_of_task(task=task) if row["key"] == "lesion_site")
+    assert site["agreement"]["alpha"] == expected["alpha"] and expected["alpha"] is not None
+    assert f"{expected['alpha']:.2f}" in page
+    # Confusion against the key: three readers said liver, one kidney, on a liver lesion.
+    rows = {row["label"]: row["counts"] for row in site["confusion"]["rows"]}
+    liver, kidney = site["confusion"]["columns"].index("Liver"), site["confusion"]["columns"].index("Kidney")
+    assert rows["Liver"][liver] == 3 and rows["Liver"][kidney] == 1
+    assert 'data-testid="confusion"' in page
+    accuracy = {row["pseudonym"]: row["accuracy"] for row in site["readers"]}
+    assert accuracy == {readers[0].pseudonym: 1.0, readers[1].pseudonym: 1.0, readers[2].pseudonym: 1.0,
+                        readers[3].pseudonym: 0.0}  # fmt: skip
+    assert readers[3].pseudonym in page and readers[3].display_name not in page
+    # The split case is listed for its tied site answers.
+    flagged = results["low_agreement_answer_cases"]
+    assert [case["label"] for case in flagged] == ["Split case"]
+    assert "lesion_site: answers tie between kidney, liver" in " ".join(flagged[0]["flags"])
+    assert "Split case" in page.split('data-testid="answer-low-agreement"')[1]
+
+
+@pytest.mark.django_db
+def test_each_question_has_a_distribution_plot_in_its_own_order(researcher_client, questioned_task):
+    task, _ = questioned_task
+
+    response = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_site"]))
+    likert = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-case-malignancy"]))
+    missing = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-case-nothing"]))
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/svg+xml"
+    svg = response.content.decode()
+    assert "Lesion site" in svg and "Liver" in svg and "Kidney" in svg
+    assert likert.status_code == 200 and "Malignancy" in likert.content.decode()
+    assert missing.status_code == 404
+
+
+@pytest.mark.django_db
+def test_readers_cannot_see_question_results(client, questioned_task):
+    task, readers = questioned_task
+    client.force_login(readers[0].user)
+
+    response = client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_site"]))
+
+    assert response.status_code in (302, 403)
+
+
+@pytest.mark.django_db
+def test_questions_show_before_any_answer_with_empty_plots(researcher_client, small_ct_series):
+    from annotations.services.question_presets import lesion_type_question
+    from annotations.services.questions import save_questions
+
+    task = TaskFactory()
+    CaseFactory(task=task, series=small_ct_series)
+    save_questions(task=task, lesion=[lesion_type_question()], case=[])
+
+    page = page_of(researcher_client, task)
+    plot = researcher_client.get(reverse("console:task-plot", args=[task.id, "question-lesion-lesion_type"]))
+
+    assert page.count('data-testid="question-result"') == 1 and "No case has low agreement on an answer" in page
+    assert "Reader accuracy appears once gold cases have answer keys" in page
+    assert plot.status_code == 200 and "No answers yet" in plot.content.decode()

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotations.models import ExportJob
+from annotations.services.teams import team_for_name
 from annotations.tasks.exports import export_group, run_export_job
 from tests.annotations.export_data import build_scene
 from tests.factories import ReaderFactory, admin_user, researcher_user
@@ -78,6 +79,24 @@ def test_an_admin_may_export_identified_readers(scene, django_capture_on_commit_
 
     body = b"".join(client.get(f"/api/exports/{created.data['id']}/download/").streaming_content).decode()
     assert all(reader.display_name in body for reader in scene.readers)
+
+
+def test_only_admins_may_ask_for_team_names(scene, django_capture_on_commit_callbacks):
+    reader = scene.readers[0]
+    reader.team = team_for_name("County Hospital")
+    reader.save()
+    body = {"task": scene.task.pk, "format": "csv", "identify_teams": True}
+
+    refused = client_for(researcher_user()).post("/api/exports/", body, format="json")
+    admin = client_for(admin_user())
+    with django_capture_on_commit_callbacks(execute=True):
+        created = admin.post("/api/exports/", body, format="json")
+
+    assert refused.status_code == 403
+    assert created.status_code == 202 and created.data["identify_teams"] is True
+    download = b"".join(admin.get(f"/api/exports/{created.data['id']}/download/").streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(download)))
+    assert {row["reader"]: row["reader_team"] for row in rows}[reader.pseudonym] == "County Hospital"
 
 
 def test_researchers_see_only_their_own_jobs(scene, django_capture_on_commit_callbacks):

@@ -10,7 +10,8 @@ import pytest
 
 from annotations.models import Mark, MaskSlice, Read
 from annotations.services.exports import csv_export, export_to_path
-from tests.annotations.export_data import build_scene
+from annotations.services.teams import team_for_name
+from tests.annotations.export_data import add_scene_answers, add_scene_consensus_answers, build_scene
 from tests.factories import ReaderFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +105,104 @@ def test_reads_csv_never_names_readers_unless_identities_are_asked_for(scene, tm
     for reader in scene.readers:
         assert reader.display_name not in pseudonymised and reader.pseudonym in pseudonymised
         assert reader.display_name in identified
+
+
+def test_reads_csv_names_teams_by_stable_pseudonyms_unless_team_names_are_asked_for(scene, tmp_path):
+    alice, bob, carol = scene.readers
+    team = team_for_name("Mass General")
+    for reader in (alice, bob):
+        reader.team = team
+        reader.save()
+
+    def teams_by_reader(rows):
+        return {row["reader"]: row["reader_team"] for row in rows}
+
+    pseudonymised = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "p.csv").path)
+    again = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "q.csv").path)
+    named_teams = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "t.csv", identify_teams=True).path)
+    identified = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "i.csv", pseudonymise=False).path)
+
+    assert teams_by_reader(pseudonymised) == {alice.pseudonym: team.pseudonym, bob.pseudonym: team.pseudonym,
+                                              carol.pseudonym: ""}  # fmt: skip
+    assert team.pseudonym.startswith("T-") and teams_by_reader(again) == teams_by_reader(pseudonymised)
+    # Team names, readers still pseudonymised.
+    assert teams_by_reader(named_teams) == {alice.pseudonym: "Mass General", bob.pseudonym: "Mass General",
+                                            carol.pseudonym: ""}  # fmt: skip
+    assert teams_by_reader(identified)[alice.display_name] == "Mass General"
+    assert "Mass General" not in (tmp_path / "p.csv").read_text()
+
+
+def test_reads_csv_has_a_column_per_question_with_lesion_answers_on_lesion_rows(scene, tmp_path):
+    add_scene_answers(scene)
+    read_a, read_b1, read_b2, read_c = scene.reads
+
+    rows = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "a.csv").path)
+
+    header = tuple(rows[0].keys())
+    assert header[: len(csv_export.READ_COLUMNS)] == csv_export.READ_COLUMNS
+    assert header[len(csv_export.READ_COLUMNS) :] == (
+        "lesion_answer_lesion_type", "lesion_answer_lesion_type_code",
+        "lesion_answer_lesion_site", "lesion_answer_lesion_site_code",
+        "lesion_answer_malignancy",
+        "case_answer_metastases", "case_answer_metastases_code",
+        "case_answer_artefacts", "case_answer_contrast", "case_answer_confidence",
+        "case_answer_liver_span", "case_answer_impression",
+    )  # fmt: skip
+    alice_rows = [row for row in rows if int(row["read_id"]) == read_a.pk]
+    lesion_1 = [row for row in alice_rows if row["lesion_index"] == "1"]
+    lesion_2 = [row for row in alice_rows if row["lesion_index"] == "2"]
+    assert lesion_1 and all(row["lesion_answer_lesion_type"] == "liver" for row in lesion_1)
+    assert all(row["lesion_answer_lesion_site_code"] == "SCT:10200004" for row in lesion_1)
+    assert all(row["lesion_answer_malignancy"] == "5" for row in lesion_1)
+    assert [(row["lesion_answer_lesion_site"], row["lesion_answer_lesion_site_code"], row["lesion_answer_malignancy"])
+            for row in lesion_2] == [("lung", "SCT:39607008", "")]  # fmt: skip
+    # Case answers on every row of the read.
+    for row in alice_rows:
+        assert row["question_version"] == "1"
+        assert (row["case_answer_metastases"], row["case_answer_metastases_code"]) == ("present", "SCT:52101004")
+        assert row["case_answer_artefacts"] == "motion;noise" and row["case_answer_contrast"] == "True"
+        assert row["case_answer_confidence"] == "4" and float(row["case_answer_liver_span"]) == 162.5
+        assert row["case_answer_impression"] == "Two hepatic lesions"
+    (carol_row,) = [row for row in rows if int(row["read_id"]) == read_c.pk]
+    assert carol_row["mark_kind"] == "no_lesion" and carol_row["case_answer_metastases"] == "absent"
+    assert carol_row["lesion_answer_lesion_type"] == "" and carol_row["case_answer_contrast"] == ""
+    (old_bob_row,) = [row for row in rows if int(row["read_id"]) == read_b1.pk]
+    assert old_bob_row["question_version"] == "" and old_bob_row["case_answer_metastases"] == ""
+    (bob_row,) = [row for row in rows if int(row["read_id"]) == read_b2.pk]
+    assert bob_row["case_answer_contrast"] == "False" and bob_row["lesion_answer_malignancy"] == "3"
+
+
+def test_consensus_csv_has_consensus_answers_with_their_support(scene, tmp_path):
+    add_scene_answers(scene)
+    add_scene_consensus_answers(scene)
+
+    rows = read_csv(export_to_path(task=scene.task, fmt="consensus_csv", out=tmp_path / "c.csv").path)
+
+    header = tuple(rows[0].keys())
+    assert header[: len(csv_export.CONSENSUS_COLUMNS)] == csv_export.CONSENSUS_COLUMNS
+    assert "lesion_consensus_lesion_type_code" in header and "case_consensus_liver_span_iqr" in header
+    lesion_1 = [row for row in rows if row["lesion_index"] == "1"]
+    lesion_2 = [row for row in rows if row["lesion_index"] == "2"]
+    for row in lesion_1:
+        assert (row["lesion_consensus_lesion_site"], row["lesion_consensus_lesion_site_code"]) == (
+            "liver",
+            "SCT:10200004",
+        )
+        assert (
+            float(row["lesion_consensus_lesion_site_support"]) == 1.0 and row["lesion_consensus_lesion_site_n"] == "2"
+        )
+        assert float(row["lesion_consensus_malignancy"]) == 4.0  # median of 5 and 3
+        assert float(row["lesion_consensus_malignancy_iqr"]) == 1.0
+    assert {row["lesion_consensus_lesion_type"] for row in lesion_2} == {"lung"}
+    for row in rows:
+        # Metastases: Alice "present", Bob and Carol "absent".
+        assert row["case_consensus_metastases"] == "absent" and row["case_consensus_metastases_code"] == "SCT:272519000"
+        assert float(row["case_consensus_metastases_support"]) == pytest.approx(2 / 3, abs=1e-6)
+        assert row["case_consensus_metastases_tied"] == "" and row["case_consensus_metastases_n"] == "3"
+        # Contrast: one yes, one no: a tie, no consensus answer.
+        assert row["case_consensus_contrast"] == "" and row["case_consensus_contrast_tied"] == "no;yes"
+        assert row["case_consensus_artefacts"] == "motion;noise"  # Alice alone answered: both above half
+        assert row["answer_flags"] == "metastases: answers tie"
 
 
 def test_consensus_csv_adds_support_agreement_and_algorithm_version(scene, tmp_path):

@@ -23,7 +23,12 @@ from annotations.services.exports.sr_export import (
     measurement_groups,
     tracking_uid,
 )
-from tests.annotations.export_data import build_scene, dicom_tool_errors
+from tests.annotations.export_data import (
+    add_scene_answers,
+    add_scene_consensus_answers,
+    build_scene,
+    dicom_tool_errors,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +234,134 @@ def test_axes_on_two_slices_become_one_length_group_per_image_under_one_tracking
     (long_axis,), (short_axis,) = (group.get_measurements() for group in groups)
     assert (long_axis.name.meaning, short_axis.name.meaning) == ("Long Axis", "Short Axis")
     assert [line_of(long_axis)[1], line_of(short_axis)[1]] == ["1.2.3.1", "1.2.3.2"]
+
+
+def case_evaluations_of(sr) -> list[tuple[str, str, object]]:
+    """(question key, value type, coded value or text) of the report's Qualitative Evaluations (TID 1500)."""
+    containers = [
+        item
+        for item in sr.content[0].ContentSequence
+        if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeValue == "C0034375"
+    ]
+    if not containers:
+        return []
+    (container,) = containers
+    found = []
+    for item in container.ContentSequence:
+        assert item.RelationshipType == "CONTAINS"
+        key = item.ConceptNameCodeSequence[0].CodeValue
+        if item.ValueType == "CODE":
+            code = item.ConceptCodeSequence[0]
+            found.append((key, "CODE", (code.CodeValue, code.CodingSchemeDesignator)))
+        else:
+            found.append((key, item.ValueType, item.TextValue))
+    return found
+
+
+def test_read_sr_groups_carry_the_lesion_type_as_finding_and_the_site_as_finding_site(scene, tmp_path):
+    add_scene_answers(scene)
+    files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
+    read_a = scene.reads[0]
+
+    sr = load_sr(files[f"sr/case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"])
+
+    first, second = sr.content.get_image_measurement_groups()
+    assert first.finding_type == codes.SCT.Liver and second.finding_type == codes.SCT.Lung
+    assert [site.value for site in first.finding_sites] == [codes.SCT.Liver]
+    assert [site.value for site in second.finding_sites] == [codes.SCT.Lung]
+    malignancy = [
+        item.TextValue
+        for item in first[0].ContentSequence
+        if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == "malignancy"
+    ]
+    assert malignancy == ["5 (scale 1 = Benign to 5 = Malignant)"]
+    assert not any(  # lesion 2 has no malignancy answer
+        item.ConceptNameCodeSequence[0].CodeValue == "malignancy" for item in second[0].ContentSequence
+    )
+
+
+def test_read_sr_has_case_answers_as_qualitative_evaluations_coded_where_the_answer_is(scene, tmp_path):
+    add_scene_answers(scene)
+    files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
+    read_a, _, read_b2, _ = scene.reads
+
+    alice = case_evaluations_of(load_sr(files[f"sr/case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"]))
+    bob = case_evaluations_of(load_sr(files[f"sr/case-{scene.case.pk}/read-{read_b2.pk}-v2.dcm"]))
+
+    assert alice == [
+        ("metastases", "CODE", (codes.SCT.Present.value, "SCT")),
+        ("artefacts", "TEXT", "Motion"),
+        ("artefacts", "TEXT", "Noise"),
+        ("contrast", "CODE", (codes.SCT.Yes.value, "SCT")),
+        ("confidence", "TEXT", "4 (scale 1 to 5)"),
+        ("liver_span", "TEXT", "162.5 mm"),
+        ("impression", "TEXT", "Two hepatic lesions"),
+    ]
+    assert bob == [
+        ("metastases", "CODE", (codes.SCT.Absent.value, "SCT")),
+        ("contrast", "CODE", (codes.SCT.No.value, "SCT")),
+    ]
+
+
+def test_a_lesion_type_without_codes_leaves_the_tasks_finding_and_becomes_text():
+    from annotations.services.exports.sr_answers import sr_answers
+
+    question = {"key": "lesion_type", "kind": "single_choice", "label": "Type", "required": True,
+                "options": [{"value": "cyst", "label": "Cyst", "code": None}]}  # fmt: skip
+
+    answers = sr_answers([question], {"lesion_type": "cyst"}, lesion=True)
+
+    assert answers.finding is None and answers.finding_sites == ()
+    assert [(e.name.value, e.value) for e in answers.evaluations] == [("lesion_type", "Cyst")]
+
+
+@pytest.mark.dicomtools
+@pytest.mark.skipif(not (shutil.which("dciodvfy") and shutil.which("dsrdump")), reason="dicom3tools/dcmtk missing")
+def test_sr_files_with_answers_pass_dciodvfy_and_dsrdump_shows_the_finding_sites(scene, tmp_path):
+    add_scene_answers(scene)
+    add_scene_consensus_answers(scene)
+    # The bundle: its SRs also hold the masks' groups (TID 1411), which carry the Finding and sites too.
+    files = sr_files(export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip").path)
+    read_a = scene.reads[0]
+
+    for name, data in files.items():
+        path = tmp_path / name.replace("/", "_")
+        path.write_bytes(data)
+        assert dicom_tool_errors(["dciodvfy"], path) == [], name
+        if name.startswith("sr/"):
+            assert dicom_tool_errors(["dsrdump"], path) == [], name
+    path = tmp_path / f"sr_case-{scene.case.pk}_read-{read_a.pk}-v1.dcm"
+    dump = subprocess.run(["dsrdump", "+Pc", str(path)], capture_output=True, text=True).stdout
+    assert '(363698007,SCT,"Finding Site")=(10200004,SCT,"Liver")' in dump
+    assert '(363698007,SCT,"Finding Site")=(39607008,SCT,"Lung")' in dump
+    assert dump.count('(363698007,SCT,"Finding Site")=(10200004,SCT,"Liver")') == 2  # lines and mask groups
+    assert '(121071,DCM,"Finding")=(10200004,SCT,"Liver")' in dump
+    assert '(C0034375,UMLS,"Qualitative Evaluations")' in dump
+    assert '(metastases,99RDBD,"Metastases")=(52101004,SCT,"Present")' in dump
+    assert '(impression,99RDBD,"Impression")="Two hepatic lesions"' in dump
+
+
+def test_consensus_sr_carries_the_consensus_answers(scene, tmp_path):
+    add_scene_answers(scene)
+    add_scene_consensus_answers(scene)
+    files = sr_files(export_to_path(task=scene.task, fmt="sr", out=tmp_path / "sr.zip").path)
+
+    sr = load_sr(files[f"sr/case-{scene.case.pk}/consensus.dcm"])
+
+    (group,) = sr.content.get_image_measurement_groups()  # only accepted lesion 1
+    assert group.finding_type == codes.SCT.Liver
+    assert [site.value for site in group.finding_sites] == [codes.SCT.Liver]
+    texts = {
+        item.ConceptNameCodeSequence[0].CodeValue: item.TextValue
+        for item in group[0].ContentSequence
+        if item.ValueType == "TEXT"
+    }
+    assert texts["malignancy"] == "4 (scale 1 = Benign to 5 = Malignant)"  # median of 5 and 3
+    # The tied yes/no (contrast) and free text (impression) have no consensus answer.
+    assert case_evaluations_of(sr) == [
+        ("metastases", "CODE", (codes.SCT.Absent.value, "SCT")),
+        ("artefacts", "TEXT", "Motion"),
+        ("artefacts", "TEXT", "Noise"),
+        ("confidence", "TEXT", "4 (scale 1 to 5)"),
+        ("liver_span", "TEXT", "162.5 mm"),
+    ]

@@ -10,6 +10,7 @@ from django.test import Client
 
 from annotations.services import leaderboard
 from annotations.services.read_submission import submit_read
+from annotations.services.teams import team_for_name
 from readerboard.asgi import application
 from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
 
@@ -70,8 +71,9 @@ def test_entries_carry_role_labels_and_never_marks(cases):
         "role": "technologist",
         "role_label": "Technologist",
         "reads": 1,
+        "team": "",
     }
-    assert set(message) == {"type", "entries", "total_reads", "readers"}
+    assert set(message) == {"type", "entries", "teams", "total_reads", "readers"}
 
 
 def test_the_leaderboard_page_lists_readers(cases):
@@ -90,6 +92,68 @@ def test_the_booth_display_is_full_screen_without_navigation(cases):
     assert "booth-display" in page and "Booth Star" in page and "Walk up" in page
 
 
+def test_teams_are_ranked_by_the_summed_reads_of_their_readers(cases):
+    general, county = team_for_name("Mass General"), team_for_name("County Hospital")
+    give_reads(ReaderFactory(display_name="Ann", team=general), cases[:3])
+    give_reads(ReaderFactory(display_name="Bea", team=general), cases[:1])
+    give_reads(ReaderFactory(display_name="Cal", team=county), cases[:4])
+    give_reads(ReaderFactory(display_name="Solo"), cases[:4])
+    ReaderFactory(display_name="Idle", team=county)  # no reads: not counted among the team's readers
+
+    board = leaderboard.leaderboard()
+
+    # A tie shares the rank; the team that did it with fewer readers is listed first.
+    assert board.teams == [
+        leaderboard.TeamEntry(rank=1, name="County Hospital", readers=1, reads=4),
+        leaderboard.TeamEntry(rank=1, name="Mass General", readers=2, reads=4),
+    ]
+    assert {entry.display_name: entry.team for entry in board.entries} == {
+        "Ann": "Mass General",
+        "Bea": "Mass General",
+        "Cal": "County Hospital",
+        "Solo": "",
+    }
+
+
+def test_a_team_with_fewer_reads_ranks_below(cases):
+    first, second = team_for_name("First Team"), team_for_name("Second Team")
+    give_reads(ReaderFactory(team=first), cases[:3])
+    give_reads(ReaderFactory(team=second), cases[:1])
+    give_reads(ReaderFactory(team=second), cases[:1])
+
+    teams = leaderboard.leaderboard().teams
+
+    assert [(team.rank, team.name, team.reads) for team in teams] == [(1, "First Team", 3), (2, "Second Team", 2)]
+
+
+def test_inactive_readers_do_not_count_for_their_team(cases):
+    team = team_for_name("Quiet Team")
+    reader = ReaderFactory(team=team)
+    give_reads(reader, cases[:2])
+    reader.user.is_active = False
+    reader.user.save()
+
+    assert leaderboard.leaderboard().teams == []
+
+
+def test_the_leaderboard_page_shows_the_team_board_beside_the_readers(cases):
+    give_reads(ReaderFactory(display_name="Team Player", team=team_for_name("Radiology Residents")), cases[:2])
+
+    for url in ("/leaderboard/", "/leaderboard/?display=booth"):
+        page = Client().get(url).content.decode()
+
+        assert 'data-testid="team-leaderboard"' in page and "Radiology Residents" in page and "Top teams" in page
+
+
+def test_the_leaderboard_api_carries_both_boards(cases):
+    give_reads(ReaderFactory(display_name="Api Reader", team=team_for_name("Api Team")), cases[:1])
+
+    body = Client().get("/api/leaderboard/").json()
+
+    assert body["teams"] == [{"rank": 1, "name": "Api Team", "readers": 1, "reads": 1}]
+    assert body["entries"][0]["team"] == "Api Team"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_websocket_pushes_the_board_after_a_read_is_saved(monkeypatch):
     import annotations.tasks.consensus as consensus_tasks
@@ -98,7 +162,7 @@ def test_the_websocket_pushes_the_board_after_a_read_is_saved(monkeypatch):
     monkeypatch.setattr(consensus_tasks, "compute_case_consensus", None, raising=False)
     monkeypatch.delattr(consensus_tasks, "compute_case_consensus")
     (case,) = bare_cases(TaskFactory(), 1)
-    reader = ReaderFactory(display_name="Live Reader", role="student")
+    reader = ReaderFactory(display_name="Live Reader", role="student", team=team_for_name("Live Team"))
     LeaseFactory(case=case, reader=reader)
 
     async def scenario():
@@ -115,5 +179,6 @@ def test_the_websocket_pushes_the_board_after_a_read_is_saved(monkeypatch):
 
     before, after = async_to_sync(scenario)()
 
-    assert before["type"] == "leaderboard" and before["entries"] == []
+    assert before["type"] == "leaderboard" and before["entries"] == [] and before["teams"] == []
     assert after["entries"][0]["display_name"] == "Live Reader" and after["total_reads"] == 1
+    assert after["teams"] == [{"rank": 1, "name": "Live Team", "readers": 1, "reads": 1}]

@@ -56,6 +56,7 @@ PUBLIC_ROUTES = {
     "api:login": "sign-in (rate limited)",
     "api:logout": "ending a session needs no rights",
     "api:leaderboard": "the booth's big screen: names, roles, counts",
+    "api:teams": "team names for the sign-up form (the same names the public board shows)",
     "annotations:home": "landing page",
     "annotations:signup": "sign-up page",
     "annotations:login": "sign-in page",

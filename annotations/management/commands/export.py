@@ -1,4 +1,4 @@
-"""`manage.py export TASK --format csv|consensus_csv|sr|seg|bundle --out PATH [--identify-readers]`."""
+"""`manage.py export TASK --format csv|consensus_csv|sr|seg|bundle --out PATH [--identify-readers|--identify-teams]`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ class Command(BaseCommand):
             action="store_true",
             help="name readers by display name instead of pseudonym (the export then identifies people)",
         )
+        parser.add_argument(
+            "--identify-teams",
+            action="store_true",
+            help="name teams by their names instead of team pseudonyms (readers stay pseudonymised)",
+        )
         parser.add_argument("--quiet-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **options) -> None:
@@ -51,6 +56,7 @@ class Command(BaseCommand):
                 fmt=options["format"],
                 out=options["out"],
                 pseudonymise=not options["identify_readers"],
+                identify_teams=options["identify_teams"],
                 progress=progress,
             )
         except (OSError, ValueError) as error:

@@ -78,7 +78,7 @@ def latest_reads(task: Task) -> QuerySet[Read]:
 def reads_for(task: Task, kind: DicomKind) -> QuerySet[Read]:
     """The reads that give a DICOM file of this kind: lines for SR, masks for SEG."""
     rows = Mark if kind == "sr" else MaskSlice
-    return latest_reads(task).filter(Exists(rows.objects.filter(read_id=OuterRef("pk"))))
+    return latest_reads(task).filter(Exists(rows.objects.filter(read_id=OuterRef("pk")))).select_related("question_set")
 
 
 def consensus_for(task: Task) -> QuerySet[CaseConsensus]:
@@ -299,7 +299,9 @@ def manifest_lines(entries: Iterable[ManifestEntry]) -> Iterator[str]:
     return csv_export.iter_csv_lines((asdict(entry) for entry in entries), columns=MANIFEST_COLUMNS)
 
 
-def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts: dict[str, int]) -> str:
+def readme_text(
+    *, task: Task, parts: Iterable[str], pseudonymise: bool, counts: dict[str, int], identify_teams: bool = False
+) -> str:
     """The README.txt of an archive: what each file is, how readers are named, where the columns are documented."""
     parts = list(parts)
     lines = [
@@ -310,6 +312,9 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
         "Readers are named by their stable pseudonym (R-XXXXXX)."
         if pseudonymise
         else "Readers are named by their display names: this export identifies people; keep it confidential.",
+        "Teams (reads.csv, reader_team) are named by their names."
+        if identify_teams or not pseudonymise
+        else "Teams (reads.csv, reader_team) are named by their stable pseudonym (T-XXXXXX).",
         "",
         "Contents",
         "--------",
@@ -320,12 +325,15 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
         lines += [
             f"reads.csv       one row per mark of every read, every version ({counts.get('csv', 0)} rows):",
             "                long and short axes (image and patient coordinates, length in mm), mask slices,",
-            "                no-lesion and skip votes. Columns: docs/exports.md in the Readerboard repository.",
+            "                no-lesion and skip votes, and a column per task question (lesion answers on",
+            "                lesion rows, case answers on every row of the read). Columns: docs/exports.md in",
+            "                the Readerboard repository.",
         ]
     if "consensus_csv" in parts:
         lines += [
             f"consensus.csv   one row per consensus line or mask slice ({counts.get('consensus_csv', 0)} rows),",
-            "                with support, agreement and the consensus algorithm version.",
+            "                with support, agreement and the consensus algorithm version, and the consensus",
+            "                answer of every task question with its support.",
         ]
     if "sr" in parts:
         lines += [
@@ -336,7 +344,8 @@ def readme_text(*, task: Task, parts: Iterable[str], pseudonymise: bool, counts:
             "                identifier (Cornerstone3DTools@^0.1.0:Length or :Bidirectional), our tracking UID,",
             "                the lesion's label as Comment, and a Length (or Long Axis and Short Axis) in mm, each",
             "                with its line as an SCOORD POLYLINE under it. In a bundle, a lesion with a mask",
-            "                also references its SEG segment.",
+            "                also references its SEG segment. Answers: the coded lesion type is the group's",
+            "                Finding, coded sites its Finding Sites; case answers are Qualitative Evaluations.",
         ]
     if "seg" in parts:
         lines += [

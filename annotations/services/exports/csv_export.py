@@ -15,10 +15,12 @@ import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 
-from annotations.models import Case, CaseConsensus, Mark, MaskSlice, Read, Reader, Task
-from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label
+from annotations.models import Case, CaseConsensus, Mark, MaskSlice, QuestionSet, Read, Reader, Task
+from annotations.services.exports import answer_columns as answer_cols
+from annotations.services.exports.answer_columns import AnswerColumn
+from annotations.services.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
 from viewer.models import Instance
 
 # Where a row's mark is: the same leading columns in both CSVs, so they join on them.
@@ -67,6 +69,8 @@ READ_COLUMNS: tuple[str, ...] = (
     "started_at",
     "submitted_at",
     "duration_s",
+    "reader_team",
+    "question_version",
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
@@ -103,7 +107,25 @@ CONSENSUS_COLUMNS: tuple[str, ...] = (
     "mask_area_mm2",
     "case_summary_json",
     "computed_at",
+    "answer_flags",
 )
+
+
+def task_answer_columns(task: Task) -> list[AnswerColumn]:
+    """The answer columns of every question the task ever asked (all versions)."""
+    sets = QuestionSet.objects.filter(task=task).order_by("version").values_list("lesion_questions", "case_questions")
+    return answer_cols.answer_columns(sets)
+
+
+def consensus_columns(task: Task) -> tuple[str, ...]:
+    """CONSENSUS_COLUMNS, then the consensus answer columns of every question of the task."""
+    return (*CONSENSUS_COLUMNS, *answer_cols.consensus_column_names(task_answer_columns(task)))
+
+
+def read_columns(task: Task) -> tuple[str, ...]:
+    """READ_COLUMNS, then one column (two for coded choices) per question of the task."""
+    return (*READ_COLUMNS, *answer_cols.column_names(task_answer_columns(task)))
+
 
 # Reads per database round trip: bounds memory whatever the task's size.
 READ_CHUNK = 500
@@ -181,7 +203,7 @@ def reads_for_export(task: Task) -> QuerySet[Read]:
         Read.objects.filter(case__task=task)
         # The verbatim document can be large and every field it holds is a column already.
         .defer("document")
-        .annotate(has_later_version=Exists(later))
+        .annotate(has_later_version=Exists(later), question_version=F("question_set__version"))
         .order_by("case_id", "id")
     )
 
@@ -203,9 +225,16 @@ MARK_FIELDS = ("read_id", "lesion_index", "kind", "instance_id", "frame", "start
 MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
 
 
-def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Read] | None = None) -> Iterator[dict]:
-    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in READ_COLUMNS."""
+def iter_read_rows(
+    *, task: Task, pseudonymise: bool = True, identify_teams: bool = False, reads: QuerySet[Read] | None = None
+) -> Iterator[dict]:
+    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in `read_columns(task)`.
+
+    Teams are named by pseudonym unless `identify_teams` (or readers are identified: pseudonymise=False).
+    Case answers go on every row of their read, lesion answers on the rows of their lesion.
+    """
     reads = reads_for_export(task) if reads is None else reads
+    columns = task_answer_columns(task)
     series_cache = SeriesCache()
     readers: dict[int, dict] = {}
     case_id, case_fields, lesion_map, sources = None, {}, {}, None
@@ -219,8 +248,8 @@ def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Rea
         for mask in MaskSlice.objects.filter(read_id__in=read_ids).order_by("id").values_list(*MASK_FIELDS, named=True):
             masks_by_read.setdefault(mask.read_id, []).append(mask)
         missing = {read.reader_id for read in chunk} - readers.keys()
-        for reader in Reader.objects.filter(pk__in=missing):
-            readers[reader.pk] = _reader_fields(reader, pseudonymise=pseudonymise)
+        for reader in Reader.objects.filter(pk__in=missing).select_related("team"):
+            readers[reader.pk] = _reader_fields(reader, pseudonymise=pseudonymise, identify_teams=identify_teams)
         for read in chunk:
             if read.case_id != case_id:
                 case = Case.objects.select_related("series__study").get(pk=read.case_id)
@@ -233,14 +262,16 @@ def iter_read_rows(*, task: Task, pseudonymise: bool = True, reads: QuerySet[Rea
                 marks=marks_by_read.get(read.pk, []),
                 masks=masks_by_read.get(read.pk, []),
                 lesion_map=lesion_map,
+                answer_columns=columns,
             )
 
 
-def _reader_fields(reader: Reader, *, pseudonymise: bool) -> dict:
+def _reader_fields(reader: Reader, *, pseudonymise: bool, identify_teams: bool) -> dict:
     return {
         "reader": reader_label(reader, pseudonymise=pseudonymise),
         "reader_role": reader.role,
         "reader_years_experience": reader.years_experience,
+        "reader_team": team_label(reader.team, identify=identify_teams or not pseudonymise),
     }
 
 
@@ -255,7 +286,10 @@ def _rows_of_read(
     marks: list,
     masks: list,
     lesion_map: dict[tuple[int, int], int],
+    answer_columns: list[AnswerColumn],
 ) -> Iterator[dict]:
+    answers = read.answers or {}
+    lesion_answers = answers.get("lesions") or {}
     base = {
         **_BLANK_READ_ROW,
         **base,
@@ -269,6 +303,8 @@ def _rows_of_read(
         "started_at": _iso(read.started_at),
         "submitted_at": _iso(read.submitted_at),
         "duration_s": read.duration_s if read.duration_s is not None else "",
+        "question_version": _blank_none(getattr(read, "question_version", None)),
+        **answer_cols.answer_fields(answer_columns, scope=answer_cols.CASE, answers=answers.get("case")),
     }
     if not marks and not masks:
         yield {**base, "mark_kind": "skip" if read.skip else "no_lesion" if read.no_lesion else "none"}
@@ -286,6 +322,9 @@ def _rows_of_read(
             "slice_index": sources.slice_index(instance_id=instance.pk, frame=item.frame),
             "lesion_index": lesion_index,
             "consensus_lesion_index": lesion_map.get((read.pk, lesion_index), ""),
+            **answer_cols.answer_fields(
+                answer_columns, scope=answer_cols.LESION, answers=lesion_answers.get(str(lesion_index))
+            ),
         }
         if order < 2:
             row["mark_kind"] = item.kind
@@ -316,8 +355,13 @@ def current_consensus(task: Task) -> QuerySet[CaseConsensus]:
 
 
 def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
-    """Yield one row per consensus line or mask slice (or one no_lesion row per case without lesions)."""
+    """Yield one row per consensus line or mask slice (or one no_lesion row per case without lesions).
+
+    Consensus answers to case questions go on every row of the case, to lesion questions on the rows
+    of their consensus lesion; `answer_flags` lists the case's low-agreement questions.
+    """
     series_cache = SeriesCache()
+    columns = task_answer_columns(task)
     pseudonyms = dict(Reader.objects.filter(reads__case__task=task).distinct().values_list("pk", "pseudonym"))
     names = (
         pseudonyms if pseudonymise else dict(Reader.objects.filter(pk__in=pseudonyms).values_list("pk", "display_name"))
@@ -340,7 +384,12 @@ def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[di
             "low_agreement": consensus.low_agreement,
             "case_summary_json": json.dumps(summary, sort_keys=True, separators=(",", ":")),
             "computed_at": _iso(consensus.computed_at),
+            "answer_flags": answer_cols.LIST_SEPARATOR.join((consensus.answers or {}).get("flags") or []),
+            **answer_cols.consensus_fields(
+                columns, scope=answer_cols.CASE, blocks=(consensus.answers or {}).get("case")
+            ),
         }
+        lesion_blocks = (consensus.answers or {}).get("lesions") or {}
         lesions = list(consensus.lesions.all())
         if not lesions:
             yield {**blank, **base, "mark_kind": "no_lesion"}
@@ -361,6 +410,9 @@ def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[di
                 "long_axis_cv": _blank_none(lesion.long_axis_cv),
                 "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
                 "mask_method": lesion.mask_method,
+                **answer_cols.consensus_fields(
+                    columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+                ),
             }
             for kind in ("long_axis", "short_axis"):
                 line = getattr(lesion, kind)

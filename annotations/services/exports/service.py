@@ -8,7 +8,7 @@ finished. On the filesystem default the job's file is built directly where the s
 it (no second copy); on object storage it is built in a temporary folder and uploaded only
 once complete. This module must never
 decide who may export (the API and the command line do) and never name readers
-unless asked to with pseudonymise=False.
+unless asked to with pseudonymise=False (nor teams, unless asked with identify_teams=True).
 """
 
 from __future__ import annotations
@@ -136,9 +136,13 @@ def export_to_path(
     fmt: str,
     out: Path,
     pseudonymise: bool = True,
+    identify_teams: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ExportResult:
-    """Write one export of a task to `out` (a file, or a folder to put the default file name in)."""
+    """Write one export of a task to `out` (a file, or a folder to put the default file name in).
+
+    Readers and teams appear as pseudonyms; pseudonymise=False names both, identify_teams=True names teams only.
+    """
     fmt = Format(fmt)
     out = Path(out)
     if out.is_dir():
@@ -149,17 +153,31 @@ def export_to_path(
         progress(0, counter.total)
     with atomic_path(out) as temporary:
         if fmt in (Format.CSV, Format.CONSENSUS_CSV):
-            csv_rows = _write_csv_file(temporary, task=task, fmt=fmt, pseudonymise=pseudonymise, counter=counter)
+            csv_rows = _write_csv_file(
+                temporary,
+                task=task,
+                fmt=fmt,
+                pseudonymise=pseudonymise,
+                identify_teams=identify_teams,
+                counter=counter,
+            )
             dicom_files = 0
         else:
             with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
                 csv_rows, dicom_files = _write_archive(
-                    archive, task=task, parts=list(steps), pseudonymise=pseudonymise, counter=counter
+                    archive,
+                    task=task,
+                    parts=list(steps),
+                    pseudonymise=pseudonymise,
+                    identify_teams=identify_teams,
+                    counter=counter,
                 )
     return ExportResult(path=out, format=fmt.value, csv_rows=csv_rows, dicom_files=dicom_files)
 
 
-def _csv_rows(*, task: Task, part: str, pseudonymise: bool, counter: _Counter, tally: list[int]) -> Iterator[str]:
+def _csv_rows(
+    *, task: Task, part: str, pseudonymise: bool, identify_teams: bool, counter: _Counter, tally: list[int]
+) -> Iterator[str]:
     if task.is_follow_up and part == "csv":
         rows = follow_up_export.iter_lesion_rows(task=task, pseudonymise=pseudonymise)
         columns, key = follow_up_export.LESION_COLUMNS, "read_id"
@@ -167,24 +185,40 @@ def _csv_rows(*, task: Task, part: str, pseudonymise: bool, counter: _Counter, t
         rows = follow_up_export.iter_response_rows(task=task, pseudonymise=pseudonymise)
         columns, key = follow_up_export.RESPONSE_COLUMNS, "case_id"
     elif part == "csv":
-        rows = csv_export.iter_read_rows(task=task, pseudonymise=pseudonymise)
-        columns, key = csv_export.READ_COLUMNS, "read_id"
+        rows = csv_export.iter_read_rows(task=task, pseudonymise=pseudonymise, identify_teams=identify_teams)
+        columns, key = csv_export.read_columns(task), "read_id"
     else:
         rows = csv_export.iter_consensus_rows(task=task, pseudonymise=pseudonymise)
-        columns, key = csv_export.CONSENSUS_COLUMNS, "case_id"
+        columns, key = csv_export.consensus_columns(task), "case_id"
     return csv_export.iter_csv_lines(_ticking(rows, key=key, counter=counter, tally=tally), columns=columns)
 
 
-def _write_csv_file(path: Path, *, task: Task, fmt: Format, pseudonymise: bool, counter: _Counter) -> int:
+def _write_csv_file(
+    path: Path, *, task: Task, fmt: Format, pseudonymise: bool, identify_teams: bool, counter: _Counter
+) -> int:
     tally = [0]
+    lines = _csv_rows(
+        task=task,
+        part=fmt.value,
+        pseudonymise=pseudonymise,
+        identify_teams=identify_teams,
+        counter=counter,
+        tally=tally,
+    )
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        for line in _csv_rows(task=task, part=fmt.value, pseudonymise=pseudonymise, counter=counter, tally=tally):
+        for line in lines:
             handle.write(line)
     return tally[0]
 
 
 def _write_archive(
-    archive: zipfile.ZipFile, *, task: Task, parts: list[str], pseudonymise: bool, counter: _Counter
+    archive: zipfile.ZipFile,
+    *,
+    task: Task,
+    parts: list[str],
+    pseudonymise: bool,
+    identify_teams: bool,
+    counter: _Counter,
 ) -> tuple[int, int]:
     counts: dict[str, int] = {}
     entries: list[bundle.ManifestEntry] = []
@@ -194,7 +228,14 @@ def _write_archive(
         if part in ("csv", "consensus_csv"):
             tally = [0]
             name = bundle.csv_entry_name(task, part)
-            lines = _csv_rows(task=task, part=part, pseudonymise=pseudonymise, counter=counter, tally=tally)
+            lines = _csv_rows(
+                task=task,
+                part=part,
+                pseudonymise=pseudonymise,
+                identify_teams=identify_teams,
+                counter=counter,
+                tally=tally,
+            )
             bundle.write_csv_entry(archive, name, lines)
             counts[part] = tally[0]
         elif task.is_follow_up:
@@ -214,7 +255,10 @@ def _write_archive(
             counts[part] = len(written)
     if entries:
         bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
-    archive.writestr("README.txt", bundle.readme_text(task=task, parts=parts, pseudonymise=pseudonymise, counts=counts))
+    readme = bundle.readme_text(
+        task=task, parts=parts, pseudonymise=pseudonymise, counts=counts, identify_teams=identify_teams
+    )
+    archive.writestr("README.txt", readme)
     return counts.get("csv", 0) + counts.get("consensus_csv", 0), len(entries)
 
 
@@ -240,7 +284,13 @@ def _build_and_store(job: ExportJob, *, on_progress: ProgressCallback) -> str:
     """Build the job's file and keep it in the exports store; return its name there."""
     store = storages["exports"]
     name = job_file_name(job)
-    options = dict(task=job.task, fmt=job.format, pseudonymise=job.pseudonymise, progress=on_progress)
+    options = dict(
+        task=job.task,
+        fmt=job.format,
+        pseudonymise=job.pseudonymise,
+        identify_teams=job.identify_teams,
+        progress=on_progress,
+    )
     if isinstance(store, FileSystemStorage):
         # Built in place: the atomic rename is the store's write, so there is no second copy.
         export_to_path(out=job_output_path(job), **options)

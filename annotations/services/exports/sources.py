@@ -3,7 +3,7 @@
 Loads a series' instances once per export (anatomical order, slice indices,
 DICOM headers without pixel data for highdicom) and names readers as the export
 is allowed to name them. It must never read pixel data of the source images and
-never reveal a reader's display name unless the export was asked to identify readers.
+never reveal a reader's display name (or a team's name) unless the export was asked to identify them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pydicom
 from pydicom.dataset import Dataset
 
-from annotations.models import Reader
+from annotations.models import Reader, Team
 from annotations.services.geometry import FrameGeometry, frames_of_instance
 from viewer.models import Instance, Series
 from viewer.services.stored_files import local_path
@@ -38,6 +38,13 @@ def software_version() -> str:
 def reader_label(reader: Reader, *, pseudonymise: bool) -> str:
     """Return the name an export shows for a reader: the stable pseudonym unless identities were asked for."""
     return reader.pseudonym if pseudonymise else reader.display_name
+
+
+def team_label(team: Team | None, *, identify: bool) -> str:
+    """Return the name an export shows for a reader's team: its stable pseudonym unless team names were asked for."""
+    if team is None:
+        return ""
+    return team.name if identify else team.pseudonym
 
 
 def person_name(label: str) -> str:

@@ -9,7 +9,10 @@ ours and stable, a Comment holds the lesion's label, and every line is a NUM (Le
 or Long Axis and Short Axis) with its own SCOORD POLYLINE `INFERRED FROM` it on the
 source image and frame (TID 300/320). A lesion with a mask in a SEG of the same
 export also gets a TID 1411 group that references its segment, under the same
-tracking UID and with the label as tracking identifier. This module must never read
+tracking UID and with the label as tracking identifier. Answers to task questions
+(sr_answers) give a lesion's group its Finding (the coded lesion type) and Finding Sites,
+other answers are evaluations in the group, and the case's answers go into TID 1500's
+Qualitative Evaluations container. This module must never read
 pixel data or write files: it returns datasets.
 
 Coordinates: the read format puts (0, 0) at the centre of the top-left pixel,
@@ -29,7 +32,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from annotations.models import CaseConsensus, Mark, Read, Task
+from annotations.models import CaseConsensus, Mark, QuestionSet, Read, Task
 from annotations.services.exports.sources import (
     SOFTWARE_NAME,
     SeriesSources,
@@ -37,6 +40,7 @@ from annotations.services.exports.sources import (
     reader_label,
     software_version,
 )
+from annotations.services.exports.sr_answers import LOCAL_SCHEME, SRAnswers, consensus_values, sr_answers
 from viewer.models import Instance
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
@@ -45,8 +49,9 @@ SCOORD_OFFSET_PX = 0.5
 CONSENSUS_DEVICE_NAME = "Readerboard consensus"
 READS_SR_SERIES_NUMBER = 9901
 CONSENSUS_SR_SERIES_NUMBER = 9902
-# Private coding scheme for findings SNOMED CT's table here does not know.
-LOCAL_SCHEME = "99RDBD"
+# TID 1500's container of the report's (here: the case's) qualitative evaluations, as DCMTK's
+# TID 1500 classes (libcmr) code it.
+QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")
 # OHIF and @cornerstonejs/adapters pick the tool of a measurement group by its tracking identifier.
 CORNERSTONE_TRACKING_PREFIX = "Cornerstone3DTools@^0.1.0"
 LENGTH_TOOL = "Length"
@@ -99,6 +104,8 @@ class LesionMeasurement:
     long_axis: LineOnImage | None
     short_axis: LineOnImage | None = None
     segment: SegmentInSeg | None = None
+    # The lesion's answers: its own Finding (else the task's), Finding Sites and evaluations.
+    answers: SRAnswers = SRAnswers()
 
     @property
     def tool(self) -> str:
@@ -151,6 +158,23 @@ def _line_measurement(name: Code, line: LineOnImage) -> hd.sr.Measurement:
     )
 
 
+def _finding_sites(answers: SRAnswers) -> list[hd.sr.FindingSite] | None:
+    return [hd.sr.FindingSite(anatomic_location=site) for site in answers.finding_sites] or None
+
+
+def _coded_evaluations(answers: SRAnswers) -> list[hd.sr.QualitativeEvaluation] | None:
+    return [hd.sr.QualitativeEvaluation(name=e.name, value=e.value) for e in answers.evaluations if e.is_coded] or None
+
+
+def _text_evaluations(answers: SRAnswers) -> list[hd.sr.TextContentItem]:
+    """The answers that have no code, as TEXT items named by their question."""
+    return [
+        hd.sr.TextContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        for e in answers.evaluations
+        if not e.is_coded
+    ]
+
+
 def _lines_group(
     *,
     lesion: LesionMeasurement,
@@ -159,19 +183,25 @@ def _lines_group(
     label: str,
     finding: Code,
     algorithm: hd.sr.AlgorithmIdentification | None,
+    with_evaluations: bool = True,
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    answers = lesion.answers
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=lesion.tracking_uid, identifier=f"{CORNERSTONE_TRACKING_PREFIX}:{tool}"
         ),
-        finding_type=finding,
+        finding_type=answers.finding or finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        finding_sites=_finding_sites(answers),
         algorithm_id=algorithm,
         measurements=measurements,
+        qualitative_evaluations=_coded_evaluations(answers) if with_evaluations else None,
     )
     group[0].ContentSequence.append(
         hd.sr.TextContentItem(name=COMMENT, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
     )
+    if with_evaluations:
+        group[0].ContentSequence.extend(_text_evaluations(answers))
     return group
 
 
@@ -200,6 +230,7 @@ def measurement_groups(
             _line_measurement(SHORT_AXIS, lesion.short_axis),
         ]
         return [_lines_group(tool=BIDIRECTIONAL_TOOL, measurements=measurements, label=lesion.label, **common)]
+    # The lesion's evaluations once, in its first group, so nothing reading the groups counts them twice.
     return [
         _lines_group(
             tool=LENGTH_TOOL,
@@ -211,6 +242,7 @@ def measurement_groups(
             tool=LENGTH_TOOL,
             measurements=[_line_measurement(SHORT_AXIS, lesion.short_axis)],
             label=f"{lesion.label} short axis",
+            with_evaluations=False,
             **common,
         ),
     ]
@@ -222,11 +254,17 @@ def mask_group(
     finding: Code,
     algorithm: hd.sr.AlgorithmIdentification | None = None,
 ) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
-    """Return the TID 1411 group that points at the lesion's segment in its SEG."""
+    """Return the TID 1411 group that points at the lesion's segment in its SEG.
+
+    It carries the lesion's Finding and Finding Sites; its evaluations only when the lesion has no
+    lines group to hold them.
+    """
     if lesion.segment is None:
         raise ValueError(f"lesion {lesion.label!r} has no segment to reference")
     segment = lesion.segment
-    return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+    answers = lesion.answers
+    with_evaluations = lesion.long_axis is None
+    group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.label),
         referenced_segment=hd.sr.ReferencedSegment(
             sop_class_uid=SEGMENTATION_STORAGE,
@@ -234,10 +272,15 @@ def mask_group(
             segment_number=segment.segment_number,
             source_series=hd.sr.SourceSeriesForSegmentation(segment.source_series_instance_uid),
         ),
-        finding_type=finding,
+        finding_type=answers.finding or finding,
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
+        finding_sites=_finding_sites(answers),
         algorithm_id=algorithm,
+        qualitative_evaluations=_coded_evaluations(answers) if with_evaluations else None,
     )
+    if with_evaluations:
+        group[0].ContentSequence.extend(_text_evaluations(answers))
+    return group
 
 
 def _segment_evidence(lesions: Sequence[LesionMeasurement]) -> list[Dataset]:
@@ -266,8 +309,13 @@ def measurement_report_sr(
     instance_number: int,
     series_description: str,
     algorithm: hd.sr.AlgorithmIdentification | None = None,
+    case_answers: SRAnswers | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    """Return a TID 1500 Comprehensive 3D SR: per lesion a group of its lines and a group pointing at its mask."""
+    """Return a TID 1500 Comprehensive 3D SR: per lesion a group of its lines and a group pointing at its mask.
+
+    `case_answers` go into the report's Qualitative Evaluations container (TID 1500): CODE items
+    where the answer is coded, TEXT items otherwise.
+    """
     if not lesions:
         raise ValueError("a measurement report needs at least one lesion")
     groups: list = []
@@ -281,6 +329,8 @@ def measurement_report_sr(
         procedure_reported=procedure,
         imaging_measurements=groups,
     )
+    if case_answers is not None and case_answers.evaluations:
+        report[0].ContentSequence.append(_case_evaluations(case_answers))
     sr = hd.sr.Comprehensive3DSR(
         evidence=[*evidence, *_segment_evidence(lesions)],
         content=report[0],
@@ -296,6 +346,20 @@ def measurement_report_sr(
     )
     sr.SoftwareVersions = software_version()
     return sr
+
+
+def _case_evaluations(answers: SRAnswers) -> hd.sr.ContainerContentItem:
+    """TID 1500's Qualitative Evaluations container holding a case's answers."""
+    container = hd.sr.ContainerContentItem(
+        name=QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+    container.ContentSequence = [
+        hd.sr.CodeContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        if e.is_coded
+        else hd.sr.TextContentItem(name=e.name, value=e.value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        for e in answers.evaluations
+    ]
+    return container
 
 
 def line_on_image(instance: Instance, *, frame: int, start, end, length_mm: float) -> LineOnImage:
@@ -336,10 +400,15 @@ def consensus_lesion_label(lesion_index: int) -> str:
 
 
 def read_lesions(
-    *, read: Read, marks: Sequence[Mark], segments: Mapping[int, SegmentInSeg] | None = None
+    *,
+    read: Read,
+    marks: Sequence[Mark],
+    segments: Mapping[int, SegmentInSeg] | None = None,
+    lesion_questions: Sequence[dict] = (),
 ) -> list[LesionMeasurement]:
-    """The lesions of one read with a long axis or a segment, in the reader's order."""
+    """The lesions of one read with a long axis or a segment, in the reader's order, with their answers."""
     segments = segments or {}
+    lesion_answers = (read.answers or {}).get("lesions") or {}
     by_lesion: dict[int, dict[str, Mark]] = {index: {} for index in segments}
     for mark in marks:
         by_lesion.setdefault(mark.lesion_index, {})[mark.kind] = mark
@@ -359,6 +428,7 @@ def read_lesions(
                 long_axis=lines.get("long_axis"),
                 short_axis=lines.get("short_axis") if "long_axis" in lines else None,
                 segment=segments.get(index),
+                answers=sr_answers(lesion_questions, lesion_answers.get(str(index)), lesion=True),
             )
         )
     return lesions
@@ -379,7 +449,10 @@ def sr_for_read(
     `segments` maps lesion numbers to their masks' segments in a SEG of the same export.
     """
     marks = list(read.marks.select_related("instance"))
-    lesions = read_lesions(read=read, marks=marks, segments=segments)
+    question_set = read.question_set  # the version this read answered
+    lesion_questions = question_set.lesion_questions if question_set else []
+    case_questions = question_set.case_questions if question_set else []
+    lesions = read_lesions(read=read, marks=marks, segments=segments, lesion_questions=lesion_questions)
     if not any(lesion.long_axis for lesion in lesions):
         return None
     observer = reader_observer(read.reader, pseudonymise=pseudonymise)
@@ -393,6 +466,7 @@ def sr_for_read(
         series_number=READS_SR_SERIES_NUMBER,
         instance_number=instance_number,
         series_description=f"Readerboard reads: {task.name}",
+        case_answers=sr_answers(case_questions, (read.answers or {}).get("case"), lesion=False),
     )
 
 
@@ -437,10 +511,15 @@ def consensus_device_uid() -> str:
 
 
 def consensus_lesions(
-    *, consensus: CaseConsensus, sources: SeriesSources, segments: Mapping[int, SegmentInSeg] | None = None
+    *,
+    consensus: CaseConsensus,
+    sources: SeriesSources,
+    segments: Mapping[int, SegmentInSeg] | None = None,
+    lesion_questions: Sequence[dict] = (),
 ) -> list[LesionMeasurement]:
-    """The accepted consensus lesions with a long axis or a segment, in lesion order."""
+    """The accepted consensus lesions with a long axis or a segment, in lesion order, with consensus answers."""
     segments = segments or {}
+    lesion_blocks = (consensus.answers or {}).get("lesions") or {}
     lesions = []
     for lesion in consensus.lesions.filter(accepted=True).order_by("lesion_index"):
         if not lesion.long_axis and lesion.lesion_index not in segments:
@@ -461,6 +540,11 @@ def consensus_lesions(
                 long_axis=lines.get("long_axis"),
                 short_axis=lines.get("short_axis") if "long_axis" in lines else None,
                 segment=segments.get(lesion.lesion_index),
+                answers=sr_answers(
+                    lesion_questions,
+                    consensus_values(lesion_questions, lesion_blocks.get(str(lesion.lesion_index))),
+                    lesion=True,
+                ),
             )
         )
     return lesions
@@ -475,8 +559,16 @@ def sr_for_consensus(
     instance_number: int = 1,
     segments: Mapping[int, SegmentInSeg] | None = None,
 ) -> hd.sr.Comprehensive3DSR | None:
-    """Return the measurement report of a case's consensus, or None when it has no accepted lines."""
-    lesions = consensus_lesions(consensus=consensus, sources=sources, segments=segments)
+    """Return the measurement report of a case's consensus, or None when it has no accepted lines.
+
+    Consensus answers (plurality or median per question) stand where a read's answers would.
+    """
+    question_set = _answered_question_set(consensus)
+    lesion_questions = question_set.lesion_questions if question_set else []
+    case_questions = question_set.case_questions if question_set else []
+    lesions = consensus_lesions(
+        consensus=consensus, sources=sources, segments=segments, lesion_questions=lesion_questions
+    )
     if not any(lesion.long_axis for lesion in lesions):
         return None
     observer, algorithm = consensus_observer(consensus)
@@ -493,4 +585,15 @@ def sr_for_consensus(
         instance_number=instance_number,
         series_description=f"Readerboard consensus: {task.name}",
         algorithm=algorithm,
+        case_answers=sr_answers(
+            case_questions, consensus_values(case_questions, (consensus.answers or {}).get("case")), lesion=False
+        ),
     )
+
+
+def _answered_question_set(consensus: CaseConsensus) -> QuestionSet | None:
+    """The question version the consensus answers belong to (None without answers)."""
+    version = (consensus.answers or {}).get("version")
+    if version is None:
+        return None
+    return QuestionSet.objects.filter(task_id=consensus.case.task_id, version=version).first()
