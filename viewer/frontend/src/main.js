@@ -1,22 +1,28 @@
 // Entry of the reading page (built to static/viewer/read.js): one ReadingSession drives the
 // viewer, the tools and the side panel through a loop of next case -> read -> submit -> next case.
+// In answer-key mode (/read/answer-key/<case>/, staff) the same page draws one gold case's answer
+// key: no lease, no outbox, no next case; saving returns to the console.
 import './styles.css';
 import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerstonejs/core';
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
 import * as api from './api.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
+import { imageToPatient } from './geometry.js';
 import { registerCaseImages } from './imageIds.js';
 import { LeaseKeeper } from './lease.js';
 import { LesionMask } from './mask.js';
 import { OfflineQueue } from './offlineQueue.js';
 import { ReadForm } from './readForm.js';
-import { buildReadDocument, collectLesions, readProblems } from './readDocument.js';
+import { answerProblems, questionSet } from './questions.js';
+import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
 
 const $ = (selector) => document.querySelector(selector);
 const NATIVE_FRAMES_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1';
+
+const EMPTY_BOX = { topLeft: [0, 0, 0], topRight: [0, 0, 0], bottomLeft: [0, 0, 0], bottomRight: [0, 0, 0] };
 
 function debounce(fn, ms) {
   let timer = null;
@@ -30,6 +36,10 @@ class ReadingSession {
   constructor(app) {
     this.app = app;
     this.taskId = Number(app.dataset.taskId) || Number(window.location.pathname.match(/\/read\/(\d+)/)?.[1]);
+    // Answer-key mode: the gold case to draw, and where to go once it is saved.
+    this.answerKeyCaseId = Number(app.dataset.answerKeyCase) || null;
+    this.returnUrl = app.dataset.returnUrl || '/console/';
+    this.questions = null;
     this.case = null;
     this.activeLesion = 1;
     this.maskSummary = new Map();
@@ -79,6 +89,10 @@ class ReadingSession {
     renderShortcutSheet($('#shortcut-sheet'));
     window.readerboardViewer = this.testHandle();
 
+    if (this.answerKeyCaseId) {
+      await this.openAnswerKey();
+      return;
+    }
     try {
       this.me = await api.me();
     } catch (error) {
@@ -140,7 +154,23 @@ class ReadingSession {
     this.loading = false;
   }
 
-  async openCase(caseForReading) {
+  /** Answer-key mode: load the gold case and its stored answer key (staff only on the server). */
+  async openAnswerKey() {
+    // Drafts of answer keys are kept apart from any reader's drafts on this browser.
+    this.readerKey = `answer-key:${this.app.dataset.draftOwner || 'staff'}`;
+    this.status('Loading the gold case…');
+    let loaded;
+    try {
+      loaded = await api.answerKey(this.answerKeyCaseId);
+    } catch (error) {
+      this.status(`Could not open the answer key: ${error.message}`);
+      return;
+    }
+    const { answer_key: stored, ...caseForReading } = loaded;
+    await this.openCase(caseForReading, { answerKey: stored });
+  }
+
+  async openCase(caseForReading, { answerKey = null } = {}) {
     // Marks for benchmarks/bench_reading.py: case open -> first image.
     performance.mark('readerboard-case-open');
     this.closeCase();
@@ -158,8 +188,9 @@ class ReadingSession {
     });
     performance.mark('readerboard-first-image');
     this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
+    this.questions = questionSet(caseForReading.task);
     this.form.clear();
-    this.form.showCase(caseForReading);
+    this.form.showCase(caseForReading, this.questions);
     this.applyTaskTools(caseForReading.task.tools);
     this.renderPresets();
     const slider = $('#slice-slider');
@@ -168,9 +199,10 @@ class ReadingSession {
     this.startedAt = draft?.started_at || new Date().toISOString();
     this.activeLesion = draft?.activeLesion || 1;
     if (draft) this.restoreDraft(draft);
+    else if (answerKey) this.restoreAnswerKey(answerKey);
     this.mask.setActiveLesion(this.activeLesion);
     this.maskSummary = this.mask.pixelCounts();
-    this.lease.start(caseForReading);
+    if (!this.answerKeyCaseId) this.lease.start(caseForReading);
     this.loading = false;
     this.status('');
     $('#all-done').hidden = true;
@@ -206,6 +238,49 @@ class ReadingSession {
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
   }
 
+  /** Draw a stored answer-key document back: its lines, masks, flags, comment and answers. */
+  restoreAnswerKey(stored) {
+    const imageIdOf = new Map([...this.frameOf].map(([imageId, where]) => [`${where.sop_instance_uid}/${where.frame}`, imageId]));
+    const camera = this.viewer.viewport.getCamera();
+    const frameOfReference = this.viewer.viewport.getFrameOfReferenceUID();
+    const masks = [];
+    const lesionAnswers = {};
+    for (const lesion of stored.lesions || []) {
+      if (lesion.long_axis) {
+        const imageId = imageIdOf.get(`${lesion.long_axis.sop_instance_uid}/${lesion.long_axis.frame}`);
+        if (imageId) {
+          const plane = planeOf(imageId);
+          const world = (axis) => [imageToPatient(axis.start, plane), imageToPatient(axis.end, plane)];
+          const points = lesion.short_axis ? [...world(lesion.long_axis), ...world(lesion.short_axis)] : world(lesion.long_axis);
+          const stub = {
+            annotationUID: uuid4(),
+            metadata: {
+              toolName: lesion.short_axis ? 'Bidirectional' : 'Length',
+              referencedImageId: imageId,
+              FrameOfReferenceUID: frameOfReference,
+              viewPlaneNormal: camera.viewPlaneNormal,
+              viewUp: camera.viewUp,
+            },
+            data: {
+              handles: { points, textBox: { hasMoved: false, worldPosition: [0, 0, 0], worldBoundingBox: EMPTY_BOX } },
+              label: `Lesion ${lesion.lesion}`,
+              readerboardLesion: lesion.lesion,
+            },
+          };
+          annotation.state.addAnnotation(reviveAnnotation(stub), this.viewer.element);
+        }
+      }
+      for (const slice of lesion.mask?.slices || []) {
+        const imageId = imageIdOf.get(`${slice.sop_instance_uid}/${slice.frame}`);
+        if (imageId) masks.push({ imageId, lesion: lesion.lesion, counts: slice.counts });
+      }
+      if (lesion.answers) lesionAnswers[lesion.lesion] = lesion.answers;
+    }
+    if (masks.length) this.mask.restore(masks);
+    this.form.restore({ flags: stored.flags, comment: stored.comment, answers: { case: stored.answers, lesions: lesionAnswers } });
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+  }
+
   saveDraft() {
     if (!this.case || this.loading) return;
     const maskEntries = [];
@@ -219,6 +294,8 @@ class ReadingSession {
       slice: this.viewer.sliceIndex(),
       flags: this.form.flags,
       comment: this.form.comment,
+      question_version: this.questions?.version ?? null,
+      answers: this.form.answers,
       annotations: measurementAnnotations().map(serializeAnnotation),
       mask: maskEntries,
     });
@@ -232,7 +309,7 @@ class ReadingSession {
 
   lesions() {
     const maskByLesion = this.mask ? this.mask.encode() : new Map();
-    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups());
+    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
   }
 
   usedLesionNumbers() {
@@ -280,6 +357,7 @@ class ReadingSession {
     }
     this.mask.clearLesion(number);
     this.maskSummary.delete(number);
+    this.form.dropLesion(number);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
     this.refresh();
     this.saveDraftSoon();
@@ -326,15 +404,19 @@ class ReadingSession {
   async submit() {
     if (!this.case || this.submitting) return;
     let document_;
+    let lesions;
     try {
+      lesions = this.lesions();
       document_ = buildReadDocument({
         clientUuid: this.clientUuid,
         caseId: this.case.id,
         startedAt: this.startedAt,
         flags: this.form.flags,
         comment: this.form.comment,
-        lesions: this.lesions(),
+        lesions,
         frameOf: this.frameOf,
+        questions: this.questions,
+        caseAnswers: this.form.answers.case,
       });
     } catch (error) {
       this.form.message(String(error.message || error), 'error');
@@ -345,7 +427,22 @@ class ReadingSession {
       this.form.message(problems.join(' '), 'error');
       return;
     }
+    const unanswered = answerProblems({
+      questions: this.questions,
+      caseAnswers: this.form.answers.case,
+      lesions: lesionsWithContent(lesions),
+      flags: this.form.flags,
+    });
+    if (unanswered.length) {
+      await this.showAnswerProblem(unanswered);
+      return;
+    }
+    this.lesionNumbersSent = lesionsWithContent(lesions).map((lesion) => lesion.number);
     this.saveDraft();
+    if (this.answerKeyCaseId) {
+      await this.submitAnswerKey(document_);
+      return;
+    }
     this.submitting = true;
     this.form.busy(true);
     this.form.message('Sending…');
@@ -353,6 +450,56 @@ class ReadingSession {
       this.form.message('This browser refused to store the read; sending it directly.', 'warn');
     }
     await this.queue.flush();
+  }
+
+  /** Name the first missing or wrong answer (and how many more), open its lesion and put the keyboard on it. */
+  async showAnswerProblem(problems) {
+    const [first] = problems;
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+    if (first.scope === 'lesion' && first.lesion !== this.activeLesion) await this.selectLesion(first.lesion);
+    this.form.message(`${first.message}${more}.`, 'error');
+    this.form.focusQuestion(first);
+  }
+
+  /** Answer-key mode: save straight to the case's answer key; the draft stays until the server has it. */
+  async submitAnswerKey(document_) {
+    this.submitting = true;
+    this.form.busy(true);
+    this.form.message('Saving the answer key…');
+    try {
+      await api.saveAnswerKey(this.case.id, document_);
+    } catch (error) {
+      this.submitting = false;
+      this.form.busy(false);
+      this.onServerErrors(error);
+      return;
+    }
+    dropDraft(this.readerKey, this.case.id);
+    this.form.message('Answer key saved. Back to the task…', 'ok');
+    window.location.assign(this.returnUrl);
+  }
+
+  /** Show a refusal in the reader's words; a changed question set reloads the page (the draft is kept). */
+  onServerErrors(error) {
+    const errors = error.body?.errors || {};
+    if (errors.question_version) {
+      this.form.message("This task's questions have changed: reloading with the new questions (your drawing is kept).", 'warn');
+      setTimeout(() => window.location.reload(), 1500);
+      return;
+    }
+    const labelOf = (scope, key) => this.questions?.[scope]?.find((q) => q.key === key)?.label || key;
+    const sentences = Object.entries(errors).map(([field, messages]) => {
+      const text = [].concat(messages).join(' ');
+      const lesion = field.match(/^lesions\[(\d+)\]\.answers\.(\w+)$/);
+      if (lesion) {
+        const number = this.lesionNumbersSent?.[Number(lesion[1])] ?? Number(lesion[1]) + 1;
+        return `Lesion ${number}: ${labelOf('lesion', lesion[2])}: ${text}`;
+      }
+      const caseAnswer = field.match(/^answers\.(\w+)$/);
+      if (caseAnswer) return `Case: ${labelOf('case', caseAnswer[1])}: ${text}`;
+      return `${field}: ${text}`;
+    });
+    this.form.message(`Not saved: ${sentences.length ? sentences.join('; ') : error.message}`, 'error');
   }
 
   async onReadSaved(document_, answer) {
@@ -386,7 +533,7 @@ class ReadingSession {
       this.form.message('That read was already stored. Press Submit again to save your changes as a new version.', 'warn');
       return;
     }
-    this.form.message(`Not saved: ${error.message}`, 'error');
+    this.onServerErrors(error);
   }
 
   onQueueState({ queued, retryInMs }) {
@@ -498,6 +645,7 @@ class ReadingSession {
         if (preset) this.viewer.setWindow(preset);
       },
       ...actions,
+      questionKey: (event) => this.form.questionKey(event),
       escape: () => $('#shortcut-sheet').open && $('#shortcut-sheet').close(),
     });
   }
@@ -545,6 +693,7 @@ class ReadingSession {
       sliceIndex: () => this.viewer.sliceIndex(),
       imageIds: () => this.imageIds,
       lesions: () => this.lesions(),
+      answers: () => JSON.parse(JSON.stringify(this.form.answers)),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
       cachedFraction: () => (this.imageIds || []).filter((id) => cache.isLoaded(id)).length / (this.imageIds?.length || 1),
