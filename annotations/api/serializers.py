@@ -9,6 +9,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from annotations.models.tasks import ReaderRole, Tool
+from annotations.services.answers import KINDS
 from annotations.services.readers import MAX_YEARS_EXPERIENCE
 
 
@@ -73,12 +74,61 @@ class TaskForReaderSerializer(serializers.Serializer):
     cases_remaining_for_me = serializers.IntegerField()
 
 
+class CodeSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    scheme = serializers.CharField(help_text='Coding scheme designator, e.g. "SCT" or "UCUM".')
+    meaning = serializers.CharField()
+
+
+class QuestionOptionSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField()
+    code = CodeSerializer(allow_null=True)
+
+
+class LikertScaleSerializer(serializers.Serializer):
+    min = serializers.IntegerField()
+    max = serializers.IntegerField()
+    min_label = serializers.CharField(allow_blank=True)
+    max_label = serializers.CharField(allow_blank=True)
+
+
+class NumberRuleSerializer(serializers.Serializer):
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    integer = serializers.BooleanField()
+    unit = CodeSerializer(allow_null=True)
+
+
+class QuestionSerializer(serializers.Serializer):
+    """One task question (docs/read-format.md); keys that do not apply to its kind are omitted."""
+
+    key = serializers.RegexField(r"^[a-z][a-z0-9_]{0,39}$")
+    kind = serializers.ChoiceField(choices=KINDS)
+    label = serializers.CharField()
+    help = serializers.CharField(allow_blank=True)
+    required = serializers.BooleanField()
+    options = QuestionOptionSerializer(many=True, required=False, help_text="Choice kinds only.")
+    scale = LikertScaleSerializer(required=False, help_text="Likert only.")
+    number = NumberRuleSerializer(required=False, help_text="Number only.")
+    max_length = serializers.IntegerField(required=False, help_text="Text only.")
+
+
+class QuestionsSerializer(serializers.Serializer):
+    version = serializers.IntegerField(
+        allow_null=True, help_text="The question_version a read must send; null when the task has no questions."
+    )
+    lesion = QuestionSerializer(many=True, help_text="Asked for every lesion.")
+    case = QuestionSerializer(many=True, help_text="Asked once per read.")
+
+
 class TaskBriefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     tools = serializers.ListField(child=serializers.ChoiceField(choices=Tool.choices))
     max_lesions_per_case = serializers.IntegerField(allow_null=True)
     instructions_html = serializers.CharField()
+    questions = QuestionsSerializer()
 
 
 class InstanceForReadingSerializer(serializers.Serializer):
@@ -132,11 +182,18 @@ class _MaskSerializer(serializers.Serializer):
     slices = _MaskSliceSerializer(many=True)
 
 
+ANSWERS_HELP = (
+    "Answers by question key: an option value, a list of option values, an integer, a number, true/false "
+    "or text, as the question's kind says (docs/read-format.md)."
+)
+
+
 class _LesionSerializer(serializers.Serializer):
     lesion = serializers.IntegerField(min_value=1)
     long_axis = _LineSerializer(required=False)
     short_axis = _LineSerializer(required=False)
     mask = _MaskSerializer(required=False)
+    answers = serializers.DictField(required=False, help_text=ANSWERS_HELP)
 
 
 class _FlagsSerializer(serializers.Serializer):
@@ -155,6 +212,10 @@ class ReadDocumentSerializer(serializers.Serializer):
     flags = _FlagsSerializer()
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     lesions = _LesionSerializer(many=True)
+    question_version = serializers.IntegerField(
+        required=False, allow_null=True, help_text="The task's current question version (task.questions.version)."
+    )
+    answers = serializers.DictField(required=False, help_text=ANSWERS_HELP)
 
 
 class ReadRefSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
 from annotations.services import assignment, leaderboard, readers
+from annotations.services.questions import task_questions_payload
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
 from annotations.services.roles import user_roles
 
@@ -294,6 +295,7 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
             "tools": list(task.tools or []),
             "max_lesions_per_case": task.max_lesions_per_case,
             "instructions_html": instructions_html(task),
+            "questions": task_questions_payload(task),
         },
         "lease_expires_at": lease.expires_at,
         "study_instance_uid": series.study.study_instance_uid,

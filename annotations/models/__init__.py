@@ -2,6 +2,7 @@
 
 from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQuality
 from annotations.models.exports import ExportJob
+from annotations.models.questions import QuestionSet
 from annotations.models.reads import Mark, MaskSlice, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task
 
@@ -13,6 +14,7 @@ __all__ = [
     "Lease",
     "Mark",
     "MaskSlice",
+    "QuestionSet",
     "Read",
     "Reader",
     "ReaderQuality",

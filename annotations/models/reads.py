@@ -11,8 +11,16 @@ import uuid
 
 from django.db import models
 
+from annotations.models.questions import QuestionSet
 from annotations.models.tasks import Case, Reader
 from viewer.models import Instance
+
+
+class CrowdReadManager(models.Manager):
+    """Reads by the crowd: answer-key reads are left out, so no count, board or consensus can take them in."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(is_answer_key=False)
 
 
 class Read(models.Model):
@@ -29,8 +37,22 @@ class Read(models.Model):
     submitted_at = models.DateTimeField(auto_now_add=True, db_index=True)
     duration_s = models.FloatField(null=True, blank=True)
     document = models.JSONField()
+    # The question version the read answered (None: the task had no questions then).
+    question_set = models.ForeignKey(QuestionSet, null=True, blank=True, on_delete=models.PROTECT, related_name="reads")
+    # The answers of the document, parsed: {"case": {key: value}, "lesions": {"<lesion number>": {key: value}}}.
+    # A copy, so consensus and exports need not load documents full of mask run lengths.
+    answers = models.JSONField(default=dict, blank=True)
+    # An admin's reference read of a gold case (docs/read-format.md): never a crowd read.
+    is_answer_key = models.BooleanField(default=False)
+
+    # `objects` leaves answer-key reads out everywhere by default (counts, boards, consensus, exports);
+    # `all_objects` sees them too, for the answer-key service alone.
+    all_objects = models.Manager()
+    objects = CrowdReadManager()
 
     class Meta:
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["case", "reader", "version"], name="unique_read_version"),
         ]
