@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -25,6 +26,8 @@ from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader
 from annotations.models.reads import MarkKind
 from annotations.models.tasks import Tool
 from annotations.services import assignment, background
+from annotations.services.answers import CheckedAnswers, Questions, check_answers
+from annotations.services.questions import current_question_set, questions_of
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +36,20 @@ MAX_COMMENT_CHARS = 2000
 MAX_DURATION_S = 86_400
 LENGTH_TOLERANCE_MM = 0.5
 LENGTH_TOLERANCE_FRACTION = 0.01
-TOP_LEVEL_FIELDS = {"client_uuid", "case", "started_at", "duration_s", "flags", "comment", "lesions"}
+TOP_LEVEL_FIELDS = {
+    "client_uuid",
+    "case",
+    "started_at",
+    "duration_s",
+    "flags",
+    "comment",
+    "lesions",
+    "question_version",
+    "answers",
+}
 REQUIRED_FIELDS = ("client_uuid", "case", "started_at", "duration_s", "flags", "lesions")
 FLAG_NAMES = ("no_lesion", "skip", "quality_problem")
-LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask"}
+LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask", "answers"}
 LINE_FIELDS = {"sop_instance_uid", "frame", "start", "end", "length_mm"}
 MASK_SLICE_FIELDS = {"sop_instance_uid", "frame", "counts"}
 
@@ -72,6 +85,9 @@ class ReadRules:
     tools: frozenset[str]
     max_lesions_per_case: int | None
     instances: dict[str, InstanceGeometry]
+    # The task's current questions (None: it never had any) and the id of their QuestionSet row.
+    questions: Questions | None = None
+    question_set_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class ParsedRead:
     comment: str
     lines: list[ParsedLine] = field(default_factory=list)
     mask_slices: list[ParsedMaskSlice] = field(default_factory=list)
+    answers: CheckedAnswers = field(default_factory=CheckedAnswers)
 
 
 @dataclass(frozen=True)
@@ -259,6 +276,10 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
                 if number is not None:
                     mask_slices.append(ParsedMaskSlice(number, *parsed))
 
+    checked_answers, answer_errors = check_answers(document, questions=rules.questions, skip=flags["skip"])
+    for path, messages in answer_errors.items():
+        errors.setdefault(path, []).extend(messages)
+
     if errors:
         raise ReadValidationError(errors)
     return ParsedRead(
@@ -272,6 +293,7 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         comment=comment,
         lines=lines,
         mask_slices=mask_slices,
+        answers=checked_answers,
     )
 
 
@@ -289,10 +311,13 @@ def rules_for_case(case: Case) -> ReadRules:
             "sop_instance_uid", "pk", "rows", "columns", "number_of_frames", "pixel_spacing_mm"
         )
     }
+    question_set = current_question_set(case.task)
     return ReadRules(
         tools=frozenset(case.task.tools or []),
         max_lesions_per_case=case.task.max_lesions_per_case,
         instances=instances,
+        questions=questions_of(question_set),
+        question_set_id=question_set.pk if question_set else None,
     )
 
 
@@ -315,7 +340,13 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
     try:
         with transaction.atomic():
             read = _store(
-                reader=reader, case_id=case.pk, parsed=parsed, document=document, now=now, instance_pks=instance_pks
+                reader=reader,
+                case_id=case.pk,
+                parsed=parsed,
+                document=document,
+                now=now,
+                instance_pks=instance_pks,
+                question_set_id=rules.question_set_id,
             )
     except IntegrityError:
         # A concurrent retry of the same submit won the race on client_uuid.
@@ -330,7 +361,14 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
 
 
 def _store(
-    *, reader: Reader, case_id: int, parsed: ParsedRead, document: dict, now: datetime, instance_pks: dict[str, int]
+    *,
+    reader: Reader,
+    case_id: int,
+    parsed: ParsedRead,
+    document: dict,
+    now: datetime,
+    instance_pks: dict[str, int],
+    question_set_id: int | None,
 ) -> Read:
     (case,) = assignment.lock_cases([case_id], skip_locked=False)
     if not case.task.is_open:
@@ -346,7 +384,8 @@ def _store(
         client_uuid=parsed.client_uuid,
         case=case,
         reader=reader,
-        version=previous.version + 1 if previous else 1,
+        # Versions count across all of the reader's reads of the case, answer keys included (one unique constraint).
+        version=_last_version(case=case, reader=reader) + 1,
         supersedes=previous,
         no_lesion=parsed.no_lesion,
         skip=parsed.skip,
@@ -355,6 +394,8 @@ def _store(
         started_at=parsed.started_at,
         duration_s=parsed.duration_s,
         document=document,
+        question_set_id=question_set_id,
+        answers=parsed.answers.as_json(),
     )
     Mark.objects.bulk_create(
         Mark(
@@ -387,6 +428,10 @@ def _store(
     case.reads_done = counted_reads(case=case)
     case.save(update_fields=["reads_done"])
     return read
+
+
+def _last_version(*, case: Case, reader: Reader) -> int:
+    return Read.all_objects.filter(case=case, reader=reader).aggregate(last=Max("version"))["last"] or 0
 
 
 def counted_reads(*, case: Case) -> int:
