@@ -457,7 +457,7 @@ class ReadingSession {
     const [first] = problems;
     const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
     if (first.scope === 'lesion' && first.lesion !== this.activeLesion) await this.selectLesion(first.lesion);
-    this.form.message(`${first.message}${more}.`, 'error');
+    this.form.answerMessage(`${first.message}${more}.`);
     this.form.focusQuestion(first);
   }
 

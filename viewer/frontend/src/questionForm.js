@@ -224,6 +224,14 @@ export class QuestionGroup {
     box.classList.add('missing');
     box.setAttribute('aria-invalid', 'true');
     box.scrollIntoView({ block: 'nearest' });
+    // On a phone Submit is pinned over the panel's bottom edge: lift the options above it.
+    const panel = box.closest('.side-panel');
+    const bar = panel?.querySelector('.submit-bar');
+    if (panel && bar) {
+      const controls = (box.querySelector('.options, .number-row, select, textarea') || box).getBoundingClientRect();
+      const hidden = controls.bottom - bar.getBoundingClientRect().top;
+      if (hidden > 0) panel.scrollTop += hidden + 4;
+    }
     const control = box.querySelector('input:checked, input, select, textarea') || box;
     control.focus({ preventScroll: true });
     return true;

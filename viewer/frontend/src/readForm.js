@@ -20,6 +20,7 @@ export class ReadForm {
       idPrefix: 'q-case',
       onAnswer: (key, value) => {
         this.answers.case[key] = value;
+        this.answerGiven();
         handlers.changed();
       },
     });
@@ -35,6 +36,7 @@ export class ReadForm {
       onAnswer: (key, value) => {
         if (this.questionLesion == null) return;
         this.answers.lesions[this.questionLesion] = { ...this.answers.lesions[this.questionLesion], [key]: value };
+        this.answerGiven();
         handlers.changed();
       },
     });
@@ -189,8 +191,19 @@ export class ReadForm {
     }
   }
 
+  /** Name a missing or wrong answer under Submit; it goes away once the reader answers. */
+  answerMessage(text) {
+    this.message(text, 'error');
+    this.showingAnswerMessage = true;
+  }
+
+  answerGiven() {
+    if (this.showingAnswerMessage) this.message('');
+  }
+
   /** A message under Submit; kind is '', 'ok', 'warn' or 'error'. */
   message(text, kind = '') {
+    this.showingAnswerMessage = false;
     const box = $('#form-message', this.root);
     box.textContent = text;
     box.className = `form-message ${kind}`;
