@@ -112,8 +112,8 @@ def test_on_a_phone_the_missing_answer_is_scrolled_into_the_panel_and_answered_b
         box, submit = option.bounding_box(), page.locator("#submit").bounding_box()
         assert box["y"] >= page.locator(".side-panel").bounding_box()["y"] and box["y"] + box["height"] <= submit["y"]
         assert box["height"] >= 44 and box["width"] >= 44
-        opened.screenshot("viewer-questions-phone.png")
-        shutil.copyfile(ROOT / "test-artifacts" / "viewer-questions-phone.png", ROOT / "docs" / "images" / "viewer-questions-phone.png")
+        shot = opened.screenshot("viewer-questions-phone.png")
+        shutil.copyfile(shot, ROOT / "docs" / "images" / "viewer-questions-phone.png")
         option.tap()
         case_id = page.evaluate("() => window.readerboardViewer.caseId()")
         page.locator("#submit").tap()
