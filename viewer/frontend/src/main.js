@@ -7,7 +7,6 @@ import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerst
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
 import * as api from './api.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
-import { imageToPatient } from './geometry.js';
 import { registerCaseImages } from './imageIds.js';
 import { LeaseKeeper } from './lease.js';
 import { LesionMask } from './mask.js';
@@ -16,13 +15,12 @@ import { ReadForm } from './readForm.js';
 import { answerProblems, questionSet } from './questions.js';
 import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
+import { drawingFromDocument } from './storedRead.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
 
 const $ = (selector) => document.querySelector(selector);
 const NATIVE_FRAMES_ACCEPT = 'multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1';
-
-const EMPTY_BOX = { topLeft: [0, 0, 0], topRight: [0, 0, 0], bottomLeft: [0, 0, 0], bottomRight: [0, 0, 0] };
 
 function debounce(fn, ms) {
   let timer = null;
@@ -242,42 +240,19 @@ class ReadingSession {
   restoreAnswerKey(stored) {
     const imageIdOf = new Map([...this.frameOf].map(([imageId, where]) => [`${where.sop_instance_uid}/${where.frame}`, imageId]));
     const camera = this.viewer.viewport.getCamera();
-    const frameOfReference = this.viewer.viewport.getFrameOfReferenceUID();
-    const masks = [];
-    const lesionAnswers = {};
-    for (const lesion of stored.lesions || []) {
-      if (lesion.long_axis) {
-        const imageId = imageIdOf.get(`${lesion.long_axis.sop_instance_uid}/${lesion.long_axis.frame}`);
-        if (imageId) {
-          const plane = planeOf(imageId);
-          const world = (axis) => [imageToPatient(axis.start, plane), imageToPatient(axis.end, plane)];
-          const points = lesion.short_axis ? [...world(lesion.long_axis), ...world(lesion.short_axis)] : world(lesion.long_axis);
-          const stub = {
-            annotationUID: uuid4(),
-            metadata: {
-              toolName: lesion.short_axis ? 'Bidirectional' : 'Length',
-              referencedImageId: imageId,
-              FrameOfReferenceUID: frameOfReference,
-              viewPlaneNormal: camera.viewPlaneNormal,
-              viewUp: camera.viewUp,
-            },
-            data: {
-              handles: { points, textBox: { hasMoved: false, worldPosition: [0, 0, 0], worldBoundingBox: EMPTY_BOX } },
-              label: `Lesion ${lesion.lesion}`,
-              readerboardLesion: lesion.lesion,
-            },
-          };
-          annotation.state.addAnnotation(reviveAnnotation(stub), this.viewer.element);
-        }
-      }
-      for (const slice of lesion.mask?.slices || []) {
-        const imageId = imageIdOf.get(`${slice.sop_instance_uid}/${slice.frame}`);
-        if (imageId) masks.push({ imageId, lesion: lesion.lesion, counts: slice.counts });
-      }
-      if (lesion.answers) lesionAnswers[lesion.lesion] = lesion.answers;
-    }
-    if (masks.length) this.mask.restore(masks);
-    this.form.restore({ flags: stored.flags, comment: stored.comment, answers: { case: stored.answers, lesions: lesionAnswers } });
+    const drawing = drawingFromDocument(stored, {
+      imageIdOf: (uid, frame) => imageIdOf.get(`${uid}/${frame}`),
+      planeOf,
+      view: {
+        FrameOfReferenceUID: this.viewer.viewport.getFrameOfReferenceUID(),
+        viewPlaneNormal: camera.viewPlaneNormal,
+        viewUp: camera.viewUp,
+      },
+      newUid: uuid4,
+    });
+    for (const stub of drawing.annotations) annotation.state.addAnnotation(reviveAnnotation(stub), this.viewer.element);
+    if (drawing.masks.length) this.mask.restore(drawing.masks);
+    this.form.restore(drawing);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
   }
 
