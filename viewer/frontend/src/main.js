@@ -12,7 +12,7 @@ import { LeaseKeeper } from './lease.js';
 import { LesionMask } from './mask.js';
 import { OfflineQueue } from './offlineQueue.js';
 import { ReadForm } from './readForm.js';
-import { answerProblems, questionSet } from './questions.js';
+import { answerProblems, describeAnswerErrors, questionSet } from './questions.js';
 import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
 import { drawingFromDocument } from './storedRead.js';
@@ -462,18 +462,7 @@ class ReadingSession {
       setTimeout(() => window.location.reload(), 1500);
       return;
     }
-    const labelOf = (scope, key) => this.questions?.[scope]?.find((q) => q.key === key)?.label || key;
-    const sentences = Object.entries(errors).map(([field, messages]) => {
-      const text = [].concat(messages).join(' ');
-      const lesion = field.match(/^lesions\[(\d+)\]\.answers\.(\w+)$/);
-      if (lesion) {
-        const number = this.lesionNumbersSent?.[Number(lesion[1])] ?? Number(lesion[1]) + 1;
-        return `Lesion ${number}: ${labelOf('lesion', lesion[2])}: ${text}`;
-      }
-      const caseAnswer = field.match(/^answers\.(\w+)$/);
-      if (caseAnswer) return `Case: ${labelOf('case', caseAnswer[1])}: ${text}`;
-      return `${field}: ${text}`;
-    });
+    const sentences = describeAnswerErrors(errors, { questions: this.questions, lesionNumbers: this.lesionNumbersSent });
     this.form.message(`Not saved: ${sentences.length ? sentences.join('; ') : error.message}`, 'error');
   }
 

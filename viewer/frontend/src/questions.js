@@ -182,4 +182,23 @@ export function answerForDigit(question, digit, current) {
   }
 }
 
+/**
+ * A 400's field errors in the reader's words: "lesions[0].answers.lesion_site" becomes
+ * "Lesion 3: Lesion site: …" (lesionNumbers: the reader's number of each lesion sent, in order).
+ */
+export function describeAnswerErrors(errors, { questions, lesionNumbers = [] }) {
+  const labelOf = (scope, key) => questions?.[scope]?.find((q) => q.key === key)?.label || key;
+  return Object.entries(errors || {}).map(([field, messages]) => {
+    const text = [].concat(messages).join(' ');
+    const lesion = field.match(/^lesions\[(\d+)\]\.answers\.(\w+)$/);
+    if (lesion) {
+      const number = lesionNumbers[Number(lesion[1])] ?? Number(lesion[1]) + 1;
+      return `Lesion ${number}: ${labelOf('lesion', lesion[2])}: ${text}`;
+    }
+    const caseAnswer = field.match(/^answers\.(\w+)$/);
+    if (caseAnswer) return `Case: ${labelOf('case', caseAnswer[1])}: ${text}`;
+    return `${field}: ${text}`;
+  });
+}
+
 export const isChoiceKind = (kind) => CHOICE_KINDS.has(kind);

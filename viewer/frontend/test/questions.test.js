@@ -9,6 +9,7 @@ import {
   answerProblems,
   answersStillValid,
   answerSummary,
+  describeAnswerErrors,
   questionSet,
 } from '../src/questions.js';
 
@@ -201,4 +202,17 @@ test('a draft keeps only the answers that still fit a new question version', () 
 test('a closed lesion row says how many answers are missing, or what was chosen', () => {
   assert.equal(answerSummary(questions.lesion, {}), '2 answers missing');
   assert.equal(answerSummary(questions.lesion, { lesion_type: 'liver', lesion_site: 'lung', size: 12 }), 'Liver · Lung · 12 mm');
+});
+
+test("the server's field errors are told with the reader's lesion numbers and the questions' labels", () => {
+  const errors = {
+    'lesions[1].answers.lesion_site': ['required answer missing'],
+    'answers.confidence': ['6 is above the maximum 5'],
+    comment: ['too long'],
+  };
+  assert.deepEqual(describeAnswerErrors(errors, { questions, lesionNumbers: [2, 5] }), [
+    'Lesion 5: Lesion site: required answer missing',
+    'Case: Confidence: 6 is above the maximum 5',
+    'comment: too long',
+  ]);
 });
