@@ -15,5 +15,6 @@ urlpatterns = [
     path("tasks/<int:task_id>/next-case/", views.NextCaseView.as_view(), name="next-case"),
     path("cases/<int:case_id>/lease/", views.LeaseView.as_view(), name="lease"),
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
+    path("cases/<int:case_id>/answer-key/", views.AnswerKeyView.as_view(), name="answer-key"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),
 ]

@@ -158,6 +158,23 @@ class CaseForReadingSerializer(serializers.Serializer):
     window_presets = WindowPresetSerializer(many=True)
 
 
+class AnswerKeyMetaSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    answered_by = serializers.CharField(allow_null=True)
+    submitted_at = serializers.DateTimeField()
+
+
+class AnswerKeyCaseSerializer(CaseForReadingSerializer):
+    lease_expires_at = serializers.DateTimeField(allow_null=True, help_text="Always null: answer keys take no lease.")
+    answer_key = serializers.DictField(allow_null=True, help_text="The current answer-key read document, or null.")
+    answer_key_saved = AnswerKeyMetaSerializer(allow_null=True)
+
+
+class AnswerKeySavedSerializer(serializers.Serializer):
+    answer_key = AnswerKeyMetaSerializer()
+
+
 class LeaseSerializer(serializers.Serializer):
     lease_expires_at = serializers.DateTimeField()
 

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,10 +17,10 @@ from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
-from annotations.services import assignment, leaderboard, readers
+from annotations.services import answer_keys, assignment, leaderboard, readers
 from annotations.services.questions import task_questions_payload
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
-from annotations.services.roles import user_roles
+from annotations.services.roles import is_admin, user_roles
 
 WADORS_ROOT = "/dicomweb"
 
@@ -282,7 +282,68 @@ class LeaderboardView(ReadingAPIView):
         return Response({key: message[key] for key in ("entries", "total_reads", "readers")})
 
 
-def case_for_reading(*, case: Case, lease: Lease) -> dict:
+class IsAdminRole(BasePermission):
+    """The user holds the admin role (answer keys are the reference every reader is scored against)."""
+
+    message = "Only admins can make answer keys."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_admin(request.user))
+
+
+class AnswerKeyView(APIView):
+    """An admin's answer key of a gold case (docs/read-format.md): the case as the page reads it, and saving."""
+
+    authentication_classes = [ReaderSessionAuthentication]
+    permission_classes = [IsAdminRole]
+
+    @extend_schema(
+        responses={200: s.AnswerKeyCaseSerializer, 403: s.DetailSerializer, 404: s.DetailSerializer},
+        summary="A gold case with its current answer key (admins)",
+    )
+    def get(self, request: Request, case_id: int) -> Response:
+        case = get_object_or_404(Case.objects.select_related("task", "series__study"), pk=case_id)
+        if not case.is_gold:
+            return Response({"detail": f"case {case.pk} is not a gold case"}, status=status.HTTP_404_NOT_FOUND)
+        key = answer_keys.answer_key_read(case=case)
+        return Response(
+            {
+                **case_for_reading(case=case, lease=None),
+                "answer_key": key.document if key else None,
+                "answer_key_saved": answer_keys.answer_key_meta(key),
+            }
+        )
+
+    @extend_schema(
+        request=s.ReadDocumentSerializer,
+        responses={
+            201: s.AnswerKeySavedSerializer,
+            200: s.AnswerKeySavedSerializer,
+            400: s.ErrorsSerializer,
+            403: s.DetailSerializer,
+            404: s.DetailSerializer,
+            409: s.DetailSerializer,
+        },
+        summary="Save the answer key of a gold case (admins; idempotent by client_uuid)",
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        case = get_object_or_404(Case.objects.select_related("task", "series"), pk=case_id)
+        try:
+            with transaction.atomic():
+                result = answer_keys.submit_answer_key(user=request.user, case=case, document=request.data)
+        except answer_keys.NotGoldCase as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        except ReadValidationError as exc:
+            return _errors(exc.errors)
+        except ReadConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(
+            {"answer_key": answer_keys.answer_key_meta(result.read)},
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+def case_for_reading(*, case: Case, lease: Lease | None) -> dict:
     """Return the CaseForReading object: the task's rules and the images, never anyone's marks."""
     task = case.task
     series = case.series
@@ -297,7 +358,7 @@ def case_for_reading(*, case: Case, lease: Lease) -> dict:
             "instructions_html": instructions_html(task),
             "questions": task_questions_payload(task),
         },
-        "lease_expires_at": lease.expires_at,
+        "lease_expires_at": lease.expires_at if lease else None,
         "study_instance_uid": series.study.study_instance_uid,
         "series_instance_uid": series.series_instance_uid,
         "modality": series.modality,

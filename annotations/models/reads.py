@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from annotations.models.questions import QuestionSet
@@ -26,7 +27,8 @@ class CrowdReadManager(models.Manager):
 class Read(models.Model):
     client_uuid = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Idempotency key sent by the page.")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reads")
-    reader = models.ForeignKey(Reader, on_delete=models.PROTECT, related_name="reads")
+    # None only on answer-key reads, which an admin (answered_by) makes, not a reader.
+    reader = models.ForeignKey(Reader, null=True, blank=True, on_delete=models.PROTECT, related_name="reads")
     version = models.PositiveIntegerField(default=1)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     no_lesion = models.BooleanField(default=False)
@@ -44,6 +46,9 @@ class Read(models.Model):
     answers = models.JSONField(default=dict, blank=True)
     # An admin's reference read of a gold case (docs/read-format.md): never a crowd read.
     is_answer_key = models.BooleanField(default=False)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     # `objects` leaves answer-key reads out everywhere by default (counts, boards, consensus, exports);
     # `all_objects` sees them too, for the answer-key service alone.
@@ -55,6 +60,12 @@ class Read(models.Model):
         base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["case", "reader", "version"], name="unique_read_version"),
+            # A crowd read always has its reader; an answer key never has one (it is nobody's crowd read).
+            models.CheckConstraint(
+                condition=models.Q(is_answer_key=False, reader__isnull=False)
+                | models.Q(is_answer_key=True, reader__isnull=True),
+                name="read_reader_unless_answer_key",
+            ),
         ]
         # Hot filters by reader: "cases this reader has read" (next case, task progress) and the
         # leaderboard's distinct counted cases per reader, answered from the index alone.

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -384,8 +383,7 @@ def _store(
         client_uuid=parsed.client_uuid,
         case=case,
         reader=reader,
-        # Versions count across all of the reader's reads of the case, answer keys included (one unique constraint).
-        version=_last_version(case=case, reader=reader) + 1,
+        version=previous.version + 1 if previous else 1,
         supersedes=previous,
         no_lesion=parsed.no_lesion,
         skip=parsed.skip,
@@ -397,6 +395,15 @@ def _store(
         question_set_id=question_set_id,
         answers=parsed.answers.as_json(),
     )
+    store_marks(read=read, parsed=parsed, instance_pks=instance_pks)
+    Lease.objects.filter(case=case, reader=reader).delete()
+    case.reads_done = counted_reads(case=case)
+    case.save(update_fields=["reads_done"])
+    return read
+
+
+def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int]) -> None:
+    """Store the parsed lines and painted mask slices of a new read as its Mark and MaskSlice rows."""
     Mark.objects.bulk_create(
         Mark(
             read=read,
@@ -424,14 +431,6 @@ def _store(
         for mask in parsed.mask_slices
         if mask.pixel_count > 0
     )
-    Lease.objects.filter(case=case, reader=reader).delete()
-    case.reads_done = counted_reads(case=case)
-    case.save(update_fields=["reads_done"])
-    return read
-
-
-def _last_version(*, case: Case, reader: Reader) -> int:
-    return Read.all_objects.filter(case=case, reader=reader).aggregate(last=Max("version"))["last"] or 0
 
 
 def counted_reads(*, case: Case) -> int:
