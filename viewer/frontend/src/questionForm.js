@@ -135,11 +135,12 @@ export function questionElement(question, value, id) {
     'aria-describedby': question.help ? helpId : null,
   });
   const legend = el('legend', { id: legendId }, el('span', { text: question.label }));
-  legend.append(
-    question.required
-      ? el('span', { class: 'required', text: ' *', title: 'required', 'aria-label': 'required' })
-      : el('span', { class: 'optional muted', text: ' (optional)' }),
-  );
+  if (question.required) {
+    legend.append(
+      el('span', { class: 'required', text: ' *', title: 'required', 'aria-hidden': 'true' }),
+      el('span', { class: 'visually-hidden', text: ' (required)' }),
+    );
+  } else legend.append(el('span', { class: 'optional muted', text: ' (optional)' }));
   box.append(legend);
   if (question.help) box.append(el('p', { class: 'question-help', id: helpId, text: question.help }));
   let controls;
