@@ -125,6 +125,79 @@ def test_on_a_phone_the_missing_answer_is_scrolled_into_the_panel_and_answered_b
         _close(opened)
 
 
+EVERY_KIND = [
+    {
+        "key": "findings",
+        "kind": "multiple_choice",
+        "label": "Findings",
+        "help": "Tick all that apply.",
+        "required": False,
+        "options": [
+            {"value": "calcified", "label": "Calcified", "code": None},
+            {"value": "necrotic", "label": "Necrotic", "code": None},
+            {"value": "cavitated", "label": "Cavitated", "code": None},
+        ],
+    },
+    {
+        "key": "liver_span",
+        "kind": "number",
+        "label": "Liver span",
+        "help": "",
+        "required": True,
+        "number": {
+            "min": 50,
+            "max": 300,
+            "integer": False,
+            "unit": {"value": "mm", "scheme": "UCUM", "meaning": "millimeter"},
+        },
+    },
+    {"key": "contrast", "kind": "yes_no", "label": "Contrast given", "help": "", "required": True},
+    {"key": "remark", "kind": "text", "label": "Remark", "help": "", "required": False, "max_length": 200},
+]
+
+
+def test_every_kind_of_case_question_is_answered_through_its_controls(
+    live_server, viewer_bundle, demo_task, browser_page
+):
+    from annotations.models import Read
+    from annotations.services.questions import save_questions
+
+    save_questions(task=demo_task, lesion=[], case=[CONFIDENCE, *EVERY_KIND])
+    page = browser_page.page
+    sign_up_and_open_reading(browser_page, live_server.url, demo_task.pk, "Every Kind")
+    questions = page.get_by_test_id("case-questions")
+    assert "(50 to 300 mm)" in questions.inner_text()
+
+    page.get_by_role("button", name="No measurable lesion").click()
+    questions.locator("[data-question=confidence] label.option", has_text="3").click()
+    # Number keys toggle options of a focused multiple-choice question.
+    questions.get_by_role("checkbox", name="Calcified").focus()
+    page.keyboard.press("1")
+    page.keyboard.press("3")
+    page.locator("#submit").click()
+    assert page.get_by_test_id("form-message").text_content() == "Case: Liver span is required (and 1 more)."
+    page.keyboard.type("400")
+    page.locator("#submit").click()
+    assert page.get_by_test_id("form-message").text_content() == "Case: Liver span: must be 50 to 300 mm (and 1 more)."
+    questions.get_by_role("spinbutton").fill("142.5")
+    questions.locator("[data-question=contrast] label.option", has_text="No").click()
+    questions.get_by_role("textbox").fill("  fatty liver  ")
+    case_id = page.evaluate("() => window.readerboardViewer.caseId()")
+    page.locator("#submit").click()
+    page.wait_for_function(f"() => window.readerboardViewer.caseId() !== {case_id}", timeout=60_000)
+
+    read = Read.objects.get(reader__display_name="Every Kind")
+    assert read.document["answers"] == {
+        "confidence": 3,
+        "findings": ["calcified", "cavitated"],
+        "liver_span": 142.5,
+        "contrast": False,
+        "remark": "fatty liver",
+    }
+    assert read.no_lesion
+    assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
+
+
 def sign_in_as_admin(browser_page, live_server) -> None:
     """Put a signed-in admin's session cookie into the browser (the console login page is tested elsewhere)."""
     from django.test import Client
