@@ -68,6 +68,17 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     assert page.locator("#window-label").text_content() == window_before
     assert page.evaluate("() => window.readerboardViewer.answers().lesions['1']") == {"lesion_type": "liver"}
 
+    # The answer lives in the draft with the line: a reload brings both back.
+    page.wait_for_function(
+        "() => Object.keys(localStorage).some((k) => k.startsWith('readerboard:draft:') "
+        "&& localStorage.getItem(k).includes('\"lesion_type\":\"liver\"'))"
+    )
+    page.reload()
+    page.wait_for_function(READY, timeout=60_000)
+    assert page.evaluate("() => window.readerboardViewer.caseId()") == case_id
+    lesion_type.wait_for()
+    assert lesion_type.get_by_role("radio", name="Liver").is_checked()
+
     # The case's confidence is still missing: Submit says so, by name, and stores nothing.
     page.locator("#submit").click()
     assert message.text_content() == "Case: Confidence is required."
