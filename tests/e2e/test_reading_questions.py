@@ -71,7 +71,7 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     # The answer lives in the draft with the line: a reload brings both back.
     page.wait_for_function(
         "() => Object.keys(localStorage).some((k) => k.startsWith('readerboard:draft:') "
-        "&& localStorage.getItem(k).includes('\"lesion_type\":\"liver\"'))"
+        '&& localStorage.getItem(k).includes(\'"lesion_type":"liver"\'))'
     )
     page.reload()
     page.wait_for_function(READY, timeout=60_000)
