@@ -245,6 +245,9 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     browser_page.screenshot("answer-key.png")
     page.get_by_role("button", name="Save answer key").click()
     page.wait_for_url(f"**/console/tasks/{task.pk}/")
+    assert "answer key drawn" in page.locator("#answer-keys").inner_text()
+    page.locator("#answer-keys").scroll_into_view_if_needed()
+    browser_page.screenshot("answer-key-dashboard.png")
 
     key = Read.all_objects.get(case=gold, is_answer_key=True)
     assert key.answers == {"case": {"confidence": 5}, "lesions": {"1": {"lesion_type": "liver"}}}
