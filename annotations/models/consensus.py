@@ -16,6 +16,9 @@ class CaseConsensus(models.Model):
     # Case-level figures: agreement, no-lesion votes, flags for expert review.
     summary = models.JSONField(default=dict)
     low_agreement = models.BooleanField(default=False)
+    # Consensus answers to the task's questions per case and per consensus lesion, low-agreement flags and,
+    # on gold cases, agreement with the answer key (docs/consensus.md, "Answers"); {} without questions.
+    answers = models.JSONField(default=dict, blank=True)
     is_current = models.BooleanField(default=True, db_index=True)
     computed_at = models.DateTimeField(auto_now_add=True)
 

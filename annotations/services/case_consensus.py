@@ -22,9 +22,10 @@ from typing import Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from annotations.services import mask_rle
+from annotations.services import answer_consensus, mask_rle
 from annotations.services.adaptive_reads import AdaptiveRule, CaseEvidence, LesionEvidence, read_decision
 from annotations.services.agreement import dice, mean_pairwise_dice
+from annotations.services.answers import Questions
 from annotations.services.geometry import FrameGeometry, SeriesGeometry
 from annotations.services.lesion_matching import LesionGroup, ReaderLesion, group_lesions, match_points
 from annotations.services.line_consensus import DrawnLine, LineConsensus, line_consensus
@@ -85,6 +86,11 @@ class ReadInput:
     quality_problem: bool
     duration_s: float | None
     lesions: list[ReaderLesion] = field(default_factory=list)
+    # Read.answers: {"case": {key: value}, "lesions": {"<reader's lesion number>": {key: value}}}.
+    answers: dict = field(default_factory=dict)
+
+    def lesion_answers(self, lesion_index: int) -> dict:
+        return (self.answers.get("lesions") or {}).get(str(lesion_index)) or {}
 
     @property
     def painted(self) -> bool:
@@ -121,6 +127,11 @@ class CaseInputs:
     reads: list[ReadInput]
     references: list[ReferenceInput] = field(default_factory=list)
     weights: dict[int, float] = field(default_factory=dict)
+    # The task's current questions (None: it has none) and, on a gold case, its answer-key read.
+    questions: Questions | None = None
+    answer_key: ReadInput | None = None
+    # Per-reader weights of answer votes (from gold answer accuracy), used with use_reader_weights.
+    answer_weights: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +158,8 @@ class CaseOutcome:
     lesions: list[LesionOutcome]
     summary: dict
     low_agreement: bool
+    # Consensus answers per question (docs/consensus.md, "Answers"); empty when the task has no questions.
+    answers: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,6 +187,13 @@ def inputs_hash(inputs: CaseInputs, params: ConsensusParams) -> str:
             for ref in sorted(inputs.references, key=lambda r: r.reference_id)
         ],
     }
+    # Only tasks with questions or answer keys hash these, so other tasks keep their stored results.
+    if inputs.questions is not None:
+        payload["question_version"] = inputs.questions.version
+    if inputs.answer_key is not None:
+        payload["answer_key"] = inputs.answer_key.read_id
+    if params.use_reader_weights and inputs.answer_weights:
+        payload["answer_weights"] = {str(k): round(v, 6) for k, v in sorted(inputs.answer_weights.items())}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -206,9 +226,134 @@ def compute_case(inputs: CaseInputs, params: ConsensusParams) -> CaseOutcome:
         for index, group in enumerate(groups, start=1)
     ]
     summary, flags = _case_summary(inputs, reads, outcomes, params=params, needed=needed)
+    answers = case_answers(inputs, reads, outcomes, params=params)
+    if answers.get("flags"):
+        flags.extend(answers["flags"])  # the same list as summary["flags"]
     if params.adaptive is not None:
         summary["adaptive"] = read_decision(case_evidence(outcomes, n_readers=n_readers), params.adaptive).as_json()
-    return CaseOutcome(lesions=outcomes, summary=summary, low_agreement=bool(flags))
+    return CaseOutcome(lesions=outcomes, summary=summary, low_agreement=bool(flags), answers=answers)
+
+
+def case_answers(
+    inputs: CaseInputs, reads: Sequence[ReadInput], outcomes: Sequence[LesionOutcome], *, params: ConsensusParams
+) -> dict:
+    """Return the consensus of every question: case questions over the reads, lesion questions over each
+    consensus lesion's members; low-agreement flags; and, with an answer key, each reader's agreement with it.
+
+    Empty when the task has no questions.
+    """
+    questions = inputs.questions
+    if questions is None or questions.is_empty:
+        return {}
+    weights = inputs.answer_weights if params.use_reader_weights else None
+    by_read = {read.read_id: read for read in reads}
+    flags: list[str] = []
+    case_consensus = {}
+    for question in questions.case:
+        given = {read.reader_id: (read.answers.get("case") or {}).get(question["key"]) for read in reads}
+        case_consensus[question["key"]] = answer_consensus.question_consensus(question, given, weights=weights)
+        reason = answer_consensus.low_agreement(question, case_consensus[question["key"]])
+        if reason:
+            flags.append(f"{question['key']}: {reason}")
+    lesion_consensus: dict[str, dict] = {}
+    for lesion in outcomes:
+        answers_here: dict[str, dict] = {}
+        for question in questions.lesion:
+            given = {
+                member["reader_id"]: by_read[member["read_id"]]
+                .lesion_answers(member["lesion_index"])
+                .get(question["key"])
+                for member in lesion.members
+                if member["read_id"] in by_read
+            }
+            answers_here[question["key"]] = answer_consensus.question_consensus(question, given, weights=weights)
+            reason = answer_consensus.low_agreement(question, answers_here[question["key"]])
+            if reason and lesion.accepted:
+                flags.append(f"lesion {lesion.lesion_index} {question['key']}: {reason}")
+        lesion_consensus[str(lesion.lesion_index)] = answers_here
+    result = {"version": questions.version, "case": case_consensus, "lesions": lesion_consensus, "flags": flags}
+    if inputs.answer_key is not None:
+        result["gold"] = _answer_gold(inputs, reads, outcomes, case_consensus, lesion_consensus)
+    return result
+
+
+def _answer_gold(
+    inputs: CaseInputs,
+    reads: Sequence[ReadInput],
+    outcomes: Sequence[LesionOutcome],
+    case_consensus: dict,
+    lesion_consensus: dict,
+) -> dict:
+    """Return, per question, each reader's and the consensus' agreement with the answer key.
+
+    Lesion questions compare lesions paired by position with the key's lesions (match_points,
+    as gold lesions are paired); unpaired lesions have nothing to compare.
+    """
+    key = inputs.answer_key
+    questions = inputs.questions
+    spacing = inputs.geometry.slice_spacing_mm
+    key_lesions = key.lesions
+
+    def tally(into: dict, question: dict, answer, expected) -> None:
+        compared = answer_consensus.answer_matches_key(question, answer, expected)
+        if compared is None:
+            return
+        figures = into.setdefault(question["key"], {"n": 0, "correct": 0, "errors": []})
+        figures["n"] += 1
+        figures["correct"] += int(compared["correct"])
+        if "error" in compared:
+            figures["errors"].append(compared["error"])
+        if question["kind"] in ("single_choice", "yes_no", "likert"):
+            # (answer, key) pairs, for the confusion against gold of the results pages.
+            figures.setdefault("pairs", []).append([answer, expected])
+
+    readers: dict[str, dict] = {}
+    for read in reads:
+        figures: dict = {}
+        for question in questions.case:
+            tally(
+                figures,
+                question,
+                (read.answers.get("case") or {}).get(question["key"]),
+                (key.answers.get("case") or {}).get(question["key"]),
+            )
+        for pair in match_points(
+            [lesion.anchor_mm for lesion in read.lesions],
+            [lesion.size_mm for lesion in read.lesions],
+            [lesion.anchor_mm for lesion in key_lesions],
+            [lesion.size_mm for lesion in key_lesions],
+            slice_spacing_mm=spacing,
+        ):
+            mine = read.lesion_answers(read.lesions[pair.left].lesion_index)
+            expected = key.lesion_answers(key_lesions[pair.right].lesion_index)
+            for question in questions.lesion:
+                tally(figures, question, mine.get(question["key"]), expected.get(question["key"]))
+        readers[str(read.reader_id)] = figures
+    consensus: dict = {}
+    for question in questions.case:
+        tally(
+            consensus,
+            question,
+            case_consensus[question["key"]].get("value"),
+            (key.answers.get("case") or {}).get(question["key"]),
+        )
+    accepted = [lesion for lesion in outcomes if lesion.accepted]
+    for pair in match_points(
+        [lesion.anchor_mm for lesion in accepted],
+        [lesion.long_axis_median_mm or 10.0 for lesion in accepted],
+        [lesion.anchor_mm for lesion in key_lesions],
+        [lesion.size_mm for lesion in key_lesions],
+        slice_spacing_mm=spacing,
+    ):
+        expected = key.lesion_answers(key_lesions[pair.right].lesion_index)
+        values = lesion_consensus[str(accepted[pair.left].lesion_index)]
+        for question in questions.lesion:
+            value = values.get(question["key"], {}).get("value")
+            if question["kind"] in ("likert", "number") and values.get(question["key"], {}).get("median") is not None:
+                value = values[question["key"]]["median"]
+                value = int(round(value)) if question["kind"] == "likert" else value
+            tally(consensus, question, value, expected.get(question["key"]))
+    return {"answer_key_read_id": key.read_id, "readers": readers, "consensus": consensus}
 
 
 def case_evidence(outcomes: Sequence[LesionOutcome], *, n_readers: int) -> CaseEvidence:

@@ -27,6 +27,7 @@ from django.db.models import Max
 from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, MaskSlice, Read, ReaderQuality, Task
 from annotations.models.tasks import ReferenceLesion, Tool
 from annotations.services.agreement import bland_altman, leave_one_out_deviations
+from annotations.services.answer_consensus import accuracy_by_reader, answer_weights
 from annotations.services.case_consensus import (
     ADMIN_REFERENCE_SOURCE,
     ALGORITHM_VERSION,
@@ -49,6 +50,7 @@ from annotations.services.geometry import (
     series_geometry,
     series_geometry_from_frames,
 )
+from annotations.services.questions import current_question_set_of, questions_of
 from viewer.models import Instance
 
 logger = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def current_reads(case_ids: Sequence[int]) -> dict[int, list[dict]]:
     """Return, per case, its current reads: the latest version of each reader, skips left out."""
     latest: dict[tuple[int, int], dict] = {}
     rows = Read.objects.filter(case_id__in=case_ids).values(
-        "id", "case_id", "reader_id", "version", "no_lesion", "skip", "quality_problem", "duration_s"
+        "id", "case_id", "reader_id", "version", "no_lesion", "skip", "quality_problem", "duration_s", "answers"
     )
     for row in rows:
         key = (row["case_id"], row["reader_id"])
@@ -119,7 +121,11 @@ def current_reads(case_ids: Sequence[int]) -> dict[int, list[dict]]:
 
 
 def load_case_inputs(
-    case_ids: Sequence[int], *, weights: dict[int, dict[int, float]] | None = None, with_marks: bool = True
+    case_ids: Sequence[int],
+    *,
+    weights: dict[int, dict[int, float]] | None = None,
+    with_marks: bool = True,
+    answer_weights: dict[int, dict[int, float]] | None = None,
 ) -> dict[int, CaseInputs]:
     """Return the consensus inputs of the given cases, with a handful of queries however many cases there are.
 
@@ -127,6 +133,9 @@ def load_case_inputs(
     """
     cases = list(Case.objects.filter(pk__in=case_ids).select_related("task"))
     reads = current_reads([case.pk for case in cases])
+    questions = {task_id: questions_of(current_question_set_of(task_id)) for task_id in {c.task_id for c in cases}}
+    keys = _answer_keys([case for case in cases if case.is_gold])
+    answer_weights = answer_weights or {}
     if not with_marks:
         gold_references = _references([case for case in cases if case.is_gold])
         return {
@@ -142,10 +151,13 @@ def load_case_inputs(
                 ],
                 references=gold_references.get(case.series_id, []) if case.is_gold else [],
                 weights=(weights or {}).get(case.task_id, {}),
+                questions=questions[case.task_id],
+                answer_key=(ReadInput(keys[case.pk]["id"], 0, False, False, None) if case.pk in keys else None),
+                answer_weights=answer_weights.get(case.task_id, {}),
             )
             for case in cases
         }
-    read_ids = [row["id"] for rows in reads.values() for row in rows]
+    read_ids = [row["id"] for rows in reads.values() for row in rows] + [row["id"] for row in keys.values()]
     series_ids = {case.series_id for case in cases}
     instances: dict[int, list[_InstanceRow]] = defaultdict(list)
     for row in Instance.objects.filter(series_id__in=series_ids).values(*INSTANCE_FIELDS):
@@ -175,24 +187,27 @@ def load_case_inputs(
     result = {}
     for case in cases:
         geometry = geometries.get(case.series_id) or series_geometry([])
-        read_inputs = [
-            ReadInput(
+
+        def read_input(row: dict, geometry: SeriesGeometry = geometry) -> ReadInput:
+            reader_id = row["reader_id"] or 0  # an answer key has no reader
+            return ReadInput(
                 read_id=row["id"],
-                reader_id=row["reader_id"],
+                reader_id=reader_id,
                 no_lesion=row["no_lesion"],
                 quality_problem=row["quality_problem"],
                 duration_s=row["duration_s"],
                 lesions=build_reader_lesions(
                     read_id=row["id"],
-                    reader_id=row["reader_id"],
+                    reader_id=reader_id,
                     marks=marks.get(row["id"], []),
                     mask_slices=masks.get(row["id"], []),
                     frames=frames,
                     geometry=geometry,
                 ),
+                answers=row["answers"] or {},
             )
-            for row in reads.get(case.pk, [])
-        ]
+
+        read_inputs = [read_input(row) for row in reads.get(case.pk, [])]
         result[case.pk] = CaseInputs(
             case_id=case.pk,
             task_id=case.task_id,
@@ -202,8 +217,25 @@ def load_case_inputs(
             reads=read_inputs,
             references=references.get(case.series_id, []) if case.is_gold else [],
             weights=(weights or {}).get(case.task_id, {}),
+            questions=questions[case.task_id],
+            answer_key=read_input(keys[case.pk]) if case.pk in keys else None,
+            answer_weights=answer_weights.get(case.task_id, {}),
         )
     return result
+
+
+def _answer_keys(gold_cases: list[Case]) -> dict[int, dict]:
+    """Return the current answer-key read (as a values() row) of each gold case that has one."""
+    keys: dict[int, dict] = {}
+    if not gold_cases:
+        return keys
+    for row in (
+        Read.all_objects.filter(case_id__in=[case.pk for case in gold_cases], is_answer_key=True)
+        .order_by("case_id", "version", "id")
+        .values("id", "case_id", "reader_id", "no_lesion", "quality_problem", "duration_s", "answers")
+    ):
+        keys[row["case_id"]] = row  # the newest per case wins
+    return keys
 
 
 def _references(gold_cases: list[Case]) -> dict[int, list[ReferenceInput]]:
@@ -228,6 +260,17 @@ def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
     # SQLite limits the number of query parameters; 900 stays below every build's limit.
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def reader_answer_weights(task_ids: Iterable[int]) -> dict[int, dict[int, float]]:
+    """Return the stored per-reader weights of answer votes (from gold answer accuracy) of the given tasks."""
+    weights: dict[int, dict[int, float]] = defaultdict(dict)
+    for task_id, reader_id, figures in ReaderQuality.objects.filter(task_id__in=list(task_ids)).values_list(
+        "task_id", "reader_id", "figures"
+    ):
+        if (figures or {}).get("answer_weight") is not None:
+            weights[task_id][reader_id] = float(figures["answer_weight"])
+    return weights
 
 
 def reader_weights(task_ids: Iterable[int]) -> dict[int, dict[int, float]]:
@@ -261,6 +304,7 @@ def _store(case_id: int, outcome: CaseOutcome | None, *, digest: str, params: Co
                         n_reads=n_reads,
                         summary=outcome.summary,
                         low_agreement=outcome.low_agreement,
+                        answers=outcome.answers,
                         is_current=True,
                     )
                     ConsensusLesion.objects.bulk_create(_lesion_rows(existing, outcome))
@@ -305,7 +349,8 @@ def compute_case_consensus(*, case: Case, use_reader_weights: bool = False) -> C
     Returns None, and leaves no current result, when the case has no current reads.
     """
     weights = reader_weights([case.task_id]) if use_reader_weights else None
-    inputs = load_case_inputs([case.pk], weights=weights)[case.pk]
+    answer_weights = reader_answer_weights([case.task_id]) if use_reader_weights else None
+    inputs = load_case_inputs([case.pk], weights=weights, answer_weights=answer_weights)[case.pk]
     params = ConsensusParams.for_task(case.task, use_reader_weights=use_reader_weights)
     if not inputs.reads:
         CaseConsensus.objects.filter(case=case, is_current=True).update(is_current=False)
@@ -355,11 +400,12 @@ def recompute_task_consensus(
     report = TaskRecompute(cases=len(ids))
     params = ConsensusParams.for_task(task, use_reader_weights=use_reader_weights)
     weights = reader_weights([task.pk]) if use_reader_weights else None
+    answer_weights = reader_answer_weights([task.pk]) if use_reader_weights else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) if workers > 1 else None
     try:
         for start in range(0, len(ids), batch_size):
             batch = ids[start : start + batch_size]
-            inputs = load_case_inputs(batch, weights=weights, with_marks=False)
+            inputs = load_case_inputs(batch, weights=weights, with_marks=False, answer_weights=answer_weights)
             digests = {case_id: inputs_hash(inputs[case_id], params) for case_id in batch if inputs[case_id].reads}
             known = set(
                 CaseConsensus.objects.filter(
@@ -372,7 +418,7 @@ def recompute_task_consensus(
                 report.without_reads += len(empty)
             todo = [case_id for case_id, digest in digests.items() if (case_id, digest) not in known]
             if todo:
-                inputs.update(load_case_inputs(todo, weights=weights))
+                inputs.update(load_case_inputs(todo, weights=weights, answer_weights=answer_weights))
             jobs = [(inputs[case_id], params) for case_id in todo]
             outcomes = list(pool.map(_compute_pair, jobs, chunksize=16)) if pool else [compute_case(*j) for j in jobs]
             _store_batch(dict(zip(todo, outcomes, strict=True)), digests, inputs, params)
@@ -418,6 +464,7 @@ def _store_batch(
                     n_reads=len(inputs[case_id].reads),
                     summary=outcome.summary,
                     low_agreement=outcome.low_agreement,
+                    answers=outcome.answers,
                     is_current=True,
                 )
                 for case_id, outcome in outcomes.items()
@@ -499,6 +546,13 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
             if row["duration_s"] is not None:
                 figures["durations"].append(row["duration_s"])
     consensus_rows = CaseConsensus.objects.filter(case__task=task, is_current=True)
+    # Gold answer accuracy per question (answer keys): figures, and the weight of the reader's answer votes.
+    answer_accuracy = accuracy_by_reader(
+        answers["gold"] for answers in consensus_rows.values_list("answers", flat=True) if (answers or {}).get("gold")
+    )
+    for reader_id in answer_accuracy:
+        _ = per_reader[reader_id]  # readers with gold answers get a row even without other figures
+    answer_weight = answer_weights(answer_accuracy)
     for summary in consensus_rows.values_list("summary", flat=True):
         gold = summary.get("gold")
         if gold:
@@ -584,6 +638,8 @@ def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
                 "consensus_lesions_found": found,
                 "consensus_lesions_total": f["accepted_total"],
                 "staple_lesions": len(f["sens"]),
+                "answers": answer_accuracy.get(reader_id, {}),
+                "answer_weight": answer_weight.get(reader_id),
             }
             quality, _ = ReaderQuality.objects.update_or_create(
                 task=task,

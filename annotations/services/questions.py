@@ -19,6 +19,11 @@ def current_question_set(task: Task) -> QuestionSet | None:
     return QuestionSet.objects.filter(task=task).order_by("-version").first()
 
 
+def current_question_set_of(task_id: int) -> QuestionSet | None:
+    """Return the newest question set of the task with this id, or None."""
+    return QuestionSet.objects.filter(task_id=task_id).order_by("-version").first()
+
+
 def questions_of(question_set: QuestionSet | None) -> Questions | None:
     """Return the pure rules' view of a question set (None stays None)."""
     if question_set is None:

@@ -33,8 +33,13 @@ def add_read(
     version=1,
     duration_s=30.0,
     supersedes=None,
+    answers=None,
+    question_set=None,
 ) -> Read:
-    """Store a read. Each lesion: {"long": (slice, (c0, r0), (c1, r1)), "short": ..., "mask": {slice: bool array}}."""
+    """Store a read. Each lesion: {"long": (slice, (c0, r0), (c1, r1)), "short": ..., "mask": {slice: bool array}}.
+
+    `answers` is the Read.answers value ({"case": {...}, "lesions": {"1": {...}}}); reader=None stores an answer key.
+    """
     read = ReadFactory(
         case=case,
         reader=reader,
@@ -43,6 +48,9 @@ def add_read(
         version=version,
         duration_s=duration_s,
         supersedes=supersedes,
+        answers=answers or {},
+        question_set=question_set,
+        is_answer_key=reader is None,
     )
     frames = instances(case.series)
     for number, lesion in enumerate(lesions, start=1):
