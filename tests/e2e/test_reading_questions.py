@@ -103,16 +103,17 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
 
 
-def test_on_a_phone_the_missing_answer_is_scrolled_into_the_panel_and_answered_by_touch(
-    live_server, viewer_bundle, task_with_questions, chromium
+@pytest.mark.parametrize(("device", "width", "height"), [("phone", 390, 844), ("tablet", 820, 1180)])
+def test_on_a_phone_or_tablet_the_missing_answer_is_scrolled_into_the_panel_and_answered_by_touch(
+    live_server, viewer_bundle, task_with_questions, chromium, device, width, height
 ):
     from annotations.models import Read
     from tests.e2e.conftest import _close, _open_page
 
-    opened = _open_page(chromium, width=390, height=844, touch=True)
+    opened = _open_page(chromium, width=width, height=height, touch=True)
     try:
         page = opened.page
-        sign_up_and_open_reading(opened, live_server.url, task_with_questions.pk, "Phone Questions")
+        sign_up_and_open_reading(opened, live_server.url, task_with_questions.pk, f"{device.title()} Questions")
         assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight + 1"), "no page scroll"
         draw_long_axis_across_lesion(page)
         page.locator(".lesion-questions label.option", has_text="Lung").tap()
@@ -123,13 +124,14 @@ def test_on_a_phone_the_missing_answer_is_scrolled_into_the_panel_and_answered_b
         box, submit = option.bounding_box(), page.locator("#submit").bounding_box()
         assert box["y"] >= page.locator(".side-panel").bounding_box()["y"] and box["y"] + box["height"] <= submit["y"]
         assert box["height"] >= 44 and box["width"] >= 44
-        shot = opened.screenshot("viewer-questions-phone.png")
-        shutil.copyfile(shot, ROOT / "docs" / "images" / "viewer-questions-phone.png")
+        shot = opened.screenshot(f"viewer-questions-{device}.png")
+        if device == "phone":
+            shutil.copyfile(shot, ROOT / "docs" / "images" / "viewer-questions-phone.png")
         option.tap()
         case_id = page.evaluate("() => window.readerboardViewer.caseId()")
         page.locator("#submit").tap()
         page.wait_for_function(f"() => window.readerboardViewer.caseId() !== {case_id}", timeout=60_000)
-        read = Read.objects.get(reader__display_name="Phone Questions")
+        read = Read.objects.get(reader__display_name=f"{device.title()} Questions")
         assert read.answers == {"case": {"confidence": 5}, "lesions": {"1": {"lesion_type": "lung"}}}
         assert not [e for e in opened.errors if "pageerror" in e], opened.errors
     finally:

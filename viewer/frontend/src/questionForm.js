@@ -229,9 +229,12 @@ export class QuestionGroup {
     const panel = box.closest('.side-panel');
     const bar = panel?.querySelector('.submit-bar');
     if (panel && bar) {
-      const controls = (box.querySelector('.options, .number-row, select, textarea') || box).getBoundingClientRect();
-      const hidden = controls.bottom - bar.getBoundingClientRect().top;
-      if (hidden > 0) panel.scrollTop += hidden + 4;
+      const barTop = bar.getBoundingClientRect().top;
+      const whole = box.getBoundingClientRect();
+      // The whole question when it fits between the panel's top and Submit, else its options.
+      const fits = whole.height <= barTop - panel.getBoundingClientRect().top;
+      const bottom = fits ? whole.bottom : (box.querySelector('.options, .number-row, select, textarea') || box).getBoundingClientRect().bottom;
+      if (bottom > barTop) panel.scrollTop += bottom - barTop + 4;
     }
     const control = box.querySelector('input:checked, input, select, textarea') || box;
     control.focus({ preventScroll: true });
