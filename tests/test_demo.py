@@ -48,3 +48,37 @@ def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth
     lesion = current.first().lesions.filter(accepted=True).first()
     assert abs(lesion.long_axis_median_mm - 16.0) < 2.0
     assert leaderboard().readers == 0
+
+
+def test_the_demo_asks_lesion_type_and_site_with_an_answer_key_and_imperfect_simulated_answers(monkeypatch):
+    import annotations.management.commands.make_demo as command
+    from annotations.models import CaseConsensus, Read
+    from annotations.services.answer_keys import answer_key_read
+    from annotations.services.answer_results import answer_accuracy, answer_distribution
+    from annotations.services.demo import TISSUE_ANSWERS
+    from annotations.services.demo_study import STUDY_TASK
+    from annotations.services.questions import task_questions_payload
+    from tests.conftest import SMALL_LESION
+    from viewer.services.synthetic_ct import tissue_at
+
+    monkeypatch.setattr(command, "demo_patients", lambda **kwargs: [small_patient("P1", 1), small_patient("P2", 2)])
+    call_command("make_demo", "--no-odd-dicom")
+
+    booth = Task.objects.get(name=DEMO_TASK)
+    study = Task.objects.get(name=STUDY_TASK)
+    truth = TISSUE_ANSWERS[tissue_at(small_patient(), SMALL_LESION.center_mm)]
+    assert truth == {"lesion_type": "bone", "lesion_site": "bone"}
+    for task in (booth, study):
+        keys = [q["key"] for q in task_questions_payload(task)["lesion"]]
+        assert keys == ["lesion_type", "lesion_site"]
+        gold = task.cases.get(is_gold=True)
+        # The key answers what the image shows where the lesion sits (in the tiny test phantom: the spine).
+        key = answer_key_read(case=gold)
+        assert key.answers["lesions"]["1"] == truth
+    assert ReferenceLesion.objects.first().answers == truth
+    assert Read.objects.filter(case__task=booth).count() == 0  # the answer key is no crowd read
+    current = CaseConsensus.objects.filter(case__task=study, is_current=True)
+    assert all(row.answers["lesions"]["1"]["lesion_site"]["n"] >= 4 for row in current)
+    accuracy = answer_accuracy(task=study)
+    assert accuracy["gold_cases"] == 1 and len(accuracy["readers"]) == 5
+    assert {row["key"] for row in answer_distribution(task=study)} == {"lesion_type", "lesion_site"}

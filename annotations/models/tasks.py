@@ -133,6 +133,8 @@ class ReferenceLesion(models.Model):
     short_axis_mm = models.FloatField(null=True, blank=True)
     # The instance where the in-plane long axis is greatest (the lesion's centre slice).
     sop_instance_uid = models.CharField(max_length=64, blank=True)
+    # Known answers to lesion questions, e.g. {"lesion_type": "lung", "lesion_site": "lung"} from synthetic anatomy.
+    answers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

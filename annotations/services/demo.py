@@ -15,11 +15,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from annotations.models import Case, Reader, ReferenceLesion, Task
+from annotations.services.question_presets import preset_question
+from annotations.services.questions import save_questions
 from annotations.services.readers import register_reader
 from annotations.services.roles import ADMIN, RESEARCHER, ensure_role_groups, grant_role
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths
-from viewer.services.synthetic_ct import SyntheticPatient, demo_patients, write_series
+from viewer.services.synthetic_ct import SyntheticPatient, demo_patients, tissue_at, write_series
 
 DEMO_COLLECTION = "Demo CT"
 ODD_COLLECTION = "Odd DICOM"
@@ -32,6 +34,15 @@ Measure every **target lesion** (at least 10 mm) on the slice where it is larges
 3. Optionally paint the lesion mask with the brush.
 4. Submit. If there is nothing measurable, press *No measurable lesion*.
 """
+# The demo's lesion questions (presets), and the answers each synthetic tissue makes right.
+DEMO_LESION_QUESTIONS = ("lesion_type", "lesion_site")
+TISSUE_ANSWERS = {
+    "liver": {"lesion_type": "liver", "lesion_site": "liver"},
+    "lung": {"lesion_type": "lung", "lesion_site": "lung"},
+    "soft_tissue": {"lesion_type": "soft_tissue", "lesion_site": "soft_tissue"},
+    "fat": {"lesion_type": "soft_tissue", "lesion_site": "soft_tissue"},
+    "bone": {"lesion_type": "bone", "lesion_site": "bone"},
+}
 DEMO_ADMIN = ("admin", "readerboard-admin")
 DEMO_RESEARCHER = ("researcher", "readerboard-research")
 DEMO_READERS = [
@@ -54,9 +65,18 @@ def demo_exists() -> bool:
 
 
 def make_demo(
-    *, patients: list[SyntheticPatient] | None = None, include_odd_dicom: bool = True, simulated_study: bool = True
+    *,
+    patients: list[SyntheticPatient] | None = None,
+    include_odd_dicom: bool = True,
+    simulated_study: bool = True,
+    booth_questions: bool = False,
 ) -> DemoSummary:
-    """Create the demo data and accounts unless they exist; return what is there."""
+    """Create the demo data and accounts unless they exist; return what is there.
+
+    With booth_questions the booth task asks lesion type and site (as `manage.py make_demo` does) and its
+    gold case gets an answer key; off by default so callers that read with a page that predates questions
+    still work. The simulated study always asks them.
+    """
     if demo_exists():
         return DemoSummary(created=False, task_id=Task.objects.get(name=DEMO_TASK).pk, logins=_logins())
     ensure_role_groups()
@@ -79,15 +99,23 @@ def make_demo(
         for index, uid in enumerate(series_uids):
             series = Series.objects.get(series_instance_uid=uid)
             Case.objects.create(task=task, series=series, label=f"Demo case {index + 1}", is_gold=index == 0)
+        if booth_questions:
+            save_questions(task=task, lesion=demo_lesion_questions(), case=[], user=admin_user)
         for display_name, pin, role, subspecialty, years in DEMO_READERS:
             if not Reader.objects.filter(display_name=display_name).exists():
                 register_reader(
                     display_name=display_name, pin=pin, role=role, subspecialty=subspecialty, years_experience=years
                 )
+    from annotations.services.demo_study import store_answer_keys
+
+    if booth_questions:
+        store_answer_keys(task=task, user=admin_user)
     if simulated_study:
         from annotations.services.demo_study import simulate_reader_study
 
-        simulate_reader_study(series=list(Series.objects.filter(series_instance_uid__in=series_uids)))
+        simulate_reader_study(
+            series=list(Series.objects.filter(series_instance_uid__in=series_uids)), answer_key_by=admin_user
+        )
     return DemoSummary(created=True, series=series_uids, task_id=task.pk, logins=_logins())
 
 
@@ -103,8 +131,14 @@ def import_odd_dicom() -> None:
         import_paths([folder], collection_name=ODD_COLLECTION)
 
 
+def demo_lesion_questions() -> list[dict]:
+    """Return the demo's lesion questions: the lesion type and lesion site presets."""
+    return [preset_question(key) for key in DEMO_LESION_QUESTIONS]
+
+
 def store_reference_lesions(patient: SyntheticPatient, series_uid: str, sop_uids: list[str], slice_z: list[float]):
-    """Record the patient's synthetic lesions as the series' ground truth (once per series)."""
+    """Record the patient's synthetic lesions as the series' ground truth (once per series), with the type
+    and site answers of the tissue each lesion sits in (as the image shows it, not as placed)."""
     series = Series.objects.get(series_instance_uid=series_uid)
     for index, lesion in enumerate(patient.lesions):
         nearest = min(range(len(slice_z)), key=lambda k: abs(slice_z[k] - lesion.center_mm[2]))
@@ -117,6 +151,7 @@ def store_reference_lesions(patient: SyntheticPatient, series_uid: str, sop_uids
             long_axis_mm=lesion.long_axis_mm,
             short_axis_mm=lesion.short_axis_mm,
             sop_instance_uid=sop_uids[nearest],
+            answers=TISSUE_ANSWERS.get(tissue_at(patient, lesion.center_mm), {}),
         )
 
 

@@ -1,9 +1,12 @@
 """A finished, simulated reader study for the demo, so researchers see consensus and agreement at once.
 
 Simulated readers measure the demo's known lesions with realistic noise (end-point
-jitter, an occasional neighbouring slice, an occasional missed lesion) and paint
-masks whose border wobbles by a pixel; their reads go through the same assignment
-and submission services as a person's, so consensus runs exactly as in production.
+jitter, an occasional neighbouring slice, an occasional missed lesion), paint
+masks whose border wobbles by a pixel, and answer lesion type and site with the
+mistakes readers make (a neighbouring site or type, more often the noisier the
+reader); the gold case gets an answer key from the synthetic truth. Reads go
+through the same assignment and submission services as a person's, so consensus
+runs exactly as in production.
 The task is closed afterwards, so booth readers never get its cases.
 This module must never touch the booth's own demo task.
 """
@@ -20,8 +23,10 @@ from django.db import transaction
 
 from annotations.models import Case, Reader, ReferenceLesion, Task
 from annotations.services import mask_rle
+from annotations.services.answer_keys import submit_answer_key
 from annotations.services.assignment import next_case
 from annotations.services.consensus import recompute_task_consensus
+from annotations.services.questions import current_question_set, save_questions
 from annotations.services.read_submission import submit_read
 from annotations.services.readers import register_reader
 from viewer.models import Instance, Series
@@ -36,14 +41,39 @@ SIMULATED_READERS = [
 ]
 
 
+# The answers a reader confuses with the right one: anatomical neighbours, as on a real CT.
+NEIGHBOURING_ANSWERS = {
+    "lesion_site": {
+        "liver": ("gallbladder", "kidney", "adrenal_gland"),
+        "lung": ("pleura", "mediastinum"),
+        "soft_tissue": ("lymph_node", "retroperitoneum"),
+        "bone": ("soft_tissue",),
+    },
+    "lesion_type": {
+        "liver": ("abdomen", "kidney"),
+        "lung": ("mediastinum",),
+        "soft_tissue": ("abdomen", "pelvis"),
+        "bone": ("soft_tissue",),
+    },
+}
+
+
+def confusion_rate(noise_mm: float) -> float:
+    """Return how often a simulated reader picks a neighbouring answer: 8 % for the best, 20 % for the worst."""
+    return min(0.2, 0.04 + 0.045 * noise_mm)
+
+
 @dataclass(frozen=True)
 class SimulatedReader:
     reader: Reader
     endpoint_noise_mm: float
 
 
-def simulate_reader_study(*, series: list[Series], seed: int = 7) -> Task:
-    """Create (once) a closed task over the series with five simulated readers' reads; return it."""
+def simulate_reader_study(*, series: list[Series], seed: int = 7, answer_key_by=None) -> Task:
+    """Create (once) a closed task over the series with five simulated readers' reads; return it.
+
+    The task asks lesion type and site; its gold case's answer key is stored as made by `answer_key_by`.
+    """
     existing = Task.objects.filter(name=STUDY_TASK).first()
     if existing is not None:
         return existing
@@ -56,6 +86,10 @@ def simulate_reader_study(*, series: list[Series], seed: int = 7) -> Task:
         )
         for index, one_series in enumerate(series):
             Case.objects.create(task=task, series=one_series, label=f"Study case {index + 1}", is_gold=index == 0)
+        from annotations.services.demo import demo_lesion_questions
+
+        save_questions(task=task, lesion=demo_lesion_questions(), case=[])
+    store_answer_keys(task=task, user=answer_key_by)
     readers = [_simulated_reader(name, role, years, noise) for name, role, years, noise in SIMULATED_READERS]
     for simulated in readers:
         while (case := next_case(reader=simulated.reader, task=task, rng=rng)) is not None:
@@ -66,6 +100,36 @@ def simulate_reader_study(*, series: list[Series], seed: int = 7) -> Task:
     # the per-read Celery tasks find the same inputs and keep these rows.
     recompute_task_consensus(task=task)
     return task
+
+
+def store_answer_keys(*, task: Task, user=None) -> None:
+    """Store an answer key for every gold case of the task from its reference lesions and their known answers."""
+    version = current_question_set(task)
+    for case in task.cases.filter(is_gold=True).select_related("series"):
+        references = list(ReferenceLesion.objects.filter(series=case.series).order_by("id"))
+        if not references:
+            continue
+        instances = list(Instance.objects.filter(series=case.series))
+        by_uid = {instance.sop_instance_uid: instance for instance in instances}
+        exact = random.Random(0)  # no noise: the reference's own axes
+        lesions = []
+        for reference in references:
+            lesion = _lesion(len(lesions) + 1, by_uid[reference.sop_instance_uid], reference, 0.0, exact)
+            if version is not None:
+                lesion["answers"] = {q["key"]: reference.answers[q["key"]] for q in version.lesion_questions}
+            lesions.append(lesion)
+        document = {
+            "client_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"readerboard-demo-answer-key-{case.pk}")),
+            "case": case.pk,
+            "started_at": "2026-11-25T08:00:00Z",
+            "duration_s": 60.0,
+            "flags": {"no_lesion": False, "skip": False, "quality_problem": False},
+            "comment": "Answer key from the synthetic ground truth.",
+            "lesions": lesions,
+        }
+        if version is not None:
+            document["question_version"] = version.version
+        submit_answer_key(user=user, case=case, document=document)
 
 
 def _simulated_reader(name: str, role: str, years: int, noise_mm: float) -> SimulatedReader:
@@ -81,6 +145,7 @@ def _simulated_reader(name: str, role: str, years: int, noise_mm: float) -> Simu
 
 
 def _read_document(case: Case, simulated: SimulatedReader, rng: random.Random) -> dict:
+    question_set = current_question_set(case.task)
     instances = list(Instance.objects.filter(series=case.series).order_by("sort_position_mm", "instance_number"))
     by_uid = {instance.sop_instance_uid: index for index, instance in enumerate(instances)}
     lesions = []
@@ -91,7 +156,13 @@ def _read_document(case: Case, simulated: SimulatedReader, rng: random.Random) -
         if rng.random() < 0.15:
             slice_index = min(max(slice_index + rng.choice((-1, 1)), 0), len(instances) - 1)
         instance = instances[slice_index]
-        lesions.append(_lesion(len(lesions) + 1, instance, reference, simulated.endpoint_noise_mm, rng))
+        lesion = _lesion(len(lesions) + 1, instance, reference, simulated.endpoint_noise_mm, rng)
+        if question_set is not None:
+            lesion["answers"] = {
+                question["key"]: _answer(question["key"], reference.answers, simulated.endpoint_noise_mm, rng)
+                for question in question_set.lesion_questions
+            }
+        lesions.append(lesion)
     document = {
         "client_uuid": str(uuid.uuid4()),
         "case": case.pk,
@@ -101,7 +172,18 @@ def _read_document(case: Case, simulated: SimulatedReader, rng: random.Random) -
         "comment": "",
         "lesions": lesions,
     }
+    if question_set is not None:
+        document["question_version"] = question_set.version
     return document
+
+
+def _answer(key: str, truth: dict, noise_mm: float, rng: random.Random) -> str:
+    """Return a simulated reader's answer: usually the truth, sometimes one of its anatomical neighbours."""
+    right = truth[key]
+    neighbours = NEIGHBOURING_ANSWERS.get(key, {}).get(right, ())
+    if neighbours and rng.random() < confusion_rate(noise_mm):
+        return rng.choice(neighbours)
+    return right
 
 
 def _lesion(number: int, instance: Instance, reference: ReferenceLesion, noise_mm: float, rng: random.Random) -> dict:

@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -35,3 +36,27 @@ def test_demo_patients_have_one_to_three_lesions_of_known_size_on_a_slice():
         for lesion in patient.lesions:
             assert lesion.center_mm[2] in slice_z
             assert lesion.long_axis_mm >= lesion.short_axis_mm > 0
+
+
+def test_tissue_at_names_the_tissue_the_image_paints_there():
+    from viewer.services.synthetic_ct import SyntheticPatient, tissue_at, volume_hu
+
+    # No lesions, so every voxel shows the body's own tissue.
+    patient = SyntheticPatient("RB-TISSUE", "Tissue^Test", lesions=[], rows=96, columns=96, slices=12, seed=3)
+    volume, (x0, y0), zs = volume_hu(patient)
+    hu_of = {"air": -1000, "lung": -850, "fat": -100, "soft_tissue": 40, "liver": 110, "bone": 700}
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        k, row, column = int(rng.integers(0, 12)), int(rng.integers(0, 96)), int(rng.integers(0, 96))
+        point = (x0 + column * patient.pixel_spacing_mm, y0 + row * patient.pixel_spacing_mm, zs[k])
+
+        # Image noise is 8 HU (sd); the tissues are hundreds of HU apart, except soft tissue and liver (70).
+        assert abs(int(volume[k, row, column]) - hu_of[tissue_at(patient, point)]) < 33, point
+
+
+def test_the_demo_lesions_sit_in_lung_and_liver():
+    from viewer.services.synthetic_ct import tissue_at
+
+    tissues = {tissue_at(patient, lesion.center_mm) for patient in demo_patients() for lesion in patient.lesions}
+
+    assert tissues == {"lung", "liver"}

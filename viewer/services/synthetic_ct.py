@@ -63,6 +63,44 @@ class WrittenSeries:
     origin_mm: tuple[float, float] = (0.0, 0.0)
 
 
+def _anatomy(patient: SyntheticPatient, xx: np.ndarray, yy: np.ndarray, z: float) -> dict[str, np.ndarray]:
+    """Return the boolean masks of body, subcutaneous fat, lungs, liver and spine at x, y (mm) on the plane z."""
+    ps = patient.pixel_spacing_mm
+    half_w = patient.columns * ps * 0.42
+    half_h = patient.rows * ps * 0.32
+    z_edge = (patient.slices - 1) * patient.slice_spacing_mm / 2.0
+    # Torso tapers gently with z so neighbouring slices differ.
+    taper = 1.0 - 0.08 * (z / max(1.0, z_edge or 1.0)) ** 2
+    lung = np.zeros(np.shape(xx), dtype=bool)
+    for side in (-1, 1):
+        lung |= ((xx - side * half_w * 0.45) / (half_w * 0.33)) ** 2 + ((yy + half_h * 0.05) / (half_h * 0.7)) ** 2 <= 1
+    liver = ((xx + half_w * 0.35) / (half_w * 0.4)) ** 2 + ((yy - half_h * 0.25) / (half_h * 0.45)) ** 2 <= 1
+    return {
+        "body": (xx / (half_w * taper)) ** 2 + (yy / (half_h * taper)) ** 2 <= 1.0,
+        "fat": (xx / (half_w * taper * 0.97)) ** 2 + (yy / (half_h * taper * 0.95)) ** 2 > 1.0,
+        "lung": lung,
+        # The liver sits below the lung bases (z < 0); above them the same place is lung.
+        "liver": liver & (z < 0),
+        "spine": (xx / 14.0) ** 2 + ((yy - half_h * 0.75) / 14.0) ** 2 <= 1,
+    }
+
+
+def tissue_at(patient: SyntheticPatient, point_mm: tuple[float, float, float]) -> str:
+    """Return the tissue the synthetic body has at a point (lesions aside), as the image paints it:
+    "bone" (spine), "liver", "lung", "fat", "soft_tissue" or "air"."""
+    x, y, z = (float(v) for v in point_mm)
+    organs = {name: bool(mask) for name, mask in _anatomy(patient, np.array(x), np.array(y), z).items()}
+    if organs["spine"]:
+        return "bone"
+    if not organs["body"]:
+        return "air"
+    if organs["liver"]:
+        return "liver"
+    if organs["lung"]:
+        return "lung"
+    return "fat" if organs["fat"] else "soft_tissue"
+
+
 def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float], list[float]]:
     """Return (volume in HU as int16 [z, row, col], (x0, y0) of pixel (0,0) in mm, slice z positions in mm)."""
     rng = np.random.default_rng(patient.seed)
@@ -76,26 +114,15 @@ def volume_hu(patient: SyntheticPatient) -> tuple[np.ndarray, tuple[float, float
         for k in range(patient.slices)
     ]
     xx, yy = np.meshgrid(xs, ys)  # [row, col]
-    half_w = patient.columns * ps * 0.42
-    half_h = patient.rows * ps * 0.32
     volume = np.full((patient.slices, patient.rows, patient.columns), -1000, dtype=np.int16)
     for k, z in enumerate(zs):
-        # Torso tapers gently with z so neighbouring slices differ.
-        taper = 1.0 - 0.08 * (z / max(1.0, abs(zs[0]) or 1.0)) ** 2
-        body = (xx / (half_w * taper)) ** 2 + (yy / (half_h * taper)) ** 2 <= 1.0
-        fat = (xx / (half_w * taper * 0.97)) ** 2 + (yy / (half_h * taper * 0.95)) ** 2 > 1.0
+        organs = _anatomy(patient, xx, yy, z)
+        body = organs["body"]
         slice_hu = np.where(body, 40.0, -1000.0)
-        slice_hu[body & fat] = -100.0
-        for side in (-1, 1):
-            lung = ((xx - side * half_w * 0.45) / (half_w * 0.33)) ** 2 + (
-                (yy + half_h * 0.05) / (half_h * 0.7)
-            ) ** 2 <= 1
-            slice_hu[lung & body] = -850.0
-        liver = ((xx + half_w * 0.35) / (half_w * 0.4)) ** 2 + ((yy - half_h * 0.25) / (half_h * 0.45)) ** 2 <= 1
-        if z < 0:
-            slice_hu[liver & body] = 110.0  # portal venous phase, so hypodense lesions stand out
-        spine = (xx / 14.0) ** 2 + ((yy - half_h * 0.75) / 14.0) ** 2 <= 1
-        slice_hu[spine] = 700.0
+        slice_hu[body & organs["fat"]] = -100.0
+        slice_hu[organs["lung"] & body] = -850.0
+        slice_hu[organs["liver"] & body] = 110.0  # portal venous phase, so hypodense lesions stand out
+        slice_hu[organs["spine"]] = 700.0
         for lesion in patient.lesions:
             cx, cy, cz = lesion.center_mm
             ax, ay, az = (d / 2.0 for d in lesion.diameters_mm)

@@ -28,8 +28,15 @@ class Command(BaseCommand):
             action="store_true",
             help="Skip the closed task of simulated reads that shows consensus and agreement to researchers.",
         )
+        parser.add_argument(
+            "--no-questions",
+            action="store_true",
+            help="Do not ask lesion type and site on the booth task (the simulated study still answers them).",
+        )
 
-    def handle(self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, real_size, **options):
+    def handle(
+        self, *args, patients, slices, size, no_odd_dicom, no_simulated_study, no_questions, real_size, **options
+    ):
         if real_size:
             task = make_real_size_demo()
             self.stdout.write(f"real-size demo ready: task {task.pk} ({task.name})")
@@ -38,6 +45,7 @@ class Command(BaseCommand):
             patients=demo_patients(count=patients, slices=slices, rows=size, columns=size),
             include_odd_dicom=not no_odd_dicom,
             simulated_study=not no_simulated_study,
+            booth_questions=not no_questions,
         )
         self.stdout.write("demo created" if summary.created else "demo already present")
         for line in summary.logins:
