@@ -240,6 +240,7 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     page.wait_for_function(READY, timeout=60_000)
     assert page.evaluate("() => window.readerboardViewer.caseId()") == gold.pk
     assert "never counts as a crowd read" in page.get_by_test_id("answer-key-banner").inner_text()
+    assert "None stored yet." in page.get_by_test_id("answer-key-banner").inner_text()
 
     drawn_mm = draw_long_axis_across_lesion(page)
     page.locator(".lesion-questions label.option", has_text="Liver").click()
@@ -259,6 +260,7 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     # Opening it again shows the stored line and answers for editing.
     page.get_by_role("link", name="Edit answer key").first.click()
     page.wait_for_function(READY, timeout=60_000)
+    assert "Stored: version 1 by gold-admin" in page.get_by_test_id("answer-key-banner").inner_text()
     page.locator("[data-testid=long-axis-mm]").first.wait_for()
     assert abs(float(page.locator("[data-testid=long-axis-mm]").first.text_content()) - drawn_mm) < 0.1
     page.locator(".lesion-questions [data-question=lesion_type]").wait_for()

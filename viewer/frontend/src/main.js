@@ -164,7 +164,10 @@ class ReadingSession {
       this.status(`Could not open the answer key: ${error.message}`);
       return;
     }
-    const { answer_key: stored, ...caseForReading } = loaded;
+    const { answer_key: stored, answer_key_saved: saved, ...caseForReading } = loaded;
+    $('#answer-key-saved').textContent = saved
+      ? `Stored: version ${saved.version}${saved.answered_by ? ` by ${saved.answered_by}` : ''}, ${new Date(saved.submitted_at).toLocaleString()}.`
+      : 'None stored yet.';
     await this.openCase(caseForReading, { answerKey: stored });
   }
 
