@@ -13,4 +13,5 @@ urlpatterns = [
     path("logout/", pages.logout, name="logout"),
     path("leaderboard/", pages.leaderboard_page, name="leaderboard"),
     path("read/<int:task_id>/", pages.read, name="read"),
+    path("read/answer-key/<int:case_id>/", pages.read_answer_key, name="read-answer-key"),
 ]

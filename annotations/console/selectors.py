@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from annotations.models import Case, CaseConsensus, Lease, Read, Task
@@ -84,6 +84,12 @@ def case_progress(task: Task) -> list[CaseProgress]:
             )
         )
     return progress
+
+
+def gold_cases_with_answer_keys(task: Task) -> list[Case]:
+    """Return the task's gold cases, each with `has_answer_key` (an admin's answer-key read exists)."""
+    answer_keys = Read.all_objects.filter(case=OuterRef("pk"), is_answer_key=True)
+    return list(task.cases.filter(is_gold=True).annotate(has_answer_key=Exists(answer_keys)).order_by("id"))
 
 
 def reads_per_hour(task: Task, *, hours: int = READS_PER_HOUR_WINDOW_H) -> list[dict]:

@@ -461,6 +461,7 @@ def task_dashboard(request: HttpRequest, task_id: int) -> HttpResponse:
             task=task,
             dashboard=selectors.task_dashboard(task=task),
             instructions_html=render_instructions(task.instructions_md),
+            gold_cases=selectors.gold_cases_with_answer_keys(task),
         ),
     )
 

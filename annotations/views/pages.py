@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotations.models import Task
+from annotations.console.permissions import LOGIN_URL as CONSOLE_LOGIN_URL
+from annotations.models import Case, Task
 from annotations.models.tasks import Tool
 from annotations.selectors import instructions_html, open_tasks
 from annotations.services import assignment, leaderboard, readers
-from annotations.services.roles import is_researcher_or_admin
+from annotations.services.roles import is_admin, is_researcher_or_admin
 from annotations.views.forms import LoginForm, SignupForm
 
 # A device where someone once opened a page with ?booth=1 defaults every sign-in to booth mode.
@@ -221,6 +224,25 @@ def read(request: HttpRequest, task_id: int) -> HttpResponse:
             },
             "urls": api_urls,
         },
+    }
+    return render(request, "viewer/read.html", context)
+
+
+def read_answer_key(request: HttpRequest, case_id: int) -> HttpResponse:
+    """The reading page in answer-key mode: an admin draws and answers a gold case's reference read.
+
+    Everything is loaded from and saved to /api/cases/<id>/answer-key/; no lease, no next case.
+    Admins only, like every other change to a task (researchers look, never change).
+    """
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), CONSOLE_LOGIN_URL)
+    if not is_admin(request.user):
+        raise PermissionDenied("Only admins may draw answer keys.")
+    case = get_object_or_404(Case.objects.select_related("task"), pk=case_id, is_gold=True)
+    context = {
+        "task": case.task,
+        "answer_key_case": case,
+        "return_url": reverse("console:task-dashboard", args=[case.task_id]),
     }
     return render(request, "viewer/read.html", context)
 

@@ -75,6 +75,9 @@ export const renewLease = (caseId, active = false) => request('POST', `/api/case
 export const releaseLease = (caseId) => request('DELETE', `/api/cases/${caseId}/lease/`);
 export const submitRead = (document_) => request('POST', '/api/reads/', document_, { timeoutMs: 30000 });
 export const leaderboard = () => request('GET', '/api/leaderboard/');
+// Answer keys of gold cases (staff): CaseForReading plus the stored "answer_key" document or null.
+export const answerKey = (caseId) => request('GET', `/api/cases/${caseId}/answer-key/`);
+export const saveAnswerKey = (caseId, document_) => request('POST', `/api/cases/${caseId}/answer-key/`, document_, { timeoutMs: 30000 });
 
 /** The DICOM JSON of every instance of a series (QIDO/WADO-RS series metadata). */
 export function seriesMetadata(wadorsRoot, studyUid, seriesUid) {

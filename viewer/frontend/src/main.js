@@ -1,5 +1,7 @@
 // Entry of the reading page (built to static/viewer/read.js): one ReadingSession drives the
 // viewer, the tools and the side panel through a loop of next case -> read -> submit -> next case.
+// In answer-key mode (/read/answer-key/<case>/, staff) the same page draws one gold case's answer
+// key: no lease, no outbox, no next case; saving returns to the console.
 import './styles.css';
 import { cache, eventTarget, imageLoader, utilities as csUtils } from '@cornerstonejs/core';
 import { annotation, Enums as ToolEnums, utilities as toolUtilities } from '@cornerstonejs/tools';
@@ -11,8 +13,10 @@ import { LeaseKeeper } from './lease.js';
 import { LesionMask } from './mask.js';
 import { OfflineQueue } from './offlineQueue.js';
 import { ReadForm } from './readForm.js';
-import { buildReadDocument, collectLesions, readProblems } from './readDocument.js';
+import { answerProblems, describeAnswerErrors, questionSet } from './questions.js';
+import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
+import { drawingFromDocument } from './storedRead.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
 import { UpcomingCase } from './upcoming.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
@@ -32,6 +36,10 @@ class ReadingSession {
   constructor(app) {
     this.app = app;
     this.taskId = Number(app.dataset.taskId) || Number(window.location.pathname.match(/\/read\/(\d+)/)?.[1]);
+    // Answer-key mode: the gold case to draw, and where to go once it is saved.
+    this.answerKeyCaseId = Number(app.dataset.answerKeyCase) || null;
+    this.returnUrl = app.dataset.returnUrl || '/console/';
+    this.questions = null;
     this.case = null;
     this.activeLesion = 1;
     this.maskSummary = new Map();
@@ -63,7 +71,7 @@ class ReadingSession {
     this.upcoming = new UpcomingCase({ wadorsRoot: this.benchWadorsRoot });
     // Once this case's slices are all cached, fetch the first slices of the case likely to come next.
     this.viewer.prefetcher.onIdle = () => {
-      if (this.case) this.upcoming.warm(this.taskId);
+      if (this.case && !this.answerKeyCaseId) this.upcoming.warm(this.taskId);
     };
     this.tools = new ReadingTools();
     this.tools.setBrushSize(this.brushRadius);
@@ -86,6 +94,10 @@ class ReadingSession {
     renderShortcutSheet($('#shortcut-sheet'));
     window.readerboardViewer = this.testHandle();
 
+    if (this.answerKeyCaseId) {
+      await this.openAnswerKey();
+      return;
+    }
     try {
       this.me = await api.me();
     } catch (error) {
@@ -148,7 +160,26 @@ class ReadingSession {
     this.loading = false;
   }
 
-  async openCase(caseForReading) {
+  /** Answer-key mode: load the gold case and its stored answer key (staff only on the server). */
+  async openAnswerKey() {
+    // Drafts of answer keys are kept apart from any reader's drafts on this browser.
+    this.readerKey = `answer-key:${this.app.dataset.draftOwner || 'staff'}`;
+    this.status('Loading the gold case…');
+    let loaded;
+    try {
+      loaded = await api.answerKey(this.answerKeyCaseId);
+    } catch (error) {
+      this.status(`Could not open the answer key: ${error.message}`);
+      return;
+    }
+    const { answer_key: stored, answer_key_saved: saved, ...caseForReading } = loaded;
+    $('#answer-key-saved').textContent = saved
+      ? `Stored: version ${saved.version}${saved.answered_by ? ` by ${saved.answered_by}` : ''}, ${new Date(saved.submitted_at).toLocaleString()}.`
+      : 'None stored yet.';
+    await this.openCase(caseForReading, { answerKey: stored });
+  }
+
+  async openCase(caseForReading, { answerKey = null } = {}) {
     // Marks for benchmarks/bench_reading.py: case open -> first image.
     performance.mark('readerboard-case-open');
     this.closeCase();
@@ -175,8 +206,9 @@ class ReadingSession {
       performance.mark('readerboard-first-image');
       this.mask = await LesionMask.create(imageIds, `lesions-${caseForReading.id}-${Date.now()}`);
     }
+    this.questions = questionSet(caseForReading.task);
     this.form.clear();
-    this.form.showCase(caseForReading);
+    this.form.showCase(caseForReading, this.questions);
     this.applyTaskTools(caseForReading.task.tools);
     this.renderPresets();
     const slider = $('#slice-slider');
@@ -186,9 +218,10 @@ class ReadingSession {
     this.startedAt = draft?.started_at || new Date().toISOString();
     this.activeLesion = draft?.activeLesion || 1;
     if (draft) this.restoreDraft(draft);
+    else if (answerKey) this.restoreAnswerKey(answerKey);
     this.mask?.setActiveLesion(this.activeLesion);
     this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
-    this.lease.start(caseForReading);
+    if (!this.answerKeyCaseId) this.lease.start(caseForReading);
     this.loading = false;
     this.status('');
     $('#all-done').hidden = true;
@@ -228,6 +261,26 @@ class ReadingSession {
     this.followUp?.refresh();
   }
 
+  /** Draw a stored answer-key document back: its lines, masks, flags, comment and answers. */
+  restoreAnswerKey(stored) {
+    const imageIdOf = new Map([...this.frameOf].map(([imageId, where]) => [`${where.sop_instance_uid}/${where.frame}`, imageId]));
+    const camera = this.viewer.viewport.getCamera();
+    const drawing = drawingFromDocument(stored, {
+      imageIdOf: (uid, frame) => imageIdOf.get(`${uid}/${frame}`),
+      planeOf,
+      view: {
+        FrameOfReferenceUID: this.viewer.viewport.getFrameOfReferenceUID(),
+        viewPlaneNormal: camera.viewPlaneNormal,
+        viewUp: camera.viewUp,
+      },
+      newUid: uuid4,
+    });
+    for (const stub of drawing.annotations) annotation.state.addAnnotation(reviveAnnotation(stub), this.viewer.element);
+    if (drawing.masks.length) this.mask.restore(drawing.masks);
+    this.form.restore(drawing);
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+  }
+
   saveDraft() {
     if (!this.case || this.loading) return;
     const maskEntries = [];
@@ -241,6 +294,8 @@ class ReadingSession {
       slice: this.viewer.sliceIndex(),
       flags: this.form.flags,
       comment: this.form.comment,
+      question_version: this.questions?.version ?? null,
+      answers: this.form.answers,
       // The baseline lesions shown read-only come from the server again; they are not the reader's.
       annotations: measurementAnnotations()
         .filter((item) => !item.data.readerboardBaseline)
@@ -258,7 +313,7 @@ class ReadingSession {
 
   lesions() {
     const maskByLesion = this.mask ? this.mask.encode() : new Map();
-    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups());
+    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
   }
 
   usedLesionNumbers() {
@@ -310,6 +365,7 @@ class ReadingSession {
     }
     this.mask.clearLesion(number);
     this.maskSummary.delete(number);
+    this.form.dropLesion(number);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
     this.refresh();
     this.saveDraftSoon();
@@ -378,15 +434,19 @@ class ReadingSession {
       return;
     }
     let document_;
+    let lesions;
     try {
+      lesions = this.lesions();
       document_ = buildReadDocument({
         clientUuid: this.clientUuid,
         caseId: this.case.id,
         startedAt: this.startedAt,
         flags: this.form.flags,
         comment: this.form.comment,
-        lesions: this.lesions(),
+        lesions,
         frameOf: this.frameOf,
+        questions: this.questions,
+        caseAnswers: this.form.answers.case,
       });
     } catch (error) {
       this.form.message(String(error.message || error), 'error');
@@ -397,12 +457,27 @@ class ReadingSession {
       this.form.message(problems.join(' '), 'error');
       return;
     }
+    const unanswered = answerProblems({
+      questions: this.questions,
+      caseAnswers: this.form.answers.case,
+      lesions: lesionsWithContent(lesions),
+      flags: this.form.flags,
+    });
+    if (unanswered.length) {
+      await this.showAnswerProblem(unanswered);
+      return;
+    }
+    this.lesionNumbersSent = lesionsWithContent(lesions).map((lesion) => lesion.number);
     await this.send(document_);
   }
 
-  /** Keep the read in the outbox, then send it (offline, it waits there). */
+  /** Keep the read in the outbox, then send it (offline, it waits there); an answer key is saved directly. */
   async send(document_) {
     this.saveDraft();
+    if (this.answerKeyCaseId) {
+      await this.submitAnswerKey(document_);
+      return;
+    }
     this.submitting = true;
     this.form.busy(true);
     this.form.message('Sending…');
@@ -410,6 +485,45 @@ class ReadingSession {
       this.form.message('This browser refused to store the read; sending it directly.', 'warn');
     }
     await this.queue.flush();
+  }
+
+  /** Name the first missing or wrong answer (and how many more), open its lesion and put the keyboard on it. */
+  async showAnswerProblem(problems) {
+    const [first] = problems;
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+    if (first.scope === 'lesion' && first.lesion !== this.activeLesion) await this.selectLesion(first.lesion);
+    this.form.answerMessage(`${first.message}${more}.`);
+    this.form.focusQuestion(first);
+  }
+
+  /** Answer-key mode: save straight to the case's answer key; the draft stays until the server has it. */
+  async submitAnswerKey(document_) {
+    this.submitting = true;
+    this.form.busy(true);
+    this.form.message('Saving the answer key…');
+    try {
+      await api.saveAnswerKey(this.case.id, document_);
+    } catch (error) {
+      this.submitting = false;
+      this.form.busy(false);
+      this.onServerErrors(error);
+      return;
+    }
+    dropDraft(this.readerKey, this.case.id);
+    this.form.message('Answer key saved. Back to the task…', 'ok');
+    window.location.assign(this.returnUrl);
+  }
+
+  /** Show a refusal in the reader's words; a changed question set reloads the page (the draft is kept). */
+  onServerErrors(error) {
+    const errors = error.body?.errors || {};
+    if (errors.question_version) {
+      this.form.message("This task's questions have changed: reloading with the new questions (your drawing is kept).", 'warn');
+      setTimeout(() => window.location.reload(), 1500);
+      return;
+    }
+    const sentences = describeAnswerErrors(errors, { questions: this.questions, lesionNumbers: this.lesionNumbersSent });
+    this.form.message(`Not saved: ${sentences.length ? sentences.join('; ') : error.message}`, 'error');
   }
 
   async onReadSaved(document_, answer) {
@@ -445,7 +559,7 @@ class ReadingSession {
       this.form.message('That read was already stored. Press Submit again to save your changes as a new version.', 'warn');
       return;
     }
-    this.form.message(`Not saved: ${error.message}`, 'error');
+    this.onServerErrors(error);
   }
 
   onQueueState({ queued, retryInMs }) {
@@ -557,6 +671,7 @@ class ReadingSession {
         if (preset) this.focusedViewer().setWindow(preset);
       },
       ...actions,
+      questionKey: (event) => this.form.questionKey(event),
       escape: () => $('#shortcut-sheet').open && $('#shortcut-sheet').close(),
     });
   }
@@ -611,6 +726,7 @@ class ReadingSession {
       sliceIndex: () => this.viewer.sliceIndex(),
       imageIds: () => this.imageIds,
       lesions: () => this.lesions(),
+      answers: () => JSON.parse(JSON.stringify(this.form.answers)),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
       cachedFraction: () => (this.imageIds || []).filter((id) => cache.isLoaded(id)).length / (this.imageIds?.length || 1),

@@ -1,8 +1,10 @@
 // Builds the read document of docs/read-format.md from what the reader drew: measurement
 // annotations (world points -> image [column, row] on a named instance and frame), mask run
-// lengths per slice, flags, comment and time spent. Lesions are renumbered 1..n in order.
-// Pure apart from the geometry lookups passed in; never talks to the server.
+// lengths per slice, flags, comment, time spent and the answers to the task's questions.
+// Lesions are renumbered 1..n in order. Pure apart from the geometry lookups passed in; never
+// talks to the server.
 import { clampToImage, lineLengthMm, patientToImage, round } from './geometry.js';
+import { answeredOnly } from './questions.js';
 
 function line(points, imageId, { frameOf, planeOf }) {
   const where = frameOf.get(imageId);
@@ -33,11 +35,12 @@ export function measurementAxes(annotation, lookups) {
 }
 
 /**
- * Return the lesions as [{number, axes, maskSlices}] sorted by the reader's lesion number.
+ * Return the lesions as [{number, axes, maskSlices, answers}] sorted by the reader's lesion number.
  * annotations: measurement annotations carrying data.readerboardLesion;
- * maskByLesion: Map(lesion number -> [{imageId, counts}]).
+ * maskByLesion: Map(lesion number -> [{imageId, counts}]);
+ * lesionAnswers: {lesion number: {question key: value}}.
  */
-export function collectLesions(annotations, maskByLesion, lookups) {
+export function collectLesions(annotations, maskByLesion, lookups, lesionAnswers = {}) {
   const numbers = new Set([...maskByLesion.keys()]);
   for (const item of annotations) numbers.add(item.data.readerboardLesion);
   return [...numbers]
@@ -50,14 +53,35 @@ export function collectLesions(annotations, maskByLesion, lookups) {
         annotationUID: measurement?.annotationUID,
         axes: measurement ? measurementAxes(measurement, lookups) : {},
         maskSlices: maskByLesion.get(number) || [],
+        answers: lesionAnswers[number] || {},
       };
     });
 }
 
-/** The JSON document to POST to /api/reads/. */
-export function buildReadDocument({ clientUuid, caseId, startedAt, now = new Date(), flags, comment, lesions, frameOf }) {
-  const withContent = lesions.filter((lesion) => lesion.axes.long_axis || lesion.maskSlices.length);
-  return {
+/** The lesions that go into the read: those with a line or a painted mask. */
+export function lesionsWithContent(lesions) {
+  return lesions.filter((lesion) => lesion.axes.long_axis || lesion.maskSlices.length);
+}
+
+/**
+ * The JSON document to POST to /api/reads/ (or an answer key's endpoint).
+ * questions: questionSet(task) or null; caseAnswers: {key: value}; each lesion carries `answers`.
+ * Unanswered questions are left out; "answers" is left out for a scope the task asks nothing in.
+ */
+export function buildReadDocument({
+  clientUuid,
+  caseId,
+  startedAt,
+  now = new Date(),
+  flags,
+  comment,
+  lesions,
+  frameOf,
+  questions = null,
+  caseAnswers = {},
+}) {
+  const withContent = lesionsWithContent(lesions);
+  const document_ = {
     client_uuid: clientUuid,
     case: caseId,
     started_at: new Date(startedAt).toISOString(),
@@ -66,6 +90,7 @@ export function buildReadDocument({ clientUuid, caseId, startedAt, now = new Dat
     comment: (comment || '').slice(0, 2000),
     lesions: withContent.map((lesion, index) => {
       const entry = { lesion: index + 1, ...lesion.axes };
+      if (questions?.lesion.length) entry.answers = answeredOnly(questions.lesion, lesion.answers);
       if (lesion.maskSlices.length) {
         entry.mask = {
           slices: lesion.maskSlices.map(({ imageId, counts }) => ({
@@ -78,6 +103,11 @@ export function buildReadDocument({ clientUuid, caseId, startedAt, now = new Dat
       return entry;
     }),
   };
+  if (questions) {
+    document_.question_version = questions.version;
+    if (questions.case.length) document_.answers = answeredOnly(questions.case, caseAnswers);
+  }
+  return document_;
 }
 
 /** Problems that would make the server refuse the document, in the reader's words. */

@@ -1,6 +1,9 @@
-// The side panel: case and task names, instructions, the lesion list with live lengths, the three
-// flag buttons, the comment, Submit, and the messages (queued, errors, count and rank).
-// Only touches the DOM; the session decides what happens.
+// The side panel: case and task names, instructions, the lesion list with live lengths and the
+// open lesion's questions, the three flag buttons, the comment, the case questions, Submit, and
+// the messages (queued, errors, count and rank). Holds flags, comment and answers; only touches
+// the DOM; the session decides what happens.
+import { QuestionGroup } from './questionForm.js';
+import { answersStillValid, answerSummary } from './questions.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -11,6 +14,32 @@ export class ReadForm {
     this.root = root;
     this.handlers = handlers;
     this.flags = { no_lesion: false, skip: false, quality_problem: false };
+    this.questions = null;
+    this.answers = { case: {}, lesions: {} };
+    this.caseQuestions = new QuestionGroup($('#case-questions-list', root), {
+      idPrefix: 'q-case',
+      onAnswer: (key, value) => {
+        this.answers.case[key] = value;
+        this.answerGiven();
+        handlers.changed();
+      },
+    });
+    // The open lesion's questions live in one list item that is moved, not rebuilt, when the lesion
+    // list re-renders (it does so while a line is dragged), so typing and focus survive.
+    this.lesionQuestionsItem = document.createElement('li');
+    this.lesionQuestionsItem.className = 'lesion-questions';
+    const lesionQuestionsBox = document.createElement('div');
+    this.lesionQuestionsItem.append(lesionQuestionsBox);
+    this.questionLesion = null;
+    this.lesionQuestions = new QuestionGroup(lesionQuestionsBox, {
+      idPrefix: 'q-lesion',
+      onAnswer: (key, value) => {
+        if (this.questionLesion == null) return;
+        this.answers.lesions[this.questionLesion] = { ...this.answers.lesions[this.questionLesion], [key]: value };
+        this.answerGiven();
+        handlers.changed();
+      },
+    });
     for (const button of root.querySelectorAll('[data-flag]')) {
       button.addEventListener('click', () => this.toggleFlag(button.dataset.flag));
     }
@@ -26,8 +55,13 @@ export class ReadForm {
     });
   }
 
-  /** Show the case being read and the task's tools and instructions. */
-  showCase(caseForReading) {
+  /** Show the case being read, the task's tools and instructions, and its questions (questionSet or null). */
+  showCase(caseForReading, questions = null) {
+    this.questions = questions;
+    this.questionLesion = null;
+    const caseList = questions?.case || [];
+    $('#case-questions', this.root).hidden = !caseList.length;
+    this.caseQuestions.render(caseList, this.answers.case);
     const { task } = caseForReading;
     $('#case-label', this.root).textContent = caseForReading.label || `Case ${caseForReading.id}`;
     $('#task-name', this.root).textContent = task.name;
@@ -55,29 +89,59 @@ export class ReadForm {
       button.setAttribute('aria-pressed', String(this.flags[button.dataset.flag]));
     }
     const on = Object.keys(FLAG_LABELS).filter((flag) => this.flags[flag]);
-    $('#submit', this.root).textContent = on.length ? `Submit: ${on.map((f) => FLAG_LABELS[f]).join(', ')}` : 'Submit read';
+    const label = this.root.dataset.submitLabel || 'Submit read';
+    $('#submit', this.root).textContent = on.length ? `${label}: ${on.map((f) => FLAG_LABELS[f]).join(', ')}` : label;
   }
 
   get comment() {
     return $('#comment', this.root).value;
   }
 
-  /** Put back flags and comment from a draft. */
-  restore({ flags, comment }) {
+  /** Put back flags, comment and answers from a draft (answers a newer question version no longer takes are dropped). */
+  restore({ flags, comment, answers }) {
     this.flags = { ...this.flags, ...(flags || {}) };
     $('#comment', this.root).value = comment || '';
     this.renderFlags();
+    const lesions = {};
+    for (const [number, given] of Object.entries(answers?.lesions || {})) {
+      lesions[number] = answersStillValid(this.questions?.lesion || [], given);
+    }
+    this.answers = { case: answersStillValid(this.questions?.case || [], answers?.case), lesions };
+    this.caseQuestions.render(this.questions?.case || [], this.answers.case);
+    this.questionLesion = null; // the open lesion's questions are drawn again with the lesion list
   }
 
   clear() {
-    this.restore({ flags: { no_lesion: false, skip: false, quality_problem: false }, comment: '' });
+    this.restore({ flags: { no_lesion: false, skip: false, quality_problem: false }, comment: '', answers: null });
     this.message('');
   }
 
-  /** Render lesions [{number, axes, mask: {pixels, slices}}] with the active one marked. */
+  /** Forget the answers of a deleted lesion. */
+  dropLesion(number) {
+    delete this.answers.lesions[number];
+    if (this.questionLesion === number) this.questionLesion = null;
+  }
+
+  /** Answers of the lesion numbered `number` by the reader. */
+  lesionAnswers(number) {
+    return this.answers.lesions[number] || {};
+  }
+
+  /** Put the keyboard on a question named by answerProblems (its lesion must be the open one). */
+  focusQuestion({ scope, key }) {
+    return (scope === 'case' ? this.caseQuestions : this.lesionQuestions).focusQuestion(key);
+  }
+
+  /** Number keys on a focused question (bindShortcuts' questionKey). */
+  questionKey(event) {
+    return this.lesionQuestions.handleDigit(event) || this.caseQuestions.handleDigit(event);
+  }
+
+  /** Render lesions [{number, axes, mask: {pixels, slices}}] with the active one marked and its questions open. */
   renderLesions(lesions, activeNumber, { showMask }) {
     const list = $('#lesion-list', this.root);
-    const rows = lesions.map((lesion) => {
+    const lesionQuestions = this.questions?.lesion || [];
+    const html = lesions.map((lesion) => {
       const parts = [];
       if (lesion.axes.long_axis) parts.push(`long <b data-testid="long-axis-mm">${lesion.axes.long_axis.length_mm.toFixed(1)}</b> mm`);
       if (lesion.axes.short_axis) parts.push(`short <b>${lesion.axes.short_axis.length_mm.toFixed(1)}</b> mm`);
@@ -87,16 +151,59 @@ export class ReadForm {
         <button type="button" class="lesion-name">Lesion ${lesion.number}</button>
         <span class="lesion-sizes">${parts.join(' · ') || 'empty'}</span>
         <button type="button" class="icon" data-delete title="Delete lesion ${lesion.number}" aria-label="Delete lesion ${lesion.number}">✕</button>
+        <span class="lesion-answers" data-testid="lesion-answers"></span>
       </li>`;
     });
-    if (!lesions.some((lesion) => lesion.number === activeNumber)) {
-      rows.push(`<li class="lesion active placeholder" aria-current="true">Lesion ${activeNumber}: draw a line or paint</li>`);
+    const activeHasContent = lesions.some((lesion) => lesion.number === activeNumber);
+    if (!activeHasContent) {
+      html.push(`<li class="lesion active placeholder" aria-current="true">Lesion ${activeNumber}: draw a line or paint</li>`);
     }
-    list.innerHTML = rows.join('');
+    const template = document.createElement('template');
+    template.innerHTML = html.join('');
+    const rows = [...template.content.children];
+    for (const row of rows) {
+      const number = Number(row.dataset.lesion);
+      const summary = row.querySelector('.lesion-answers');
+      // Answer labels come from admins: text only. The open lesion shows its questions instead.
+      if (summary && lesionQuestions.length && number !== activeNumber) {
+        summary.textContent = answerSummary(lesionQuestions, this.lesionAnswers(number));
+        summary.classList.toggle('incomplete', /missing$/.test(summary.textContent));
+      } else summary?.remove();
+    }
+    // Replace the rows around the questions item without moving it while its lesion stays open.
+    const item = this.lesionQuestionsItem;
+    const showQuestions = Boolean(lesionQuestions.length) && activeHasContent;
+    for (const child of [...list.children]) if (child !== item) child.remove();
+    if (!showQuestions) {
+      item.remove();
+      this.questionLesion = null;
+      list.append(...rows);
+      return;
+    }
+    if (!item.isConnected) list.append(item);
+    const activeIndex = rows.findIndex((row) => Number(row.dataset.lesion) === activeNumber);
+    item.before(...rows.slice(0, activeIndex + 1));
+    item.after(...rows.slice(activeIndex + 1));
+    if (this.questionLesion !== activeNumber) {
+      this.questionLesion = activeNumber;
+      item.setAttribute('aria-label', `Questions for lesion ${activeNumber}`);
+      this.lesionQuestions.render(lesionQuestions, this.lesionAnswers(activeNumber), `q-lesion${activeNumber}`);
+    }
+  }
+
+  /** Name a missing or wrong answer under Submit; it goes away once the reader answers. */
+  answerMessage(text) {
+    this.message(text, 'error');
+    this.showingAnswerMessage = true;
+  }
+
+  answerGiven() {
+    if (this.showingAnswerMessage) this.message('');
   }
 
   /** A message under Submit; kind is '', 'ok', 'warn' or 'error'. */
   message(text, kind = '') {
+    this.showingAnswerMessage = false;
     const box = $('#form-message', this.root);
     box.textContent = text;
     box.className = `form-message ${kind}`;

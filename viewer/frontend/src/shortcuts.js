@@ -19,6 +19,8 @@ export const SHORTCUTS = [
   { keys: ['z'], label: 'Z', action: 'mode:zoom', help: 'Zoom by dragging (Ctrl + wheel always)' },
   { keys: ['s'], label: 'S', action: 'mode:scroll', help: 'Scroll slices by dragging (wheel always)' },
   { keys: ['1', '2', '3', '4', '5', '6'], label: '1 – 6', action: 'preset', help: 'Window presets in the order shown' },
+  // Handled by the question under the keyboard (questionForm.js), so nothing is bound here.
+  { keys: [], label: '1 – 9 on a question', action: 'answer', help: 'Pick its option (Likert: the value; yes/no: 1 yes, 2 no)' },
   { keys: ['i'], label: 'I', action: 'invert', help: 'Invert' },
   { keys: ['r'], label: 'R', action: 'reset', help: 'Reset window, zoom and pan' },
   { keys: ['+', '='], label: '+ / −', action: 'zoomIn', help: 'Zoom in / out' },
@@ -37,15 +39,23 @@ function keyName(event) {
   return key;
 }
 
-/** Call handlers[action](event, key) for shortcut keys typed outside text fields. */
+const OPTION_KEYS = new Set(['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', ' ', 'Home', 'End']);
+
+/**
+ * Call handlers[action](event, key) for shortcut keys typed outside text fields.
+ * handlers.questionKey(event) goes first and returns true when a focused question used the key.
+ */
 export function bindShortcuts(handlers) {
   const byKey = new Map();
   for (const shortcut of SHORTCUTS) for (const key of shortcut.keys) byKey.set(key, shortcut.action);
   document.addEventListener('keydown', (event) => {
     const target = event.target;
-    const typing = target.closest?.('input[type=text], input:not([type]), textarea, select, [contenteditable]');
+    const typing = target.closest?.('input[type=text], input[type=number], input:not([type]), textarea, select, [contenteditable]');
     const name = keyName(event);
     if (typing && name !== 'ctrl+Enter') return;
+    if (handlers.questionKey?.(event)) return;
+    // Arrows and space on a question's radio buttons move between and pick its options, as usual.
+    if (target.closest?.('[data-question]') && OPTION_KEYS.has(event.key)) return;
     if (event.key === 'Escape') {
       handlers.escape?.(event);
       return;
