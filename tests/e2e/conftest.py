@@ -132,5 +132,6 @@ def demo_task(transactional_db, isolated_data_dir):
     from annotations.models import Task
     from annotations.services.demo import make_demo
 
-    summary = make_demo(patients=[e2e_patient(1), e2e_patient(2)], include_odd_dicom=False)
+    # The follow-up demo is left out: these tests read the booth task (follow-up tests make their own data).
+    summary = make_demo(patients=[e2e_patient(1), e2e_patient(2)], include_odd_dicom=False, follow_up=False)
     return Task.objects.get(pk=summary.task_id)
