@@ -334,7 +334,7 @@ def _answer_gold(
         tally(
             consensus,
             question,
-            case_consensus[question["key"]].get("value"),
+            _consensus_value(question, case_consensus.get(question["key"], {})),
             (key.answers.get("case") or {}).get(question["key"]),
         )
     accepted = [lesion for lesion in outcomes if lesion.accepted]
@@ -348,12 +348,21 @@ def _answer_gold(
         expected = key.lesion_answers(key_lesions[pair.right].lesion_index)
         values = lesion_consensus[str(accepted[pair.left].lesion_index)]
         for question in questions.lesion:
-            value = values.get(question["key"], {}).get("value")
-            if question["kind"] in ("likert", "number") and values.get(question["key"], {}).get("median") is not None:
-                value = values[question["key"]]["median"]
-                value = int(round(value)) if question["kind"] == "likert" else value
-            tally(consensus, question, value, expected.get(question["key"]))
+            tally(
+                consensus,
+                question,
+                _consensus_value(question, values.get(question["key"], {})),
+                expected.get(question["key"]),
+            )
     return {"answer_key_read_id": key.read_id, "readers": readers, "consensus": consensus}
+
+
+def _consensus_value(question: dict, summary: dict):
+    """The consensus answer compared with a key: the plurality value, or for numbers and Likert the median."""
+    if question["kind"] in ("likert", "number") and summary.get("median") is not None:
+        median = summary["median"]
+        return int(round(median)) if question["kind"] == "likert" else median
+    return summary.get("value")
 
 
 def case_evidence(outcomes: Sequence[LesionOutcome], *, n_readers: int) -> CaseEvidence:

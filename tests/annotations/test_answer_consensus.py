@@ -245,6 +245,13 @@ def test_the_answer_key_scores_readers_per_question_and_feeds_their_answer_weigh
     assert readers[str(good.pk)]["lesion_site"]["correct"] == 1
     assert readers[str(bad.pk)]["lesion_site"]["correct"] == 0
     assert readers[str(bad.pk)]["malignancy"]["errors"] == [-2]
+    # The consensus of a case Likert question is its median (3 of 4 and 2), compared with the key's 4.
+    assert stored.answers["gold"]["consensus"]["malignancy"] == {
+        "n": 1,
+        "correct": 0,
+        "errors": [-1],
+        "pairs": [[3, 4]],
+    }
     accuracy = answer_results.answer_accuracy(task=case.task)
     by_reader = {row["reader_id"]: row for row in accuracy["readers"]}
     assert by_reader[good.pk]["all"]["accuracy"] == 1.0 and by_reader[bad.pk]["all"]["accuracy"] == 0.0
