@@ -60,3 +60,11 @@ def test_the_demo_lesions_sit_in_lung_and_liver():
     tissues = {tissue_at(patient, lesion.center_mm) for patient in demo_patients() for lesion in patient.lesions}
 
     assert tissues == {"lung", "liver"}
+
+
+def test_a_small_demo_matrix_keeps_every_lesion_inside_the_image():
+    for patient in demo_patients(count=4, slices=30, rows=128, columns=128):
+        half_fov_mm = patient.rows * patient.pixel_spacing_mm / 2
+        for lesion in patient.lesions:
+            x, y, _ = lesion.center_mm
+            assert max(abs(x), abs(y)) + lesion.diameters_mm[0] / 2 < half_fov_mm

@@ -233,7 +233,8 @@ def demo_patients(*, count: int = 4, slices: int = 80, rows: int = 512, columns:
     rng = np.random.default_rng(2017)
     patients = []
     for index in range(count):
-        spacing = float(rng.choice([0.68, 0.7, 0.78]))
+        # A smaller matrix keeps the body's field of view (lesions sit up to 60 mm off centre): bigger pixels.
+        spacing = float(rng.choice([0.68, 0.7, 0.78])) * max(1.0, 512 / rows)
         n_slices = slices + int(rng.integers(0, 41)) if slices >= 60 else slices
         slice_z = [-(n_slices - 1) * 2.5 / 2.0 + k * 2.5 for k in range(n_slices)]
         n_lesions = int(rng.integers(1, 4))
