@@ -39,7 +39,7 @@ def focused_question(page) -> str | None:
 
 
 def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_the_read_keeps_the_answers(
-    live_server, viewer_bundle, task_with_questions, browser_page
+    live_server, viewer_bundle, task_with_questions, browser_page, tmp_path
 ):
     from annotations.models import Read
 
@@ -101,6 +101,32 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     assert [lesion["answers"] for lesion in read.document["lesions"]] == [{"lesion_type": "liver"}]
     assert read.answers == {"case": {"confidence": 4}, "lesions": {"1": {"lesion_type": "liver"}}}
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
+    assert_answers_exported(read, tmp_path)
+
+
+def assert_answers_exported(read, tmp_path) -> None:
+    """The reader's answers are in the reads CSV and in the read's TID 1500 SR, as researchers get them."""
+    import csv
+    import io
+    import zipfile
+
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    from annotations.services.exports import export_to_path
+
+    task = read.case.task
+    with open(export_to_path(task=task, fmt="csv", out=tmp_path / "reads.csv").path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["read_id"] == str(read.pk)]
+    assert rows and {row["lesion_answer_lesion_type"] for row in rows if row["lesion_index"]} == {"liver"}
+    assert {row["case_answer_confidence"] for row in rows} == {"4"}
+
+    with zipfile.ZipFile(export_to_path(task=task, fmt="sr", out=tmp_path / "sr.zip").path) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(f"read-{read.pk}-v1.dcm")]
+        sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(io.BytesIO(archive.read(name))))
+    (group,) = sr.content.get_image_measurement_groups()
+    assert group.finding_type == codes.SCT.Liver
 
 
 @pytest.mark.parametrize(("device", "width", "height"), [("phone", 390, 844), ("tablet", 820, 1180)])
