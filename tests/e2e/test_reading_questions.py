@@ -61,23 +61,23 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     assert message.text_content() == "Lesion 1: Lesion type is required (and 1 more)."
     assert focused_question(page) == "lesion_type"
 
-    # "2" on the focused question picks its second option (Liver), not the second window preset.
+    # "1" on the focused question picks its first option (Lung: the lesion sits in the lung), not the first window preset.
     window_before = page.locator("#window-label").text_content()
-    page.keyboard.press("2")
-    assert lesion_type.get_by_role("radio", name="Liver").is_checked()
+    page.keyboard.press("1")
+    assert lesion_type.get_by_role("radio", name="Lung").is_checked()
     assert page.locator("#window-label").text_content() == window_before
-    assert page.evaluate("() => window.readerboardViewer.answers().lesions['1']") == {"lesion_type": "liver"}
+    assert page.evaluate("() => window.readerboardViewer.answers().lesions['1']") == {"lesion_type": "lung"}
 
     # The answer lives in the draft with the line: a reload brings both back.
     page.wait_for_function(
         "() => Object.keys(localStorage).some((k) => k.startsWith('readerboard:draft:') "
-        '&& localStorage.getItem(k).includes(\'"lesion_type":"liver"\'))'
+        '&& localStorage.getItem(k).includes(\'"lesion_type":"lung"\'))'
     )
     page.reload()
     page.wait_for_function(READY, timeout=60_000)
     assert page.evaluate("() => window.readerboardViewer.caseId()") == case_id
     lesion_type.wait_for()
-    assert lesion_type.get_by_role("radio", name="Liver").is_checked()
+    assert lesion_type.get_by_role("radio", name="Lung").is_checked()
 
     # The case's confidence is still missing: Submit says so, by name, and stores nothing.
     page.locator("#submit").click()
@@ -98,8 +98,8 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     read = Read.objects.get(reader__display_name="Dr Questions")
     assert read.document["question_version"] == 1
     assert read.document["answers"] == {"confidence": 4}
-    assert [lesion["answers"] for lesion in read.document["lesions"]] == [{"lesion_type": "liver"}]
-    assert read.answers == {"case": {"confidence": 4}, "lesions": {"1": {"lesion_type": "liver"}}}
+    assert [lesion["answers"] for lesion in read.document["lesions"]] == [{"lesion_type": "lung"}]
+    assert read.answers == {"case": {"confidence": 4}, "lesions": {"1": {"lesion_type": "lung"}}}
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
     assert_answers_exported(read, tmp_path)
 
@@ -119,14 +119,14 @@ def assert_answers_exported(read, tmp_path) -> None:
     task = read.case.task
     with open(export_to_path(task=task, fmt="csv", out=tmp_path / "reads.csv").path, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["read_id"] == str(read.pk)]
-    assert rows and {row["lesion_answer_lesion_type"] for row in rows if row["lesion_index"]} == {"liver"}
+    assert rows and {row["lesion_answer_lesion_type"] for row in rows if row["lesion_index"]} == {"lung"}
     assert {row["case_answer_confidence"] for row in rows} == {"4"}
 
     with zipfile.ZipFile(export_to_path(task=task, fmt="sr", out=tmp_path / "sr.zip").path) as archive:
         (name,) = [n for n in archive.namelist() if n.endswith(f"read-{read.pk}-v1.dcm")]
         sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(io.BytesIO(archive.read(name))))
     (group,) = sr.content.get_image_measurement_groups()
-    assert group.finding_type == codes.SCT.Liver
+    assert group.finding_type == codes.SCT.Lung
 
 
 @pytest.mark.parametrize(("device", "width", "height"), [("phone", 390, 844), ("tablet", 820, 1180)])
@@ -269,7 +269,7 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     assert "None stored yet." in page.get_by_test_id("answer-key-banner").inner_text()
 
     drawn_mm = draw_long_axis_across_lesion(page)
-    page.locator(".lesion-questions label.option", has_text="Liver").click()
+    page.locator(".lesion-questions label.option", has_text="Lung").click()
     page.get_by_test_id("case-questions").locator("label.option", has_text="5").click()
     browser_page.screenshot("answer-key.png")
     page.get_by_role("button", name="Save answer key").click()
@@ -279,7 +279,7 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     browser_page.screenshot("answer-key-dashboard.png")
 
     key = Read.all_objects.get(case=gold, is_answer_key=True)
-    assert key.answers == {"case": {"confidence": 5}, "lesions": {"1": {"lesion_type": "liver"}}}
+    assert key.answers == {"case": {"confidence": 5}, "lesions": {"1": {"lesion_type": "lung"}}}
     assert abs(key.document["lesions"][0]["long_axis"]["length_mm"] - drawn_mm) < 0.1
     assert not Read.objects.filter(case=gold).exists(), "an answer key is never a crowd read"
 
@@ -290,6 +290,6 @@ def test_an_admin_draws_a_gold_case_answer_key_in_the_viewer_and_finds_it_again(
     page.locator("[data-testid=long-axis-mm]").first.wait_for()
     assert abs(float(page.locator("[data-testid=long-axis-mm]").first.text_content()) - drawn_mm) < 0.1
     page.locator(".lesion-questions [data-question=lesion_type]").wait_for()
-    assert page.locator(".lesion-questions").get_by_role("radio", name="Liver").is_checked()
+    assert page.locator(".lesion-questions").get_by_role("radio", name="Lung").is_checked()
     assert page.get_by_test_id("case-questions").get_by_role("radio", name="5, Certain").is_checked()
     assert not [e for e in browser_page.errors if "pageerror" in e], browser_page.errors
