@@ -337,6 +337,11 @@ def score_consensus(task, cases_by_pk: dict[int, study.SyntheticCase], truth_vox
     return report
 
 
+def _method_order(name: str) -> tuple:
+    """Fixed settings by reads per case, then the adaptive ones (their weighted rows after them)."""
+    return (0, int(name.split("_")[1]), name) if name.startswith("fixed_") else (1, 0, name)
+
+
 def _histogram(values: list[int]) -> dict[int, int]:
     counts: dict[int, int] = defaultdict(int)
     for value in values:
@@ -550,7 +555,8 @@ def main() -> None:
         if earlier["seed"] != args.seed or earlier["data"]["lesions"] != results["data"]["lesions"]:
             raise SystemExit(f"{args.merge} is a different study (seed {earlier['seed']})")
         kept = [name for name in earlier["methods"] if name not in results["methods"]]
-        results["methods"] = {**{name: earlier["methods"][name] for name in kept}, **results["methods"]}
+        merged = {**{name: earlier["methods"][name] for name in kept}, **results["methods"]}
+        results["methods"] = {name: merged[name] for name in sorted(merged, key=_method_order)}
         results["runs"] = {**{n: earlier["runs"][n] for n in kept if n in earlier["runs"]}, **results["runs"]}
         if results["single_reader"] is None:
             results["single_reader"] = earlier["single_reader"]
