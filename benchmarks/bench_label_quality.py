@@ -4,8 +4,9 @@ Run: .venv/bin/python benchmarks/bench_label_quality.py [--seed 19] [--lesions 5
 
 It draws synthetic cases with known lesions and a population of simulated readers
 (benchmarks/reader_study.py, parameters in the results JSON), builds a throw-away
-SQLite database in a temporary data dir, and for each setting (fixed 3, 5, 7
-reads per case; adaptive reads from a minimum up to 7) creates a task over the
+SQLite database in a temporary data dir, and for each setting (fixed 3, 4, 5, 7
+reads per case; adaptive reads from a minimum up to 7 with the rule's defaults
+and with a stricter rule that spends about a fixed 5's reads) creates a task over the
 same cases and lets the readers work through it with the real services:
 `assignment.next_case` gives each reader a case (leased), `submit_read` validates
 and stores the read document, and the consensus service computes the case's
