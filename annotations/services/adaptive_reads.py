@@ -10,9 +10,12 @@ is uncertain (docs/consensus.md, "Adaptive reads"):
 - **long axis**: the median of the readers' long axes of a lesion marked by at
   least two is still uncertain: its standard error (1.2533 * SD / sqrt(n), the
   large-sample error of a median) exceeds `max_median_error` of the median and
-  `min_median_error_mm`. It asks for the reads that would bring the error under
-  the threshold at the spread seen so far, one or two at a time. Unlike the range,
-  this shrinks as reads agree, so a case that once disagreed can still settle;
+  `min_median_error_mm`. With reader reliability weights (learned without gold,
+  1 for a typical reader) the SD and the n are weighted: two reliable readers who
+  agree settle a lesion sooner than two unknown ones. It asks for the reads that
+  would bring the error under the threshold at the spread seen so far, one or two
+  at a time. Unlike the range, this shrinks as reads agree, so a case that once
+  disagreed can still settle;
 - **mask**: the lesion's masks overlap with mean pairwise Dice below `min_mask_dice`:
   one more read;
 - **answers** (once tasks ask questions): agreement below `min_answer_agreement`: one more read.
@@ -39,7 +42,7 @@ class AdaptiveRule:
     detection_margin: int = 2
     # Tuned on the reader-study benchmark with another seed (23) than the one reported (19): docs/consensus.md.
     max_median_error: float = 0.05
-    min_median_error_mm: float = 1.5
+    min_median_error_mm: float = 2.0
     min_mask_dice: float = 0.6
     min_answer_agreement: float = 0.7
 
@@ -62,6 +65,8 @@ class LesionEvidence:
     support: int
     long_axes_mm: Sequence[float] = ()
     mean_pairwise_dice: float | None = None
+    # The measuring readers' reliability weights, in the order of long_axes_mm; empty: every reader weighs 1.
+    reader_weights: Sequence[float] = ()
 
 
 @dataclass(frozen=True)
@@ -121,14 +126,23 @@ def long_axis_spread(lengths_mm: Sequence[float]) -> float:
 MEDIAN_ERROR_FACTOR = 1.2533  # sqrt(pi / 2): standard error of a median over that of a mean, normal errors
 
 
-def median_error_mm(lengths_mm: Sequence[float]) -> float:
-    """Return the standard error of the median of the lengths: 1.2533 * SD (ddof 1) / sqrt(n); 0 for fewer than 2."""
-    if len(lengths_mm) < 2:
+def median_error_mm(lengths_mm: Sequence[float], weights: Sequence[float] = ()) -> float:
+    """Return the standard error of the median of the lengths: 1.2533 * SD (ddof 1) / sqrt(n); 0 for fewer than 2.
+
+    With reliability weights (1 for a typical reader), SD is the weighted SD (ddof-corrected) and n the sum of
+    the weights, so a reader of weight 3 counts as three typical readers; equal weights of 1 give the plain figure.
+    """
+    n = len(lengths_mm)
+    if n < 2:
         return 0.0
     values = [float(v) for v in lengths_mm]
-    mean = sum(values) / len(values)
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return MEDIAN_ERROR_FACTOR * sd / math.sqrt(len(values))
+    w = [float(v) for v in weights] if weights else [1.0] * n
+    if len(w) != n or any(v <= 0 for v in w):
+        raise ValueError(f"need one positive weight per length, got {list(weights)} for {n} lengths")
+    total = sum(w)
+    mean = sum(wi * v for wi, v in zip(w, values, strict=True)) / total
+    variance = sum(wi * (v - mean) ** 2 for wi, v in zip(w, values, strict=True)) / total * n / (n - 1)
+    return MEDIAN_ERROR_FACTOR * math.sqrt(variance / total)
 
 
 def read_decision(evidence: CaseEvidence, rule: AdaptiveRule) -> ReadDecision:
@@ -147,7 +161,7 @@ def read_decision(evidence: CaseEvidence, rule: AdaptiveRule) -> ReadDecision:
             wanted.append((rule.detection_margin - margin, 2.0, f"{name} marked by {lesion.support} of {n} readers"))
         lengths = list(lesion.long_axes_mm)
         if len(lengths) >= 2:
-            error_mm = median_error_mm(lengths)
+            error_mm = median_error_mm(lengths, lesion.reader_weights)
             median = sorted(lengths)[len(lengths) // 2] if len(lengths) % 2 else float(np.median(lengths))
             allowed_mm = max(rule.max_median_error * median, rule.min_median_error_mm)
             if error_mm > allowed_mm:

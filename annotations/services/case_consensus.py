@@ -178,8 +178,11 @@ def inputs_hash(inputs: CaseInputs, params: ConsensusParams) -> str:
     payload = {
         "reads": sorted(read.read_id for read in inputs.reads),
         "params": params.as_json(),
+        # The adaptive rule reads the weights even when the consensus does not use them.
         "weights": (
-            {str(k): round(v, 6) for k, v in sorted(inputs.weights.items())} if params.use_reader_weights else None
+            {str(k): round(v, 6) for k, v in sorted(inputs.weights.items())}
+            if params.use_reader_weights or params.adaptive is not None
+            else None
         ),
         "references": [
             [ref.reference_id, [round(c, 4) for c in ref.center_mm], round(ref.long_axis_mm, 4)]
@@ -230,7 +233,8 @@ def compute_case(inputs: CaseInputs, params: ConsensusParams) -> CaseOutcome:
     if answers.get("flags"):
         flags.extend(answers["flags"])  # the same list as summary["flags"]
     if params.adaptive is not None:
-        summary["adaptive"] = read_decision(case_evidence(outcomes, n_readers=n_readers), params.adaptive).as_json()
+        evidence = case_evidence(outcomes, n_readers=n_readers, weights=inputs.weights)
+        summary["adaptive"] = read_decision(evidence, params.adaptive).as_json()
     return CaseOutcome(lesions=outcomes, summary=summary, low_agreement=bool(flags), answers=answers)
 
 
@@ -365,19 +369,24 @@ def _consensus_value(question: dict, summary: dict):
     return summary.get("value")
 
 
-def case_evidence(outcomes: Sequence[LesionOutcome], *, n_readers: int) -> CaseEvidence:
-    """Return what the adaptive-reads rule looks at: each lesion's support, reader long axes and mask overlap."""
-    return CaseEvidence(
-        n_readers=n_readers,
-        lesions=[
+def case_evidence(
+    outcomes: Sequence[LesionOutcome], *, n_readers: int, weights: dict[int, float] | None = None
+) -> CaseEvidence:
+    """Return what the adaptive-reads rule looks at: each lesion's support, reader long axes, their readers'
+    reliability weights (1 for a reader without one) and mask overlap."""
+    weights = weights or {}
+    lesions = []
+    for lesion in outcomes:
+        lengths = lesion.statistics.get("reader_long_axis_mm") or {}
+        lesions.append(
             LesionEvidence(
                 support=lesion.support,
-                long_axes_mm=list((lesion.statistics.get("reader_long_axis_mm") or {}).values()),
+                long_axes_mm=list(lengths.values()),
                 mean_pairwise_dice=lesion.statistics.get("mean_pairwise_dice"),
+                reader_weights=[weights.get(int(reader_id), 1.0) for reader_id in lengths],
             )
-            for lesion in outcomes
-        ],
-    )
+        )
+    return CaseEvidence(n_readers=n_readers, lesions=lesions)
 
 
 def _lesion_outcome(

@@ -22,7 +22,7 @@ from multiprocessing import get_context
 
 import numpy as np
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Sum
 
 from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, MaskSlice, Read, ReaderQuality, Task
 from annotations.models.tasks import ReferenceLesion, Tool
@@ -349,7 +349,10 @@ def compute_case_consensus(*, case: Case, use_reader_weights: bool = False) -> C
 
     Returns None, and leaves no current result, when the case has no current reads.
     """
-    weights = reader_weights([case.task_id]) if use_reader_weights else None
+    if case.task.adaptive_reads:
+        # The adaptive rule weighs readers by reliability learned without gold: keep it current as reads come in.
+        refresh_reader_quality_if_grown(task=case.task)
+    weights = reader_weights([case.task_id]) if use_reader_weights or case.task.adaptive_reads else None
     answer_weights = reader_answer_weights([case.task_id]) if use_reader_weights else None
     inputs = load_case_inputs([case.pk], weights=weights, answer_weights=answer_weights)[case.pk]
     params = ConsensusParams.for_task(case.task, use_reader_weights=use_reader_weights)
@@ -400,7 +403,7 @@ def recompute_task_consensus(
     )
     report = TaskRecompute(cases=len(ids))
     params = ConsensusParams.for_task(task, use_reader_weights=use_reader_weights)
-    weights = reader_weights([task.pk]) if use_reader_weights else None
+    weights = reader_weights([task.pk]) if use_reader_weights or task.adaptive_reads else None
     answer_weights = reader_answer_weights([task.pk]) if use_reader_weights else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) if workers > 1 else None
     try:
@@ -522,6 +525,22 @@ GOLD_ERROR_FLOOR_MM = 2.0
 WEIGHT_RANGE = (0.2, 5.0)
 # Without gold reads, a reader's weight comes from agreement with the others once they measured this many lesions.
 MIN_AGREEMENT_LESIONS = 5
+
+
+# An adaptive task refreshes its readers' reliability when its reads have grown by this factor since the last
+# refresh (and by at least this many reads): a geometric schedule, so the whole-task work stays linear overall.
+RELIABILITY_REFRESH_GROWTH = 1.25
+RELIABILITY_REFRESH_MIN_READS = 20
+
+
+def refresh_reader_quality_if_grown(*, task: Task) -> bool:
+    """Refresh the task's reader quality when its reads grew enough since the last refresh; True when it did."""
+    reads = task.cases.aggregate(total=Sum("reads_done"))["total"] or 0
+    counted = ReaderQuality.objects.filter(task=task).aggregate(total=Sum("n_reads"))["total"] or 0
+    if reads < max(RELIABILITY_REFRESH_MIN_READS, RELIABILITY_REFRESH_GROWTH * counted):
+        return False
+    refresh_reader_quality(task=task)
+    return True
 
 
 def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:

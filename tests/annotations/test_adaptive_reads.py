@@ -40,14 +40,62 @@ def test_a_case_short_of_the_minimum_asks_for_the_missing_reads():
 
 
 def test_long_axes_that_disagree_ask_for_the_reads_that_would_settle_the_median():
-    lesion = LesionEvidence(support=3, long_axes_mm=[20.0, 20.0, 24.4], mean_pairwise_dice=0.8)
+    lesion = LesionEvidence(support=3, long_axes_mm=[40.0, 40.0, 46.0], mean_pairwise_dice=0.8)
 
     decision = read_decision(CaseEvidence(n_readers=3, lesions=[lesion]), RULE)
 
-    # SD 2.540 mm, so the median's error is 1.2533 * 2.540 / sqrt(3) = 1.84 mm > max(5 % of 20, 1.5) = 1.5 mm;
-    # 3 * (1.84 / 1.5)^2 = 4.5 reads would do, so 2 more. The message gives the range: 4.4 / 20 = 22 %.
-    assert median_error_mm(lesion.long_axes_mm) == pytest.approx(1.8381, abs=1e-3)
-    assert decision.message == "needs 2 more reads: long axes disagree by 22%"
+    # SD 3.464 mm, so the median's error is 1.2533 * 3.464 / sqrt(3) = 2.507 mm > max(5 % of 40, 2.0) = 2.0 mm;
+    # 3 * (2.507 / 2.0)^2 = 4.7 reads would do, so 2 more. The message gives the range: 6 / 40 = 15 %.
+    assert median_error_mm(lesion.long_axes_mm) == pytest.approx(2.5066, abs=1e-3)
+    assert decision.message == "needs 2 more reads: long axes disagree by 15%"
+
+
+def test_two_reads_that_agree_closely_stop_at_the_minimum_and_two_that_disagree_ask_for_more():
+    rule = AdaptiveRule(min_reads=2, max_reads=7)
+    close = LesionEvidence(support=2, long_axes_mm=[30.0, 32.5])
+    apart = LesionEvidence(support=2, long_axes_mm=[30.0, 36.0])
+
+    # Two reads: the error is 1.2533 * |a - b| / 2: 1.57 mm (settled) and 3.76 mm (> 2.0 mm: wants 2 * 1.88^2 = 8).
+    assert read_decision(CaseEvidence(n_readers=2, lesions=[close]), rule).more_reads == 0
+    decision = read_decision(CaseEvidence(n_readers=2, lesions=[apart]), rule)
+    assert (decision.more_reads, decision.target_reads) == (2, 4)
+
+
+def test_equal_weights_of_one_give_the_plain_median_error():
+    lengths = [18.0, 21.0, 25.0, 19.5]
+
+    assert median_error_mm(lengths, [1.0] * 4) == pytest.approx(median_error_mm(lengths))
+
+
+def test_reliable_readers_count_for_more_reads():
+    # Readers of weight 4 each: the weighted SD is the plain one, the effective n is 8 instead of 2, so the
+    # error halves: 1.2533 * 2.828 / sqrt(8) = 1.25 mm instead of 2.51 mm.
+    assert median_error_mm([30.0, 34.0], [4.0, 4.0]) == pytest.approx(1.2533, abs=1e-3)
+    assert median_error_mm([30.0, 34.0]) == pytest.approx(2.5066, abs=1e-3)
+
+
+def test_two_reliable_readers_who_agree_settle_a_lesion_that_two_unknown_readers_would_not():
+    rule = AdaptiveRule(min_reads=2, max_reads=7)
+    unknown = LesionEvidence(support=2, long_axes_mm=[30.0, 34.0])
+    reliable = LesionEvidence(support=2, long_axes_mm=[30.0, 34.0], reader_weights=[4.0, 4.0])
+    unreliable = LesionEvidence(support=2, long_axes_mm=[30.0, 32.5], reader_weights=[0.3, 0.3])
+
+    assert read_decision(CaseEvidence(n_readers=2, lesions=[unknown]), rule).more_reads == 2
+    assert read_decision(CaseEvidence(n_readers=2, lesions=[reliable]), rule).more_reads == 0
+    # Close lengths from two readers who usually disagree with the others are not enough: 1.57 / sqrt(0.3) mm.
+    assert read_decision(CaseEvidence(n_readers=2, lesions=[unreliable]), rule).more_reads > 0
+
+
+def test_an_outlying_reader_with_a_small_weight_moves_the_error_less():
+    lengths = [30.0, 30.5, 31.0, 45.0]
+
+    assert median_error_mm(lengths, [1.0, 1.0, 1.0, 0.2]) < median_error_mm(lengths)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, 0.0], [1.0, -1.0]])
+def test_weights_must_be_one_positive_weight_per_length(weights):
+    with pytest.raises(ValueError, match="weight"):
+        median_error_mm([20.0, 22.0], weights)
 
 
 def test_agreeing_reads_after_a_disagreement_settle_the_case_although_the_range_stays():
@@ -60,7 +108,7 @@ def test_agreeing_reads_after_a_disagreement_settle_the_case_although_the_range_
 
 
 def test_a_small_spread_in_millimetres_is_not_uncertain_even_when_the_lesion_is_tiny():
-    lesion = LesionEvidence(support=3, long_axes_mm=[6.0, 6.5, 7.5])  # 25 % but only 1.5 mm
+    lesion = LesionEvidence(support=3, long_axes_mm=[6.0, 7.0, 8.5])  # 36 % but only 2.5 mm
 
     assert read_decision(CaseEvidence(n_readers=3, lesions=[lesion]), RULE).more_reads == 0
 

@@ -414,10 +414,44 @@ def test_adaptive_readers_who_disagree_raise_the_case_target_and_say_why(adaptiv
     stored = consensus.compute_case_consensus(case=adaptive_case)
 
     adaptive_case.refresh_from_db()
-    # The median's error 1.2533 * 4.24 / sqrt(2) = 3.8 mm is over 1.5 mm: two more reads (at most two at a time);
+    # The median's error 1.2533 * 4.24 / sqrt(2) = 3.8 mm is over 2.0 mm: two more reads (at most two at a time);
     # the range is (22 - 16) / median 19 = 32 %.
     assert adaptive_case.reads_target == 4
     assert stored.summary["adaptive"]["message"] == "needs 2 more reads: long axes disagree by 32%"
+
+
+@pytest.mark.parametrize(("weight", "target"), [(1.0, 4), (4.0, 2)])
+def test_the_adaptive_rule_trusts_readers_the_task_found_reliable(adaptive_case, weight, target):
+    first, second = ReaderFactory(), ReaderFactory()
+    for reader, length in ((first, 30.0), (second, 34.0)):
+        add_read(adaptive_case, reader, lesions=[{"long": horizontal_line(length_px=length)}])
+        ReaderQuality.objects.create(task=adaptive_case.task, reader=reader, n_reads=1, weight=weight)
+
+    stored = consensus.compute_case_consensus(case=adaptive_case)
+
+    adaptive_case.refresh_from_db()
+    # Error 1.2533 * 2.83 / sqrt(2) = 2.5 mm > 2.0 mm with typical readers; with two of weight 4 it is 1.25 mm.
+    assert adaptive_case.reads_target == target
+    # The consensus itself stays unweighted unless asked: the median of 30 and 34.
+    assert stored.lesions.get().long_axis_median_mm == pytest.approx(32.0, abs=0.05)
+
+
+def test_an_adaptive_task_refreshes_reader_reliability_as_its_reads_grow(adaptive_case, monkeypatch):
+    monkeypatch.setattr(consensus, "RELIABILITY_REFRESH_MIN_READS", 2)
+    task = adaptive_case.task
+    add_read(adaptive_case, ReaderFactory(), lesions=[{"long": horizontal_line()}])
+    type(adaptive_case).objects.filter(pk=adaptive_case.pk).update(reads_done=1)
+
+    assert consensus.refresh_reader_quality_if_grown(task=task) is False
+    assert not ReaderQuality.objects.filter(task=task).exists()
+
+    add_read(adaptive_case, ReaderFactory(), lesions=[{"long": horizontal_line(shift=(0.5, 0.0))}])
+    type(adaptive_case).objects.filter(pk=adaptive_case.pk).update(reads_done=2)
+
+    assert consensus.refresh_reader_quality_if_grown(task=task) is True
+    assert ReaderQuality.objects.filter(task=task).count() == 2
+    # Nothing new since: no second refresh until the reads grow by a quarter.
+    assert consensus.refresh_reader_quality_if_grown(task=task) is False
 
 
 def test_readers_without_gold_are_weighted_by_their_agreement_with_the_other_readers(small_ct_series):

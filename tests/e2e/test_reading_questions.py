@@ -61,7 +61,7 @@ def test_a_reader_is_stopped_by_a_missing_answer_answers_with_a_number_key_and_t
     assert message.text_content() == "Lesion 1: Lesion type is required (and 1 more)."
     assert focused_question(page) == "lesion_type"
 
-    # "1" on the focused question picks its first option (Lung: the lesion sits in the lung), not the first window preset.
+    # "1" on the focused question picks its first option (Lung, where the lesion sits), not the first preset.
     window_before = page.locator("#window-label").text_content()
     page.keyboard.press("1")
     assert lesion_type.get_by_role("radio", name="Lung").is_checked()
