@@ -23,6 +23,7 @@ from annotations.services.read_submission import (
     ReadConflict,
     ReadValidationError,
     read_envelope,
+    read_fields,
     rules_for_case,
     store_marks,
     validate_read_document,
@@ -79,22 +80,13 @@ def submit_answer_key(*, user, case: Case, document: Any, now: datetime | None =
                 .first()
             )
             read = Read.all_objects.create(
-                client_uuid=parsed.client_uuid,
                 case=case,
                 reader=None,
                 answered_by=user,
                 is_answer_key=True,
                 version=previous.version + 1 if previous else 1,
                 supersedes=previous,
-                no_lesion=parsed.no_lesion,
-                skip=parsed.skip,
-                quality_problem=parsed.quality_problem,
-                comment=parsed.comment,
-                started_at=parsed.started_at,
-                duration_s=parsed.duration_s,
-                document=document,
-                question_set_id=rules.question_set_id,
-                answers=parsed.answers.as_json(),
+                **read_fields(parsed=parsed, document=document, question_set_id=rules.question_set_id),
             )
             store_marks(read=read, parsed=parsed, instance_pks=instance_pks)
     except IntegrityError:

@@ -462,26 +462,33 @@ def _store(
         if lease.expires_at <= now and not assignment.has_room(case=case, reader=reader, now=now):
             raise ReadConflict("your hold on this case ran out and it has all the reads it needs")
     read = Read.objects.create(
-        client_uuid=parsed.client_uuid,
         case=case,
         reader=reader,
         version=previous.version + 1 if previous else 1,
         supersedes=previous,
-        no_lesion=parsed.no_lesion,
-        skip=parsed.skip,
-        quality_problem=parsed.quality_problem,
-        comment=parsed.comment,
-        started_at=parsed.started_at,
-        duration_s=parsed.duration_s,
-        document=document,
-        question_set_id=question_set_id,
-        answers=parsed.answers.as_json(),
+        **read_fields(parsed=parsed, document=document, question_set_id=question_set_id),
     )
     store_marks(read=read, parsed=parsed, instance_pks=instance_pks)
     Lease.objects.filter(case=case, reader=reader).delete()
     case.reads_done = counted_reads(case=case)
     case.save(update_fields=["reads_done"])
     return read
+
+
+def read_fields(*, parsed: ParsedRead, document: dict, question_set_id: int | None) -> dict:
+    """The Read columns a checked document fills (crowd reads and answer keys alike)."""
+    return {
+        "client_uuid": parsed.client_uuid,
+        "no_lesion": parsed.no_lesion,
+        "skip": parsed.skip,
+        "quality_problem": parsed.quality_problem,
+        "comment": parsed.comment,
+        "started_at": parsed.started_at,
+        "duration_s": parsed.duration_s,
+        "document": document,
+        "question_set_id": question_set_id,
+        "answers": parsed.answers.as_json(),
+    }
 
 
 def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int]) -> None:
