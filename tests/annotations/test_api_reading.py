@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -143,7 +145,7 @@ def test_upcoming_case_names_the_next_cases_images_and_next_case_honours_it(case
 
     # A second case on a copy of the series' study, so the two cases tie and the preference decides.
     second_series = Series.objects.create(
-        study=small_ct_series.study, series_instance_uid=small_ct_series.series_instance_uid + ".2", modality="CT"
+        study=small_ct_series.study, series_instance_uid=f"2.25.{uuid.uuid4().int}", modality="CT"
     )
     other = Cases(series=second_series, task=case.task)
     reader = ReaderFactory()
