@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from annotations.services.demo import make_demo
 from annotations.services.demo_real_size import make_real_size_demo
+from readerboard.command_logging import quiet_library_logs
 from viewer.services.synthetic_ct import demo_patients
 
 
@@ -52,6 +53,7 @@ class Command(BaseCommand):
         real_size,
         **options,
     ):
+        quiet_library_logs(options["verbosity"])
         if real_size:
             task = make_real_size_demo()
             self.stdout.write(f"real-size demo ready: task {task.pk} ({task.name})")
