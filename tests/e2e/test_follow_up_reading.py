@@ -99,7 +99,7 @@ def follow_up_task(transactional_db, isolated_data_dir, tmp_path):
         case=case,
         key="B1",
         label="Lesion 1",
-        site="liver",
+        site="lung",
         long_axis=line_json(centre, (cx - half - x0, cy - y0), (cx + half - x0, cy - y0)),
         center_patient_mm=list(TRACKED_AT_BASELINE.center_mm),
     )
@@ -159,7 +159,7 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
 
     # The baseline lesion: listed, drawn read-only on the baseline, and the baseline opens on its slice.
     panel = page.locator("[data-testid=follow-up-list]")
-    assert "B1 · Lesion 1 (liver)" in panel.inner_text()
+    assert "B1 · Lesion 1 (lung)" in panel.inner_text()
     assert "to do" in panel.inner_text()
     shown = page.evaluate(f"{FOLLOW_UP}.baselineAnnotations()")
     assert [(item["id"], item["locked"]) for item in shown] == [("B1", True)]
@@ -199,7 +199,7 @@ def test_reader_follows_the_baseline_lesion_adds_a_new_one_and_gets_progressive_
     page.wait_for_function(f"() => {FOLLOW_UP}.followUpIndex() === {expected}")
 
     # Jump to the lesion moves both back to z = 0.
-    panel.get_by_role("button", name="B1 · Lesion 1 (liver)").click()
+    panel.get_by_role("button", name="B1 · Lesion 1 (lung)").click()
     page.wait_for_function(f"() => {FOLLOW_UP}.followUpIndex() === {start}")
     assert baseline_z[index_of(page, "baseline")] == pytest.approx(0.0, abs=0.01)
 
