@@ -55,6 +55,36 @@ def case_instances(case: Case) -> QuerySet[Instance]:
     return Instance.objects.filter(series_id=case.series_id).order_by("sort_position_mm", "instance_number", "id")
 
 
+def case_instance_summaries(case: Case) -> list[dict]:
+    """What the reading page needs of each instance of the case's series, in reading order.
+
+    Next case sends this list (hundreds of instances for a real-size series) with every case; it
+    changes only when instances are added to or removed from the series, so it is built once per
+    process and series version (one memoised count query instead of loading every row each time).
+    """
+    from viewer.dicomweb.access import cache_scope, series_version  # memoised briefly per process
+
+    series = case.series
+    return list(_instance_summaries(cache_scope(), series.pk, series.series_instance_uid, series_version(series)))
+
+
+@lru_cache(maxsize=256)
+def _instance_summaries(scope: str, series_id: int, series_uid: str, version: str) -> tuple[dict, ...]:
+    # Store, series UID and version are in the key so a cached list never outlives its rows' identity.
+    return tuple(
+        {
+            "sop_instance_uid": sop_instance_uid,
+            "frames": frames or 1,
+            "rows": rows,
+            "columns": columns,
+            "pixel_spacing_mm": pixel_spacing_mm,
+        }
+        for sop_instance_uid, frames, rows, columns, pixel_spacing_mm in Instance.objects.filter(series_id=series_id)
+        .order_by("sort_position_mm", "instance_number", "id")
+        .values_list("sop_instance_uid", "number_of_frames", "rows", "columns", "pixel_spacing_mm")
+    )
+
+
 def window_presets(series: Series) -> list[dict]:
     """Window presets for a series: the CT set for CT, else the windows the files carry (may be empty)."""
     if series.modality.upper() == "CT":

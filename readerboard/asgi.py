@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 
 from readerboard.allocator import tune_for_image_work
 
@@ -16,14 +17,21 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from readerboard.admission import AdmissionLimit  # noqa: E402
 from readerboard.lifespan import lifespan_application  # noqa: E402
+from readerboard.overload import RETRY_AFTER_S  # noqa: E402
 from readerboard.routing import websocket_urlpatterns  # noqa: E402
 from viewer.dicomweb.asgi_fast import fast_path_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": fast_path_application(django_asgi_app),
+        "http": AdmissionLimit(
+            fast_path_application(django_asgi_app),
+            max_in_flight=settings.MAX_REQUESTS_IN_FLIGHT,
+            retry_after_s=RETRY_AFTER_S,
+        ),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan_application,
     }
@@ -35,3 +43,8 @@ application = ProtocolTypeRouter(
 get_resolver().url_patterns  # noqa: B018 - imports every view module
 gc.collect()
 gc.freeze()
+
+# Cached frames are served on the event loop while Django views run in threads; a view waiting for the
+# GIL after each database round trip waited up to the default 5 ms switch interval every time, which
+# under a booth's frame traffic made a 20-query view take 150 ms+ with a few ms of its own CPU.
+sys.setswitchinterval(float(os.environ.get("READERBOARD_GIL_SWITCH_INTERVAL_S", "0.0005")))

@@ -160,6 +160,11 @@ if os.environ.get("READERBOARD_TEST_DB_NAME"):
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+# HTTP requests one server process takes on at once; beyond it a request is answered 503 + Retry-After
+# at the door (readerboard/admission.py). 0 admits everything.
+MAX_REQUESTS_IN_FLIGHT = env_int("READERBOARD_MAX_REQUESTS_IN_FLIGHT", 64)
+
 # --- Redis, Celery, Channels ------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL

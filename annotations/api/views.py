@@ -17,7 +17,7 @@ from annotations.api import serializers as s
 from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
-from annotations.selectors import case_instances, instructions_html, open_tasks, window_presets
+from annotations.selectors import case_instance_summaries, instructions_html, open_tasks, window_presets
 from annotations.services import answer_keys, assignment, follow_up_reads, leaderboard, readers, teams, time_points
 from annotations.services.questions import task_questions_payload
 from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
@@ -441,14 +441,5 @@ def case_images(case: Case) -> dict:
         "study_instance_uid": series.study.study_instance_uid,
         "series_instance_uid": series.series_instance_uid,
         "wadors_root": WADORS_ROOT,
-        "instances": [
-            {
-                "sop_instance_uid": instance.sop_instance_uid,
-                "frames": instance.number_of_frames or 1,
-                "rows": instance.rows,
-                "columns": instance.columns,
-                "pixel_spacing_mm": instance.pixel_spacing_mm,
-            }
-            for instance in case_instances(case)
-        ],
+        "instances": case_instance_summaries(case),
     }

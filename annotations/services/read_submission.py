@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -28,7 +30,8 @@ from annotations.models.tasks import Tool
 from annotations.services import assignment, background
 from annotations.services.answers import CheckedAnswers, Questions, check_answers
 from annotations.services.questions import current_question_set, questions_of
-from viewer.models import Instance
+from viewer.dicomweb.access import cache_scope, series_version
+from viewer.models import Instance, Series
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ class ReadRules:
 
     tools: frozenset[str]
     max_lesions_per_case: int | None
-    instances: dict[str, InstanceGeometry]
+    instances: Mapping[str, InstanceGeometry]
     # The task's current questions (None: it never had any) and the id of their QuestionSet row.
     questions: Questions | None = None
     question_set_id: int | None = None
@@ -340,18 +343,10 @@ def rules_for_case(case: Case) -> ReadRules:
 
 def rules_for_series(*, task: Task, series_id: int) -> ReadRules:
     """Return the task's rules and the geometry of every instance of one series (a follow-up reads several)."""
-    instances = {
-        uid: InstanceGeometry(
-            pk=pk,
-            rows=rows,
-            columns=columns,
-            number_of_frames=frames or 1,
-            pixel_spacing_mm=_spacing(spacing),
-        )
-        for uid, pk, rows, columns, frames, spacing in Instance.objects.filter(series_id=series_id).values_list(
-            "sop_instance_uid", "pk", "rows", "columns", "number_of_frames", "pixel_spacing_mm"
-        )
-    }
+    series = Series.objects.only("pk", "series_instance_uid").get(pk=series_id)
+    # Every submit checks its marks against hundreds of instances; their geometry changes only when
+    # instances are added or removed, so it is loaded once per process and series version.
+    instances = _instance_geometries(cache_scope(), series_id, series.series_instance_uid, series_version(series))
     question_set = current_question_set(task)
     return ReadRules(
         tools=frozenset(task.tools or []),
@@ -359,6 +354,25 @@ def rules_for_series(*, task: Task, series_id: int) -> ReadRules:
         instances=instances,
         questions=questions_of(question_set),
         question_set_id=question_set.pk if question_set else None,
+    )
+
+
+@lru_cache(maxsize=256)
+def _instance_geometries(scope: str, series_id: int, series_uid: str, version: str) -> Mapping[str, InstanceGeometry]:
+    # Store, series UID and version are in the key so a cached entry never outlives its rows' identity.
+    return MappingProxyType(
+        {
+            uid: InstanceGeometry(
+                pk=pk,
+                rows=rows,
+                columns=columns,
+                number_of_frames=frames or 1,
+                pixel_spacing_mm=_spacing(spacing),
+            )
+            for uid, pk, rows, columns, frames, spacing in Instance.objects.filter(series_id=series_id).values_list(
+                "sop_instance_uid", "pk", "rows", "columns", "number_of_frames", "pixel_spacing_mm"
+            )
+        }
     )
 
 

@@ -63,6 +63,7 @@ django.setup()
 from django.conf import settings
 from annotations.models import Case, Task
 from annotations.services.roles import ensure_role_groups
+from viewer.dicomweb.delivery import warm_series
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
@@ -86,7 +87,9 @@ for number in range(1, series_count + 1):
         (folder / "series.json").write_text(json.dumps({"uid": written.series_instance_uid}))
     import_paths(sorted(folder.glob("*.dcm")), collection_name="Load test")
     uid = json.loads((folder / "series.json").read_text())["uid"]
-    all_series.append(Series.objects.get(series_instance_uid=uid))
+    series = Series.objects.get(series_instance_uid=uid)
+    warm_series(series)  # what opening a task does: frames JPEG-LS encoded once, metadata built
+    all_series.append(series)
 tasks, made = [], 0
 while made < cases:
     task = Task.objects.create(name=f"Load study {len(tasks) + 1}", reads_per_case=reads_per_case,
@@ -103,8 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200, help="simulated readers (default 200)")
     parser.add_argument("--spawn-rate", type=float, default=20, help="readers started per second (default 20)")
-    parser.add_argument("--duration-s", type=int, default=60, help="bounded run time in seconds (default 60)")
-    parser.add_argument("--web", type=int, default=2, help="Daphne processes sharing the socket (default 2)")
+    parser.add_argument("--duration-s", type=int, default=180, help="bounded run time in seconds (default 180)")
+    parser.add_argument("--web", type=int, default=2, help="ASGI server processes sharing the socket (default 2)")
     parser.add_argument("--cases", type=int, default=60, help="cases in the task (default 60)")
     parser.add_argument("--reads-per-case", type=int, default=5, help="read target per case (default 5)")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (default 1)")
@@ -112,6 +115,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, default=200, help="slices of each series (default 200)")
     parser.add_argument("--series", type=int, default=4, help="distinct series, shared by the tasks (default 4)")
     parser.add_argument("--frames", type=int, default=100, help="frames each reader scrolls per case (default 100)")
+    parser.add_argument(
+        "--pace",
+        choices=("booth", "stress"),
+        default="booth",
+        help="booth: a case in about a minute, as readers read (default); stress: a case every ~10 s",
+    )
+    parser.add_argument(
+        "--server", choices=("uvicorn", "daphne"), default="uvicorn", help="ASGI server (default: uvicorn, as deployed)"
+    )
+    parser.add_argument("--server-cpus", default="", help="pin web and worker processes to these CPUs (taskset list)")
+    parser.add_argument("--locust-cpus", default="", help="pin the load generator to these CPUs (taskset list)")
     parser.add_argument("--profile", action="store_true", help="py-spy the first web process (collapsed stacks)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
@@ -130,6 +144,10 @@ def run_load(
     slices: int = 200,
     series: int = 4,
     frames: int = 100,
+    pace: str = "booth",
+    server: str = "uvicorn",
+    server_cpus: str = "",
+    locust_cpus: str = "",
     profile: bool = False,
     profile_out: Path | None = None,
     log=print,
@@ -158,11 +176,13 @@ def run_load(
                 )
                 base_url = ""
                 for number in range(web):
-                    base_url = deployment.start_web(f"web-{number}", listener=listener, proxy_headers=True)
+                    base_url = deployment.start_web(
+                        f"web-{number}", listener=listener, proxy_headers=True, server=server, cpus=server_cpus
+                    )
                 for number in range(workers):
-                    deployment.start_worker(f"worker-{number}", "default,consensus")
+                    deployment.start_worker(f"worker-{number}", "default,consensus", cpus=server_cpus)
                 log(
-                    f"{web} Daphne process(es) on {base_url}, {workers} Celery worker(s); "
+                    f"{web} {server} process(es) on {base_url}, {workers} Celery worker(s); "
                     f"{users} readers for {duration_s} s ..."
                 )
                 profiler = None
@@ -192,6 +212,7 @@ def run_load(
                 locust = deployment.start(
                     "locust",
                     [
+                        *(["taskset", "-c", locust_cpus] if locust_cpus else []),
                         str(BIN / "locust"),
                         "-f",
                         str(LOCUSTFILE),
@@ -212,7 +233,12 @@ def run_load(
                         "--loglevel",
                         "WARNING",
                     ],
-                    env={"READERBOARD_LOAD_ACK_LOG": str(acks_path), "READERBOARD_LOAD_FRAMES_PER_CASE": str(frames)},
+                    env={
+                        "READERBOARD_LOAD_ACK_LOG": str(acks_path),
+                        "READERBOARD_LOAD_FRAMES_PER_CASE": str(frames),
+                        "READERBOARD_LOAD_PACE": pace,
+                        "READERBOARD_LOAD_STATUS_LOG": str(base / "statuses.json"),
+                    },
                 )
                 # CPU seconds of each of our processes (with children), sampled to the end: the load
                 # generator's own share is part of the result, not hidden in the server's figures.
@@ -227,6 +253,7 @@ def run_load(
                     if profile_out is not None and (base / "profile.txt").exists():
                         profile_out.write_text((base / "profile.txt").read_text())
                 stats = read_locust_stats(base / "locust_stats.csv")
+                statuses = json.loads((base / "statuses.json").read_text()) if (base / "statuses.json").exists() else {}
                 if not stats:
                     raise RuntimeError("locust wrote no statistics\n" + locust.log_tail())
                 acks = [json.loads(line) for line in acks_path.read_text().splitlines() if line.strip()]
@@ -249,6 +276,10 @@ def run_load(
             "spawn_rate": spawn_rate,
             "duration_s": duration_s,
             "web_processes": web,
+            "server": server,
+            "pace": pace,
+            "server_cpus": server_cpus or "any",
+            "locust_cpus": locust_cpus or "any",
             "celery_workers": workers,
             "cases": seed["cases"],
             "tasks": len(seed["tasks"]),
@@ -256,12 +287,21 @@ def run_load(
             "series": f"{series} synthetic CT series of {rows}x{rows}x{slices}, shared by the tasks",
             "frames_per_case": frames,
             "frame_request": "WADO-RS frames, Accept: multipart/related; type=application/octet-stream; "
-            "transfer-syntax=* (as the viewer's wadors loader asks on this branch)",
+            "transfer-syntax=* (as the viewer asks; answered JPEG-LS lossless, encoded when the series was warmed)",
         },
         "cpu_s": {name: round(value, 1) for name, value in sorted(cpu_s.items())},
         "wall_s": round(wall_s, 1),
         "requests": aggregated["requests"],
         "failures": aggregated["failures"],
+        # Responses per endpoint and status: 503 (busy, retried after Retry-After) is shedding, not an error.
+        "statuses": statuses,
+        "busy_503": sum(per_name.get("503", 0) for per_name in statuses.values()),
+        "server_errors_5xx": sum(
+            count
+            for per_name in statuses.values()
+            for status, count in per_name.items()
+            if status.startswith("5") and status != "503"
+        ),
         "error_rate": aggregated["failures"] / aggregated["requests"] if aggregated["requests"] else 0.0,
         "throughput_rps": aggregated["rps"],
         "acknowledged_reads": len(acks),
@@ -426,11 +466,15 @@ def wait_for_consensus(database_url: str, *, timeout_s: float) -> float | None:
 def print_report(result: dict) -> None:
     setup, audit = result["setup"], result["audit"]
     print(
-        f"\n{setup['users']} readers, {setup['duration_s']} s, {setup['web_processes']} Daphne + "
+        f"\n{setup['users']} readers ({setup['pace']} pace), {setup['duration_s']} s, "
+        f"{setup['web_processes']} {setup['server']} + "
         f"{setup['celery_workers']} Celery worker(s), "
         f"{result['machine']['cpus']} CPUs"
     )
-    print(f"requests {result['requests']}, {result['throughput_rps']} req/s, error rate {result['error_rate']:.2%}")
+    print(
+        f"requests {result['requests']}, {result['throughput_rps']} req/s, error rate {result['error_rate']:.2%}, "
+        f"503 busy (retried) {result['busy_503']}, 5xx errors {result['server_errors_5xx']}"
+    )
     print("CPU seconds: " + ", ".join(f"{name} {value}" for name, value in result["cpu_s"].items()))
     print(
         f"acknowledged reads {result['acknowledged_reads']} ({result['reads_per_s']}/s); "
@@ -461,6 +505,10 @@ def main(argv: list[str] | None = None) -> int:
         slices=args.slices,
         series=args.series,
         frames=args.frames,
+        pace=args.pace,
+        server=args.server,
+        server_cpus=args.server_cpus,
+        locust_cpus=args.locust_cpus,
         profile=args.profile,
         profile_out=args.out.with_suffix(".profile.txt") if args.profile else None,
     )

@@ -4,8 +4,8 @@ Each point is a complete run of benchmarks/load/run_load.py (fresh database and 
 locust, audit). Writes benchmarks/results/sweep-<label>.json with every run and a PNG of p99 per
 endpoint against readers (log scale), with the targets of issue 14 drawn in.
 
-    .venv/bin/python benchmarks/load/sweep.py --users 25 50 100 200 400 --duration-s 60
-    .venv/bin/python benchmarks/load/sweep.py --users 25 50 100 200 400 --web 4 --workers 2 --label 4web
+    .venv/bin/python benchmarks/load/sweep.py --users 25 50 100 200 400 --duration-s 90 --label booth
+    .venv/bin/python benchmarks/load/sweep.py --users 50 100 200 --server-cpus 0 --web 1 --label 1core
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--series", type=int, default=4)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--pace", choices=("booth", "stress"), default="booth")
+    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
+    parser.add_argument("--server-cpus", default="", help="pin web and worker processes to these CPUs")
+    parser.add_argument("--locust-cpus", default="", help="pin the load generator to these CPUs")
     parser.add_argument("--label", default="2web")
     parser.add_argument("--profile-at", type=int, default=0, help="py-spy the first web process at this many readers")
     parser.add_argument("--replot", default="", metavar="TITLE", help="only redraw the PNG of an earlier sweep")
@@ -105,16 +109,21 @@ def main(argv: list[str] | None = None) -> int:
             slices=args.slices,
             series=args.series,
             frames=args.frames,
+            pace=args.pace,
+            server=args.server,
+            server_cpus=args.server_cpus,
+            locust_cpus=args.locust_cpus,
             profile=users == args.profile_at,
             profile_out=RESULTS / f"profile-{args.label}-{users}.txt",
         )
         print_report(result)
         runs.append(result)
         out.write_text(json.dumps(runs, indent=2) + "\n")
+        cores = f"CPUs {args.server_cpus}" if args.server_cpus else f"{runs[0]['machine']['cpus']} cores"
         title = (
-            f"{args.web} Daphne + {args.workers} Celery on {runs[0]['machine']['cpus']} shared cores; "
-            f"{args.series} series {args.rows}x{args.rows}x{args.slices}, "
-            f"{args.frames} frames/case, {args.duration_s} s"
+            f"{args.web} {args.server} + {args.workers} Celery on {cores}, load generator included; "
+            f"{args.pace} pace, {args.series} series {args.rows}x{args.rows}x{args.slices}, "
+            f"{args.frames} JPEG-LS frames/case, {args.duration_s} s"
         )
         plot(runs, out.with_suffix(".png"), title)
     print(f"written to {out} and {out.with_suffix('.png')}")

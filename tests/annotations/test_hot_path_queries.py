@@ -34,7 +34,9 @@ pytestmark = pytest.mark.django_db
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # 25: the task's current question set is one more query (CaseForReading carries task.questions).
-NEXT_CASE_MAX_QUERIES = 25
+# 26: the first next case on a series asks for its version (count and last id), after which the
+# instance list comes from the per-process memo: no query at all while the version is memoised.
+NEXT_CASE_MAX_QUERIES = 26
 SUBMIT_MAX_QUERIES = 24
 TASK_LIST_MAX_QUERIES = 8
 
@@ -251,3 +253,20 @@ def test_the_upcoming_case_runs_the_same_bounded_queries_on_a_small_and_a_ten_ti
         counts.append(count)
 
     assert counts[0] == counts[1]
+
+
+def test_a_second_next_case_on_the_same_series_loads_no_instance_rows(django_assert_max_num_queries):
+    task = busy_task(cases=1, slices=200, other_readers=1)  # one case with room for two more readers
+    counts = []
+    for _reader in range(2):
+        _, client = signed_in_reader()
+        client.get("/api/me/")
+        with CaptureQueriesContext(connection) as captured:
+            answer = client.post(f"/api/tasks/{task.pk}/next-case/")
+        assert answer.status_code == 200, answer.content
+        assert len(answer.json()["instances"]) == 200
+        counts.append(sum("viewer_instance" in query["sql"] for query in captured.captured_queries))
+
+    # The first reader's case loads the series' instances (and its version); the second's comes from the memo.
+    assert counts[0] >= 1
+    assert counts[1] <= counts[0] - 1

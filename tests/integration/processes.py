@@ -205,19 +205,38 @@ class Deployment:
         self.services.append(service)
         return service
 
-    def start_web(self, name: str, *, listener: socket.socket | None = None, proxy_headers: bool = False) -> str:
-        """Start Daphne on a loopback socket; return its base URL once /healthz is 200.
+    def start_web(
+        self,
+        name: str,
+        *,
+        listener: socket.socket | None = None,
+        proxy_headers: bool = False,
+        server: str = "daphne",
+        cpus: str = "",
+    ) -> str:
+        """Start an ASGI server (Daphne, or uvicorn as the container runs) on a loopback socket; return its
+        base URL once /healthz is 200.
 
-        Without `listener`, a socket is bound here to a free port and closed once Daphne holds it. With
-        one, the caller keeps it open: several Daphne processes can share it, and a Daphne restarted on it
-        serves the same URL while connections made in between wait in its backlog.
+        Without `listener`, a socket is bound here to a free port and closed once the server holds it. With
+        one, the caller keeps it open: several server processes can share it, and a server restarted on it
+        serves the same URL while connections made in between wait in its backlog. `cpus` pins the process
+        to those CPUs (taskset's list syntax), so a benchmark can give the server one core or two.
         """
         own = listener is None
         listener = listener or loopback_listener()
         port = listener.getsockname()[1]
-        args = [str(BIN / "daphne"), "--fd", str(listener.fileno()), "-v", "1"]
-        if proxy_headers:
-            args.append("--proxy-headers")
+        fd = str(listener.fileno())
+        if server == "uvicorn":
+            # As docker/entrypoint.sh starts it, access log included.
+            args = [str(BIN / "uvicorn"), "--fd", fd, "--lifespan", "on", "--no-server-header"]
+            if proxy_headers:
+                args += ["--proxy-headers", "--forwarded-allow-ips", "*"]
+        else:
+            args = [str(BIN / "daphne"), "--fd", fd, "-v", "1"]
+            if proxy_headers:
+                args.append("--proxy-headers")
+        if cpus:
+            args = ["taskset", "-c", cpus, *args]
         try:
             service = self.start(name, [*args, "readerboard.asgi:application"], pass_fds=(listener.fileno(),))
         finally:
@@ -228,13 +247,21 @@ class Deployment:
         return base_url
 
     def start_worker(
-        self, name: str, queues: str, *, pool: str = "solo", concurrency: int = 1, env: dict[str, str] | None = None
+        self,
+        name: str,
+        queues: str,
+        *,
+        pool: str = "solo",
+        concurrency: int = 1,
+        env: dict[str, str] | None = None,
+        cpus: str = "",
     ) -> str:
-        """Start a Celery worker consuming `queues`; return its node name once it is ready."""
+        """Start a Celery worker consuming `queues` (pinned to `cpus` if given); return its node name once ready."""
         node = f"{name}@rb-{os.getpid()}-{secrets.token_hex(2)}"
         service = self.start(
             name,
             [
+                *(["taskset", "-c", cpus] if cpus else []),
                 str(BIN / "celery"),
                 "-A",
                 "readerboard",

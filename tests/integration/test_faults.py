@@ -14,6 +14,7 @@ import io
 import json
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,7 @@ from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, writ
 ensure_role_groups()
 tools = ["long_axis", "bidirectional", "no_lesion", "skip"]
 tasks = {name: Task.objects.create(name=name, reads_per_case=2, tools=tools)
-         for name in ("Fault study", "Control study", "Outage study", "Export study")}
+         for name in ("Fault study", "Control study", "Outage study", "Export study", "Disconnect study")}
 seed = {name: {"task": task.pk, "cases": []} for name, task in tasks.items()}
 for number, center in enumerate([(-8.0, 6.0, 0.0), (10.0, -4.0, 0.0), (0.0, 8.0, 0.0)], start=1):
     lesion = SyntheticLesion(center_mm=center, diameters_mm=(16.0, 10.0, 12.0))
@@ -386,6 +387,50 @@ def test_reads_submitted_while_redis_is_down_are_stored_and_the_sweep_computes_t
     assert "sweep_stale_consensus" in deployment.service("outage-worker").log_text()
     deployment.service("beat").stop()
     deployment.service("outage-worker").stop()
+
+
+# --- a client gone in the middle of a submit -----------------------------------------------------------
+
+
+def raw_post(reader: ReaderClient, path: str, body: bytes, *, send_bytes: int) -> None:
+    """Send a POST of `body` with the reader's cookies, only its first `send_bytes` body bytes, then hang up."""
+    base_url = reader.web_urls[0]
+    host, port = base_url.removeprefix("http://").split(":")
+    cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in reader.session.cookies)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nCookie: {cookies}\r\n"
+        f"X-CSRFToken: {reader.session.cookies.get('csrftoken')}\r\nReferer: {base_url}/\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head + body[:send_bytes])
+    # Closed without reading a byte of the answer, like a tablet leaving the Wi-Fi.
+
+
+@pytest.mark.parametrize("gone", ["after the whole body", "halfway through the body"])
+def test_a_client_that_hangs_up_mid_submit_and_retries_stores_exactly_one_read(deployment: Deployment, gone):
+    study = deployment.seed["Disconnect study"]
+    reader = signed_up_reader(deployment, f"Disconnect Reader {gone.split()[0]}")
+    offered, _ = reader.request("POST", f"/api/tasks/{study['task']}/next-case/")
+    assert offered.status_code == 200, offered.text
+    case = next(case for case in study["cases"] if case["id"] == offered.json()["id"])
+    document = line_read_document(case)
+    body = json.dumps(document).encode()
+    log_before = len(deployment.service("web").log_text())
+
+    raw_post(reader, "/api/reads/", body, send_bytes=len(body) if gone == "after the whole body" else len(body) // 2)
+    time.sleep(1.0)  # whatever the server does with the abandoned request, it has done it
+    retried, _ = reader.request("POST", "/api/reads/", json=document)
+
+    assert retried.status_code in (200, 201), retried.text  # 200: the first one was stored; 201: stored now
+    stored = sql_rows(
+        deployment.database_url, "SELECT id FROM annotations_read WHERE client_uuid = %s", document["client_uuid"]
+    )
+    assert len(stored) == 1
+    assert retried.json()["read"]["id"] == stored[0][0]
+    if gone == "halfway through the body":
+        assert retried.status_code == 201  # half a document is never stored
+    assert "Traceback" not in deployment.service("web").log_text()[log_before:]
 
 
 # --- the ASGI server restarted under an open page ----------------------------------------------------

@@ -1,7 +1,7 @@
 """The load runner in a reduced, bounded form: 20 readers for 30 s, and its audit must pass with no errors.
 
 Same code path as the full run (benchmarks/load/run_load.py: fresh PostgreSQL database, private
-redis-server, two Daphne processes, a Celery worker, locust headless), so the audit itself is
+redis-server, two uvicorn processes as deployed, a Celery worker, locust headless), so the audit itself is
 exercised in CI: fewer read slots than readers want makes them compete for the last reads of
 each case, where a double count or a lost submit would show.
 """
@@ -42,6 +42,7 @@ def test_twenty_readers_for_thirty_seconds_lose_no_acknowledged_read_and_overfil
         slices=20,
         series=3,
         frames=10,
+        pace="stress",  # reads within the 30 s, not a minute each
         log=lambda *_: None,
     )
 

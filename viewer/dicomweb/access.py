@@ -87,6 +87,11 @@ def _scope() -> str:
     return str(settings.DATA_DIR)
 
 
+def cache_scope() -> str:
+    """The store this process serves, for memos elsewhere keyed by database ids."""
+    return _scope()
+
+
 def request_user(request: HttpRequest):
     """Return the authenticated user of a request (session cookie or `Authorization: Token`)."""
     ttl = ttl_seconds()
