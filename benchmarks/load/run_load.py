@@ -1,11 +1,13 @@
-"""Load test with an audit: many booth readers against Daphne + Celery + PostgreSQL + Redis on loopback.
+"""Load test with an audit: many booth readers against uvicorn + Celery + PostgreSQL + Redis on loopback.
 
 Makes a fresh PostgreSQL database and starts a private redis-server (never the machine's shared
 one), migrates, seeds open tasks whose cases are real-size synthetic CT series (512x512x200 by default,
-a few series shared by the tasks), starts `--web` Daphne processes
-sharing one loopback socket (client addresses from X-Forwarded-For, as behind the booth's proxy) and
-`--workers` Celery workers for consensus, then runs benchmarks/load/locustfile.py headless for a bounded
-time, sampling the CPU seconds of every process it started (the load generator's included).
+a few series shared by the tasks, warmed as opening a task does), starts the web server as the
+container does (`uvicorn --workers`, `--web` of them; or `--server daphne`: `--web` Daphne processes on
+one socket), trusting X-Forwarded-For for client addresses as behind the booth's proxy, and `--workers`
+Celery workers for consensus, then runs benchmarks/load/locustfile.py headless for a bounded time at the
+booth's pace (or `--pace stress`), sampling the CPU seconds of every process it started (the load
+generator's included).
 
 Afterwards it AUDITS the database:
 - every submit acknowledged to a client (2xx, logged by the locust users with its client_uuid) is
@@ -15,7 +17,7 @@ Afterwards it AUDITS the database:
 and waits (bounded) until Celery has a current consensus for every read case. It prints throughput,
 p50/p99 latency per endpoint and the error rate, and writes everything to JSON.
 
-    .venv/bin/python benchmarks/load/run_load.py                          # 200 readers, 60 s
+    .venv/bin/python benchmarks/load/run_load.py --spawn-rate 4          # 200 readers, 180 s
     .venv/bin/python benchmarks/load/run_load.py --users 20 --duration-s 20 --out /tmp/load.json
 
 Exit status 0 only when the audit passes. Everything started or created is stopped and dropped.
@@ -174,11 +176,13 @@ def run_load(
                     .stdout.strip()
                     .splitlines()[-1]
                 )
-                base_url = ""
-                for number in range(web):
-                    base_url = deployment.start_web(
-                        f"web-{number}", listener=listener, proxy_headers=True, server=server, cpus=server_cpus
-                    )
+                if server == "uvicorn":
+                    base_url = deployment.start_uvicorn("web", workers=web, proxy_headers=True, cpus=server_cpus)
+                else:
+                    for number in range(web):
+                        base_url = deployment.start_web(
+                            f"web-{number}", listener=listener, proxy_headers=True, cpus=server_cpus
+                        )
                 for number in range(workers):
                     deployment.start_worker(f"worker-{number}", "default,consensus", cpus=server_cpus)
                 log(
@@ -193,7 +197,7 @@ def run_load(
                             str(BIN / "py-spy"),
                             "record",
                             "--pid",
-                            str(deployment.service("web-0").process.pid),
+                            str(deployment.service("web" if server == "uvicorn" else "web-0").process.pid),
                             "--subprocesses",
                             "--gil",  # samples of threads running Python: where the CPU goes, not who waits
                             "--rate",
