@@ -217,13 +217,12 @@ class NextCaseView(ReadingAPIView):
         body = s.NextCaseRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
         if not body.is_valid():
             return _errors(body.errors)
-        case = assignment.next_case(
+        lease = assignment.take_next_case(
             reader=self.reader, task=task, preferred_case_id=body.validated_data.get("prefer_case")
         )
-        if case is None:
+        if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        lease = Lease.objects.get(case=case, reader=self.reader)
-        return Response(case_for_reading(case=case, lease=lease))
+        return Response(case_for_reading(case=lease.case, lease=lease))
 
 
 class UpcomingCaseView(ReadingAPIView):

@@ -338,12 +338,16 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
 
 def rules_for_case(case: Case) -> ReadRules:
     """Return the task's rules and the geometry of every instance of the case's series."""
-    return rules_for_series(task=case.task, series_id=case.series_id)
+    return rules_for_series(task=case.task, series_id=case.series_id, series=case.series)
 
 
-def rules_for_series(*, task: Task, series_id: int) -> ReadRules:
-    """Return the task's rules and the geometry of every instance of one series (a follow-up reads several)."""
-    series = Series.objects.only("pk", "series_instance_uid").get(pk=series_id)
+def rules_for_series(*, task: Task, series_id: int, series: Series | None = None) -> ReadRules:
+    """Return the task's rules and the geometry of every instance of one series (a follow-up reads several).
+
+    `series`, when the caller already holds the row, saves looking it up again.
+    """
+    if series is None:
+        series = Series.objects.only("pk", "series_instance_uid").get(pk=series_id)
     # Every submit checks its marks against hundreds of instances; their geometry changes only when
     # instances are added or removed, so it is loaded once per process and series version.
     instances = _instance_geometries(cache_scope(), series_id, series.series_instance_uid, series_version(series))

@@ -53,6 +53,7 @@ from tests.integration.processes import (  # noqa: E402 - after the path is set 
 )
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+TIMED_APP = "benchmarks.load.timed_asgi:application"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "load.json"
 # Synthetic series written by earlier runs (deterministic per patient number and size), reused.
 SERIES_CACHE = Path(os.environ.get("READERBOARD_LOAD_SERIES_CACHE", Path(tempfile.gettempdir()) / "rb-load-series"))
@@ -128,6 +129,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--server-cpus", default="", help="pin web and worker processes to these CPUs (taskset list)")
     parser.add_argument("--locust-cpus", default="", help="pin the load generator to these CPUs (taskset list)")
+    parser.add_argument(
+        "--timing", action="store_true", help="time every request inside the server too (timed_asgi.py)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the first web process (collapsed stacks)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     return parser.parse_args(argv)
@@ -152,6 +156,7 @@ def run_load(
     locust_cpus: str = "",
     profile: bool = False,
     profile_out: Path | None = None,
+    timing: bool = False,
     log=print,
 ) -> dict:
     """Run the whole load test and audit; return the results (see the module docstring)."""
@@ -160,6 +165,9 @@ def run_load(
         (base / "logs").mkdir()
         with fresh_postgres_database("rb_load") as database_url, private_redis(base / "redis") as redis:
             env = deployment_env(database_url=database_url, redis_url=redis.url, data_dir=base / "data")
+            if timing:
+                (base / "timing").mkdir()
+                env["READERBOARD_TIMING_DIR"] = str(base / "timing")
             deployment = Deployment(env=env, data_dir=base / "data", database_url=database_url, logs=base / "logs")
             listener = loopback_listener()
             try:
@@ -177,7 +185,13 @@ def run_load(
                     .splitlines()[-1]
                 )
                 if server == "uvicorn":
-                    base_url = deployment.start_uvicorn("web", workers=web, proxy_headers=True, cpus=server_cpus)
+                    base_url = deployment.start_uvicorn(
+                        "web",
+                        workers=web,
+                        proxy_headers=True,
+                        cpus=server_cpus,
+                        app=TIMED_APP if timing else "readerboard.asgi:application",
+                    )
                 else:
                     for number in range(web):
                         base_url = deployment.start_web(
@@ -268,6 +282,7 @@ def run_load(
                         service.assert_running()
                 failures = (base / "locust_failures.csv").read_text() if (base / "locust_failures.csv").exists() else ""
                 server_errors = exception_lines(deployment)
+                server_timing = summarise_server_timing(base / "timing", started_at=started) if timing else None
             finally:
                 deployment.stop_all()
                 listener.close()
@@ -317,6 +332,32 @@ def run_load(
         "consensus_settled_s": settled_s,
         "failure_examples": failures.splitlines()[:10],
         "server_errors": server_errors,
+    } | ({"server_timing": server_timing} if server_timing is not None else {})
+
+
+def summarise_server_timing(timing_dir: Path, *, started_at: float) -> dict:
+    """Per endpoint, p50/p99 of the time inside the server process; the event loop's lag (timed_asgi.py)."""
+    import numpy as np
+
+    per_endpoint: dict[str, list[float]] = {}
+    lags: list[float] = []
+    for path in sorted(timing_dir.glob("timing-*.jsonl")):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record["t"] < started_at:
+                continue  # warm-up before the load started
+            if record["kind"] == "lag":
+                lags.append(record["ms"])
+            else:
+                per_endpoint.setdefault(record["endpoint"], []).append(record["ms"])
+
+    def percentiles(values: list[float]) -> dict:
+        return {"count": len(values), "p50": round(float(np.percentile(values, 50)), 1),
+                "p99": round(float(np.percentile(values, 99)), 1), "max": round(max(values), 1)}  # fmt: skip
+
+    return {
+        "in_process_ms": {name: percentiles(values) for name, values in sorted(per_endpoint.items())},
+        "event_loop_lag_ms": percentiles(lags) if lags else None,
     }
 
 
@@ -515,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         locust_cpus=args.locust_cpus,
         profile=args.profile,
         profile_out=args.out.with_suffix(".profile.txt") if args.profile else None,
+        timing=args.timing,
     )
     print_report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

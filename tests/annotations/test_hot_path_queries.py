@@ -36,8 +36,8 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # 25: the task's current question set is one more query (CaseForReading carries task.questions).
 # 26: the first next case on a series asks for its version (count and last id), after which the
 # instance list comes from the per-process memo: no query at all while the version is memoised.
-NEXT_CASE_MAX_QUERIES = 26
-SUBMIT_MAX_QUERIES = 24
+NEXT_CASE_MAX_QUERIES = 19
+SUBMIT_MAX_QUERIES = 23
 TASK_LIST_MAX_QUERIES = 8
 
 

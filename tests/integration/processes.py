@@ -232,7 +232,15 @@ class Deployment:
         wait_until(lambda: healthz_ok(base_url), timeout_s=90, what=f"{name} /healthz", service=service)
         return base_url
 
-    def start_uvicorn(self, name: str, *, workers: int, proxy_headers: bool = False, cpus: str = "") -> str:
+    def start_uvicorn(
+        self,
+        name: str,
+        *,
+        workers: int,
+        proxy_headers: bool = False,
+        cpus: str = "",
+        app: str = "readerboard.asgi:application",
+    ) -> str:
         """Start uvicorn as docker/entrypoint.sh does (`--workers`, access log on) on a free loopback port.
 
         It binds the port itself: handed an inherited descriptor (`--fd`), uvicorn takes it for a Unix
@@ -246,7 +254,7 @@ class Deployment:
             args += ["--proxy-headers", "--forwarded-allow-ips", "*"]
         if cpus:
             args = ["taskset", "-c", cpus, *args]
-        service = self.start(name, [*args, "readerboard.asgi:application"])
+        service = self.start(name, [*args, app])
         base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: healthz_ok(base_url), timeout_s=90, what=f"{name} /healthz", service=service)
         return base_url
