@@ -226,6 +226,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # Admin and researcher passwords use Django's default (PBKDF2); reader PINs a keyed HMAC written only by
 # annotations.services.pin_credentials (a PIN has at most 10^8 values: a key outside the database protects
 # it offline, attempt limits online; see docs/security.md). Listed last, so it is never the default.
+# ModelBackend checks passwords (console sign-in); readers' sessions are signed in through
+# ReaderSessionBackend, which loads the reader profile with the user in one query.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "annotations.auth_backends.ReaderSessionBackend",
+]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",

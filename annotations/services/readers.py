@@ -195,7 +195,7 @@ def client_address(request: HttpRequest) -> str:
 
 def sign_in(request: HttpRequest, *, reader: Reader, booth_mode: bool = False) -> None:
     """Log the reader's user into this browser session, in booth mode if asked."""
-    django_login(request, reader.user, backend="django.contrib.auth.backends.ModelBackend")
+    django_login(request, reader.user, backend="annotations.auth_backends.ReaderSessionBackend")
     request.session[BOOTH_MODE_KEY] = bool(booth_mode)
     if booth_mode:
         note_booth_activity(request)

@@ -270,3 +270,39 @@ def test_a_second_next_case_on_the_same_series_loads_no_instance_rows(django_ass
     # The first reader's case loads the series' instances (and its version); the second's comes from the memo.
     assert counts[0] >= 1
     assert counts[1] <= counts[0] - 1
+
+
+def test_a_signed_up_readers_requests_load_user_profile_and_team_in_one_query():
+    client = APIClient()
+    signup = {
+        "display_name": "Quinn Query",
+        "pin": "48213",
+        "role": "trainee",
+        "years_experience": 2,
+        "consent": True,
+        "team": "Query Team",
+    }
+    assert client.post("/api/signup/", signup, format="json").status_code == 201
+
+    with CaptureQueriesContext(connection) as captured:
+        me = client.get("/api/me/")
+
+    assert me.status_code == 200 and me.json()["team"] == "Query Team"
+    user_queries = [query["sql"] for query in captured if 'FROM "auth_user"' in query["sql"]]
+    assert len(user_queries) == 1
+    assert '"annotations_reader"' in user_queries[0] and '"annotations_team"' in user_queries[0]
+    assert not [query["sql"] for query in captured if re.search(r'FROM "annotations_(reader|team)"', query["sql"])]
+
+
+def test_a_wrong_console_password_is_checked_by_one_backend_only(monkeypatch):
+    from django.contrib.auth import authenticate, get_user_model
+
+    from tests.factories import UserFactory
+
+    UserFactory(username="console-admin", password="right horse battery")
+    calls = []
+    original = get_user_model().check_password
+    monkeypatch.setattr(get_user_model(), "check_password", lambda user, raw: calls.append(raw) or original(user, raw))
+
+    assert authenticate(username="console-admin", password="wrong") is None
+    assert len(calls) == 1
