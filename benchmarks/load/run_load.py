@@ -130,6 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpus", default="", help="pin web and worker processes to these CPUs (taskset list)")
     parser.add_argument("--locust-cpus", default="", help="pin the load generator to these CPUs (taskset list)")
     parser.add_argument(
+        "--no-access-log", action="store_true", help="uvicorn without its access log (the proxy writes one)"
+    )
+    parser.add_argument(
         "--timing", action="store_true", help="time every request inside the server too (timed_asgi.py)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the first web process (collapsed stacks)")
@@ -157,6 +160,7 @@ def run_load(
     profile: bool = False,
     profile_out: Path | None = None,
     timing: bool = False,
+    access_log: bool = True,
     log=print,
 ) -> dict:
     """Run the whole load test and audit; return the results (see the module docstring)."""
@@ -191,6 +195,7 @@ def run_load(
                         proxy_headers=True,
                         cpus=server_cpus,
                         app=TIMED_APP if timing else "readerboard.asgi:application",
+                        access_log=access_log,
                     )
                 else:
                     for number in range(web):
@@ -295,6 +300,7 @@ def run_load(
             "spawn_rate": spawn_rate,
             "duration_s": duration_s,
             "web_processes": web,
+            "uvicorn_access_log": access_log,
             "server": server,
             "pace": pace,
             "server_cpus": server_cpus or "any",
@@ -340,6 +346,7 @@ def summarise_server_timing(timing_dir: Path, *, started_at: float) -> dict:
     import numpy as np
 
     per_endpoint: dict[str, list[float]] = {}
+    views: dict[str, dict[str, list[float]]] = {}
     lags: list[float] = []
     for path in sorted(timing_dir.glob("timing-*.jsonl")):
         for line in path.read_text().splitlines():
@@ -348,6 +355,12 @@ def summarise_server_timing(timing_dir: Path, *, started_at: float) -> dict:
                 continue  # warm-up before the load started
             if record["kind"] == "lag":
                 lags.append(record["ms"])
+            elif record["kind"] == "view":
+                view = views.setdefault(record["endpoint"], {"wall": [], "cpu": [], "db": [], "waiting": []})
+                view["wall"].append(record["ms"])
+                view["cpu"].append(record["cpu_ms"])
+                view["db"].append(record["db_ms"])
+                view["waiting"].append(max(0.0, record["ms"] - record["cpu_ms"] - record["db_ms"]))
             else:
                 per_endpoint.setdefault(record["endpoint"], []).append(record["ms"])
 
@@ -357,6 +370,11 @@ def summarise_server_timing(timing_dir: Path, *, started_at: float) -> dict:
 
     return {
         "in_process_ms": {name: percentiles(values) for name, values in sorted(per_endpoint.items())},
+        # Inside the view: the thread's own CPU, time in database calls, and the rest (waiting for the GIL,
+        # a core or a pooled connection).
+        "in_view_ms": {
+            name: {part: percentiles(values) for part, values in parts.items()} for name, parts in sorted(views.items())
+        },
         "event_loop_lag_ms": percentiles(lags) if lags else None,
     }
 
@@ -557,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         profile_out=args.out.with_suffix(".profile.txt") if args.profile else None,
         timing=args.timing,
+        access_log=not args.no_access_log,
     )
     print_report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

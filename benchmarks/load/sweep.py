@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(runs, indent=2) + "\n")
         cores = f"CPUs {args.server_cpus}" if args.server_cpus else f"{runs[0]['machine']['cpus']} cores"
         title = (
-            f"{args.web} {args.server} + {args.workers} Celery on {cores}, load generator included; "
+            f"{args.web} {args.server} + {args.workers} Celery on {cores}, load generator included;\n"
             f"{args.pace} pace, {args.series} series {args.rows}x{args.rows}x{args.slices}, "
             f"{args.frames} JPEG-LS frames/case, {args.duration_s} s"
         )

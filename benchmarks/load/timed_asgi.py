@@ -8,6 +8,8 @@ time any request arriving then waits before the process even looks at it. Lines 
 
 Comparing these server times with the client's tells where a slow answer waited: inside the process
 (views, database, the GIL) or before it (the listen queue, a blocked event loop, the load generator).
+Inside a view (DRF's dispatch, on its worker thread) it also records the thread's own CPU time and the
+wall time spent in database calls, so what is left is waiting: for the GIL, a core, or a pool connection.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import os
 import re
 import time
 from pathlib import Path
+
+from django.db import connection
+from rest_framework.views import APIView
 
 from readerboard.asgi import application as readerboard_application
 
@@ -38,6 +43,39 @@ def endpoint_of(path: str) -> str:
         if pattern.search(path):
             return name
     return "other"
+
+
+def _timed_dispatch(sink: TimedApplication):
+    original = APIView.dispatch
+
+    def dispatch(view, request, *args, **kwargs):
+        database = {"ms": 0.0, "queries": 0}
+
+        def timed_query(execute, sql, params, many, context):
+            before = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                database["ms"] += (time.perf_counter() - before) * 1000
+                database["queries"] += 1
+
+        wall, cpu = time.perf_counter(), time.thread_time()
+        with connection.execute_wrapper(timed_query):
+            response = original(view, request, *args, **kwargs)
+        sink.records.append(
+            {
+                "kind": "view",
+                "endpoint": endpoint_of(request.path),
+                "t": time.monotonic(),
+                "ms": round((time.perf_counter() - wall) * 1000, 3),
+                "cpu_ms": round((time.thread_time() - cpu) * 1000, 3),
+                "db_ms": round(database["ms"], 3),
+                "queries": database["queries"],
+            }
+        )
+        return response
+
+    return dispatch
 
 
 class TimedApplication:
@@ -97,3 +135,4 @@ class TimedApplication:
 
 
 application = TimedApplication(readerboard_application, Path(os.environ.get("READERBOARD_TIMING_DIR", ".")))
+APIView.dispatch = _timed_dispatch(application)

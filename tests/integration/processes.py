@@ -240,6 +240,7 @@ class Deployment:
         proxy_headers: bool = False,
         cpus: str = "",
         app: str = "readerboard.asgi:application",
+        access_log: bool = True,
     ) -> str:
         """Start uvicorn as docker/entrypoint.sh does (`--workers`, access log on) on a free loopback port.
 
@@ -250,6 +251,8 @@ class Deployment:
         port = free_port()
         args = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
         args += ["--lifespan", "on", "--no-server-header"]
+        if not access_log:
+            args += ["--no-access-log"]
         if proxy_headers:
             args += ["--proxy-headers", "--forwarded-allow-ips", "*"]
         if cpus:
