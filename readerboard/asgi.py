@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django (cached DICOMweb reads through a fast path), WebSockets through Channels."""
+"""ASGI entry point: HTTP through Django (the reading API's hot paths in one thread hop, cached DICOMweb
+reads through a fast path), WebSockets through Channels."""
 
 import gc
 import os
@@ -21,6 +22,7 @@ from django.conf import settings  # noqa: E402
 
 from readerboard.admission import AdmissionLimit  # noqa: E402
 from readerboard.lifespan import lifespan_application  # noqa: E402
+from readerboard.one_hop import one_hop_application  # noqa: E402
 from readerboard.overload import RETRY_AFTER_S  # noqa: E402
 from readerboard.routing import websocket_urlpatterns  # noqa: E402
 from viewer.dicomweb.asgi_fast import fast_path_application  # noqa: E402
@@ -28,7 +30,7 @@ from viewer.dicomweb.asgi_fast import fast_path_application  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": AdmissionLimit(
-            fast_path_application(django_asgi_app),
+            one_hop_application(fast_path_application(django_asgi_app)),
             max_in_flight=settings.MAX_REQUESTS_IN_FLIGHT,
             retry_after_s=RETRY_AFTER_S,
         ),

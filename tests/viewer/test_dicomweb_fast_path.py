@@ -11,6 +11,7 @@ from django.core.asgi import get_asgi_application
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from tests.asgi_calls import asgi_request
 from tests.factories import UserFactory, admin_user
 from viewer.dicomweb import access, asgi_fast
 from viewer.services import image_cache
@@ -22,38 +23,7 @@ FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-sy
 
 
 async def _call(app, path: str, *, query: str = "", headers: dict[str, str], method: str = "GET"):
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    received = False
-
-    async def receive():
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
-
-    messages = []
-
-    async def send(message):
-        messages.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return start["status"], [(k.decode(), v.decode()) for k, v in start["headers"]], body
+    return await asgi_request(app, path, method=method, query=query, headers=headers)
 
 
 def get(app, path: str, **kwargs):

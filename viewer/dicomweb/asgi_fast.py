@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
+from readerboard.asgi_responses import send_whole_response
 from viewer.services import image_cache
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class DicomwebFastPath:
             logger.debug("DICOMweb fast path passing %s to Django", scope["path"], exc_info=True)
             await self.django_app(scope, receive, send)
             return
-        await _send_whole(response, send)
+        await send_whole_response(response, send)
 
     def _match(self, scope):
         path_info = scope["path"].removeprefix(get_script_prefix(scope).rstrip("/")) or "/"
@@ -160,23 +161,6 @@ def _fast_route(path_info: str, resolver):
     if match.namespace != "dicomweb" or match.url_name not in FAST_ROUTES:
         return None
     return match
-
-
-async def _send_whole(response: HttpResponse, send) -> None:
-    """Send a non-streaming response as Django's ASGI handler does, but its body as one message.
-
-    Django cuts a body into 64 KiB messages (copying each) and a 512x512 frame would
-    wait for the socket to drain eight times, interleaving badly with other clients.
-    """
-    headers = [
-        (name.encode("ascii"), value.encode("latin1") if isinstance(value, str) else bytes(value))
-        for name, value in response.items()
-    ]
-    headers += [
-        (b"Set-Cookie", cookie.output(header="").encode("ascii").strip()) for cookie in response.cookies.values()
-    ]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.content, "more_body": False})
 
 
 def fast_path_application(django_app: ASGIHandler) -> DicomwebFastPath:
