@@ -44,8 +44,8 @@ class _SyncHandler(ASGIHandler):
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
 
-    def respond(self, scope: dict, body_file) -> tuple[HttpResponse, list[bytes]]:
-        """Answer one request start to finish on this thread; return the response and its body chunks."""
+    def respond(self, scope: dict, body_file) -> tuple[HttpResponse, bytes]:
+        """Answer one request start to finish on this thread; return the response and its body."""
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=ASGIHandler, scope=scope)
         request, response = self.create_request(scope, body_file)
@@ -53,11 +53,11 @@ class _SyncHandler(ASGIHandler):
             if request is not None:
                 response = self.get_response(request)
                 response._handler_class = ASGIHandler
-            chunks = list(response) if response.streaming else [response.content]
+            body = b"".join(response) if response.streaming else response.content
         finally:
             response.close()  # request_finished: database connections go back, as after any request
             body_file.close()
-        return response, chunks
+        return response, body
 
 
 class OneHopApplication:
@@ -82,8 +82,8 @@ class OneHopApplication:
             return
         context = contextvars.copy_context()
         call = functools.partial(context.run, self._handler.respond, scope, body_file)
-        response, chunks = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        await send_whole_response(response, send, body=b"".join(chunks))
+        response, body = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        await send_whole_response(response, send, body=body)
 
 
 def one_hop_application(app) -> OneHopApplication:
