@@ -46,10 +46,6 @@ def reads_of_reader(reader: Reader) -> int:
     return Case.objects.filter(reads__reader=reader, reads__skip=False).distinct().count()
 
 
-def readers_with_more_reads(reads: int) -> int:
-    return readers_by_reads().filter(cases_read__gt=reads).count()
-
-
 def case_instances(case: Case) -> QuerySet[Instance]:
     """The case's instances in anatomical reading order (the series' sort key)."""
     return Instance.objects.filter(series_id=case.series_id).order_by("sort_position_mm", "instance_number", "id")

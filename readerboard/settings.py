@@ -331,6 +331,8 @@ READERBOARD = {
     "UPLOAD_MAX_BYTES": env_int("READERBOARD_UPLOAD_MAX_BYTES", 2 * 1024**3),
     "LEASE_SECONDS": env_int("READERBOARD_LEASE_SECONDS", 300),
     "BOOTH_IDLE_SECONDS": env_int("READERBOARD_BOOTH_IDLE_SECONDS", 600),
+    # How old other readers' counts may be in the rank a submit or page load answers with (leaderboard.standing).
+    "STANDING_REFRESH_SECONDS": env_int("READERBOARD_STANDING_REFRESH_S", 2),
     # Which series a user may load images of (viewer/ asks; annotations/ knows tasks and roles).
     "SERIES_ACCESS_POLICY": "annotations.services.image_access.visible_series",
 }

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case as SqlCase
-from django.db.models import Count, F, IntegerField, Q, Value, When
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from annotations.models import Case, Lease, Reader, Task
+from annotations.models import Case, Lease, Read, Reader, Task
 
 
 class LeaseLost(Exception):
@@ -65,11 +65,13 @@ def take_next_case(
     """
     now = now or timezone.now()
     rng = rng or random.SystemRandom()
+    skipped: list[int] = []
+    # First pass: never waits for a lock (SKIP LOCKED), so it needs no savepoints: a case that turns out
+    # full stays locked only until this short transaction commits, and a transaction that waits for
+    # nothing cannot close a deadlock.
     with transaction.atomic():
-        if not Task.objects.filter(pk=task.pk, is_open=True).exists():
-            return None
         held = (
-            Lease.objects.filter(reader=reader, case__task=task, expires_at__gt=now)
+            Lease.objects.filter(reader=reader, case__task=task, case__task__is_open=True, expires_at__gt=now)
             .exclude(case__reads__reader=reader)
             .select_related(*(f"case__{name}" for name in CASE_FOR_READING))
             .order_by("created_at")
@@ -81,18 +83,24 @@ def take_next_case(
             held.save(update_fields=["expires_at"])
             held.reader = reader
             return held
-        skipped: list[int] = []
         for case_id in _candidates_in_order(reader=reader, task=task, now=now, rng=rng, preferred=preferred_case_id):
             lease = _try_take(case_id=case_id, reader=reader, now=now, skip_locked=True)
             if isinstance(lease, Lease):
                 return lease
             if lease is _LOCKED:
                 skipped.append(case_id)
-        # Rows another transaction held may still have room once it commits: wait for them in turn.
+    if not skipped:
+        return None
+    # Rows another transaction held may still have room once it commits: wait for them in turn, each
+    # attempt in a savepoint whose rollback releases a full case before waiting for the next one.
+    with transaction.atomic():
         for case_id in skipped:
+            savepoint = transaction.savepoint()
             lease = _try_take(case_id=case_id, reader=reader, now=now, skip_locked=False)
             if isinstance(lease, Lease):
+                transaction.savepoint_commit(savepoint)
                 return lease
+            transaction.savepoint_rollback(savepoint)
     return None
 
 
@@ -118,21 +126,15 @@ def renew_lease(*, reader: Reader, case: Case, now: datetime | None = None) -> L
     """Extend (or retake) the reader's lease on a case; raise LeaseLost when it lapsed and the case is full."""
     now = now or timezone.now()
     with transaction.atomic():
-        locked = lock_cases([case.pk], skip_locked=False)
-        if not locked or not Task.objects.filter(pk=case.task_id, is_open=True).exists():
+        locked = lock_case_for_reader(case.pk, reader=reader, now=now, skip_locked=False)
+        if locked is None or not locked.task.is_open:
             raise LeaseLost("the task is closed")
-        locked_case = locked[0]
-        lease = Lease.objects.filter(case=locked_case, reader=reader).first()
-        expires_at = now + timedelta(seconds=lease_seconds())
-        if lease is not None and lease.expires_at > now:
-            lease.expires_at = expires_at
-            lease.save(update_fields=["expires_at"])
-            return lease
-        if locked_case.reads.filter(reader=reader).exists():
+        live = locked.own_lease_id is not None and locked.own_lease_expires_at > now
+        if not live and locked.latest_read_id is not None:
             raise LeaseLost("this case has already been read by you")
-        if not has_room(case=locked_case, reader=reader, now=now):
+        if not live and not has_room_locked(locked):
             raise LeaseLost("the lease ran out and the case has all the reads it needs")
-        return _hold_lease(case=locked_case, reader=reader, expires_at=expires_at)
+        return _write_lease(locked, reader=reader, expires_at=now + timedelta(seconds=lease_seconds()))
 
 
 def release_lease(*, reader: Reader, case: Case) -> None:
@@ -140,16 +142,6 @@ def release_lease(*, reader: Reader, case: Case) -> None:
     with transaction.atomic():
         lock_cases([case.pk], skip_locked=False)
         Lease.objects.filter(case=case, reader=reader).delete()
-
-
-def has_room(*, case: Case, reader: Reader, now: datetime | None = None) -> bool:
-    """Return True when counted reads plus other readers' live leases are short of the task's target.
-
-    Call it holding the case row lock, with `case.reads_done` read under that lock.
-    """
-    now = now or timezone.now()
-    other_live = Lease.objects.filter(case=case, expires_at__gt=now).exclude(reader=reader).count()
-    return case.reads_done + other_live < read_target(case=case, task=case.task)
 
 
 def read_target(*, case: Case, task: Task) -> int:
@@ -231,6 +223,7 @@ def _open_cases(*, reader: Reader, task: Task, now: datetime):
     """
     return (
         _open_cases_of_tasks(reader=reader, task_ids=[task.pk], now=now)
+        .filter(task__is_open=True)
         .annotate(uncertain=_uncertain_expression())
         .values_list("pk", "load", "uncertain")
     )
@@ -276,46 +269,79 @@ def _rank(rows: list[tuple[int, int, int]], *, rng: random.Random, preferred: in
 
 
 def _try_take(*, case_id: int, reader: Reader, now: datetime, skip_locked: bool):
-    # Each attempt runs in a savepoint: rolling it back releases the row lock of a case that turned
-    # out full, so a transaction never holds one case while waiting for another (no deadlocks).
-    savepoint = transaction.savepoint()
-    locked = lock_cases([case_id], skip_locked=skip_locked, related=CASE_FOR_READING)
-    if not locked:
-        transaction.savepoint_rollback(savepoint)
-        return _LOCKED
-    case = locked[0]
-    # Re-check under the lock: another reader may have taken the last slot since the candidate query.
-    if case.reads.filter(reader=reader).exists() or not has_room(case=case, reader=reader, now=now):
-        transaction.savepoint_rollback(savepoint)
-        return None
-    lease = _hold_lease(case=case, reader=reader, expires_at=now + timedelta(seconds=lease_seconds()))
-    transaction.savepoint_commit(savepoint)
-    return lease
+    """Lease the case if it still has room for this reader: a Lease, None (read or full), or _LOCKED.
 
-
-def _hold_lease(*, case: Case, reader: Reader, expires_at: datetime) -> Lease:
-    """Create or extend the reader's lease on a case whose row lock the caller holds.
-
-    The row lock serialises every lease writer of the case, so a read-then-write is safe here and
-    costs two statements where update_or_create's savepoints cost six.
+    The check runs under the case lock (another reader may have taken the last slot since the
+    candidate query), on what lock_case_for_reader brought with the lock.
     """
-    lease = Lease.objects.filter(case=case, reader=reader).first()
-    if lease is None:
+    case = lock_case_for_reader(case_id, reader=reader, now=now, skip_locked=skip_locked, related=CASE_FOR_READING)
+    if case is None:
+        return _LOCKED
+    if case.latest_read_id is not None or not has_room_locked(case):
+        return None
+    return _write_lease(case, reader=reader, expires_at=now + timedelta(seconds=lease_seconds()))
+
+
+def _write_lease(case: Case, *, reader: Reader, expires_at: datetime) -> Lease:
+    """Create or extend the reader's lease on a case from lock_case_for_reader, whose row lock the caller holds.
+
+    The row lock serialises every lease writer of the case, so writing what the locking statement read is
+    safe here, and costs one statement where update_or_create's savepoints cost six.
+    """
+    if case.own_lease_id is None:
         return Lease.objects.create(case=case, reader=reader, expires_at=expires_at)
-    lease.expires_at = expires_at
-    lease.save(update_fields=["expires_at"])
-    lease.case = case
-    lease.reader = reader
-    return lease
+    Lease.objects.filter(pk=case.own_lease_id).update(expires_at=expires_at)
+    return Lease(pk=case.own_lease_id, case=case, reader=reader, expires_at=expires_at)
+
+
+def lock_case_for_reader(
+    case_id: int, *, reader: Reader, now: datetime, skip_locked: bool, related: tuple[str, ...] = ("task",)
+) -> Case | None:
+    """Lock one case row and bring, in the same statement, what a lease or read decision needs about this reader.
+
+    The case (with `related` loaded) carries: `latest_read_id` and `latest_read_version` (the reader's
+    newest crowd read of it, or None), `own_lease_id` and `own_lease_expires_at` (the reader's lease, or
+    None), and `other_live_leases` (other readers' unexpired leases). None when `skip_locked` and another
+    transaction holds the row. One round trip where separate queries cost four, each waiting for the GIL
+    again under load.
+    """
+    cases = _lockable(Case.objects.filter(pk__in=[case_id]).select_related(*related), skip_locked=skip_locked)
+    latest_read = Read.objects.filter(case=OuterRef("pk"), reader=reader).order_by("-version")
+    own_lease = Lease.objects.filter(case=OuterRef("pk"), reader=reader)
+    other_live = (
+        Lease.objects.filter(case=OuterRef("pk"), expires_at__gt=now)
+        .exclude(reader=reader)
+        .order_by()
+        .values("case")
+        .annotate(leases=Count("pk"))
+        .values("leases")
+    )
+    annotated = cases.annotate(
+        latest_read_id=Subquery(latest_read.values("pk")[:1]),
+        latest_read_version=Subquery(latest_read.values("version")[:1]),
+        own_lease_id=Subquery(own_lease.values("pk")[:1]),
+        own_lease_expires_at=Subquery(own_lease.values("expires_at")[:1]),
+        other_live_leases=Coalesce(Subquery(other_live), 0),
+    )
+    return next(iter(annotated), None)
+
+
+def has_room_locked(case: Case) -> bool:
+    """True when a case from lock_case_for_reader is short of its read target, counting other readers' live leases."""
+    return case.reads_done + case.other_live_leases < read_target(case=case, task=case.task)
 
 
 def lock_cases(case_ids: list[int], *, skip_locked: bool, related: tuple[str, ...] = ("task",)) -> list[Case]:
     """Lock and return the case rows (with `related` loaded); SQLite's IMMEDIATE transactions already serialise."""
-    queryset = Case.objects.filter(pk__in=case_ids).select_related(*related)
-    if connection.features.has_select_for_update:
-        of = ("self",) if connection.features.has_select_for_update_of else ()
-        skip = skip_locked and connection.features.has_select_for_update_skip_locked
-        # FOR NO KEY UPDATE: inserting a Lease or Read takes a key-share lock on the case row,
-        # which a plain FOR UPDATE would block.
-        queryset = queryset.select_for_update(skip_locked=skip, of=of, no_key=connection.vendor == "postgresql")
-    return list(queryset)
+    return list(_lockable(Case.objects.filter(pk__in=case_ids).select_related(*related), skip_locked=skip_locked))
+
+
+def _lockable(cases: QuerySet[Case], *, skip_locked: bool) -> QuerySet[Case]:
+    """The case rows, locked FOR NO KEY UPDATE (skipping rows others hold when `skip_locked`) where the database can."""
+    if not connection.features.has_select_for_update:
+        return cases
+    of = ("self",) if connection.features.has_select_for_update_of else ()
+    skip = skip_locked and connection.features.has_select_for_update_skip_locked
+    # FOR NO KEY UPDATE: inserting a Lease or Read takes a key-share lock on the case row,
+    # which a plain FOR UPDATE would block.
+    return cases.select_for_update(skip_locked=skip, of=of, no_key=connection.vendor == "postgresql")

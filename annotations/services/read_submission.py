@@ -469,25 +469,24 @@ def _store(
     instance_pks: dict[str, int],
     question_set_id: int | None,
 ) -> Read:
-    (case,) = assignment.lock_cases([case_id], skip_locked=False)
+    case = assignment.lock_case_for_reader(case_id, reader=reader, now=now, skip_locked=False)
     if not case.task.is_open:
         raise ReadConflict("the task is closed")
-    previous = Read.objects.filter(case=case, reader=reader).order_by("-version").first()
-    if previous is None:
-        lease = Lease.objects.filter(case=case, reader=reader).first()
-        if lease is None:
+    if case.latest_read_id is None:
+        if case.own_lease_id is None:
             raise ReadConflict("this case was not given to you; ask for the next case")
-        if lease.expires_at <= now and not assignment.has_room(case=case, reader=reader, now=now):
+        if case.own_lease_expires_at <= now and not assignment.has_room_locked(case):
             raise ReadConflict("your hold on this case ran out and it has all the reads it needs")
     read = Read.objects.create(
         case=case,
         reader=reader,
-        version=previous.version + 1 if previous else 1,
-        supersedes=previous,
+        version=case.latest_read_version + 1 if case.latest_read_id is not None else 1,
+        supersedes_id=case.latest_read_id,
         **read_fields(parsed=parsed, document=document, question_set_id=question_set_id),
     )
     store_marks(read=read, parsed=parsed, instance_pks=instance_pks)
-    Lease.objects.filter(case=case, reader=reader).delete()
+    if case.own_lease_id is not None:
+        Lease.objects.filter(pk=case.own_lease_id).delete()
     case.reads_done = counted_reads(case=case)
     case.save(update_fields=["reads_done"])
     return read

@@ -164,6 +164,7 @@ def run_load(
     log=print,
 ) -> dict:
     """Run the whole load test and audit; return the results (see the module docstring)."""
+    machine = machine_description()
     with tempfile.TemporaryDirectory(prefix="rb-load-") as scratch:
         base = Path(scratch)
         (base / "logs").mkdir()
@@ -294,7 +295,7 @@ def run_load(
     aggregated = stats.pop("Aggregated")
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine,
         "setup": {
             "users": users,
             "spawn_rate": spawn_rate,
@@ -339,6 +340,37 @@ def run_load(
         "failure_examples": failures.splitlines()[:10],
         "server_errors": server_errors,
     } | ({"server_timing": server_timing} if server_timing is not None else {})
+
+
+def machine_description() -> dict:
+    """CPUs, model and a speed figure, so runs on different machines (or VMs) are not compared blind.
+
+    `python_loop_ms` is the best of three runs of a fixed pure-Python loop, taken before the load starts:
+    the server's work is Python, so it scales the run's CPU seconds between machines.
+    """
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        sum(number * number for number in range(2_000_000))
+        timings.append(time.perf_counter() - started)
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python_loop_ms": round(min(timings) * 1000, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def summarise_server_timing(timing_dir: Path, *, started_at: float) -> dict:

@@ -44,6 +44,24 @@ def test_ranks_are_competition_ranks(cases):
     assert leaderboard.standing(reader=dee) == leaderboard.Standing(reads_count=1, rank=4)
 
 
+def test_a_readers_own_count_is_current_and_others_are_at_most_the_refresh_interval_old(cases, settings):
+    settings.READERBOARD = {**settings.READERBOARD, "STANDING_REFRESH_SECONDS": 600}
+    ahead, me = ReaderFactory(display_name="Ahead"), ReaderFactory(display_name="Me")
+    give_reads(ahead, cases[:2])
+    give_reads(me, cases[:1])
+    assert leaderboard.standing(reader=me) == leaderboard.Standing(reads_count=1, rank=2)
+
+    # My new reads count at once, against the others' counts of the snapshot: I pass Ahead (2).
+    give_reads(me, cases[1:3])
+    assert leaderboard.standing(reader=me) == leaderboard.Standing(reads_count=3, rank=1)
+    # Ahead's new reads show only once the snapshot is refreshed.
+    give_reads(ahead, cases[2:4])
+    assert leaderboard.standing(reader=me).rank == 1
+
+    settings.READERBOARD = {**settings.READERBOARD, "STANDING_REFRESH_SECONDS": 0}
+    assert leaderboard.standing(reader=me) == leaderboard.Standing(reads_count=3, rank=2)
+
+
 def test_skips_and_later_versions_do_not_add_reads(cases):
     reader = ReaderFactory()
     ReadFactory(case=cases[0], reader=reader, version=1)
