@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case as SqlCase
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -129,7 +129,7 @@ def renew_lease(*, reader: Reader, case: Case, now: datetime | None = None) -> L
         locked = lock_case_for_reader(case.pk, reader=reader, now=now, skip_locked=False)
         if locked is None or not locked.task.is_open:
             raise LeaseLost("the task is closed")
-        live = locked.own_lease_id is not None and locked.own_lease_expires_at > now
+        live = locked.own_lease_live
         if not live and locked.latest_read_id is not None:
             raise LeaseLost("this case has already been read by you")
         if not live and not has_room_locked(locked):
@@ -297,33 +297,53 @@ def _write_lease(case: Case, *, reader: Reader, expires_at: datetime) -> Lease:
 def lock_case_for_reader(
     case_id: int, *, reader: Reader, now: datetime, skip_locked: bool, related: tuple[str, ...] = ("task",)
 ) -> Case | None:
-    """Lock one case row and bring, in the same statement, what a lease or read decision needs about this reader.
+    """Lock one case row, then read in one statement what a lease or read decision needs about this reader.
 
     The case (with `related` loaded) carries: `latest_read_id` and `latest_read_version` (the reader's
-    newest crowd read of it, or None), `own_lease_id` and `own_lease_expires_at` (the reader's lease, or
-    None), and `other_live_leases` (other readers' unexpired leases). None when `skip_locked` and another
-    transaction holds the row. One round trip where separate queries cost four, each waiting for the GIL
-    again under load.
+    newest crowd read of it, or None), `own_lease_id` (the reader's lease, or None), `own_lease_live`
+    (that lease has not expired) and `other_live_leases` (other readers' unexpired leases). None when
+    `skip_locked` and another transaction holds the row.
+
+    Two round trips where separate queries cost four. The state is read in a statement of its own,
+    after the lock is held: subqueries of the locking statement would see the database as it was when
+    that statement started, before a concurrent writer it waited for committed (READ COMMITTED).
     """
-    cases = _lockable(Case.objects.filter(pk__in=[case_id]).select_related(*related), skip_locked=skip_locked)
-    latest_read = Read.objects.filter(case=OuterRef("pk"), reader=reader).order_by("-version")
-    own_lease = Lease.objects.filter(case=OuterRef("pk"), reader=reader)
-    other_live = (
-        Lease.objects.filter(case=OuterRef("pk"), expires_at__gt=now)
-        .exclude(reader=reader)
-        .order_by()
-        .values("case")
-        .annotate(leases=Count("pk"))
-        .values("leases")
-    )
-    annotated = cases.annotate(
-        latest_read_id=Subquery(latest_read.values("pk")[:1]),
-        latest_read_version=Subquery(latest_read.values("version")[:1]),
-        own_lease_id=Subquery(own_lease.values("pk")[:1]),
-        own_lease_expires_at=Subquery(own_lease.values("expires_at")[:1]),
-        other_live_leases=Coalesce(Subquery(other_live), 0),
-    )
-    return next(iter(annotated), None)
+    locked = list(_lockable(Case.objects.filter(pk__in=[case_id]).select_related(*related), skip_locked=skip_locked))
+    if not locked:
+        return None
+    case = locked[0]
+    with connection.cursor() as cursor:
+        cursor.execute(_READER_STATE_SQL.format(**_table_names()), _reader_state_params(case.pk, reader.pk, now))
+        (
+            case.latest_read_id,
+            case.latest_read_version,
+            case.own_lease_id,
+            own_lease_live,
+            case.other_live_leases,
+        ) = cursor.fetchone()
+    case.own_lease_live = bool(own_lease_live)
+    return case
+
+
+# Scalar subqueries in one SELECT (ORM-built, they cost more CPU to compile than the round trips they save).
+_READER_STATE_SQL = """SELECT
+    (SELECT r.id FROM {reads} r WHERE r.case_id = %s AND r.reader_id = %s AND NOT r.is_answer_key
+     ORDER BY r.version DESC LIMIT 1),
+    (SELECT r.version FROM {reads} r WHERE r.case_id = %s AND r.reader_id = %s AND NOT r.is_answer_key
+     ORDER BY r.version DESC LIMIT 1),
+    (SELECT l.id FROM {leases} l WHERE l.case_id = %s AND l.reader_id = %s),
+    (SELECT CASE WHEN l.expires_at > %s THEN 1 ELSE 0 END FROM {leases} l WHERE l.case_id = %s AND l.reader_id = %s),
+    (SELECT COUNT(*) FROM {leases} l WHERE l.case_id = %s AND l.expires_at > %s AND l.reader_id <> %s)"""
+
+
+def _table_names() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {"reads": quote(Read._meta.db_table), "leases": quote(Lease._meta.db_table)}
+
+
+def _reader_state_params(case_id: int, reader_id: int, now: datetime) -> tuple:
+    at = connection.ops.adapt_datetimefield_value(now)
+    return (case_id, reader_id, case_id, reader_id, case_id, reader_id, at, case_id, reader_id, case_id, at, reader_id)
 
 
 def has_room_locked(case: Case) -> bool:

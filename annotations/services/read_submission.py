@@ -475,7 +475,7 @@ def _store(
     if case.latest_read_id is None:
         if case.own_lease_id is None:
             raise ReadConflict("this case was not given to you; ask for the next case")
-        if case.own_lease_expires_at <= now and not assignment.has_room_locked(case):
+        if not case.own_lease_live and not assignment.has_room_locked(case):
             raise ReadConflict("your hold on this case ran out and it has all the reads it needs")
     read = Read.objects.create(
         case=case,

@@ -7,7 +7,6 @@ being in the group.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
-from django.db.models import Exists, OuterRef, QuerySet
 
 READER = "reader"
 ADMIN = "admin"
@@ -31,25 +30,6 @@ def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:
             cached.add(ADMIN)
         user._readerboard_roles = cached
     return cached
-
-
-def with_role_flags(users: QuerySet) -> QuerySet:
-    """Annotate users with one flag per role group, so remember_roles can fill user_roles without a query."""
-    return users.annotate(
-        **{_role_flag(name): Exists(Group.objects.filter(user=OuterRef("pk"), name=name)) for name in ALL_ROLES}
-    )
-
-
-def remember_roles(user) -> None:
-    """Fill user_roles's per-request cache from the flags with_role_flags annotated on this user."""
-    roles = {name for name in ALL_ROLES if getattr(user, _role_flag(name), False)}
-    if user.is_superuser:
-        roles.add(ADMIN)
-    user._readerboard_roles = roles
-
-
-def _role_flag(name: str) -> str:
-    return f"holds_role_{name}"
 
 
 def is_admin(user) -> bool:
