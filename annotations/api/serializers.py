@@ -57,8 +57,12 @@ class MeSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ReaderRole.choices)
     role_label = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
-    reads_count = serializers.IntegerField()
-    rank = serializers.IntegerField(allow_null=True)
+    reads_count = serializers.IntegerField(help_text="Distinct cases read, skips not counted; always current.")
+    rank = serializers.IntegerField(
+        allow_null=True,
+        help_text="Competition rank by reads_count, null before the first counted read; other readers' counts "
+        "are at most READERBOARD_STANDING_REFRESH_S (2 s) old.",
+    )
     booth_mode = serializers.BooleanField()
     booth_idle_seconds = serializers.IntegerField()
     team = serializers.CharField(help_text='The reader\'s team name, "" without one.')
