@@ -313,7 +313,10 @@ def lock_case_for_reader(
         return None
     case = locked[0]
     with connection.cursor() as cursor:
-        cursor.execute(_READER_STATE_SQL.format(**_table_names()), _reader_state_params(case.pk, reader.pk, now))
+        cursor.execute(
+            _READER_STATE_SQL.format(**_table_names()),
+            {"case": case.pk, "reader": reader.pk, "now": connection.ops.adapt_datetimefield_value(now)},
+        )
         (
             case.latest_read_id,
             case.latest_read_version,
@@ -327,23 +330,20 @@ def lock_case_for_reader(
 
 # Scalar subqueries in one SELECT (ORM-built, they cost more CPU to compile than the round trips they save).
 _READER_STATE_SQL = """SELECT
-    (SELECT r.id FROM {reads} r WHERE r.case_id = %s AND r.reader_id = %s AND NOT r.is_answer_key
+    (SELECT r.id FROM {reads} r WHERE r.case_id = %(case)s AND r.reader_id = %(reader)s AND NOT r.is_answer_key
      ORDER BY r.version DESC LIMIT 1),
-    (SELECT r.version FROM {reads} r WHERE r.case_id = %s AND r.reader_id = %s AND NOT r.is_answer_key
+    (SELECT r.version FROM {reads} r WHERE r.case_id = %(case)s AND r.reader_id = %(reader)s AND NOT r.is_answer_key
      ORDER BY r.version DESC LIMIT 1),
-    (SELECT l.id FROM {leases} l WHERE l.case_id = %s AND l.reader_id = %s),
-    (SELECT CASE WHEN l.expires_at > %s THEN 1 ELSE 0 END FROM {leases} l WHERE l.case_id = %s AND l.reader_id = %s),
-    (SELECT COUNT(*) FROM {leases} l WHERE l.case_id = %s AND l.expires_at > %s AND l.reader_id <> %s)"""
+    (SELECT l.id FROM {leases} l WHERE l.case_id = %(case)s AND l.reader_id = %(reader)s),
+    (SELECT CASE WHEN l.expires_at > %(now)s THEN 1 ELSE 0 END FROM {leases} l
+     WHERE l.case_id = %(case)s AND l.reader_id = %(reader)s),
+    (SELECT COUNT(*) FROM {leases} l
+     WHERE l.case_id = %(case)s AND l.expires_at > %(now)s AND l.reader_id <> %(reader)s)"""
 
 
 def _table_names() -> dict[str, str]:
     quote = connection.ops.quote_name
     return {"reads": quote(Read._meta.db_table), "leases": quote(Lease._meta.db_table)}
-
-
-def _reader_state_params(case_id: int, reader_id: int, now: datetime) -> tuple:
-    at = connection.ops.adapt_datetimefield_value(now)
-    return (case_id, reader_id, case_id, reader_id, case_id, reader_id, at, case_id, reader_id, case_id, at, reader_id)
 
 
 def has_room_locked(case: Case) -> bool:
