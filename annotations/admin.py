@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from annotations.booth import teams
 from annotations.models import (
     Case,
     CaseConsensus,
@@ -20,7 +21,6 @@ from annotations.models import (
     Task,
     Team,
 )
-from annotations.services import teams
 
 
 @admin.register(Reader)

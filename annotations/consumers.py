@@ -9,7 +9,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from annotations.services.leaderboard import LEADERBOARD_GROUP, leaderboard_message
+from annotations.booth.leaderboard import LEADERBOARD_GROUP, leaderboard_message
 
 
 class LeaderboardConsumer(AsyncJsonWebsocketConsumer):

@@ -42,8 +42,8 @@ def build(n_cases: int, reads_per_case: int, seed: int = 1):
     import numpy as np
     from django.contrib.auth import get_user_model
 
+    from annotations.core import mask_rle
     from annotations.models import Case, Mark, MaskSlice, Read, Reader, Task
-    from annotations.services import mask_rle
     from viewer.models import Collection, Instance, Series, Study
 
     rng = np.random.default_rng(seed)
@@ -161,8 +161,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
         setup_django(Path(tmp) / "bench.sqlite3")
+        from annotations.consensus.case_consensus import recompute_task_consensus
         from annotations.models import CaseConsensus
-        from annotations.services.consensus import recompute_task_consensus
 
         started = time.perf_counter()
         task, counts = build(args.cases, args.reads)

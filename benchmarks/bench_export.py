@@ -48,8 +48,8 @@ def _build_task(n_cases: int, scratch: Path):
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
+    from annotations.core import mask_rle
     from annotations.models import Case, CaseConsensus, ConsensusLesion, Mark, MaskSlice, Read, Reader, Task
-    from annotations.services import mask_rle
     from viewer.models import Instance, Series
     from viewer.services.dicom_import import import_paths
     from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
@@ -137,7 +137,7 @@ def main() -> None:
         import logging
 
         logging.getLogger("highdicom").setLevel(logging.WARNING)
-        from annotations.services.exports import export_to_path
+        from annotations.exports import export_to_path
 
         started = time.perf_counter()
         task = _build_task(args.cases, scratch)

@@ -127,9 +127,10 @@ def run_task(
     min_reads: int | None,
 ) -> tuple[object, dict]:
     """Create the task, let the simulated readers read until nothing is left, compute consensus; return the task."""
+    from annotations.assignment.services import next_case
+    from annotations.consensus import case_consensus as consensus
     from annotations.models import Case, Task
-    from annotations.services import consensus, read_submission
-    from annotations.services.assignment import next_case
+    from annotations.reading import submission as read_submission
 
     adaptive = min_reads is not None
     task = Task.objects.create(
@@ -188,7 +189,7 @@ def adaptive_rule_overrides(overrides: dict):
     Tasks carry only min_reads and reads_per_case; the thresholds are AdaptiveRule's defaults, so the
     benchmark's second adaptive setting (a stricter rule, to compare at the same number of reads) swaps them.
     """
-    from annotations.services import case_consensus
+    from annotations.core import case_consensus
 
     default = case_consensus.AdaptiveRule
     if overrides:
@@ -201,7 +202,7 @@ def adaptive_rule_overrides(overrides: dict):
 
 def adaptive_rule_of(reads_per_case: int, min_reads: int) -> dict:
     """Return the thresholds an adaptive task of the benchmark runs with (under the current overrides)."""
-    from annotations.services import case_consensus
+    from annotations.core import case_consensus
 
     return case_consensus.AdaptiveRule(min_reads=min_reads, max_reads=reads_per_case).as_json()
 
@@ -234,7 +235,7 @@ def _line_mid_mm(line: dict, case: study.SyntheticCase) -> list[float]:
 
 
 def _mask_voxels(slices: list[dict], case: study.SyntheticCase) -> np.ndarray:
-    from annotations.services import mask_rle
+    from annotations.core import mask_rle
 
     parts = []
     for one in slices:
@@ -262,7 +263,7 @@ class Scorer:
 
     def score_case(self, case: study.SyntheticCase, found: list[dict]) -> None:
         """found: lesions with anchor_mm, size_mm and any of line_mm, median_mm, medoid_mm, short_mm, mask."""
-        from annotations.services.lesion_matching import match_points
+        from annotations.core.lesion_matching import match_points
 
         self.cases += 1
         self.total += len(case.lesions)
@@ -497,7 +498,7 @@ def main() -> None:
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="rb-bench-19-", dir=shm) as tmp:
         setup_django(Path(tmp) / "bench.sqlite3")
-        from annotations.services.case_consensus import ALGORITHM_VERSION
+        from annotations.core.case_consensus import ALGORITHM_VERSION
 
         results["algorithm_version"] = ALGORITHM_VERSION
         readers = make_readers(profiles)
@@ -528,8 +529,8 @@ def main() -> None:
                     reads_per_case=reads_per_case,
                     min_reads=min_reads,
                 )
+                from annotations.consensus import case_consensus as consensus
                 from annotations.models import Case
-                from annotations.services import consensus
 
                 cases_by_pk = {
                     row.pk: case for row, case in zip(Case.objects.filter(task=task).order_by("pk"), cases, strict=True)

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotations.services.staple import staple  # noqa: E402
+from annotations.core.staple import staple  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

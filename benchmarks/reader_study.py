@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from annotations.services import mask_rle
+from annotations.core import mask_rle
 
 ROWS = COLUMNS = 192
 PIXEL_MM = 1.0

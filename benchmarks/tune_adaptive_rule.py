@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from annotations.services.adaptive_reads import AdaptiveRule, CaseEvidence, LesionEvidence, read_decision  # noqa: E402
-from annotations.services.line_consensus import weighted_quantile  # noqa: E402
+from annotations.core.adaptive_reads import AdaptiveRule, CaseEvidence, LesionEvidence, read_decision  # noqa: E402
+from annotations.core.line_consensus import weighted_quantile  # noqa: E402
 from benchmarks import bench_label_quality as bench  # noqa: E402
 from benchmarks import reader_study as study  # noqa: E402
 
@@ -47,10 +47,10 @@ def study_prefixes(seed: int, lesions: int) -> dict:
     profiles = study.reader_population(seed)
     with tempfile.TemporaryDirectory(prefix="rb-tune-19-") as tmp:
         bench.setup_django(Path(tmp) / "tune.sqlite3")
+        from annotations.consensus import case_consensus as consensus
+        from annotations.core.case_consensus import ConsensusParams, compute_case
+        from annotations.core.lesion_matching import match_points
         from annotations.models import Case, Read, ReaderQuality
-        from annotations.services import consensus
-        from annotations.services.case_consensus import ConsensusParams, compute_case
-        from annotations.services.lesion_matching import match_points
 
         readers = bench.make_readers(profiles)
         series = bench.build_series(cases)

@@ -1,4 +1,4 @@
-"""The Celery application; tasks live in each app's tasks.py."""
+"""The Celery application; tasks live in each capability package's tasks.py."""
 
 import os
 
@@ -12,4 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readerboard.settings")
 
 app = Celery("readerboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each capability keeps its Celery tasks in its own package's tasks.py.
+app.autodiscover_tasks(["viewer", "annotations.consensus", "annotations.exports", "annotations.console"])

@@ -186,8 +186,8 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"timeout": 2.0}}
 CELERY_TASK_ROUTES = {
     "viewer.tasks.import_*": {"queue": "import"},
     "viewer.tasks.warm_*": {"queue": "images"},
-    "annotations.tasks.*consensus*": {"queue": "consensus"},
-    "annotations.tasks.*export*": {"queue": "export"},
+    "annotations.consensus.tasks.*": {"queue": "consensus"},
+    "annotations.exports.tasks.*": {"queue": "export"},
     "annotations.console.tasks.import_upload": {"queue": "import"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -195,7 +195,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # a read, because this sweep recomputes every case whose consensus is missing or stale.
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-consensus": {
-        "task": "annotations.tasks.consensus.sweep_stale_consensus",
+        "task": "annotations.consensus.tasks.sweep_stale_consensus",
         "schedule": float(env_int("READERBOARD_CONSENSUS_SWEEP_S", 300)),
     },
 }
@@ -224,7 +224,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 # Admin and researcher passwords use Django's default (PBKDF2); reader PINs a keyed HMAC written only by
-# annotations.services.pin_credentials (a PIN has at most 10^8 values: a key outside the database protects
+# annotations.booth.pin_credentials (a PIN has at most 10^8 values: a key outside the database protects
 # it offline, attempt limits online; see docs/security.md). Listed last, so it is never the default.
 # ModelBackend checks passwords (console sign-in); readers' sessions are signed in through
 # ReaderSessionBackend, which loads the reader profile with the user in one query.
@@ -238,7 +238,7 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
-    "annotations.services.pin_credentials.PinHMACHasher",
+    "annotations.booth.pin_credentials.PinHMACHasher",
 ]
 
 
@@ -334,7 +334,7 @@ READERBOARD = {
     # How old other readers' counts may be in the rank a submit or page load answers with (leaderboard.standing).
     "STANDING_REFRESH_SECONDS": env_int("READERBOARD_STANDING_REFRESH_S", 2),
     # Which series a user may load images of (viewer/ asks; annotations/ knows tasks and roles).
-    "SERIES_ACCESS_POLICY": "annotations.services.image_access.visible_series",
+    "SERIES_ACCESS_POLICY": "annotations.booth.image_access.visible_series",
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 

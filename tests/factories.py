@@ -10,8 +10,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from annotations.booth.roles import ADMIN, READER, RESEARCHER, grant_role
 from annotations.models import Case, Lease, Read, Reader, Task
-from annotations.services.roles import ADMIN, READER, RESEARCHER, grant_role
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -3,8 +3,8 @@
 import pytest
 from django.core.management import call_command
 
+from annotations.demo.ct_demo import DEMO_COLLECTION, DEMO_TASK
 from annotations.models import Case, Reader, ReferenceLesion, Task
-from annotations.services.demo import DEMO_COLLECTION, DEMO_TASK
 from tests.conftest import small_patient
 from viewer.models import Instance, Series
 
@@ -37,9 +37,9 @@ def test_make_demo_creates_task_cases_ground_truth_and_logins(monkeypatch):
 
 def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth(monkeypatch):
     import annotations.management.commands.make_demo as command
+    from annotations.booth.leaderboard import leaderboard
+    from annotations.demo.reader_study import STUDY_TASK
     from annotations.models import CaseConsensus
-    from annotations.services.demo_study import STUDY_TASK
-    from annotations.services.leaderboard import leaderboard
 
     monkeypatch.setattr(command, "demo_patients", lambda **kwargs: [small_patient("P1", 1), small_patient("P2", 2)])
     call_command("make_demo", "--no-odd-dicom")
@@ -56,12 +56,12 @@ def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth
 
 def test_the_demo_asks_lesion_type_and_site_with_an_answer_key_and_imperfect_simulated_answers(monkeypatch):
     import annotations.management.commands.make_demo as command
+    from annotations.consensus.answer_selectors import answer_accuracy, answer_distribution
+    from annotations.demo.ct_demo import TISSUE_ANSWERS
+    from annotations.demo.reader_study import STUDY_TASK
     from annotations.models import CaseConsensus, Read
-    from annotations.services.answer_keys import answer_key_read
-    from annotations.services.answer_results import answer_accuracy, answer_distribution
-    from annotations.services.demo import TISSUE_ANSWERS
-    from annotations.services.demo_study import STUDY_TASK
-    from annotations.services.questions import task_questions_payload
+    from annotations.questions.services import task_questions_payload
+    from annotations.reading.answer_keys import answer_key_read
     from tests.conftest import SMALL_LESION
     from viewer.services.synthetic_ct import tissue_at
 

@@ -2,18 +2,18 @@
 
 import pytest
 
-from annotations.models import CaseConsensus, Task
-from annotations.services import recist
-from annotations.services.demo_follow_up import (
+from annotations.consensus.longitudinal_consensus import answer_key_measurements, follow_up_task_agreement
+from annotations.core import recist
+from annotations.demo.follow_up_demo import (
     COURSES,
     FOLLOW_UP_STUDY_TASK,
     FOLLOW_UP_TASK,
     make_follow_up_demo,
     truth_measurements,
 )
-from annotations.services.follow_up_reads import baseline_sizes
-from annotations.services.longitudinal_consensus import answer_key_measurements, follow_up_task_agreement
-from annotations.services.time_points import baseline_lesions_for
+from annotations.follow_up.time_points import baseline_lesions_for
+from annotations.models import CaseConsensus, Task
+from annotations.reading.follow_up_reads import baseline_sizes
 from viewer.models import Instance
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from annotations.demo import real_size_demo as demo_real_size
+from annotations.demo.real_size_demo import REAL_SIZE_COLLECTION, REAL_SIZE_TASK, make_real_size_demo
 from annotations.models import Case, ReferenceLesion, Task
-from annotations.services import demo_real_size
-from annotations.services.demo_real_size import REAL_SIZE_COLLECTION, REAL_SIZE_TASK, make_real_size_demo
 from viewer.dicomweb.delivery import LOSSLESS_CACHE, frame_key
 from viewer.models import Collection, Instance
 from viewer.services import image_cache

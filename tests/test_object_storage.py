@@ -20,8 +20,8 @@ from django.core.files.storage import storages
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
+from annotations.exports.tasks import run_export_job
 from annotations.models import ExportJob
-from annotations.tasks.exports import run_export_job
 from tests.annotations.export_data import build_scene
 from tests.factories import admin_user, researcher_user
 from viewer.dicomweb.multipart import parse_multipart

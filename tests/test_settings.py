@@ -169,8 +169,8 @@ def test_heavy_work_is_routed_to_queues_that_scale_separately(data_dir):
 
     assert routes("viewer.tasks.import_job")["queue"] == "import"
     assert routes("viewer.tasks.warm_series_cache")["queue"] == "images"
-    assert routes("annotations.tasks.consensus.compute_case_consensus")["queue"] == "consensus"
-    assert routes("annotations.tasks.exports.run_export")["queue"] == "export"
+    assert routes("annotations.consensus.tasks.compute_case_consensus")["queue"] == "consensus"
+    assert routes("annotations.exports.tasks.run_export")["queue"] == "export"
     assert routes("annotations.tasks.unrelated") is None  # falls to the "default" queue
 
 
@@ -188,7 +188,7 @@ def test_beat_schedule_names_tasks_the_workers_know(data_dir):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert "annotations.tasks.consensus.sweep_stale_consensus" in report["scheduled"]
+    assert "annotations.consensus.tasks.sweep_stale_consensus" in report["scheduled"]
     assert set(report["scheduled"]) <= set(report["known"])
 
 

@@ -28,8 +28,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.api.authentication import ReaderSessionAuthentication
+from annotations.booth.roles import is_admin, is_researcher_or_admin
 from annotations.models import ExportJob, Task
-from annotations.services.roles import is_admin, is_researcher_or_admin
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def visible_jobs(user):
 
 
 def _queue(job: ExportJob) -> None:
-    from annotations.tasks.exports import run_export_job
+    from annotations.exports.tasks import run_export_job
 
     try:
         run_export_job.delay(job.pk)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from annotations.booth.readers import MAX_YEARS_EXPERIENCE
+from annotations.booth.teams import MAX_TEAM_NAME
+from annotations.core.answers import KINDS
 from annotations.models.tasks import ReaderRole, Task, Tool
-from annotations.services.answers import KINDS
-from annotations.services.readers import MAX_YEARS_EXPERIENCE
-from annotations.services.teams import MAX_TEAM_NAME
 
 
 class SignupSerializer(serializers.Serializer):

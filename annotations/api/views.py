@@ -15,13 +15,16 @@ from rest_framework.views import APIView
 
 from annotations.api import serializers as s
 from annotations.api.authentication import IsReader, ReaderSessionAuthentication
+from annotations.assignment import services as assignment
+from annotations.booth import leaderboard, readers, teams
+from annotations.booth.roles import is_admin, user_roles
+from annotations.follow_up import time_points
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
+from annotations.questions.services import task_questions_payload
+from annotations.reading import answer_keys, follow_up_reads
+from annotations.reading.submission import ReadConflict, ReadValidationError, submit_read
 from annotations.selectors import case_instance_summaries, instructions_html, open_tasks, window_presets
-from annotations.services import answer_keys, assignment, follow_up_reads, leaderboard, readers, teams, time_points
-from annotations.services.questions import task_questions_payload
-from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
-from annotations.services.roles import is_admin, user_roles
 
 WADORS_ROOT = "/dicomweb"
 

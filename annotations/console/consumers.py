@@ -2,7 +2,7 @@
 
 Dashboard messages on the group carry only a task id (see live.py); the consumer
 recomputes the figures on the server. Export progress messages come from the export
-Celery task (annotations/tasks/exports.py) and carry status and counts only. Neither
+Celery task (annotations/exports/tasks.py) and carry status and counts only. Neither
 socket may ever accept a reader or an anonymous visitor, and a researcher follows
 only their own export jobs, as the export API shows them.
 """
@@ -13,11 +13,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from annotations.api.exports import visible_jobs
+from annotations.booth.roles import is_researcher_or_admin
 from annotations.console.live import task_group
 from annotations.console.selectors import task_dashboard
+from annotations.exports.tasks import export_group, progress_message
 from annotations.models import Task
-from annotations.services.roles import is_researcher_or_admin
-from annotations.tasks.exports import export_group, progress_message
 
 FORBIDDEN = 4403
 NOT_FOUND = 4404

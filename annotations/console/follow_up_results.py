@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
+from annotations.consensus.longitudinal_consensus import follow_up_task_agreement
 from annotations.console.svg_plots import (
     TimelinePoint,
     spider_svg,
@@ -17,11 +18,10 @@ from annotations.console.svg_plots import (
     trajectories_svg,
     waterfall_svg,
 )
+from annotations.core import recist
+from annotations.core.longitudinal_consensus import ALGORITHM_VERSION
+from annotations.follow_up.time_points import baseline_lesions_for, time_points_of
 from annotations.models import Case, CaseConsensus, ConsensusLesion, Reader, Task
-from annotations.services import recist
-from annotations.services.longitudinal_consensus import follow_up_task_agreement
-from annotations.services.longitudinal_core import ALGORITHM_VERSION
-from annotations.services.time_points import baseline_lesions_for, time_points_of
 
 
 def parse_da(value: str) -> dt.date | None:

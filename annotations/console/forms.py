@@ -7,11 +7,11 @@ import json
 from django import forms
 from django.contrib.auth import get_user_model
 
+from annotations.booth.roles import ALL_ROLES
 from annotations.console.task_setup import TASK_FIELDS, ReferenceAnswer
+from annotations.core.answers import QuestionDefinitionError, validate_questions
 from annotations.models import Task
 from annotations.models.tasks import Tool
-from annotations.services.answers import QuestionDefinitionError, validate_questions
-from annotations.services.roles import ALL_ROLES
 from viewer.models import Collection, Series
 
 

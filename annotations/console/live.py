@@ -3,7 +3,7 @@
 `notify_task_changed(task_id)` is the one entry point: the read submission service,
 consensus tasks and the console call it (or rely on the post_save receiver below,
 which fires after the read's transaction commits, off the request thread when there is a broker:
-see `annotations.services.background`). It sends only a task id, never
+see `annotations.background`). It sends only a task id, never
 marks or results: the dashboard consumer re-reads the figures on the server and
 only sends them to admins and researchers.
 """
@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from annotations import background
 from annotations.models import CaseConsensus, Read
-from annotations.services import background
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from annotations.services.roles import ADMIN, ALL_ROLES, ensure_role_groups, grant_role, user_roles
+from annotations.booth.roles import ADMIN, ALL_ROLES, ensure_role_groups, grant_role, user_roles
 
 
 @dataclass(frozen=True)

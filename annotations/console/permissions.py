@@ -3,7 +3,7 @@
 Admins may do everything; researchers may look (collections, dashboards, results,
 exports) but never change anything; readers and strangers get nothing. This module
 must never decide a role from anything the browser sends: roles come from
-annotations.services.roles only.
+annotations.booth.roles only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from annotations.services.roles import is_admin, is_researcher_or_admin
+from annotations.booth.roles import is_admin, is_researcher_or_admin
 
 LOGIN_URL = "/console/login/"
 

@@ -1,7 +1,7 @@
 """Results of a task for researchers, as the console shows them: figures, plots, the reader table, case views.
 
-Every agreement figure comes from annotations.services.results (stored consensus
-rows, statistics from annotations.services.agreement); this module joins those
+Every agreement figure comes from annotations.consensus.selectors (stored consensus
+rows, statistics from annotations.core.agreement); this module joins those
 results for the page, draws them with matplotlib's object API (no pyplot global
 state, so concurrent requests cannot draw into each other's figure) and lays a
 case's reads out over its slices. It must never compute an agreement figure of
@@ -20,9 +20,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from annotations.consensus import answer_selectors as answer_results
+from annotations.consensus import selectors as consensus_results
 from annotations.models import Case, Read, Task
-from annotations.services import answer_results
-from annotations.services import results as consensus_results
 from viewer.models import Instance
 
 # Plot slug -> caption; the slugs are part of the plot URLs.
@@ -65,7 +65,7 @@ def question_results(*, task: Task) -> dict:
     """Return the results of the task's questions: per question its agreement, answer distribution,
     confusion against the answer key and each reader's accuracy; and the cases flagged for an answer.
 
-    Every figure comes from annotations.services.answer_results (stored consensus answers).
+    Every figure comes from annotations.consensus.answer_selectors (stored consensus answers).
     """
     questions = answer_results.task_questions(task=task)
     if not questions:

@@ -13,8 +13,8 @@ from datetime import timedelta
 from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
+from annotations.assignment.services import read_target
 from annotations.models import Case, CaseConsensus, Lease, Read, Task
-from annotations.services.assignment import read_target
 from viewer.models import Collection, Instance, Series
 
 ACTIVE_WINDOW = timedelta(minutes=10)

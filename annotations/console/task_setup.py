@@ -4,7 +4,7 @@ A task's cases are the union of the series picked one by one and every series of
 the picked collections. Editing never deletes a case that has reads (reads are
 evidence); it reports it as kept instead. Gold answers entered as lengths become
 ReferenceLesion rows with source "admin"; synthetic ground truth is never touched.
-Questions are saved through annotations.services.questions, so editing those of a
+Questions are saved through annotations.questions.services, so editing those of a
 task with reads makes a new version. Whenever a task becomes open (created open, or reopened) the image cache of its
 series is warmed by a Celery task queued after the commit, so the first reader
 does not pay the decode; this module never decodes images itself.
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import transaction
 
+from annotations.consensus.case_consensus import ADMIN_REFERENCE_SOURCE
+from annotations.consensus.tasks import recompute_task_consensus
+from annotations.follow_up import time_points
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.tasks import Tool
-from annotations.services import time_points
-from annotations.services.consensus import ADMIN_REFERENCE_SOURCE
-from annotations.services.questions import current_question_set, save_questions
-from annotations.tasks.consensus import recompute_task_consensus
+from annotations.questions.services import current_question_set, save_questions
 from viewer.models import Instance, Series
 from viewer.tasks import warm_series_cache
 
@@ -148,7 +148,7 @@ def save_task(
     """Create or update a task, its cases, gold answers and questions; raise ValueError naming what is wrong.
 
     `questions` is (lesion questions, case questions); None leaves the task's questions alone.
-    Changed questions of a task that has reads go into a new version (annotations.services.questions).
+    Changed questions of a task that has reads go into a new version (annotations.questions.services).
     """
     if not series_ids:
         raise ValueError("pick at least one series or collection")

@@ -19,19 +19,19 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_de
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.api.exports import visible_jobs
+from annotations.booth.roles import is_admin
 from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
+from annotations.core.answers import KINDS
+from annotations.follow_up import time_points
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
-from annotations.services import time_points
-from annotations.services.answers import KINDS
-from annotations.services.question_presets import PRESETS, preset_question
-from annotations.services.questions import current_question_set
-from annotations.services.roles import is_admin
+from annotations.questions.presets import PRESETS, preset_question
+from annotations.questions.services import current_question_set
 from viewer.models import Collection, ImportJob, Instance, Series
 
 # --- helpers ---------------------------------------------------------------------------

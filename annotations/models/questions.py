@@ -1,7 +1,7 @@
 """Task questions: a versioned set per task, so every read keeps the exact questions it answered.
 
 The questions themselves are JSON in the shape of docs/read-format.md ("Question"),
-checked by annotations.services.questions before they are saved. A set that reads
+checked by annotations.questions.services before they are saved. A set that reads
 already answered is never edited: changing the questions makes the next version.
 """
 

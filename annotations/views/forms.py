@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
+from annotations.booth.readers import MAX_YEARS_EXPERIENCE
+from annotations.booth.teams import MAX_TEAM_NAME
 from annotations.models.tasks import ReaderRole
-from annotations.services.readers import MAX_YEARS_EXPERIENCE
-from annotations.services.teams import MAX_TEAM_NAME
 
 
 class SignupForm(forms.Form):

@@ -11,12 +11,13 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotations.assignment import services as assignment
+from annotations.booth import leaderboard, readers
+from annotations.booth.roles import is_admin, is_researcher_or_admin
 from annotations.console.permissions import LOGIN_URL as CONSOLE_LOGIN_URL
 from annotations.models import Case, Task
 from annotations.models.tasks import Tool
 from annotations.selectors import instructions_html, open_tasks
-from annotations.services import assignment, leaderboard, readers
-from annotations.services.roles import is_admin, is_researcher_or_admin
 from annotations.views.forms import LoginForm, SignupForm
 
 # A device where someone once opened a page with ?booth=1 defaults every sign-in to booth mode.

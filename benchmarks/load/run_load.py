@@ -65,7 +65,7 @@ import django
 django.setup()
 from django.conf import settings
 from annotations.models import Case, Task
-from annotations.services.roles import ensure_role_groups
+from annotations.booth.roles import ensure_role_groups
 from viewer.dicomweb.delivery import warm_series
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from annotations.core import mask_rle
 from annotations.models import Mark, MaskSlice, Read
 from annotations.models.reads import MarkKind
-from annotations.services import mask_rle
 from tests.factories import ReadFactory
 
 LESION_CENTER = (23.5, 37.5)  # column, row on the middle slice

@@ -167,8 +167,8 @@ def scene_questions() -> tuple[list[dict], list[dict]]:
     """Lesion questions (the type and site presets, a malignancy Likert) and case questions of every kind."""
     from pydicom.sr.codedict import codes
 
-    from annotations.services.answers import validate_questions
-    from annotations.services.question_presets import lesion_site_question, lesion_type_question
+    from annotations.core.answers import validate_questions
+    from annotations.questions.presets import lesion_site_question, lesion_type_question
 
     def coded(code) -> dict:
         return {"value": code.value, "scheme": code.scheme_designator, "meaning": code.meaning}
@@ -228,7 +228,7 @@ def add_scene_answers(scene: ExportScene):
 
 def add_scene_consensus_answers(scene: ExportScene) -> dict:
     """Store on the scene's consensus the consensus of SCENE_ANSWERS as the consensus service computes it."""
-    from annotations.services.answer_consensus import question_consensus
+    from annotations.core.answer_consensus import question_consensus
 
     lesion_questions, case_questions = scene_questions()
     alice, bob, carol = scene.readers

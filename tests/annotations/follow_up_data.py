@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotations.follow_up.time_points import create_follow_up_case
 from annotations.models import BaselineLesion, Case, Task
-from annotations.services.time_points import create_follow_up_case
 from tests.factories import TaskFactory, line_json
 from viewer.models import Instance, Series
 from viewer.services.dicom_import import import_paths

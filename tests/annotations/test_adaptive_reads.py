@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotations.services.adaptive_reads import (
+from annotations.core.adaptive_reads import (
     AdaptiveRule,
     CaseEvidence,
     LesionEvidence,

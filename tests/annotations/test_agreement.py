@@ -8,7 +8,7 @@ import pingouin
 import pytest
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from annotations.services.agreement import (
+from annotations.core.agreement import (
     bland_altman,
     dice,
     fleiss_kappa,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from annotations.models import CaseConsensus, ReaderQuality
-from annotations.services import answer_results, consensus
-from annotations.services.answer_consensus import (
+from annotations.consensus import answer_selectors as answer_results
+from annotations.consensus import case_consensus as consensus
+from annotations.core.answer_consensus import (
     accuracy_by_reader,
     answer_weights,
     krippendorff_alpha,
@@ -18,8 +18,9 @@ from annotations.services.answer_consensus import (
     question_agreement,
     question_consensus,
 )
-from annotations.services.question_presets import preset_question
-from annotations.services.questions import save_questions
+from annotations.models import CaseConsensus, ReaderQuality
+from annotations.questions.presets import preset_question
+from annotations.questions.services import save_questions
 from tests.annotations.consensus_builders import add_read as add_marked_read
 from tests.annotations.consensus_builders import horizontal_line
 from tests.factories import CaseFactory, ReaderFactory, SeriesFactory, TaskFactory

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from annotations.booth.leaderboard import leaderboard
+from annotations.consensus.case_consensus import current_reads
 from annotations.models import Read
-from annotations.services.answer_keys import answer_key_read, answer_keys_of_task
-from annotations.services.consensus import current_reads
-from annotations.services.leaderboard import leaderboard
-from annotations.services.question_presets import preset_question
-from annotations.services.questions import save_questions
+from annotations.questions.presets import preset_question
+from annotations.questions.services import save_questions
+from annotations.reading.answer_keys import answer_key_read, answer_keys_of_task
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory, admin_user, read_document, researcher_user
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from annotations.core.answers import Questions, check_answers
 from annotations.models import Read
-from annotations.services.answers import Questions, check_answers
-from annotations.services.question_presets import preset_question
-from annotations.services.questions import save_questions
+from annotations.questions.presets import preset_question
+from annotations.questions.services import save_questions
 from tests.factories import CaseFactory, LeaseFactory, ReaderFactory, TaskFactory, read_document
 
 SIZE = {
@@ -215,7 +215,7 @@ def test_a_read_answering_an_older_question_version_is_refused(reading):
 def test_answer_codes_give_the_options_codes_for_exports():
     from pydicom.sr.codedict import codes
 
-    from annotations.services.answers import answer_codes
+    from annotations.core.answers import answer_codes
 
     site = preset_question("lesion_site")
 

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
+from annotations.assignment import services as assignment
 from annotations.models import Case, Lease, Read
-from annotations.services import assignment
-from annotations.services.read_submission import submit_read
+from annotations.reading.submission import submit_read
 from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
 
 

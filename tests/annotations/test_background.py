@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from annotations.services import background
+from annotations import background
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from annotations.consensus import case_consensus as consensus
+from annotations.consensus import selectors as results
+from annotations.consensus.tasks import compute_case_consensus, recompute_task_consensus, sweep_stale_consensus
+from annotations.core.mask_rle import decode
 from annotations.models import CaseConsensus, ConsensusLesion, ReaderQuality, ReferenceLesion, Task
-from annotations.services import consensus, results
-from annotations.services.mask_rle import decode
-from annotations.tasks.consensus import compute_case_consensus, recompute_task_consensus, sweep_stale_consensus
 from tests.annotations.consensus_builders import (
     LESION_LONG_MM,
     LESION_SLICE,

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from django.urls import reverse
 
+from annotations.assignment.services import next_case
+from annotations.consensus.tasks import compute_case_consensus
 from annotations.console.svg_plots import spider_svg, waterfall_svg
 from annotations.models import Case, ReferenceLesion, Task
-from annotations.services.assignment import next_case
-from annotations.services.follow_up_reads import submit_follow_up_read
-from annotations.tasks.consensus import compute_case_consensus
+from annotations.reading.follow_up_reads import submit_follow_up_read
 from tests.annotations.follow_up_data import (
     PATIENT_ID,
     build_follow_up_scene,

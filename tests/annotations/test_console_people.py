@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from annotations.services.roles import user_roles
+from annotations.booth.roles import user_roles
 from tests.factories import ReaderFactory, admin_user
 
 

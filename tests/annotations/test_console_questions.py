@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 
 from annotations.models import CaseConsensus, QuestionSet, Task
-from annotations.services.question_presets import preset_question
-from annotations.services.questions import current_question_set, save_questions
+from annotations.questions.presets import preset_question
+from annotations.questions.services import current_question_set, save_questions
 from tests.annotations.test_console_tasks import task_post
 from tests.factories import ReaderFactory, ReadFactory, SeriesFactory, admin_user
 

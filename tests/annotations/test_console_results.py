@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from django.urls import resolve, reverse
 
+from annotations.consensus import answer_selectors as answer_results
+from annotations.consensus import case_consensus as consensus
+from annotations.consensus import selectors as service_results
 from annotations.console import results as console_results
+from annotations.core.agreement import icc_absolute_agreement
 from annotations.models import ExportJob, ReferenceLesion
-from annotations.services import answer_results, consensus
-from annotations.services import results as service_results
-from annotations.services.agreement import icc_absolute_agreement
 from tests.annotations.consensus_builders import add_read, horizontal_line, instances
 from tests.conftest import small_patient
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory, admin_user, researcher_user
@@ -240,8 +241,8 @@ def test_an_adaptive_task_shows_each_case_s_read_target_and_why_it_needs_more_re
 def questioned_task(small_ct_series, tmp_path):
     """A gold case (answer key: liver, malignancy 4) read by four readers, one of them wrong on the site, and a
     second case whose readers split two against two on the site."""
-    from annotations.services.question_presets import lesion_site_question
-    from annotations.services.questions import save_questions
+    from annotations.questions.presets import lesion_site_question
+    from annotations.questions.services import save_questions
 
     task = TaskFactory(reads_per_case=4)
     malignancy = {"key": "malignancy", "kind": "likert", "label": "Malignancy", "required": True,
@@ -326,8 +327,8 @@ def test_readers_cannot_see_question_results(client, questioned_task):
 
 @pytest.mark.django_db
 def test_questions_show_before_any_answer_with_empty_plots(researcher_client, small_ct_series):
-    from annotations.services.question_presets import lesion_type_question
-    from annotations.services.questions import save_questions
+    from annotations.questions.presets import lesion_type_question
+    from annotations.questions.services import save_questions
 
     task = TaskFactory()
     CaseFactory(task=task, series=small_ct_series)

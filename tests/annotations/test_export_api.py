@@ -11,9 +11,9 @@ from channels.layers import get_channel_layer
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from annotations.booth.teams import team_for_name
+from annotations.exports.tasks import export_group, run_export_job
 from annotations.models import ExportJob
-from annotations.services.teams import team_for_name
-from annotations.tasks.exports import export_group, run_export_job
 from tests.annotations.export_data import build_scene
 from tests.factories import ReaderFactory, admin_user, researcher_user
 

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotations.services.exports import bundle, export_to_path
+from annotations.exports import bundle, export_to_path
 from tests.annotations.export_data import build_scene
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +83,7 @@ def test_a_crash_mid_export_leaves_no_file_and_keeps_the_previous_one(scene, tmp
 
 
 def test_a_crash_mid_csv_leaves_no_file(scene, tmp_path, monkeypatch):
-    from annotations.services.exports import csv_export
+    from annotations.exports import csv_export
 
     real = csv_export.iter_read_rows
 

@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
+from annotations.booth.teams import team_for_name
+from annotations.exports import csv_export, export_to_path
 from annotations.models import Mark, MaskSlice, Read
-from annotations.services.exports import csv_export, export_to_path
-from annotations.services.teams import team_for_name
 from tests.annotations.export_data import add_scene_answers, add_scene_consensus_answers, build_scene
 from tests.factories import ReaderFactory
 

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from annotations.core import mask_rle
+from annotations.demo.reader_study import STUDY_TASK
+from annotations.exports import export_to_path
+from annotations.exports.sr_export import tracking_uid
 from annotations.models import CaseConsensus, Mark, Read, Task
-from annotations.services import mask_rle
-from annotations.services.demo_study import STUDY_TASK
-from annotations.services.exports import export_to_path
-from annotations.services.exports.sr_export import tracking_uid
 from tests.annotations.export_data import build_scene, dicom_tool_errors
 from tests.conftest import small_patient
 from viewer.models import Instance, Series

@@ -8,8 +8,8 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from annotations.console.consumers import FORBIDDEN, NOT_FOUND, ExportProgressConsumer
+from annotations.exports.tasks import run_export_job
 from annotations.models import ExportJob
-from annotations.tasks.exports import run_export_job
 from tests.annotations.export_data import build_scene
 from tests.factories import ReaderFactory, admin_user, researcher_user
 

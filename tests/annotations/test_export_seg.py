@@ -11,8 +11,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from annotations.services import mask_rle
-from annotations.services.exports import export_to_path
+from annotations.core import mask_rle
+from annotations.exports import export_to_path
 from tests.annotations.export_data import build_scene, dicom_tool_errors
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,8 @@ import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 
-from annotations.models import Mark
-from annotations.services.exports import export_to_path
-from annotations.services.exports.sr_export import (
+from annotations.exports import export_to_path
+from annotations.exports.sr_export import (
     LOCAL_SCHEME,
     LesionMeasurement,
     LineOnImage,
@@ -23,6 +22,7 @@ from annotations.services.exports.sr_export import (
     measurement_groups,
     tracking_uid,
 )
+from annotations.models import Mark
 from tests.annotations.export_data import (
     add_scene_answers,
     add_scene_consensus_answers,
@@ -304,7 +304,7 @@ def test_read_sr_has_case_answers_as_qualitative_evaluations_coded_where_the_ans
 
 
 def test_a_lesion_type_without_codes_leaves_the_tasks_finding_and_becomes_text():
-    from annotations.services.exports.sr_answers import sr_answers
+    from annotations.exports.sr_answers import sr_answers
 
     question = {"key": "lesion_type", "kind": "single_choice", "label": "Type", "required": True,
                 "options": [{"value": "cyst", "label": "Cyst", "code": None}]}  # fmt: skip

@@ -11,11 +11,11 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from annotations.services.assignment import next_case
-from annotations.services.exports import export_to_path
-from annotations.services.exports.follow_up_export import lesion_tracking_uid
-from annotations.services.follow_up_reads import submit_follow_up_read
-from annotations.tasks.consensus import compute_case_consensus
+from annotations.assignment.services import next_case
+from annotations.consensus.tasks import compute_case_consensus
+from annotations.exports import export_to_path
+from annotations.exports.follow_up_export import lesion_tracking_uid
+from annotations.reading.follow_up_reads import submit_follow_up_read
 from tests.annotations.export_data import dicom_tool_errors
 from tests.annotations.follow_up_data import build_follow_up_scene, follow_up_read, measured
 from tests.factories import ReaderFactory

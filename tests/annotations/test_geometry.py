@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotations.services.geometry import FrameGeometry, frames_of_instance, line_length_mm, series_geometry
+from annotations.core.geometry import FrameGeometry, frames_of_instance, line_length_mm, series_geometry
 
 
 class FakeInstance:

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from annotations.models import Case, Read, Task
-from annotations.services.read_submission import counted_reads
+from annotations.reading.submission import counted_reads
 from tests.factories import (
     CaseFactory,
     LeaseFactory,
@@ -305,8 +305,8 @@ def test_a_signed_up_readers_requests_load_user_profile_and_team_in_one_query():
 
 
 def test_a_role_granted_between_requests_shows_in_the_next_answer():
+    from annotations.booth.roles import RESEARCHER, grant_role
     from annotations.models import Reader
-    from annotations.services.roles import RESEARCHER, grant_role
 
     client = APIClient()
     signup = {"display_name": "Rory Roles", "pin": "48213", "role": "trainee", "years_experience": 2, "consent": True}

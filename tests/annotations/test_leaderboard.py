@@ -8,9 +8,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from annotations.services import leaderboard
-from annotations.services.read_submission import submit_read
-from annotations.services.teams import team_for_name
+from annotations.booth import leaderboard
+from annotations.booth.teams import team_for_name
+from annotations.reading.submission import submit_read
 from readerboard.asgi import application
 from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
 
@@ -174,7 +174,7 @@ def test_the_leaderboard_api_carries_both_boards(cases):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_websocket_pushes_the_board_after_a_read_is_saved(monkeypatch):
-    import annotations.tasks.consensus as consensus_tasks
+    import annotations.consensus.tasks as consensus_tasks
 
     # Consensus is another module's job; here only the broadcast matters.
     monkeypatch.setattr(consensus_tasks, "compute_case_consensus", None, raising=False)

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotations.services.lesion_matching import ReaderLesion, group_lesions, match_points, within_reach
-from annotations.services.line_consensus import DrawnLine
+from annotations.core.lesion_matching import ReaderLesion, group_lesions, match_points, within_reach
+from annotations.core.line_consensus import DrawnLine
 
 SPACING = 2.5
 

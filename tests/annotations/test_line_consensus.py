@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotations.services.geometry import FrameGeometry
-from annotations.services.line_consensus import DrawnLine, end_point_distance_mm, line_consensus, weighted_quantile
+from annotations.core.geometry import FrameGeometry
+from annotations.core.line_consensus import DrawnLine, end_point_distance_mm, line_consensus, weighted_quantile
 
 
 def line(reader_id, start, end, z=0.0):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from annotations.assignment.services import next_case
+from annotations.consensus.longitudinal_consensus import follow_up_task_agreement
+from annotations.consensus.tasks import compute_case_consensus
 from annotations.models import CaseConsensus, ConsensusLesion
-from annotations.services.assignment import next_case
-from annotations.services.follow_up_reads import submit_follow_up_read
-from annotations.services.longitudinal_consensus import follow_up_task_agreement
-from annotations.tasks.consensus import compute_case_consensus
+from annotations.reading.follow_up_reads import submit_follow_up_read
 from tests.annotations.follow_up_data import build_follow_up_scene, follow_up_read, measured
 from tests.factories import ReaderFactory
 
@@ -60,8 +60,8 @@ def test_the_consensus_task_computes_a_follow_up_case_over_time(tmp_path):
 
 
 def test_the_stale_sweep_recomputes_a_follow_up_case_only_when_it_has_new_reads(tmp_path):
-    from annotations.services.consensus import stale_case_ids
-    from annotations.tasks.consensus import sweep_stale_consensus
+    from annotations.consensus.case_consensus import stale_case_ids
+    from annotations.consensus.tasks import sweep_stale_consensus
 
     scene = build_follow_up_scene(tmp_path)
     submit(scene, ReaderFactory(), (12.0, 10.0), (15.0, 15.0))

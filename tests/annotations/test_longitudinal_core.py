@@ -7,10 +7,10 @@ import random
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotations.services import recist
-from annotations.services.lesion_matching import ReaderLesion
-from annotations.services.line_consensus import DrawnLine
-from annotations.services.longitudinal_core import (
+from annotations.core import recist
+from annotations.core.lesion_matching import ReaderLesion
+from annotations.core.line_consensus import DrawnLine
+from annotations.core.longitudinal_consensus import (
     FollowUpReadInput,
     LesionReading,
     LongitudinalInputs,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from annotations.services import mask_rle
+from annotations.core import mask_rle
 
 
 def test_documented_example_counts_decode_to_two_runs():

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 from django.core.cache import cache
 
-from annotations.services import pin_credentials, readers
-from annotations.services.roles import RESEARCHER, grant_role
+from annotations.booth import pin_credentials, readers
+from annotations.booth.roles import RESEARCHER, grant_role
 from tests.factories import admin_user
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydicom.sr.codedict import codes
 
+from annotations.core.answers import QuestionDefinitionError
 from annotations.models import QuestionSet, Read
-from annotations.services.answers import QuestionDefinitionError
-from annotations.services.question_presets import LESION_SITES, LESION_TYPES, preset_question
-from annotations.services.questions import questions_payload, save_questions, task_questions_payload
+from annotations.questions.presets import LESION_SITES, LESION_TYPES, preset_question
+from annotations.questions.services import questions_payload, save_questions, task_questions_payload
 from tests.factories import ReadFactory, TaskFactory, bare_cases
 
 LIKERT = {

@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import Lease, Mark, MaskSlice, Read
-from annotations.services import read_submission
-from annotations.services.read_submission import ReadConflict, ReadValidationError, submit_read
+from annotations.reading import submission as read_submission
+from annotations.reading.submission import ReadConflict, ReadValidationError, submit_read
 from tests.factories import (
     CaseFactory,
     LeaseFactory,
@@ -500,8 +500,8 @@ def test_every_broken_rule_is_reported_at_once(case, reader):
 def test_consensus_is_queued_and_the_leaderboard_broadcast_after_commit(
     case, reader, monkeypatch, django_capture_on_commit_callbacks
 ):
-    import annotations.services.leaderboard as leaderboard_service
-    import annotations.tasks.consensus as consensus_tasks
+    import annotations.booth.leaderboard as leaderboard_service
+    import annotations.consensus.tasks as consensus_tasks
 
     queued: list[int] = []
     broadcasts: list[bool] = []

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
+from annotations.booth import readers
 from annotations.models import Reader
-from annotations.services import readers
 from tests.factories import CaseFactory, LeaseFactory, ReaderFactory, TaskFactory, admin_user, bare_cases
 
 pytestmark = pytest.mark.django_db

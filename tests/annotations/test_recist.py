@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from annotations.services.recist import (
+from annotations.core.recist import (
     BaselineLesionSize,
     LesionAtTimePoint,
     Response,

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotations.services.staple import decision_histogram, majority_vote, staple, staple_patterns
+from annotations.core.staple import decision_histogram, majority_vote, staple, staple_patterns
 
 
 def simpleitk_staple(masks):

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from annotations.booth import readers, teams
 from annotations.models import Reader, Team
-from annotations.services import readers, teams
 from tests.factories import ReaderFactory
 
 pytestmark = pytest.mark.django_db

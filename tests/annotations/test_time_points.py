@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from annotations.services.time_points import (
+from annotations.follow_up.time_points import (
     TimePointError,
     closest_series,
     create_follow_up_case,
@@ -111,9 +111,9 @@ def test_next_case_of_a_single_task_has_no_follow_up_part(small_ct_series):
 
 
 def test_an_own_read_baseline_shows_each_reader_their_own_baseline_lesions(scene):
+    from annotations.consensus.longitudinal_consensus import compute_follow_up_consensus
+    from annotations.follow_up.time_points import baseline_lesions_for
     from annotations.models import Task
-    from annotations.services.longitudinal_consensus import compute_follow_up_consensus
-    from annotations.services.time_points import baseline_lesions_for
     from tests.annotations.export_data import add_line
     from tests.factories import CaseFactory, ReadFactory, TaskFactory
 
@@ -135,8 +135,8 @@ def test_an_own_read_baseline_shows_each_reader_their_own_baseline_lesions(scene
 
 
 def test_a_consensus_baseline_is_frozen_from_the_baseline_tasks_accepted_lesions(scene):
+    from annotations.follow_up.time_points import baseline_lesions_for, freeze_consensus_baseline
     from annotations.models import CaseConsensus, ConsensusLesion, Task
-    from annotations.services.time_points import baseline_lesions_for, freeze_consensus_baseline
     from tests.factories import CaseFactory, TaskFactory, line_json
 
     baseline_task = TaskFactory()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotations.services.adaptive_reads import AdaptiveRule
+from annotations.core.adaptive_reads import AdaptiveRule
 from benchmarks.bench_label_quality import verdicts
 from benchmarks.tune_adaptive_rule import replay
 

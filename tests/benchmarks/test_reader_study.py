@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotations.services import mask_rle
+from annotations.core import mask_rle
 from benchmarks import reader_study as study
 
 

@@ -129,8 +129,8 @@ def tablet_page(chromium, live_server, transactional_db):
 @pytest.fixture
 def demo_task(transactional_db, isolated_data_dir):
     """The demo made with two small patients; returns the Task."""
+    from annotations.demo.ct_demo import make_demo
     from annotations.models import Task
-    from annotations.services.demo import make_demo
 
     # The follow-up demo is left out: these tests read the booth task (follow-up tests make their own data).
     summary = make_demo(patients=[e2e_patient(1), e2e_patient(2)], include_odd_dicom=False, follow_up=False)

@@ -55,8 +55,8 @@ import json, django
 django.setup()
 from django.contrib.auth import get_user_model
 from annotations.models import Case, Task
-from annotations.services.readers import register_reader
-from annotations.services.roles import ADMIN, grant_role, ensure_role_groups
+from annotations.booth.readers import register_reader
+from annotations.booth.roles import ADMIN, grant_role, ensure_role_groups
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import write_series

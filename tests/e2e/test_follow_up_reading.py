@@ -47,8 +47,8 @@ def follow_up_task(transactional_db, isolated_data_dir, tmp_path):
     follow-up 2 in the baseline's; a follow-up task whose answer key is the baseline lesion's long axis."""
     import pydicom
 
+    from annotations.follow_up.time_points import create_follow_up_case
     from annotations.models import BaselineLesion, Task
-    from annotations.services.time_points import create_follow_up_case
     from tests.factories import TaskFactory, line_json
     from viewer.models import Series
     from viewer.services.dicom_import import import_paths

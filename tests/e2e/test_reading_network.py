@@ -28,8 +28,8 @@ LONG_SERIES_SLICES = 160
 @pytest.fixture
 def long_series_task(transactional_db, isolated_data_dir):
     """A task whose only case is a 160-slice 256 x 256 CT at 1.25 mm."""
+    from annotations.demo.ct_demo import make_demo
     from annotations.models import Task
-    from annotations.services.demo import make_demo
 
     patient = SyntheticPatient(
         patient_id="RB-E2E-LONG",

@@ -27,8 +27,8 @@ CONFIDENCE = {
 @pytest.fixture
 def task_with_questions(demo_task):
     """The e2e demo task asking the lesion type preset per lesion and a required confidence per case."""
-    from annotations.services.question_presets import lesion_type_question
-    from annotations.services.questions import save_questions
+    from annotations.questions.presets import lesion_type_question
+    from annotations.questions.services import save_questions
 
     save_questions(task=demo_task, lesion=[lesion_type_question()], case=[CONFIDENCE])
     return demo_task
@@ -114,7 +114,7 @@ def assert_answers_exported(read, tmp_path) -> None:
     import pydicom
     from pydicom.sr.codedict import codes
 
-    from annotations.services.exports import export_to_path
+    from annotations.exports import export_to_path
 
     task = read.case.task
     with open(export_to_path(task=task, fmt="csv", out=tmp_path / "reads.csv").path, newline="") as handle:
@@ -199,7 +199,7 @@ def test_every_kind_of_case_question_is_answered_through_its_controls(
     live_server, viewer_bundle, demo_task, browser_page
 ):
     from annotations.models import Read
-    from annotations.services.questions import save_questions
+    from annotations.questions.services import save_questions
 
     save_questions(task=demo_task, lesion=[], case=[CONFIDENCE, *EVERY_KIND])
     page = browser_page.page

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from annotations.models import Task
-from annotations.services.questions import current_question_set
+from annotations.questions.services import current_question_set
 from tests.factories import admin_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

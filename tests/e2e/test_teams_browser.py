@@ -10,8 +10,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_a_reader_picks_a_suggested_team_at_sign_up_and_the_team_board_counts_them(live_server, browser_page):
     from playwright.sync_api import expect
 
+    from annotations.booth.teams import team_for_name
     from annotations.models import Reader
-    from annotations.services.teams import team_for_name
     from tests.factories import ReaderFactory, ReadFactory, TaskFactory, bare_cases
 
     cases = bare_cases(TaskFactory(reads_per_case=5), 3)

@@ -53,7 +53,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from annotations.models import Case, Task
-from annotations.services.roles import RESEARCHER, ensure_role_groups, grant_role
+from annotations.booth.roles import RESEARCHER, ensure_role_groups, grant_role
 from viewer.models import Instance, Series
 from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
@@ -88,7 +88,7 @@ BROWSER_SEED = r"""
 import json
 import django
 django.setup()
-from annotations.services.demo import make_demo
+from annotations.demo.ct_demo import make_demo
 from tests.e2e.conftest import e2e_patient
 print(json.dumps({"task": make_demo(patients=[e2e_patient(1), e2e_patient(2)], include_odd_dicom=False,
                                     simulated_study=False).task_id}))

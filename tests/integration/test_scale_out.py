@@ -104,7 +104,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from annotations.models import Case, Task
-from annotations.services.roles import RESEARCHER, ensure_role_groups, grant_role
+from annotations.booth.roles import RESEARCHER, ensure_role_groups, grant_role
 from viewer.models import Instance, Series
 from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series

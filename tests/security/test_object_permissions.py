@@ -25,11 +25,11 @@ from django.contrib.auth.hashers import identify_hasher
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from annotations.consensus import case_consensus as consensus
 from annotations.console import uploads
+from annotations.exports import run_export
 from annotations.models import ExportJob, Lease, Task
-from annotations.services import consensus
-from annotations.services.exports import run_export
-from annotations.services.read_submission import submit_read
+from annotations.reading.submission import submit_read
 from tests.conftest import small_patient
 from tests.factories import (
     CaseFactory,

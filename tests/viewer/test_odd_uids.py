@@ -11,7 +11,7 @@ import pydicom
 import pytest
 from pydicom.uid import UID
 
-from annotations.services.demo import ODD_COLLECTION, import_odd_dicom
+from annotations.demo.ct_demo import ODD_COLLECTION, import_odd_dicom
 from tests.factories import admin_user
 from viewer.models import Instance, Series, Study
 from viewer.services.dicom_import import DUPLICATE, IMPORTED, import_paths

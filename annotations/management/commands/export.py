@@ -7,8 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from annotations.exports import export_to_path
 from annotations.models import ExportJob, Task
-from annotations.services.exports import export_to_path
 from readerboard.command_logging import quiet_library_logs
 
 

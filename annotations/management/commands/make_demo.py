@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from annotations.services.demo import make_demo
-from annotations.services.demo_real_size import make_real_size_demo
+from annotations.demo.ct_demo import make_demo
+from annotations.demo.real_size_demo import make_real_size_demo
 from readerboard.command_logging import quiet_library_logs
 from viewer.services.synthetic_ct import demo_patients
 

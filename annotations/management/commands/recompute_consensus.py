@@ -6,9 +6,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotations.consensus.case_consensus import recompute_task_consensus
+from annotations.consensus.longitudinal_consensus import recompute_follow_up_task
 from annotations.models import Task
-from annotations.services.consensus import recompute_task_consensus
-from annotations.services.longitudinal_consensus import recompute_follow_up_task
 
 
 class Command(BaseCommand):

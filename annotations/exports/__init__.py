@@ -1,0 +1,8 @@
+"""Exports of a task's reads and consensus: CSV, DICOM SR (TID 1500), DICOM SEG and a zip bundle.
+
+Callers use `run_export` (an ExportJob) or `export_to_path` (a file) from service.py.
+"""
+
+from annotations.exports.service import ExportResult, export_filename, export_to_path, run_export
+
+__all__ = ["ExportResult", "export_filename", "export_to_path", "run_export"]

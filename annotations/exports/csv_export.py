@@ -1,0 +1,459 @@
+"""Long-format CSV of a task's reads and of its consensus: one row per mark, streamed.
+
+Rows are produced by generators that walk the database in chunks, so an export of
+100,000 marks never holds them all; `iter_csv_lines` turns rows into CSV text for
+a file or a streaming HTTP response. The columns are documented in docs/exports.md
+and must never change meaning silently: add columns at the end instead. Reader
+identities appear only as pseudonyms unless the caller asks otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from django.db.models import Exists, F, OuterRef, QuerySet
+
+from annotations.exports import answer_columns as answer_cols
+from annotations.exports.answer_columns import AnswerColumn
+from annotations.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
+from annotations.models import Case, CaseConsensus, Mark, MaskSlice, QuestionSet, Read, Reader, Task
+from viewer.models import Instance
+
+# Where a row's mark is: the same leading columns in both CSVs, so they join on them.
+LOCATION_COLUMNS: tuple[str, ...] = (
+    "task_id",
+    "task_name",
+    "case_id",
+    "case_label",
+    "is_gold",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "frame",
+    "slice_index",
+)
+
+READ_COLUMNS: tuple[str, ...] = (
+    *LOCATION_COLUMNS,
+    "read_id",
+    "read_version",
+    "is_latest_version",
+    "reader",
+    "reader_role",
+    "reader_years_experience",
+    "mark_kind",
+    "lesion_index",
+    "consensus_lesion_index",
+    "start_col",
+    "start_row",
+    "end_col",
+    "end_row",
+    "start_x_mm",
+    "start_y_mm",
+    "start_z_mm",
+    "end_x_mm",
+    "end_y_mm",
+    "end_z_mm",
+    "length_mm",
+    "mask_pixels",
+    "mask_area_mm2",
+    "no_lesion",
+    "skip",
+    "quality_problem",
+    "comment",
+    "started_at",
+    "submitted_at",
+    "duration_s",
+    "reader_team",
+    "question_version",
+)
+
+CONSENSUS_COLUMNS: tuple[str, ...] = (
+    *LOCATION_COLUMNS,
+    "consensus_id",
+    "algorithm_version",
+    "consensus_method",
+    "n_reads",
+    "case_agreement",
+    "low_agreement",
+    "mark_kind",
+    "lesion_index",
+    "accepted",
+    "support",
+    "support_fraction",
+    "supporting_readers",
+    "start_col",
+    "start_row",
+    "end_col",
+    "end_row",
+    "start_x_mm",
+    "start_y_mm",
+    "start_z_mm",
+    "end_x_mm",
+    "end_y_mm",
+    "end_z_mm",
+    "length_mm",
+    "long_axis_median_mm",
+    "long_axis_iqr_mm",
+    "long_axis_cv",
+    "short_axis_median_mm",
+    "mask_method",
+    "mask_pixels",
+    "mask_area_mm2",
+    "case_summary_json",
+    "computed_at",
+    "answer_flags",
+)
+
+
+def task_answer_columns(task: Task) -> list[AnswerColumn]:
+    """The answer columns of every question the task ever asked (all versions)."""
+    sets = QuestionSet.objects.filter(task=task).order_by("version").values_list("lesion_questions", "case_questions")
+    return answer_cols.answer_columns(sets)
+
+
+def consensus_columns(task: Task) -> tuple[str, ...]:
+    """CONSENSUS_COLUMNS, then the consensus answer columns of every question of the task."""
+    return (*CONSENSUS_COLUMNS, *answer_cols.consensus_column_names(task_answer_columns(task)))
+
+
+def read_columns(task: Task) -> tuple[str, ...]:
+    """READ_COLUMNS, then one column (two for coded choices) per question of the task."""
+    return (*READ_COLUMNS, *answer_cols.column_names(task_answer_columns(task)))
+
+
+# Reads per database round trip: bounds memory whatever the task's size.
+READ_CHUNK = 500
+
+
+def iter_csv_lines(rows: Iterable[dict], *, columns: Iterable[str]) -> Iterator[str]:
+    """Yield the header line, then one CSV line per row (RFC 4180 quoting, CRLF line ends)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="raise")
+    writer.writeheader()
+    yield _drain(buffer)
+    for row in rows:
+        writer.writerow(row)
+        yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+def _case_fields(case, task: Task) -> dict:
+    series = case.series
+    return {
+        "task_id": task.pk,
+        "task_name": task.name,
+        "case_id": case.pk,
+        "case_label": case.label,
+        "is_gold": case.is_gold,
+        "patient_id": series.study.patient_id,
+        "study_instance_uid": series.study.study_instance_uid,
+        "series_instance_uid": series.series_instance_uid,
+    }
+
+
+def _line_fields(
+    *, sources: SeriesSources, instance: Instance, frame: int, start: tuple[float, float], end: tuple[float, float]
+) -> dict:
+    """Image and patient coordinates of a line's end points; patient columns stay blank without geometry."""
+    fields = {"start_col": start[0], "start_row": start[1], "end_col": end[0], "end_row": end[1]}
+    geometry = sources.frame_geometry(instance, frame)
+    for name, (col, row) in (("start", start), ("end", end)):
+        x = y = z = ""
+        if geometry is not None:
+            x, y, z = (float(v) for v in geometry.to_patient_mm(col, row))
+        fields.update({f"{name}_x_mm": x, f"{name}_y_mm": y, f"{name}_z_mm": z})
+    return fields
+
+
+def _mask_area_mm2(instance: Instance, pixels: int) -> float | str:
+    if not instance.pixel_spacing_mm:
+        return ""
+    row_spacing_mm, column_spacing_mm = instance.pixel_spacing_mm
+    return pixels * float(row_spacing_mm) * float(column_spacing_mm)
+
+
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def reads_for_export(task: Task) -> QuerySet[Read]:
+    """All reads of a task, every version, in case then submission order, flagged when a later version exists."""
+    later = Read.objects.filter(
+        case_id=OuterRef("case_id"), reader_id=OuterRef("reader_id"), version__gt=OuterRef("version")
+    )
+    return (
+        Read.objects.filter(case__task=task)
+        # The verbatim document can be large and every field it holds is a column already.
+        .defer("document")
+        .annotate(has_later_version=Exists(later), question_version=F("question_set__version"))
+        .order_by("case_id", "id")
+    )
+
+
+def _consensus_lesion_by_mark(case_id: int) -> dict[tuple[int, int], int]:
+    """Map (read id, reader's lesion index) to the current consensus lesion index of a case."""
+    consensus = CaseConsensus.objects.filter(case_id=case_id, is_current=True).order_by("-computed_at").first()
+    if consensus is None:
+        return {}
+    mapping = {}
+    for lesion in consensus.lesions.all():
+        for member in lesion.members or []:
+            mapping[(int(member["read_id"]), int(member["lesion_index"]))] = lesion.lesion_index
+    return mapping
+
+
+MARK_FIELDS = ("read_id", "lesion_index", "kind", "instance_id", "frame", "start_col", "start_row", "end_col",
+               "end_row", "length_mm")  # fmt: skip
+MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
+
+
+def iter_read_rows(
+    *, task: Task, pseudonymise: bool = True, identify_teams: bool = False, reads: QuerySet[Read] | None = None
+) -> Iterator[dict]:
+    """Yield one row per mark, mask slice, or no-lesion/skip read of the task, in `read_columns(task)`.
+
+    Teams are named by pseudonym unless `identify_teams` (or readers are identified: pseudonymise=False).
+    Case answers go on every row of their read, lesion answers on the rows of their lesion.
+    """
+    reads = reads_for_export(task) if reads is None else reads
+    columns = task_answer_columns(task)
+    series_cache = SeriesCache()
+    readers: dict[int, dict] = {}
+    case_id, case_fields, lesion_map, sources = None, {}, {}, None
+    # Plain tuples, not model instances: a 100,000-mark export spends its time writing, not building objects.
+    for chunk in _chunks(reads.iterator(chunk_size=READ_CHUNK), READ_CHUNK):
+        read_ids = [read.pk for read in chunk]
+        marks_by_read: dict[int, list] = {}
+        for mark in Mark.objects.filter(read_id__in=read_ids).values_list(*MARK_FIELDS, named=True):
+            marks_by_read.setdefault(mark.read_id, []).append(mark)
+        masks_by_read: dict[int, list] = {}
+        for mask in MaskSlice.objects.filter(read_id__in=read_ids).order_by("id").values_list(*MASK_FIELDS, named=True):
+            masks_by_read.setdefault(mask.read_id, []).append(mask)
+        missing = {read.reader_id for read in chunk} - readers.keys()
+        for reader in Reader.objects.filter(pk__in=missing).select_related("team"):
+            readers[reader.pk] = _reader_fields(reader, pseudonymise=pseudonymise, identify_teams=identify_teams)
+        for read in chunk:
+            if read.case_id != case_id:
+                case = Case.objects.select_related("series__study").get(pk=read.case_id)
+                case_id, case_fields = case.pk, _case_fields(case, task)
+                lesion_map, sources = _consensus_lesion_by_mark(case.pk), series_cache.get(case.series)
+            yield from _rows_of_read(
+                read=read,
+                base={**case_fields, **readers[read.reader_id]},
+                sources=sources,
+                marks=marks_by_read.get(read.pk, []),
+                masks=masks_by_read.get(read.pk, []),
+                lesion_map=lesion_map,
+                answer_columns=columns,
+            )
+
+
+def _reader_fields(reader: Reader, *, pseudonymise: bool, identify_teams: bool) -> dict:
+    return {
+        "reader": reader_label(reader, pseudonymise=pseudonymise),
+        "reader_role": reader.role,
+        "reader_years_experience": reader.years_experience,
+        "reader_team": team_label(reader.team, identify=identify_teams or not pseudonymise),
+    }
+
+
+_BLANK_READ_ROW = dict.fromkeys(READ_COLUMNS, "")
+
+
+def _rows_of_read(
+    *,
+    read: Read,
+    base: dict,
+    sources: SeriesSources,
+    marks: list,
+    masks: list,
+    lesion_map: dict[tuple[int, int], int],
+    answer_columns: list[AnswerColumn],
+) -> Iterator[dict]:
+    answers = read.answers or {}
+    lesion_answers = answers.get("lesions") or {}
+    base = {
+        **_BLANK_READ_ROW,
+        **base,
+        "read_id": read.pk,
+        "read_version": read.version,
+        "is_latest_version": not getattr(read, "has_later_version", False),
+        "no_lesion": read.no_lesion,
+        "skip": read.skip,
+        "quality_problem": read.quality_problem,
+        "comment": read.comment,
+        "started_at": _iso(read.started_at),
+        "submitted_at": _iso(read.submitted_at),
+        "duration_s": read.duration_s if read.duration_s is not None else "",
+        "question_version": _blank_none(getattr(read, "question_version", None)),
+        **answer_cols.answer_fields(answer_columns, scope=answer_cols.CASE, answers=answers.get("case")),
+    }
+    if not marks and not masks:
+        yield {**base, "mark_kind": "skip" if read.skip else "no_lesion" if read.no_lesion else "none"}
+        return
+    items = [(mark.lesion_index, 0 if mark.kind == "long_axis" else 1, 0, mark) for mark in marks]
+    for mask in masks:
+        items.append((mask.lesion_index, 2, sources.slice_index(instance_id=mask.instance_id, frame=mask.frame), mask))
+    items.sort(key=lambda entry: entry[:3])
+    for lesion_index, order, _, item in items:
+        instance = sources.instance(item.instance_id)
+        row = {
+            **base,
+            "sop_instance_uid": instance.sop_instance_uid,
+            "frame": item.frame,
+            "slice_index": sources.slice_index(instance_id=instance.pk, frame=item.frame),
+            "lesion_index": lesion_index,
+            "consensus_lesion_index": lesion_map.get((read.pk, lesion_index), ""),
+            **answer_cols.answer_fields(
+                answer_columns, scope=answer_cols.LESION, answers=lesion_answers.get(str(lesion_index))
+            ),
+        }
+        if order < 2:
+            row["mark_kind"] = item.kind
+            row["length_mm"] = item.length_mm
+            row.update(
+                _line_fields(
+                    sources=sources,
+                    instance=instance,
+                    frame=item.frame,
+                    start=(item.start_col, item.start_row),
+                    end=(item.end_col, item.end_row),
+                )
+            )
+        else:
+            row["mark_kind"] = "mask"
+            row["mask_pixels"] = item.pixel_count
+            row["mask_area_mm2"] = _mask_area_mm2(instance, item.pixel_count)
+        yield row
+
+
+def current_consensus(task: Task) -> QuerySet[CaseConsensus]:
+    """The current consensus of every case of a task, in case order."""
+    return (
+        CaseConsensus.objects.filter(case__task=task, is_current=True)
+        .select_related("case__series__study")
+        .order_by("case_id", "-computed_at")
+    )
+
+
+def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
+    """Yield one row per consensus line or mask slice (or one no_lesion row per case without lesions).
+
+    Consensus answers to case questions go on every row of the case, to lesion questions on the rows
+    of their consensus lesion; `answer_flags` lists the case's low-agreement questions.
+    """
+    series_cache = SeriesCache()
+    columns = task_answer_columns(task)
+    pseudonyms = dict(Reader.objects.filter(reads__case__task=task).distinct().values_list("pk", "pseudonym"))
+    names = (
+        pseudonyms if pseudonymise else dict(Reader.objects.filter(pk__in=pseudonyms).values_list("pk", "display_name"))
+    )
+    blank = dict.fromkeys(CONSENSUS_COLUMNS, "")
+    last_case_id = None
+    for consensus in current_consensus(task).iterator(chunk_size=200):
+        if consensus.case_id == last_case_id:  # an older "current" row left by a crashed rerun
+            continue
+        last_case_id = consensus.case_id
+        sources = series_cache.get(consensus.case.series)
+        summary = consensus.summary or {}
+        base = {
+            **_case_fields(consensus.case, task),
+            "consensus_id": consensus.pk,
+            "algorithm_version": consensus.algorithm_version,
+            "consensus_method": (consensus.params or {}).get("method", task.consensus_method),
+            "n_reads": consensus.n_reads,
+            "case_agreement": summary.get("agreement", ""),
+            "low_agreement": consensus.low_agreement,
+            "case_summary_json": json.dumps(summary, sort_keys=True, separators=(",", ":")),
+            "computed_at": _iso(consensus.computed_at),
+            "answer_flags": answer_cols.LIST_SEPARATOR.join((consensus.answers or {}).get("flags") or []),
+            **answer_cols.consensus_fields(
+                columns, scope=answer_cols.CASE, blocks=(consensus.answers or {}).get("case")
+            ),
+        }
+        lesion_blocks = (consensus.answers or {}).get("lesions") or {}
+        lesions = list(consensus.lesions.all())
+        if not lesions:
+            yield {**blank, **base, "mark_kind": "no_lesion"}
+            continue
+        for lesion in lesions:
+            lesion_base = {
+                **blank,
+                **base,
+                "lesion_index": lesion.lesion_index,
+                "accepted": lesion.accepted,
+                "support": lesion.support,
+                "support_fraction": lesion.support_fraction,
+                "supporting_readers": ";".join(
+                    sorted({names.get(int(m["reader_id"]), "") for m in lesion.members or []} - {""})
+                ),
+                "long_axis_median_mm": _blank_none(lesion.long_axis_median_mm),
+                "long_axis_iqr_mm": _blank_none(lesion.long_axis_iqr_mm),
+                "long_axis_cv": _blank_none(lesion.long_axis_cv),
+                "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
+                "mask_method": lesion.mask_method,
+                **answer_cols.consensus_fields(
+                    columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+                ),
+            }
+            for kind in ("long_axis", "short_axis"):
+                line = getattr(lesion, kind)
+                if not line:
+                    continue
+                instance = sources.by_uid(line["sop_instance_uid"])
+                frame = int(line.get("frame", 1))
+                yield {
+                    **lesion_base,
+                    "mark_kind": kind,
+                    "sop_instance_uid": instance.sop_instance_uid,
+                    "frame": frame,
+                    "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+                    "length_mm": line["length_mm"],
+                    **_line_fields(
+                        sources=sources,
+                        instance=instance,
+                        frame=frame,
+                        start=tuple(line["start"]),
+                        end=tuple(line["end"]),
+                    ),
+                }
+            for mask in sorted(
+                lesion.mask_slices or [],
+                key=lambda s: sources.slice_index(
+                    instance_id=sources.by_uid(s["sop_instance_uid"]).pk, frame=int(s.get("frame", 1))
+                ),
+            ):
+                instance = sources.by_uid(mask["sop_instance_uid"])
+                frame = int(mask.get("frame", 1))
+                pixels = sum(mask["counts"][1::2])
+                yield {
+                    **lesion_base,
+                    "mark_kind": "mask",
+                    "sop_instance_uid": instance.sop_instance_uid,
+                    "frame": frame,
+                    "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+                    "mask_pixels": pixels,
+                    "mask_area_mm2": _mask_area_mm2(instance, pixels),
+                }
+
+
+def _blank_none(value):
+    return "" if value is None else value

@@ -1,0 +1,303 @@
+"""Follow-up reads: validation and storage of the `time_points` read document, and its RECIST result.
+
+A follow-up read (docs/follow-up.md) measures every baseline lesion of the case again at each follow-up time
+point, on that time point's series, and adds new lesions. Validation shares the envelope and line parsing of
+services.read_submission (one parser for lines, lengths and frames), storage shares its idempotent,
+versioned store; follow-up rows (FollowUpMeasurement) are written beside the read's Mark rows. This module
+must never accept a line on another time point's series, nor a read that leaves a baseline lesion out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from annotations.core import recist
+from annotations.follow_up.time_points import baseline_lesions_for, time_points_of
+from annotations.models import Case, FollowUpMeasurement, Mark, Read, Reader
+from annotations.models.follow_up import FollowUpStatus
+from annotations.reading.submission import (
+    MAX_LESIONS,
+    ParsedRead,
+    ReadValidationError,
+    SubmissionResult,
+    ValidatedRead,
+    parse_envelope,
+    parse_lesion_lines,
+    rules_for_series,
+    submit_document,
+)
+
+TOP_LEVEL_FIELDS = {"client_uuid", "case", "started_at", "duration_s", "flags", "comment", "time_points"}
+REQUIRED_FIELDS = ("client_uuid", "case", "started_at", "duration_s", "flags", "time_points")
+TIME_POINT_FIELDS = {"index", "lesions"}
+LESION_FIELDS = {"lesion", "baseline_lesion", "new", "status", "long_axis", "short_axis", "site"}
+MAX_SITE_CHARS = 64
+STATUSES = {status.value for status in FollowUpStatus}
+
+
+@dataclass(frozen=True)
+class ParsedMeasurement:
+    time_point: int
+    lesion_index: int
+    baseline_key: str
+    is_new: bool
+    status: str
+    site: str
+
+
+def is_follow_up_document(document: Any) -> bool:
+    """True when the document is shaped as a follow-up read (it has time_points)."""
+    return isinstance(document, dict) and "time_points" in document
+
+
+def submit_follow_up_read(*, reader: Reader, document: Any) -> SubmissionResult:
+    """Store a follow-up read document (see submit_read for idempotency and conflicts)."""
+    return submit_document(
+        reader=reader, document=document, validate=lambda case, doc: _validate_for_case(case, doc, reader)
+    )
+
+
+def _validate_for_case(case: Case, document: Any, reader: Reader) -> ValidatedRead:
+    if not case.task.is_follow_up:
+        raise ReadValidationError({"time_points": [f"case {case.pk} is not a follow-up case: send lesions instead"]})
+    points = time_points_of(case)
+    baseline_keys = [lesion["id"] for lesion in baseline_lesions_for(case=case, reader=reader)]
+    rules_by_index = {point.index: rules_for_series(task=case.task, series_id=point.series_id) for point in points}
+    parsed, measurements = validate_follow_up_document(
+        document, rules_by_index=rules_by_index, baseline_keys=baseline_keys
+    )
+    instance_pks = {uid: geometry.pk for rules in rules_by_index.values() for uid, geometry in rules.instances.items()}
+
+    def store_measurements(read: Read) -> None:
+        FollowUpMeasurement.objects.bulk_create(
+            FollowUpMeasurement(
+                read=read,
+                time_point=m.time_point,
+                lesion_index=m.lesion_index,
+                baseline_key=m.baseline_key,
+                is_new=m.is_new,
+                status=m.status,
+                site=m.site,
+            )
+            for m in measurements
+        )
+
+    return ValidatedRead(parsed=parsed, instance_pks=instance_pks, store_extra=store_measurements)
+
+
+def validate_follow_up_document(
+    document: Any, *, rules_by_index: dict, baseline_keys: list[str]
+) -> tuple[ParsedRead, list[ParsedMeasurement]]:
+    """Return the parsed read and its measurements, or raise ReadValidationError with errors by JSON path.
+
+    `rules_by_index` maps every time point index (0 = baseline) to the ReadRules of its series.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    if not isinstance(document, dict):
+        raise ReadValidationError({"": ["the read must be a JSON object"]})
+    any_rules = rules_by_index[0]
+    envelope = parse_envelope(document, rules=any_rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
+    if envelope.flags["no_lesion"]:
+        fail("flags.no_lesion", "is not used in follow-up reads: mark each baseline lesion disappeared instead")
+    skip = envelope.flags["skip"]
+
+    time_points = document.get("time_points", [])
+    if not isinstance(time_points, list):
+        fail("time_points", "must be a list")
+        time_points = []
+    follow_up_indices = sorted(index for index in rules_by_index if index > 0)
+    if skip and time_points:
+        fail("time_points", "must be empty when skip is set")
+    lines = []
+    measurements: list[ParsedMeasurement] = []
+    seen_indices: set[int] = set()
+    seen_numbers: set[int] = set()
+    for position, point in enumerate(time_points):
+        path = f"time_points[{position}]"
+        if not isinstance(point, dict):
+            fail(path, "must be an object with index and lesions")
+            continue
+        for name in sorted(set(point) - TIME_POINT_FIELDS):
+            fail(f"{path}.{name}", "unknown field")
+        index = point.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index not in follow_up_indices:
+            fail(f"{path}.index", f"must be a follow-up time point of this case ({follow_up_indices})")
+            continue
+        if index in seen_indices:
+            fail(f"{path}.index", f"time point {index} is sent twice")
+            continue
+        seen_indices.add(index)
+        lesions = point.get("lesions")
+        if not isinstance(lesions, list):
+            fail(f"{path}.lesions", "must be a list")
+            continue
+        if len(lesions) > MAX_LESIONS:
+            fail(f"{path}.lesions", f"at most {MAX_LESIONS} lesions per time point ({len(lesions)} sent)")
+            continue
+        seen_keys: set[str] = set()
+        for lesion_position, lesion in enumerate(lesions):
+            lesion_path = f"{path}.lesions[{lesion_position}]"
+            parsed = _parse_lesion(
+                lesion, lesion_path, index=index, rules=rules_by_index[index], baseline_keys=baseline_keys, fail=fail
+            )
+            if parsed is None:
+                continue
+            measurement, lesion_lines = parsed
+            if measurement.lesion_index in seen_numbers:
+                fail(f"{lesion_path}.lesion", f"lesion number {measurement.lesion_index} is used twice in the read")
+                continue
+            seen_numbers.add(measurement.lesion_index)
+            if measurement.baseline_key:
+                if measurement.baseline_key in seen_keys:
+                    fail(f"{lesion_path}.baseline_lesion", f"{measurement.baseline_key} is measured twice")
+                    continue
+                seen_keys.add(measurement.baseline_key)
+            measurements.append(measurement)
+            lines.extend(lesion_lines)
+        missing = [key for key in baseline_keys if key not in seen_keys]
+        if missing:
+            fail(
+                f"{path}.lesions",
+                f"every baseline lesion needs a status at each time point; missing {', '.join(missing)}",
+            )
+    if not skip:
+        absent = [index for index in follow_up_indices if index not in seen_indices]
+        if absent:
+            fail("time_points", f"every follow-up time point must be read; missing index {absent}")
+
+    if errors:
+        raise ReadValidationError(errors)
+    return (
+        ParsedRead(
+            client_uuid=envelope.client_uuid,
+            case_id=envelope.case_id,
+            started_at=envelope.started_at,
+            duration_s=float(envelope.duration_s),
+            no_lesion=False,
+            skip=skip,
+            quality_problem=envelope.flags["quality_problem"],
+            comment=envelope.comment,
+            lines=lines,
+        ),
+        measurements,
+    )
+
+
+def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: list[str], fail):
+    if not isinstance(lesion, dict):
+        fail(path, "must be an object")
+        return None
+    ok = True
+    for name in sorted(set(lesion) - LESION_FIELDS):
+        fail(f"{path}.{name}", "unknown field")
+        ok = False
+    number = lesion.get("lesion")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        fail(f"{path}.lesion", "must be a lesion number from 1")
+        ok = False
+    is_new = lesion.get("new", False)
+    if not isinstance(is_new, bool):
+        fail(f"{path}.new", "must be true or false")
+        ok = False
+    key = lesion.get("baseline_lesion")
+    if is_new is True and key is not None:
+        fail(f"{path}.baseline_lesion", "a new lesion has no baseline lesion")
+        ok = False
+    if is_new is False:
+        if key is None:
+            fail(f"{path}.baseline_lesion", 'this field is required (or "new": true for a new lesion)')
+            ok = False
+        elif key not in baseline_keys:
+            fail(f"{path}.baseline_lesion", f"{key!r} is not a baseline lesion of this case ({baseline_keys})")
+            ok = False
+    status = lesion.get("status")
+    if status not in STATUSES:
+        fail(f"{path}.status", f"must be one of {sorted(STATUSES)}")
+        ok = False
+    elif is_new is True and status != FollowUpStatus.MEASURED:
+        fail(f"{path}.status", "a new lesion must be measured")
+        ok = False
+    site = lesion.get("site", "")
+    if site is None:
+        site = ""
+    if not isinstance(site, str) or len(site) > MAX_SITE_CHARS:
+        fail(f"{path}.site", f"must be a string of at most {MAX_SITE_CHARS} characters")
+        ok = False
+    has_geometry = lesion.get("long_axis") is not None or lesion.get("short_axis") is not None
+    if status == FollowUpStatus.MEASURED and lesion.get("long_axis") is None:
+        fail(f"{path}.long_axis", "a measured lesion needs a long_axis on this time point's series")
+        ok = False
+    if status in (FollowUpStatus.DISAPPEARED, FollowUpStatus.NOT_EVALUABLE) and has_geometry:
+        fail(path, f"a lesion marked {status} carries no lines")
+        ok = False
+    lines = parse_lesion_lines(lesion, path, number if ok else None, rules, fail)
+    if not ok:
+        return None
+    measurement = ParsedMeasurement(
+        time_point=index,
+        lesion_index=number,
+        baseline_key="" if is_new else key,
+        is_new=is_new,
+        status=status,
+        site=site.strip(),
+    )
+    return measurement, lines
+
+
+# --- RECIST of a stored read -------------------------------------------------------------------
+
+
+def baseline_sizes(baseline_lesions: list[dict]) -> list[recist.BaselineLesionSize]:
+    """Return RECIST baseline sizes from baseline lesions in the contract's shape (lengths from their lines)."""
+    sizes = []
+    for lesion in baseline_lesions:
+        long_axis, short_axis = lesion.get("long_axis"), lesion.get("short_axis")
+        sizes.append(
+            recist.BaselineLesionSize(
+                key=lesion["id"],
+                long_axis_mm=float(long_axis["length_mm"]) if long_axis else None,
+                short_axis_mm=float(short_axis["length_mm"]) if short_axis else None,
+                is_node=bool(lesion.get("is_node")),
+                site=lesion.get("site") or None,
+            )
+        )
+    return sizes
+
+
+def read_measurements(read: Read) -> list[recist.TimePointMeasurements]:
+    """Return the read's time points as RECIST measurements (lengths from its Mark rows)."""
+    lengths: dict[int, dict[str, float]] = defaultdict(dict)
+    for lesion_index, kind, length_mm in Mark.objects.filter(read=read).values_list(
+        "lesion_index", "kind", "length_mm"
+    ):
+        lengths[lesion_index][kind] = length_mm
+    lesions: dict[int, dict[str, recist.LesionAtTimePoint]] = defaultdict(dict)
+    new_lesions: dict[int, int] = defaultdict(int)
+    indices: set[int] = set()
+    for m in read.follow_up_measurements.all():
+        indices.add(m.time_point)
+        if m.is_new:
+            new_lesions[m.time_point] += 1
+            continue
+        drawn = lengths.get(m.lesion_index, {})
+        lesions[m.time_point][m.baseline_key] = recist.LesionAtTimePoint(
+            status=recist.Status(m.status),
+            long_axis_mm=drawn.get("long_axis"),
+            short_axis_mm=drawn.get("short_axis"),
+        )
+    return [
+        recist.TimePointMeasurements(index=index, lesions=lesions[index], new_lesions=new_lesions[index])
+        for index in sorted(indices)
+    ]
+
+
+def read_recist(read: Read) -> list[dict]:
+    """Return the RECIST result of a follow-up read per time point (docs/follow-up.md), [] for a skip."""
+    baseline = baseline_sizes(baseline_lesions_for(case=read.case, reader=read.reader))
+    return [result.as_dict() for result in recist.assess(baseline, read_measurements(read))]
