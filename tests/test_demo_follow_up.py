@@ -13,7 +13,6 @@ from annotations.demo.follow_up_demo import (
 )
 from annotations.follow_up.time_points import baseline_lesions_for
 from annotations.models import CaseConsensus, Task
-from annotations.reading.follow_up_reads import baseline_sizes
 from viewer.models import Instance
 
 
@@ -52,7 +51,7 @@ def test_the_follow_up_demo_has_an_open_task_with_an_answer_key_and_a_simulated_
         assert Instance.objects.filter(
             series=case.series, sop_instance_uid=lesions[0]["long_axis"]["sop_instance_uid"]
         ).exists()
-        stored_truth = recist.assess(baseline_sizes(lesions), answer_key_measurements(case))
+        stored_truth = recist.assess(recist.baseline_sizes(lesions), answer_key_measurements(case))
         assert tuple(str(result.response) for result in stored_truth) == course.expected
 
     study = Task.objects.get(name=FOLLOW_UP_STUDY_TASK)

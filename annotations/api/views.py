@@ -22,8 +22,9 @@ from annotations.follow_up import time_points
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
 from annotations.questions.services import task_questions_payload
-from annotations.reading import answer_keys, follow_up_reads
-from annotations.reading.submission import ReadConflict, ReadValidationError, submit_read
+from annotations.reading import answer_keys, submission
+from annotations.reading.documents import ReadValidationError
+from annotations.reading.kinds import NotGoldCase, ReadConflict
 from annotations.selectors import case_instance_summaries, instructions_html, open_tasks, window_presets
 
 WADORS_ROOT = "/dicomweb"
@@ -289,10 +290,7 @@ class ReadSubmitView(ReadingAPIView):
     def post(self, request: Request) -> Response:
         try:
             with transaction.atomic():
-                if follow_up_reads.is_follow_up_document(request.data):
-                    result = follow_up_reads.submit_follow_up_read(reader=self.reader, document=request.data)
-                else:
-                    result = submit_read(reader=self.reader, document=request.data)
+                result = submission.submit_read(reader=self.reader, document=request.data)
         except ReadValidationError as exc:
             return _errors(exc.errors)
         except ReadConflict as exc:
@@ -301,9 +299,8 @@ class ReadSubmitView(ReadingAPIView):
         answer = {
             "read": {"id": read.pk, "version": read.version, "case": read.case_id},
             "me": me_payload(request, self.reader),
+            **result.summary,
         }
-        if read.case.task.is_follow_up:
-            answer["recist"] = follow_up_reads.read_recist(read)
         return Response(answer, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
@@ -393,15 +390,15 @@ class AnswerKeyView(APIView):
         case = get_object_or_404(Case.objects.select_related("task", "series"), pk=case_id)
         try:
             with transaction.atomic():
-                result = answer_keys.submit_answer_key(user=request.user, case=case, document=request.data)
-        except answer_keys.NotGoldCase as exc:
+                result = submission.submit_answer_key(user=request.user, case=case, document=request.data)
+        except NotGoldCase as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
         except ReadValidationError as exc:
             return _errors(exc.errors)
         except ReadConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(
-            {"answer_key": answer_keys.answer_key_meta(result.read)},
+            result.summary,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 

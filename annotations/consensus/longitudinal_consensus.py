@@ -42,7 +42,6 @@ from annotations.models import (
     Reader,
     Task,
 )
-from annotations.reading.follow_up_reads import baseline_sizes
 from viewer.models import Instance
 
 
@@ -99,7 +98,7 @@ def load_inputs(case: Case) -> tuple[LongitudinalInputs, list[dict]]:
             status=recist.Status(m.status), long_axis=long_axis, short_axis=drawn.get("short_axis")
         )
     inputs = LongitudinalInputs(
-        baseline=baseline_sizes(baseline_lesions_for(case=case, reader=None)),
+        baseline=recist.baseline_sizes(baseline_lesions_for(case=case, reader=None)),
         reads=[
             FollowUpReadInput(
                 read_id=row["id"],

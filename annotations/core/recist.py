@@ -250,3 +250,20 @@ def _change_pct(value: float, reference: float) -> float | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def baseline_sizes(baseline_lesions: list[dict]) -> list[BaselineLesionSize]:
+    """Return RECIST baseline sizes from baseline lesions in the contract's shape (lengths from their lines)."""
+    sizes = []
+    for lesion in baseline_lesions:
+        long_axis, short_axis = lesion.get("long_axis"), lesion.get("short_axis")
+        sizes.append(
+            BaselineLesionSize(
+                key=lesion["id"],
+                long_axis_mm=float(long_axis["length_mm"]) if long_axis else None,
+                short_axis_mm=float(short_axis["length_mm"]) if short_axis else None,
+                is_node=bool(lesion.get("is_node")),
+                site=lesion.get("site") or None,
+            )
+        )
+    return sizes

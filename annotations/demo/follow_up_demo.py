@@ -25,7 +25,7 @@ from annotations.core import recist
 from annotations.demo.reader_study import SIMULATED_READERS, simulated_reader
 from annotations.follow_up.time_points import create_follow_up_case, time_points_of
 from annotations.models import BaselineLesion, Case, ReferenceLesion, Task
-from annotations.reading.follow_up_reads import submit_follow_up_read
+from annotations.reading.submission import submit_read
 from viewer.models import Instance, Series
 from viewer.services.dicom_import import import_paths
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, write_series
@@ -249,7 +249,7 @@ def simulate_follow_up_study(*, series_by_course: list[list[Series]], seed: int 
         while (case := next_case(reader=simulated.reader, task=task, rng=rng)) is not None:
             course = courses[case.series.study.patient_id]
             document = simulated_follow_up_read(case, course, noise_mm=noise, rng=rng)
-            submit_follow_up_read(reader=simulated.reader, document=document)
+            submit_read(reader=simulated.reader, document=document)
     Task.objects.filter(pk=task.pk).update(is_open=False)
     task.refresh_from_db()
     # Computed here, not left to the queue, so the demo has results before a worker runs.

@@ -27,8 +27,7 @@ from annotations.consensus.case_consensus import recompute_task_consensus
 from annotations.core import mask_rle
 from annotations.models import Case, Reader, ReferenceLesion, Task
 from annotations.questions.services import current_question_set, save_questions
-from annotations.reading.answer_keys import submit_answer_key
-from annotations.reading.submission import submit_read
+from annotations.reading.submission import submit_answer_key, submit_read
 from viewer.models import Instance, Series
 
 STUDY_TASK = "Demo: completed reader study (simulated)"

@@ -37,7 +37,7 @@ from annotations.exports.sr_export import (
 )
 from annotations.follow_up.time_points import baseline_lesions_for, iso_date, time_points_of
 from annotations.models import Case, CaseConsensus, CaseTimePoint, FollowUpMeasurement, Mark, Read, Reader, Task
-from annotations.reading.follow_up_reads import baseline_sizes, read_measurements
+from annotations.reading.follow_up_reads import read_measurements
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
 BASELINE_SR_SERIES_NUMBER = 9903
@@ -125,7 +125,7 @@ def iter_lesion_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]
             readers[read.reader_id] = Reader.objects.get(pk=read.reader_id)
         reader = readers[read.reader_id]
         baseline = baseline_lesions_for(case=read.case, reader=reader)
-        targets = set(recist.select_targets(baseline_sizes(baseline)).targets)
+        targets = set(recist.select_targets(recist.baseline_sizes(baseline)).targets)
         base = {
             "read_id": read.pk,
             "read_version": read.version,
@@ -199,7 +199,7 @@ def iter_response_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dic
             if read.reader_id not in readers:
                 readers[read.reader_id] = Reader.objects.get(pk=read.reader_id)
             reader = readers[read.reader_id]
-            baseline = baseline_sizes(baseline_lesions_for(case=case, reader=reader))
+            baseline = recist.baseline_sizes(baseline_lesions_for(case=case, reader=reader))
             for result in recist.assess(baseline, read_measurements(read)):
                 yield {
                     **points[result.index],

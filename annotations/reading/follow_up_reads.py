@@ -2,8 +2,8 @@
 
 A follow-up read (docs/follow-up.md) measures every baseline lesion of the case again at each follow-up time
 point, on that time point's series, and adds new lesions. Validation shares the envelope and line parsing of
-services.read_submission (one parser for lines, lengths and frames), storage shares its idempotent,
-versioned store; follow-up rows (FollowUpMeasurement) are written beside the read's Mark rows. This module
+reading.documents (one parser for lines, lengths and frames); storing is reading.submission's idempotent,
+versioned store, with follow-up rows (FollowUpMeasurement) written beside the read's Mark rows. This module
 must never accept a line on another time point's series, nor a read that leaves a baseline lesion out.
 """
 
@@ -17,17 +17,15 @@ from annotations.core import recist
 from annotations.follow_up.time_points import baseline_lesions_for, time_points_of
 from annotations.models import Case, FollowUpMeasurement, Mark, Read, Reader
 from annotations.models.follow_up import FollowUpStatus
-from annotations.reading.submission import (
+from annotations.reading.documents import (
     MAX_LESIONS,
     ParsedRead,
     ReadValidationError,
-    SubmissionResult,
     ValidatedRead,
     parse_envelope,
     parse_lesion_lines,
-    rules_for_series,
-    submit_document,
 )
+from annotations.reading.rules import rules_for_series
 
 TOP_LEVEL_FIELDS = {"client_uuid", "case", "started_at", "duration_s", "flags", "comment", "time_points"}
 REQUIRED_FIELDS = ("client_uuid", "case", "started_at", "duration_s", "flags", "time_points")
@@ -47,21 +45,8 @@ class ParsedMeasurement:
     site: str
 
 
-def is_follow_up_document(document: Any) -> bool:
-    """True when the document is shaped as a follow-up read (it has time_points)."""
-    return isinstance(document, dict) and "time_points" in document
-
-
-def submit_follow_up_read(*, reader: Reader, document: Any) -> SubmissionResult:
-    """Store a follow-up read document (see submit_read for idempotency and conflicts)."""
-    return submit_document(
-        reader=reader, document=document, validate=lambda case, doc: _validate_for_case(case, doc, reader)
-    )
-
-
-def _validate_for_case(case: Case, document: Any, reader: Reader) -> ValidatedRead:
-    if not case.task.is_follow_up:
-        raise ReadValidationError({"time_points": [f"case {case.pk} is not a follow-up case: send lesions instead"]})
+def validate_for_case(*, case: Case, document: Any, reader: Reader) -> ValidatedRead:
+    """Check a follow-up read of the case against every time point's series and the reader's baseline."""
     points = time_points_of(case)
     baseline_keys = [lesion["id"] for lesion in baseline_lesions_for(case=case, reader=reader)]
     rules_by_index = {point.index: rules_for_series(task=case.task, series_id=point.series_id) for point in points}
@@ -253,23 +238,6 @@ def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: l
 # --- RECIST of a stored read -------------------------------------------------------------------
 
 
-def baseline_sizes(baseline_lesions: list[dict]) -> list[recist.BaselineLesionSize]:
-    """Return RECIST baseline sizes from baseline lesions in the contract's shape (lengths from their lines)."""
-    sizes = []
-    for lesion in baseline_lesions:
-        long_axis, short_axis = lesion.get("long_axis"), lesion.get("short_axis")
-        sizes.append(
-            recist.BaselineLesionSize(
-                key=lesion["id"],
-                long_axis_mm=float(long_axis["length_mm"]) if long_axis else None,
-                short_axis_mm=float(short_axis["length_mm"]) if short_axis else None,
-                is_node=bool(lesion.get("is_node")),
-                site=lesion.get("site") or None,
-            )
-        )
-    return sizes
-
-
 def read_measurements(read: Read) -> list[recist.TimePointMeasurements]:
     """Return the read's time points as RECIST measurements (lengths from its Mark rows)."""
     lengths: dict[int, dict[str, float]] = defaultdict(dict)
@@ -299,5 +267,5 @@ def read_measurements(read: Read) -> list[recist.TimePointMeasurements]:
 
 def read_recist(read: Read) -> list[dict]:
     """Return the RECIST result of a follow-up read per time point (docs/follow-up.md), [] for a skip."""
-    baseline = baseline_sizes(baseline_lesions_for(case=read.case, reader=read.reader))
+    baseline = recist.baseline_sizes(baseline_lesions_for(case=read.case, reader=read.reader))
     return [result.as_dict() for result in recist.assess(baseline, read_measurements(read))]

@@ -11,7 +11,7 @@ from annotations.assignment.services import next_case
 from annotations.consensus.tasks import compute_case_consensus
 from annotations.console.svg_plots import spider_svg, waterfall_svg
 from annotations.models import Case, ReferenceLesion, Task
-from annotations.reading.follow_up_reads import submit_follow_up_read
+from annotations.reading.submission import submit_read
 from tests.annotations.follow_up_data import (
     PATIENT_ID,
     build_follow_up_scene,
@@ -98,7 +98,7 @@ def test_follow_up_results_show_responses_agreement_and_plots(admin_client, tmp_
             }
             for i in (1, 2)
         ]
-        submit_follow_up_read(reader=reader, document=follow_up_read(scene, points))
+        submit_read(reader=reader, document=follow_up_read(scene, points))
     compute_case_consensus(scene.case.pk)
 
     page = admin_client.get(reverse("console:task-results", args=[scene.task.id])).content.decode()

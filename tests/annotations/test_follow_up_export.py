@@ -15,7 +15,7 @@ from annotations.assignment.services import next_case
 from annotations.consensus.tasks import compute_case_consensus
 from annotations.exports import export_to_path
 from annotations.exports.follow_up_export import lesion_tracking_uid
-from annotations.reading.follow_up_reads import submit_follow_up_read
+from annotations.reading.submission import submit_read
 from tests.annotations.export_data import dicom_tool_errors
 from tests.annotations.follow_up_data import build_follow_up_scene, follow_up_read, measured
 from tests.factories import ReaderFactory
@@ -42,7 +42,7 @@ def scene(tmp_path):
                 ],
             },
         ]
-        submit_follow_up_read(reader=reader, document=follow_up_read(scene, points))
+        submit_read(reader=reader, document=follow_up_read(scene, points))
     compute_case_consensus(scene.case.pk)
     return scene
 

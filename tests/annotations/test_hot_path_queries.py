@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from annotations.models import Case, Read, Task
-from annotations.reading.submission import counted_reads
+from annotations.reading.kinds import counted_reads
 from tests.factories import (
     CaseFactory,
     LeaseFactory,

@@ -8,7 +8,7 @@ from annotations.assignment.services import next_case
 from annotations.consensus.longitudinal_consensus import follow_up_task_agreement
 from annotations.consensus.tasks import compute_case_consensus
 from annotations.models import CaseConsensus, ConsensusLesion
-from annotations.reading.follow_up_reads import submit_follow_up_read
+from annotations.reading.submission import submit_read
 from tests.annotations.follow_up_data import build_follow_up_scene, follow_up_read, measured
 from tests.factories import ReaderFactory
 
@@ -28,7 +28,7 @@ def submit(scene, reader, b1_sizes, b2_sizes, *, new_at_2=None):
             number += 1
             lesions.append(measured(scene, index, number, None, *new_at_2, 6.0))
         points.append({"index": index, "lesions": lesions})
-    return submit_follow_up_read(reader=reader, document=follow_up_read(scene, points)).read
+    return submit_read(reader=reader, document=follow_up_read(scene, points)).read
 
 
 def test_the_consensus_task_computes_a_follow_up_case_over_time(tmp_path):

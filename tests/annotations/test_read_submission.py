@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 
 from annotations.models import Lease, Mark, MaskSlice, Read
-from annotations.reading import submission as read_submission
-from annotations.reading.submission import ReadConflict, ReadValidationError, submit_read
+from annotations.reading.documents import ReadValidationError
+from annotations.reading.kinds import ReadConflict
+from annotations.reading.submission import submit_read
 from tests.factories import (
     CaseFactory,
     LeaseFactory,
@@ -518,12 +519,6 @@ def test_consensus_is_queued_and_the_leaderboard_broadcast_after_commit(
         submit_read(reader=reader, document=read_document(case))
 
     assert queued == [case.pk] and broadcasts == [True]
-
-
-def test_line_length_uses_row_and_column_spacing():
-    length = read_submission.line_length_mm(start=(0.0, 0.0), end=(3.0, 4.0), pixel_spacing_mm=(2.0, 0.5))
-
-    assert length == pytest.approx(math.hypot(1.5, 8.0))
 
 
 def test_a_read_document_must_be_an_object(case, reader):

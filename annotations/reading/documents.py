@@ -1,0 +1,472 @@
+"""The read document (docs/read-format.md), checked strictly against a task's rules and a series' geometry.
+
+`validate_read_document` is a pure function over the document and the `ReadRules`, returning parsed lines and
+masks or raising ReadValidationError with errors keyed by JSON path. It never touches the database: the rules
+are loaded by `reading.rules`, and storing is `reading.submission`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from annotations.core.answers import CheckedAnswers, Questions, check_answers
+from annotations.core.geometry import line_length_mm
+from annotations.models.reads import MarkKind
+from annotations.models.tasks import Tool
+
+if TYPE_CHECKING:
+    from annotations.models import Read
+
+MAX_LESIONS = 50
+MAX_COMMENT_CHARS = 2000
+MAX_DURATION_S = 86_400
+LENGTH_TOLERANCE_MM = 0.5
+LENGTH_TOLERANCE_FRACTION = 0.01
+TOP_LEVEL_FIELDS = {
+    "client_uuid",
+    "case",
+    "started_at",
+    "duration_s",
+    "flags",
+    "comment",
+    "lesions",
+    "question_version",
+    "answers",
+}
+REQUIRED_FIELDS = ("client_uuid", "case", "started_at", "duration_s", "flags", "lesions")
+FLAG_NAMES = ("no_lesion", "skip", "quality_problem")
+LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask", "answers"}
+LINE_FIELDS = {"sop_instance_uid", "frame", "start", "end", "length_mm"}
+MASK_SLICE_FIELDS = {"sop_instance_uid", "frame", "counts"}
+
+
+class ReadValidationError(Exception):
+    """The read document breaks a rule; `errors` maps JSON paths to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{path}: {', '.join(msgs)}" for path, msgs in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class InstanceExtent:
+    """What validation needs to know about one instance of the case's series."""
+
+    pk: int
+    rows: int
+    columns: int
+    number_of_frames: int
+    # (row spacing, column spacing) in mm, DICOM order; None when the file has no PixelSpacing.
+    pixel_spacing_mm: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class ReadRules:
+    """The task's rules a read is checked against."""
+
+    tools: frozenset[str]
+    max_lesions_per_case: int | None
+    instances: Mapping[str, InstanceExtent]
+    # The task's current questions (None: it never had any) and the id of their QuestionSet row.
+    questions: Questions | None = None
+    question_set_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    lesion_index: int
+    kind: str
+    sop_instance_uid: str
+    frame: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    length_mm: float
+
+
+@dataclass(frozen=True)
+class ParsedMaskSlice:
+    lesion_index: int
+    sop_instance_uid: str
+    frame: int
+    counts: list[int]
+    pixel_count: int
+
+
+@dataclass
+class ParsedRead:
+    client_uuid: uuid.UUID
+    case_id: int
+    started_at: datetime
+    duration_s: float
+    no_lesion: bool
+    skip: bool
+    quality_problem: bool
+    comment: str
+    lines: list[ParsedLine] = field(default_factory=list)
+    mask_slices: list[ParsedMaskSlice] = field(default_factory=list)
+    answers: CheckedAnswers = field(default_factory=CheckedAnswers)
+
+
+def read_envelope(document: Any) -> tuple[uuid.UUID, int]:
+    """Return (client_uuid, case id) of a document, or raise ReadValidationError for those two fields."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(document, dict):
+        raise ReadValidationError({"": ["the read must be a JSON object"]})
+    client_uuid = _parse_uuid(document.get("client_uuid"), "client_uuid", errors)
+    case_id = document.get("case")
+    if "case" not in document:
+        errors.setdefault("case", []).append("this field is required")
+    elif not _is_int(case_id) or case_id < 1:
+        errors.setdefault("case", []).append("must be a case id (a positive integer)")
+    if errors:
+        raise ReadValidationError(errors)
+    return client_uuid, case_id
+
+
+@dataclass(frozen=True)
+class ReadEnvelope:
+    """The fields every read document shares (single and follow-up): who, when, flags, comment."""
+
+    client_uuid: uuid.UUID | None
+    case_id: Any
+    started_at: datetime | None
+    duration_s: Any
+    flags: dict[str, bool]
+    comment: str
+
+
+def parse_envelope(
+    document: dict, *, rules: ReadRules, fail, fields: set[str], required: tuple[str, ...]
+) -> ReadEnvelope:
+    """Check the shared top-level fields of a read document, reporting errors through `fail(path, message)`."""
+    for name in sorted(set(document) - fields):
+        fail(name, "unknown field")
+    for name in required:
+        if name not in document:
+            fail(name, "this field is required")
+
+    errors: dict[str, list[str]] = {}
+    client_uuid = _parse_uuid(document.get("client_uuid"), "client_uuid", errors) if "client_uuid" in document else None
+    for path, messages in errors.items():
+        for message in messages:
+            fail(path, message)
+    case_id = document.get("case")
+    if "case" in document and (not _is_int(case_id) or case_id < 1):
+        fail("case", "must be a case id (a positive integer)")
+
+    started_at = None
+    if "started_at" in document:
+        raw = document["started_at"]
+        started_at = parse_datetime(raw) if isinstance(raw, str) else None
+        if started_at is None:
+            fail("started_at", "must be an ISO 8601 date-time, e.g. 2026-11-25T10:31:02.120Z")
+        elif timezone.is_naive(started_at):
+            fail("started_at", "must include a time zone (Z or +hh:mm)")
+            started_at = None
+
+    duration_s = document.get("duration_s")
+    if "duration_s" in document and (not is_finite_number(duration_s) or not 0 <= duration_s <= MAX_DURATION_S):
+        fail("duration_s", f"must be a number of seconds from 0 to {MAX_DURATION_S}")
+
+    flags = {name: False for name in FLAG_NAMES}
+    raw_flags = document.get("flags", {})
+    if not isinstance(raw_flags, dict):
+        fail("flags", "must be an object of no_lesion, skip, quality_problem")
+        raw_flags = {}
+    for name, value in raw_flags.items():
+        if name not in FLAG_NAMES:
+            fail(f"flags.{name}", "unknown flag")
+        elif not isinstance(value, bool):
+            fail(f"flags.{name}", "must be true or false")
+        else:
+            flags[name] = value
+            if value and name not in rules.tools:
+                fail(f"flags.{name}", f"the task does not offer {name}")
+
+    comment = document.get("comment", "")
+    if not isinstance(comment, str):
+        fail("comment", "must be a string")
+        comment = ""
+    elif len(comment) > MAX_COMMENT_CHARS:
+        fail("comment", f"at most {MAX_COMMENT_CHARS} characters ({len(comment)} sent)")
+    return ReadEnvelope(client_uuid, case_id, started_at, duration_s, flags, comment)
+
+
+def parse_lesion_lines(lesion: dict, path: str, number: int | None, rules: ReadRules, fail) -> list[ParsedLine]:
+    """Return the parsed long and short axis of one lesion object (either may be absent), checked against the task.
+
+    The short axis must sit on the long axis' frame and not be longer; `number` None parses without keeping.
+    """
+    lines: list[ParsedLine] = []
+    long_axis = lesion.get("long_axis")
+    short_axis = lesion.get("short_axis")
+    parsed_long = None
+    if long_axis is not None:
+        if not ({Tool.LONG_AXIS, Tool.BIDIRECTIONAL} & rules.tools):
+            fail(f"{path}.long_axis", "the task does not offer line measurements")
+        parsed_long = _parse_line(long_axis, f"{path}.long_axis", rules, fail)
+    if short_axis is not None:
+        if Tool.BIDIRECTIONAL not in rules.tools:
+            fail(f"{path}.short_axis", "the task does not offer bidirectional measurements")
+        parsed_short = _parse_line(short_axis, f"{path}.short_axis", rules, fail)
+        if long_axis is None:
+            fail(f"{path}.short_axis", "a short_axis needs a long_axis")
+        elif parsed_long and parsed_short:
+            if (parsed_short[0], parsed_short[1]) != (parsed_long[0], parsed_long[1]):
+                fail(f"{path}.short_axis", "must be on the same instance and frame as the long_axis")
+            elif parsed_short[4] > parsed_long[4] + LENGTH_TOLERANCE_MM:
+                fail(f"{path}.short_axis", "is longer than the long_axis")
+        if parsed_short and number is not None:
+            lines.append(ParsedLine(number, MarkKind.SHORT_AXIS, *parsed_short))
+    if parsed_long and number is not None:
+        lines.append(ParsedLine(number, MarkKind.LONG_AXIS, *parsed_long))
+    return lines
+
+
+def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
+    """Return the parsed read, or raise ReadValidationError listing every broken rule by JSON path."""
+    errors: dict[str, list[str]] = {}
+
+    def fail(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    if not isinstance(document, dict):
+        raise ReadValidationError({"": ["the read must be a JSON object"]})
+    envelope = parse_envelope(document, rules=rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
+    flags = envelope.flags
+
+    lines: list[ParsedLine] = []
+    mask_slices: list[ParsedMaskSlice] = []
+    lesions = document.get("lesions", [])
+    if not isinstance(lesions, list):
+        fail("lesions", "must be a list")
+        lesions = []
+    limit = min(MAX_LESIONS, rules.max_lesions_per_case) if rules.max_lesions_per_case else MAX_LESIONS
+    if len(lesions) > limit:
+        fail("lesions", f"at most {limit} lesions per case ({len(lesions)} sent)")
+        lesions = lesions[: MAX_LESIONS + 1]
+    if lesions and (flags["no_lesion"] or flags["skip"]):
+        fail("lesions", "must be empty when no_lesion or skip is set")
+    if not lesions and not (flags["no_lesion"] or flags["skip"]):
+        fail("lesions", "a read without lesions must set flags.no_lesion or flags.skip")
+
+    seen_numbers: set[int] = set()
+    for index, lesion in enumerate(lesions):
+        path = f"lesions[{index}]"
+        if not isinstance(lesion, dict):
+            fail(path, "must be an object")
+            continue
+        for name in sorted(set(lesion) - LESION_FIELDS):
+            fail(f"{path}.{name}", "unknown field")
+        number = lesion.get("lesion")
+        if not _is_int(number) or number < 1:
+            fail(f"{path}.lesion", "must be a lesion number from 1")
+            number = None
+        elif number in seen_numbers:
+            fail(f"{path}.lesion", f"lesion number {number} is used twice")
+        else:
+            seen_numbers.add(number)
+        mask = lesion.get("mask")
+        if lesion.get("long_axis") is None and mask is None:
+            fail(path, "a lesion needs a long_axis or a mask")
+        lines.extend(parse_lesion_lines(lesion, path, number, rules, fail))
+        if mask is not None:
+            if Tool.MASK not in rules.tools:
+                fail(f"{path}.mask", "the task does not offer lesion masks")
+            for parsed in _parse_mask(mask, f"{path}.mask", rules, fail):
+                if number is not None:
+                    mask_slices.append(ParsedMaskSlice(number, *parsed))
+
+    checked_answers, answer_errors = check_answers(document, questions=rules.questions, skip=flags["skip"])
+    for path, messages in answer_errors.items():
+        errors.setdefault(path, []).extend(messages)
+
+    if errors:
+        raise ReadValidationError(errors)
+    return ParsedRead(
+        client_uuid=envelope.client_uuid,
+        case_id=envelope.case_id,
+        started_at=envelope.started_at,
+        duration_s=float(envelope.duration_s),
+        no_lesion=flags["no_lesion"],
+        skip=flags["skip"],
+        quality_problem=flags["quality_problem"],
+        comment=envelope.comment,
+        lines=lines,
+        mask_slices=mask_slices,
+        answers=checked_answers,
+    )
+
+
+def _parse_line(value: Any, path: str, rules: ReadRules, fail) -> tuple | None:
+    """Return (sop_instance_uid, frame, start, end, length_mm) or None after reporting errors."""
+    if not isinstance(value, dict):
+        fail(path, "must be an object with sop_instance_uid, frame, start, end, length_mm")
+        return None
+    ok = True
+    for name in sorted(set(value) - LINE_FIELDS):
+        fail(f"{path}.{name}", "unknown field")
+        ok = False
+    for name in sorted(LINE_FIELDS - set(value)):
+        fail(f"{path}.{name}", "this field is required")
+        ok = False
+    geometry, frame = _instance_frame(value, path, rules, fail)
+    points = []
+    for end_name in ("start", "end"):
+        point = value.get(end_name)
+        if end_name not in value:
+            continue
+        if (
+            not isinstance(point, list)
+            or len(point) != 2
+            or not all(is_finite_number(coordinate) for coordinate in point)
+        ):
+            fail(f"{path}.{end_name}", "must be [column, row] as two finite numbers")
+            ok = False
+            continue
+        column, row = float(point[0]), float(point[1])
+        if geometry is not None:
+            if not -0.5 <= column <= geometry.columns - 0.5:
+                fail(f"{path}.{end_name}", f"column {column} is outside the image (-0.5 to {geometry.columns - 0.5})")
+                ok = False
+            if not -0.5 <= row <= geometry.rows - 0.5:
+                fail(f"{path}.{end_name}", f"row {row} is outside the image (-0.5 to {geometry.rows - 0.5})")
+                ok = False
+        points.append((column, row))
+    length_mm = value.get("length_mm")
+    if "length_mm" in value and (not is_finite_number(length_mm) or length_mm < 0):
+        fail(f"{path}.length_mm", "must be a finite number of mm, at least 0")
+        ok = False
+    if not ok or geometry is None or frame is None or len(points) != 2:
+        return None
+    if geometry.pixel_spacing_mm is None:
+        fail(f"{path}.sop_instance_uid", "this image has no pixel spacing, so lines cannot be measured in mm")
+        return None
+    if points[0] == points[1]:
+        fail(path, "start and end are the same point")
+        return None
+    server_mm = line_length_mm(start=points[0], end=points[1], pixel_spacing_mm=geometry.pixel_spacing_mm)
+    tolerance = max(LENGTH_TOLERANCE_MM, LENGTH_TOLERANCE_FRACTION * server_mm)
+    if abs(server_mm - float(length_mm)) > tolerance:
+        fail(f"{path}.length_mm", f"{float(length_mm):.2f} mm does not match the end points ({server_mm:.2f} mm)")
+        return None
+    return value["sop_instance_uid"], frame, points[0], points[1], server_mm
+
+
+def _parse_mask(value: Any, path: str, rules: ReadRules, fail) -> list[tuple]:
+    if not isinstance(value, dict) or set(value) != {"slices"} or not isinstance(value.get("slices"), list):
+        fail(path, 'must be {"slices": [...]}')
+        return []
+    slices = value["slices"]
+    parsed = []
+    seen: set[tuple[str, int]] = set()
+    max_slices = sum(geometry.number_of_frames for geometry in rules.instances.values())
+    if len(slices) > max_slices:
+        fail(f"{path}.slices", f"at most one entry per frame of the series ({max_slices})")
+        return []
+    for index, entry in enumerate(slices):
+        entry_path = f"{path}.slices[{index}]"
+        if not isinstance(entry, dict):
+            fail(entry_path, "must be an object with sop_instance_uid, frame, counts")
+            continue
+        bad_keys = False
+        for name in sorted(set(entry) - MASK_SLICE_FIELDS):
+            fail(f"{entry_path}.{name}", "unknown field")
+            bad_keys = True
+        for name in sorted(MASK_SLICE_FIELDS - set(entry)):
+            fail(f"{entry_path}.{name}", "this field is required")
+            bad_keys = True
+        geometry, frame = _instance_frame(entry, entry_path, rules, fail)
+        if bad_keys or geometry is None or frame is None:
+            continue
+        key = (entry["sop_instance_uid"], frame)
+        if key in seen:
+            fail(entry_path, "a second mask entry for the same frame")
+            continue
+        seen.add(key)
+        pixel_count = _check_counts(entry["counts"], geometry, f"{entry_path}.counts", fail)
+        if pixel_count is not None:
+            parsed.append((entry["sop_instance_uid"], frame, list(entry["counts"]), pixel_count))
+    return parsed
+
+
+def _check_counts(counts: Any, geometry: InstanceExtent, path: str, fail) -> int | None:
+    """Return the painted pixel count of valid run lengths, else report and return None."""
+    total = geometry.rows * geometry.columns
+    if not isinstance(counts, list) or not counts:
+        fail(path, "must be a non-empty list of run lengths")
+        return None
+    if len(counts) > total + 1:
+        fail(path, f"more runs ({len(counts)}) than pixels ({total})")
+        return None
+    ones = 0
+    running = 0
+    for position, run in enumerate(counts):
+        if not _is_int(run) or run < 0 or (run == 0 and position > 0):
+            fail(path, f"run {position} must be a positive integer (only the first run may be 0)")
+            return None
+        running += run
+        if position % 2 == 1:
+            ones += run
+    if running != total:
+        fail(path, f"runs sum to {running}, expected rows x columns = {geometry.rows} x {geometry.columns} = {total}")
+        return None
+    return ones
+
+
+def _instance_frame(value: dict, path: str, rules: ReadRules, fail) -> tuple[InstanceExtent | None, int | None]:
+    uid = value.get("sop_instance_uid")
+    geometry = rules.instances.get(uid) if isinstance(uid, str) else None
+    if "sop_instance_uid" in value and geometry is None:
+        fail(f"{path}.sop_instance_uid", "is not an instance of this case's series")
+    frame = value.get("frame")
+    if "frame" not in value:
+        return geometry, None
+    if not _is_int(frame) or frame < 1:
+        fail(f"{path}.frame", "must be a frame number from 1")
+        return geometry, None
+    if geometry is not None and frame > geometry.number_of_frames:
+        fail(f"{path}.frame", f"frame {frame} is beyond the instance's {geometry.number_of_frames} frame(s)")
+        return geometry, None
+    return geometry, frame
+
+
+def _parse_uuid(value: Any, path: str, errors: dict[str, list[str]]) -> uuid.UUID | None:
+    if value is None:
+        errors.setdefault(path, []).append("this field is required")
+        return None
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        errors.setdefault(path, []).append("must be a UUID string")
+        return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ValidatedRead:
+    """A checked read ready to store: its parsed form, the pk of every instance it may name, and extra rows."""
+
+    parsed: ParsedRead
+    instance_pks: dict[str, int]
+    # Writes rows beside the Read (e.g. follow-up measurements) inside the storing transaction.
+    store_extra: Callable[[Read], None] | None = None
+    # The task's question version the read answered (None: the task asks no questions).
+    question_set_id: int | None = None
