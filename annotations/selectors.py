@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from django.db.models import Count, Q, QuerySet
 
+from annotations.instructions import render_instructions
 from annotations.models import Case, Reader, Task
 from viewer.models import Instance, Series
 
@@ -104,13 +105,4 @@ def window_presets(series: Series) -> list[dict]:
 
 def instructions_html(task: Task) -> str:
     """Return the task's markdown instructions as sanitised HTML (no scripts, no event handlers)."""
-    return _sanitised_markdown(task.instructions_md or "")
-
-
-@lru_cache(maxsize=128)
-def _sanitised_markdown(text: str) -> str:
-    # Every task list and next case shows the instructions: render each text once per process, not per request.
-    import markdown
-    import nh3
-
-    return nh3.clean(markdown.markdown(text, extensions=["sane_lists"]))
+    return render_instructions(task.instructions_md or "")

@@ -57,7 +57,7 @@ def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth
 def test_the_demo_asks_lesion_type_and_site_with_an_answer_key_and_imperfect_simulated_answers(monkeypatch):
     import annotations.management.commands.make_demo as command
     from annotations.consensus.answer_selectors import answer_accuracy, answer_distribution
-    from annotations.demo.ct_demo import TISSUE_ANSWERS
+    from annotations.demo.common import TISSUE_ANSWERS
     from annotations.demo.reader_study import STUDY_TASK
     from annotations.models import CaseConsensus, Read
     from annotations.questions.services import task_questions_payload

@@ -59,22 +59,6 @@ def series_for(*, user, study_uid: str, series_uid: str) -> Series:
     return series
 
 
-def instance_for(*, user, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
-    """Return a visible instance by its three UIDs or raise NotVisibleError."""
-    instance = (
-        Instance.objects.filter(
-            sop_instance_uid=sop_uid,
-            series__series_instance_uid=series_uid,
-            series__study__study_instance_uid=study_uid,
-        )
-        .select_related("series", "series__study")
-        .first()
-    )
-    if instance is None or not visible_series(user=user).filter(pk=instance.series_id).exists():
-        raise NotVisibleError(f"instance {sop_uid} of series {series_uid} not found")
-    return instance
-
-
 def series_instances(*, series: Series) -> list[Instance]:
     """Return a series' instances in reading order (position along the slice normal)."""
     return list(series.instances.order_by("sort_position_mm", "instance_number", "id"))

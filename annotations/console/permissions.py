@@ -60,9 +60,3 @@ def staff_api(view: View) -> View:
 def admin_api(view: View) -> View:
     """A JSON endpoint that changes things: admins only."""
     return _guard(is_admin, api=True)(view)
-
-
-def require_admin(user) -> None:
-    """Raise PermissionDenied unless user is an admin (for views shared by both roles that branch on POST)."""
-    if not is_admin(user):
-        raise PermissionDenied("Only admins may change this.")

@@ -22,16 +22,17 @@ from annotations.api.exports import visible_jobs
 from annotations.booth.roles import is_admin
 from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
-from annotations.console.markdown import render_instructions
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
 from annotations.core.answers import KINDS
 from annotations.follow_up import time_points
+from annotations.instructions import preview_instructions
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
 from annotations.questions.presets import PRESETS, preset_question
 from annotations.questions.services import current_question_set
+from annotations.selectors import instructions_html
 from viewer.models import Collection, ImportJob, Instance, Series
 
 # --- helpers ---------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
             selected_gold=chosen("gold_series"),
             selected_collections=chosen("collections"),
             collections=selectors.collection_summaries(),
-            instructions_html=render_instructions(form["instructions_md"].value() or ""),
+            instructions_html=preview_instructions(form["instructions_md"].value() or ""),
             question_set=question_set,
             question_set_has_reads=bool(question_set and Read.all_objects.filter(question_set=question_set).exists()),
             question_presets={key: preset_question(key) for key in PRESETS},
@@ -443,7 +444,7 @@ def task_set_open(request: HttpRequest, task_id: int) -> HttpResponse:
 def api_markdown_preview(request: HttpRequest) -> JsonResponse:
     try:
         body = _json_body(request)
-        return JsonResponse({"html": render_instructions(str(body.get("markdown", "")))})
+        return JsonResponse({"html": preview_instructions(str(body.get("markdown", "")))})
     except ValueError as error:
         return _error(str(error))
 
@@ -460,7 +461,7 @@ def task_dashboard(request: HttpRequest, task_id: int) -> HttpResponse:
             "tasks",
             task=task,
             dashboard=selectors.task_dashboard(task=task),
-            instructions_html=render_instructions(task.instructions_md),
+            instructions_html=instructions_html(task),
             gold_cases=selectors.gold_cases_with_answer_keys(task),
         ),
     )

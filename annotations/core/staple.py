@@ -198,13 +198,6 @@ def staple(
     )
 
 
-def staple_label(masks: Sequence[np.ndarray], *, confidence_weight: float = 1.0) -> np.ndarray:
-    """Return only the thresholded STAPLE label, skipping the float posterior volume."""
-    histogram = decision_histogram(masks)
-    result = staple_patterns(histogram.patterns, histogram.counts, confidence_weight=confidence_weight)
-    return histogram.to_voxels(result.posterior > LABEL_THRESHOLD)
-
-
 def majority_vote(masks: Sequence[np.ndarray], *, min_votes: int | None = None) -> np.ndarray:
     """Return voxels marked by at least min_votes readers (default: more than half of them)."""
     if len(masks) == 0:

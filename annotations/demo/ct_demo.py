@@ -11,17 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from annotations.booth.readers import register_reader
-from annotations.booth.roles import ADMIN, RESEARCHER, ensure_role_groups, grant_role
-from annotations.models import Case, Reader, ReferenceLesion, Task
-from annotations.questions.presets import preset_question
+from annotations.booth.roles import ADMIN, RESEARCHER, ensure_role_groups
+from annotations.demo.common import (
+    DEMO_ADMIN,
+    DEMO_RESEARCHER,
+    demo_lesion_questions,
+    ensure_demo_user,
+    store_reference_lesions,
+)
+from annotations.demo.follow_up_demo import make_follow_up_demo
+from annotations.demo.reader_study import simulate_reader_study, store_answer_keys
+from annotations.models import Case, Reader, Task
 from annotations.questions.services import save_questions
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths
-from viewer.services.synthetic_ct import SyntheticPatient, demo_patients, tissue_at, write_series
+from viewer.services.synthetic_ct import SyntheticPatient, demo_patients, write_series
 
 DEMO_COLLECTION = "Demo CT"
 ODD_COLLECTION = "Odd DICOM"
@@ -34,17 +41,6 @@ Measure every **target lesion** (at least 10 mm) on the slice where it is larges
 3. Optionally paint the lesion mask with the brush.
 4. Submit. If there is nothing measurable, press *No measurable lesion*.
 """
-# The demo's lesion questions (presets), and the answers each synthetic tissue makes right.
-DEMO_LESION_QUESTIONS = ("lesion_type", "lesion_site")
-TISSUE_ANSWERS = {
-    "liver": {"lesion_type": "liver", "lesion_site": "liver"},
-    "lung": {"lesion_type": "lung", "lesion_site": "lung"},
-    "soft_tissue": {"lesion_type": "soft_tissue", "lesion_site": "soft_tissue"},
-    "fat": {"lesion_type": "soft_tissue", "lesion_site": "soft_tissue"},
-    "bone": {"lesion_type": "bone", "lesion_site": "bone"},
-}
-DEMO_ADMIN = ("admin", "readerboard-admin")
-DEMO_RESEARCHER = ("researcher", "readerboard-research")
 DEMO_READERS = [
     ("Dr Ada Demo", "1111", "attending", "Abdominal", 12),
     ("Ben Resident", "2222", "trainee", "Body", 2),
@@ -92,13 +88,11 @@ def make_demo(
     if include_odd_dicom:
         import_odd_dicom()
     if follow_up:
-        from annotations.demo.follow_up_demo import make_follow_up_demo
-
         # Made before the booth task so that one stays first on the reader's list (newest first).
         make_follow_up_demo(simulated_study=simulated_study)
     with transaction.atomic():
-        admin_user = _ensure_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
-        _ensure_user(*DEMO_RESEARCHER, role=RESEARCHER)
+        admin_user = ensure_demo_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
+        ensure_demo_user(*DEMO_RESEARCHER, role=RESEARCHER)
         task = Task.objects.create(
             name=DEMO_TASK, instructions_md=DEMO_INSTRUCTIONS, reads_per_case=3, created_by=admin_user
         )
@@ -112,13 +106,9 @@ def make_demo(
                 register_reader(
                     display_name=display_name, pin=pin, role=role, subspecialty=subspecialty, years_experience=years
                 )
-    from annotations.demo.reader_study import store_answer_keys
-
     if booth_questions:
         store_answer_keys(task=task, user=admin_user)
     if simulated_study:
-        from annotations.demo.reader_study import simulate_reader_study
-
         simulate_reader_study(
             series=list(Series.objects.filter(series_instance_uid__in=series_uids)), answer_key_by=admin_user
         )
@@ -135,42 +125,6 @@ def import_odd_dicom() -> None:
         warnings.simplefilter("ignore")
         logging.getLogger("pydicom").setLevel(logging.CRITICAL)
         import_paths([folder], collection_name=ODD_COLLECTION)
-
-
-def demo_lesion_questions() -> list[dict]:
-    """Return the demo's lesion questions: the lesion type and lesion site presets."""
-    return [preset_question(key) for key in DEMO_LESION_QUESTIONS]
-
-
-def store_reference_lesions(patient: SyntheticPatient, series_uid: str, sop_uids: list[str], slice_z: list[float]):
-    """Record the patient's synthetic lesions as the series' ground truth (once per series), with the type
-    and site answers of the tissue each lesion sits in (as the image shows it, not as placed)."""
-    series = Series.objects.get(series_instance_uid=series_uid)
-    for index, lesion in enumerate(patient.lesions):
-        nearest = min(range(len(slice_z)), key=lambda k: abs(slice_z[k] - lesion.center_mm[2]))
-        ReferenceLesion.objects.create(
-            series=series,
-            source="synthetic",
-            label=f"Lesion {index + 1}",
-            center_patient_mm=list(lesion.center_mm),
-            diameters_mm=list(lesion.diameters_mm),
-            long_axis_mm=lesion.long_axis_mm,
-            short_axis_mm=lesion.short_axis_mm,
-            sop_instance_uid=sop_uids[nearest],
-            answers=TISSUE_ANSWERS.get(tissue_at(patient, lesion.center_mm), {}),
-        )
-
-
-def _ensure_user(username: str, password: str, *, role: str, superuser: bool = False):
-    User = get_user_model()
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        if superuser:
-            user = User.objects.create_superuser(username=username, password=password, email="")
-        else:
-            user = User.objects.create_user(username=username, password=password, is_staff=False)
-    grant_role(user, role)
-    return user
 
 
 def _logins() -> list[str]:

@@ -25,6 +25,7 @@ from annotations.assignment.services import next_case
 from annotations.booth.readers import register_reader
 from annotations.consensus.case_consensus import recompute_task_consensus
 from annotations.core import mask_rle
+from annotations.demo.common import demo_lesion_questions
 from annotations.models import Case, Reader, ReferenceLesion, Task
 from annotations.questions.services import current_question_set, save_questions
 from annotations.reading.submission import submit_answer_key, submit_read
@@ -85,7 +86,6 @@ def simulate_reader_study(*, series: list[Series], seed: int = 7, answer_key_by=
         )
         for index, one_series in enumerate(series):
             Case.objects.create(task=task, series=one_series, label=f"Study case {index + 1}", is_gold=index == 0)
-        from annotations.demo.ct_demo import demo_lesion_questions
 
         save_questions(task=task, lesion=demo_lesion_questions(), case=[])
     store_answer_keys(task=task, user=answer_key_by)

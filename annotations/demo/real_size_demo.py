@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
-from annotations.demo.ct_demo import DEMO_ADMIN, store_reference_lesions
+from annotations.demo.common import DEMO_ADMIN, store_reference_lesions
 from annotations.models import Case, Task
 from viewer.models import Series
 from viewer.services.dicom_import import import_paths

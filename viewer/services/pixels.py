@@ -23,7 +23,6 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.encaps import get_frame
-from pydicom.uid import UID
 
 # The transfer syntax of the decoded frames we serve: explicit VR little endian.
 NATIVE_TRANSFER_SYNTAX = "1.2.840.10008.1.2.1"
@@ -221,12 +220,6 @@ def stored_frame_bytes(path: Path | str, *, frame_index: int, number_of_frames: 
         return get_frame(ds.PixelData, frame_index, number_of_frames=number_of_frames)
     except (ValueError, KeyError, IndexError) as error:
         raise UndecodablePixelsError(f"stored frame {frame_index + 1} cannot be extracted: {error}") from None
-
-
-def transfer_syntax_name(uid: str) -> str:
-    """Return the readable name of a transfer syntax UID, or the UID itself."""
-    name = UID(uid).name
-    return name or uid
 
 
 # --- windowing and rendering ----------------------------------------------------------
