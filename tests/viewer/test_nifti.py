@@ -309,6 +309,8 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
     write_nifti(folder / "fmri.nii.gz", np.stack([data, data, data], axis=-1), AFFINES["identity"])
     good = write_nifti(folder / "whole.nii.gz", data, AFFINES["identity"])
     (folder / "truncated.nii.gz").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    plain = gzip.decompress(good.read_bytes())
+    (folder / "cut.nii").write_bytes(plain[: len(plain) - 10])
     (folder / "notes.nii").write_text("subject 12: scan repeated\n" * 40)
     good.unlink()
     return {
@@ -316,6 +318,7 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
         "shear.nii.gz": "unusable affine: shearing affine",
         "fmri.nii.gz": "not 3-D: a 4-D NIfTI",
         "truncated.nii.gz": "truncated or corrupt NIfTI",
+        "cut.nii": "truncated or corrupt NIfTI",
         "notes.nii": "not NIfTI",
     }
 
@@ -415,9 +418,12 @@ def test_nifti_without_its_name_in_an_upload_or_a_zip_is_recognised_by_its_heade
     names = sorted(o.name for o in report.outcomes)
     assert names[0] == "0f3c.upload:MR0001.dcm"
     assert "cases.zip:sub/brain.nii.gz:MR0001.dcm" in names
-    # Same voxels, same default modality, but other patient IDs (stems): two series.
+    # Same voxels, same default modality, but other patient IDs: two series. The upload, whose name
+    # says nothing, is named by its content, so uploading it again finds the same UIDs.
     assert report.imported == 8
-    assert set(Series.objects.values_list("study__patient_id", flat=True)) == {"0f3c.upload", "brain"}
+    digest = read_nifti(source).content_sha256
+    assert set(Series.objects.values_list("study__patient_id", flat=True)) == {f"NIFTI-{digest[:12]}", "brain"}
+    assert import_paths([upload]).duplicates == 4
 
 
 @pytest.mark.django_db

@@ -65,7 +65,7 @@ _DISPLAY_DIRECTIONS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class SliceLayout:
     """How a volume's voxel axes become a DICOM series: which voxel axis runs along the columns, rows
     and slices, whether each is read backwards, and where every slice sits (LPS mm).

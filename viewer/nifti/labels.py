@@ -23,7 +23,7 @@ LABEL_MAP_SUFFIXES = ("_label", "_seg")
 AFFINE_TOLERANCE_MM = 1e-3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class LabelMasks:
     """Per-label, per-slice masks of one label map on one converted series.
 

@@ -33,7 +33,7 @@ class NiftiError(ValueError):
     """A NIfTI file that cannot be imported; the message is the reason shown to the user."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class NiftiVolume:
     """One 3-D NIfTI volume: voxels as stored [i, j, k], the scaling to real values, and the RAS affine.
 
@@ -125,6 +125,8 @@ def _read_uncompressed(path: Path, *, limit: int) -> bytes:
 
 
 def _not_nifti_reason(header: bytes, gzipped: bool) -> str:
+    if len(header) < 348 and header[:4] in (b"\x5c\x01\x00\x00", b"\x00\x00\x01\x5c", b"\x1c\x02\x00\x00"):
+        return f"truncated or corrupt NIfTI: the header ends after {len(header)} bytes"
     if len(header) >= 348 and header[344:348] == b"ni1\0":
         return "not a single-file NIfTI: a .hdr/.img pair header (convert it to .nii first)"
     what = "gzip data" if gzipped else "file"
@@ -139,7 +141,7 @@ def _check_declared_size(header: bytes, kind: str, limit: int) -> None:
         shape = parsed.get_data_shape()
         dtype = parsed.get_data_dtype()
     except (HeaderDataError, ValueError, TypeError) as error:
-        raise NiftiError(f"corrupt NIfTI header: {error}") from None
+        raise NiftiError(f"corrupt NIfTI header: {_one_line(error)}") from None
     _check_dimensions(shape)
     size = int(np.prod([int(n) for n in shape], dtype=np.float64)) * dtype.itemsize
     if size > limit:
@@ -163,6 +165,10 @@ def _check_dimensions(shape: tuple[int, ...]) -> tuple[int, ...]:
     return volume_shape
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def read_nifti(path: Path, *, name: str | None = None, max_voxel_bytes: int = MAX_VOXEL_BYTES) -> NiftiVolume:
     """Load and check one NIfTI volume; raise NiftiError with the reason when it cannot be imported."""
     name = name or str(path)
@@ -171,7 +177,7 @@ def read_nifti(path: Path, *, name: str | None = None, max_voxel_bytes: int = MA
     except NiftiError:
         raise
     except (EOFError, OSError, zlib.error) as error:
-        raise NiftiError(f"truncated or corrupt NIfTI: {error}") from None
+        raise NiftiError(f"truncated or corrupt NIfTI: {_one_line(error)}") from None
     image_class = nib.Nifti1Image if _header_kind(content[:548]) == "nifti1" else nib.Nifti2Image
     try:
         image = image_class.from_bytes(content)
@@ -180,7 +186,7 @@ def read_nifti(path: Path, *, name: str | None = None, max_voxel_bytes: int = MA
         slope = float(getattr(proxy, "slope", 1.0))
         intercept = float(getattr(proxy, "inter", 0.0))
     except (HeaderDataError, ImageFileError, ValueError, OSError, EOFError, TypeError) as error:
-        raise NiftiError(f"truncated or corrupt NIfTI: {error}") from None
+        raise NiftiError(f"truncated or corrupt NIfTI: {_one_line(error)}") from None
     header = image.header
     if int(header["sform_code"]) == 0 and int(header["qform_code"]) == 0:
         raise NiftiError("no orientation: sform_code and qform_code are both 0, so left and right are unknown")

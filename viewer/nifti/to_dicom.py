@@ -19,7 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 from pydicom.valuerep import format_number_as_ds
 
 from viewer.nifti.geometry import SliceLayout, dicom_layout
-from viewer.nifti.reading import NiftiVolume, nifti_stem
+from viewer.nifti.reading import NiftiVolume, has_nifti_name, nifti_stem
 from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
 
 MODALITIES = {"CT": CTImageStorage, "MR": MRImageStorage}
@@ -27,7 +27,7 @@ DEFAULT_MODALITY = "MR"  # ATLAS, BraTS and most research NIfTI are MR; CT datas
 _UINT16_MAX = 65535
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class PixelEncoding:
     """A volume as 16-bit stored values and the rescale that gives back real values (stored * slope + intercept)."""
 
@@ -40,7 +40,7 @@ class PixelEncoding:
         return self.stored.dtype == np.int16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class SeriesPlan:
     """Everything about a converted series but its pixels: who, which UIDs, and where each slice goes."""
 
@@ -113,6 +113,13 @@ def _clean_lo(value: str, *, what: str) -> str:
     return cleaned
 
 
+def source_stem(volume: NiftiVolume) -> str:
+    """Return the file name without `.nii` / `.nii.gz`; a file not named so (an upload) is named by its content."""
+    stem = nifti_stem(volume.name) if has_nifti_name(volume.name) else ""
+    # The upload id would change on every upload, and with it the patient ID and every UID.
+    return stem or f"NIFTI-{volume.content_sha256[:12]}"
+
+
 def plan_series(
     volume: NiftiVolume,
     *,
@@ -122,12 +129,12 @@ def plan_series(
 ) -> SeriesPlan:
     """Return the UIDs, patient and slice layout a volume gets as a DICOM series (the same on every call).
 
-    The patient ID and name default to the file's stem. The UIDs derive from the uncompressed file
+    The patient ID and name default to the file's stem (`source_stem`). The UIDs derive from the uncompressed file
     content, the modality and the patient ID.
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality {modality!r} is not one of {sorted(MODALITIES)}")
-    stem = nifti_stem(volume.name) or "NIFTI"
+    stem = source_stem(volume)
     patient_id = _clean_lo(patient_id if patient_id is not None else stem, what="patient ID")
     patient_name = _clean_lo(patient_name if patient_name is not None else patient_id, what="patient name")
     layout = dicom_layout(affine_ras=volume.affine_ras, shape=volume.shape)
@@ -199,7 +206,7 @@ def nifti_to_series(
         ds.Manufacturer = "Readerboard NIfTI import"
         ds.ReferringPhysicianName = ""
         ds.StudyDescription = "NIfTI import"
-        ds.SeriesDescription = f"{nifti_stem(plan.source_name)} (NIfTI)"[:64]
+        ds.SeriesDescription = f"{source_stem(volume)} (NIfTI)"[:64]
         ds.DerivationDescription = "Converted from NIfTI; voxels unchanged, axes swapped or flipped only"
         ds.PatientName = plan.patient_name
         ds.PatientID = plan.patient_id
