@@ -14,11 +14,13 @@ import numpy as np
 import pydicom
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nibabel.affines import apply_affine
 
 from viewer.models import Instance, Series
 from viewer.nifti.from_dicom import masks_to_label_nifti, series_to_nifti
-from viewer.nifti.geometry import dicom_layout, lps_to_ras, ras_to_lps
+from viewer.nifti.geometry import dicom_layout, lps_to_ras, ras_to_lps, slice_affine_lps
 from viewer.nifti.labels import read_label_masks
 from viewer.nifti.reading import NiftiError, read_nifti
 from viewer.nifti.to_dicom import encode_pixels, nifti_to_series, plan_series
@@ -133,6 +135,39 @@ def test_an_axial_ras_volume_reads_the_radiological_way_up():
     assert np.allclose(layout.image_orientation_patient, [1, 0, 0, 0, 1, 0])
     assert layout.pixel_spacing_mm == pytest.approx((1.1, 0.9))
     assert layout.slice_spacing_mm == pytest.approx(2.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    zooms=st.tuples(*[st.floats(0.3, 4.0)] * 3),
+    shape=st.tuples(*[st.integers(1, 6)] * 3),
+)
+def test_any_orthogonal_affine_cuts_into_upright_slices_that_keep_every_voxel_in_place(seed, zooms, shape):
+    # A random orthogonal matrix (rotation, possibly with a reflection) times random voxel sizes.
+    rng = np.random.default_rng(seed)
+    orthogonal, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    affine = _affine(orthogonal @ np.diag(zooms), origin=tuple(rng.uniform(-100, 100, 3)))
+    volume = np.arange(int(np.prod(shape))).reshape(shape)
+
+    layout = dicom_layout(affine_ras=affine, shape=shape)
+
+    slices = layout.to_slices(volume)
+    for s, r, c in [(0, 0, 0), tuple(n - 1 for n in slices.shape), (slices.shape[0] // 2, 0, slices.shape[2] - 1)]:
+        voxel = np.unravel_index(slices[s, r, c], shape)
+        x, y, z = apply_affine(affine, voxel)
+        assert np.allclose(apply_affine(layout.affine_lps, (c, r, s)), [-x, -y, z], atol=1e-6)
+    orientation = np.array(layout.image_orientation_patient)
+    assert abs(orientation[:3] @ orientation[3:]) < 1e-9
+    # Slices ascend along the plane's normal, the order the viewer sorts them in.
+    assert np.cross(orientation[:3], orientation[3:]) @ layout.affine_lps[:3, 2] > 0
+    rebuilt = slice_affine_lps(
+        positions_lps=[layout.image_position_patient(k) for k in range(layout.slices)],
+        orientation=orientation,
+        pixel_spacing_mm=layout.pixel_spacing_mm,
+        slice_spacing_mm=layout.slice_spacing_mm,
+    )
+    assert np.allclose(rebuilt, layout.affine_lps, atol=1e-6)
 
 
 # --- UIDs -----------------------------------------------------------------------------
