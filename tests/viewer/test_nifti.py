@@ -14,6 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nibabel.affines import apply_affine
@@ -411,11 +412,15 @@ def test_import_command_converts_a_folder_with_a_label_map_and_a_rerun_is_a_no_o
     write_nifti(folder / "case7_t1.nii.gz", unique_volume((7, 6, 5)), affine)
     write_nifti(folder / "case7_flair.nii", unique_volume((7, 6, 5)) + 3, affine)
     write_nifti(folder / "case7_seg.nii.gz", _lesion_labels(), affine)
-    out = io.StringIO()
+    (folder / "case8_t1.nii.gz").write_bytes(b"\x1f\x8b" + b"cut off" * 9)
+    out, err = io.StringIO(), io.StringIO()
 
-    call_command("import_dicom", str(folder), "--nifti-modality", "CT", "--patient-id", "RB-NII-7", stdout=out)
+    call_command(
+        "import_dicom", str(folder), "--nifti-modality", "CT", "--patient-id", "RB-NII-7", stdout=out, stderr=err
+    )
 
-    assert "imported 10, duplicates 0, rejected 0, skipped 1" in out.getvalue()
+    assert "imported 10, duplicates 0, rejected 1, skipped 1" in out.getvalue()
+    assert f"rejected {folder / 'case8_t1.nii.gz'}: truncated or corrupt NIfTI" in err.getvalue()
     assert "case7_seg.nii.gz: label map, checked against its image (case7_flair: labels 1 (1 slices)" in out.getvalue()
     series = Series.objects.filter(study__patient_id="RB-NII-7").order_by("series_description")
     assert [s.series_description for s in series] == ["case7_flair (NIfTI)", "case7_t1 (NIfTI)"]
@@ -424,7 +429,7 @@ def test_import_command_converts_a_folder_with_a_label_map_and_a_rerun_is_a_no_o
     assert (isolated_data_dir / first.file_path).exists()
     again = io.StringIO()
     call_command("import_dicom", str(folder), "--nifti-modality", "CT", "--patient-id", "RB-NII-7", stdout=again)
-    assert "imported 0, duplicates 10" in again.getvalue()
+    assert "imported 0, duplicates 10, rejected 1, skipped 1" in again.getvalue()
 
 
 @pytest.mark.django_db
@@ -459,6 +464,31 @@ def test_nifti_without_its_name_in_an_upload_or_a_zip_is_recognised_by_its_heade
     digest = read_nifti(source).content_sha256
     assert set(Series.objects.values_list("study__patient_id", flat=True)) == {f"NIFTI-{digest[:12]}", "brain"}
     assert import_paths([upload]).duplicates == 4
+
+
+@pytest.mark.django_db
+def test_a_nifti_dropped_in_the_console_is_imported_and_reported_under_its_dropped_name(admin_api, tmp_path):
+    content = write_nifti(tmp_path / "brain.nii.gz", unique_volume(), AFFINES["oblique"]).read_bytes()
+    job = admin_api.post(
+        reverse("console:api-import-create"), {"collection": "Research"}, content_type="application/json"
+    ).json()
+    registered = admin_api.post(
+        reverse("console:api-upload-register", args=[job["id"]]),
+        {"name": "atlas/brain.nii.gz", "size": len(content)},
+        content_type="application/json",
+    ).json()
+    admin_api.put(
+        reverse("console:api-upload-chunk", args=[job["id"], registered["upload_id"]]) + "?offset=0",
+        content,
+        content_type="application/octet-stream",
+    )
+
+    admin_api.post(reverse("console:api-import-start", args=[job["id"]]))
+
+    done = admin_api.get(reverse("console:api-import", args=[job["id"]])).json()
+    assert done["status"] == "done" and done["summary"]["imported"] == 4
+    assert sorted(row["name"] for row in done["report"])[0] == "atlas/brain.nii.gz:MR0001.dcm"
+    assert Series.objects.get(study__collection__name="Research").instances.count() == 4
 
 
 @pytest.mark.django_db
