@@ -348,6 +348,10 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
     plain = gzip.decompress(good.read_bytes())
     (folder / "cut.nii").write_bytes(plain[: len(plain) - 10])
     (folder / "notes.nii").write_text("subject 12: scan repeated\n" * 40)
+    unoriented = nib.Nifti1Image(data, AFFINES["identity"])
+    unoriented.set_qform(None, code=0)
+    unoriented.set_sform(None, code=0)
+    nib.save(unoriented, folder / "unoriented.nii.gz")
     good.unlink()
     return {
         "singular.nii.gz": "unusable affine: singular affine",
@@ -356,6 +360,7 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
         "truncated.nii.gz": "truncated or corrupt NIfTI",
         "cut.nii": "truncated or corrupt NIfTI",
         "notes.nii": "not NIfTI",
+        "unoriented.nii.gz": "no orientation",
     }
 
 
