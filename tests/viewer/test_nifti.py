@@ -426,7 +426,10 @@ def test_import_command_converts_a_folder_with_a_label_map_and_a_rerun_is_a_no_o
 
     assert "imported 10, duplicates 0, rejected 1, skipped 1" in out.getvalue()
     assert f"rejected {folder / 'case8_t1.nii.gz'}: truncated or corrupt NIfTI" in err.getvalue()
-    assert "case7_seg.nii.gz: label map, checked against its image (case7_flair: labels 1 (1 slices)" in out.getvalue()
+    assert (
+        "case7_seg.nii.gz: label map of case7_flair, case7_t1, checked: labels 1 (1 slice), 2 (3 slices); "
+        "not imported as images"
+    ) in out.getvalue()
     series = Series.objects.filter(study__patient_id="RB-NII-7").order_by("series_description")
     assert [s.series_description for s in series] == ["case7_flair (NIfTI)", "case7_t1 (NIfTI)"]
     first = series[1].instances.first()
