@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/venv.sh test,dev
 # The lock in requirements/ must be what pyproject.toml asks for (fix: `make lock`).
 bash scripts/lock.sh --check
+# The layout's rules (pyproject.toml [tool.importlinter], docs/architecture.md): a broken contract is named.
+.venv/bin/lint-imports --no-cache
 bash scripts/build-frontend.sh
 export PYTHONUNBUFFERED=1
 unset DATABASE_URL REDIS_URL

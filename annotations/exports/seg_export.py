@@ -35,7 +35,7 @@ from annotations.exports.sr_export import (
 )
 from annotations.models import CaseConsensus, Read, Task
 from viewer.models import Instance
-from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
+from viewer.uids import READERBOARD_UID_ROOT
 
 READS_SEG_SERIES_NUMBER = 9903
 CONSENSUS_SEG_SERIES_NUMBER = 9904

@@ -253,6 +253,14 @@ def write_metadata_sidecar(instance: Instance) -> None:
     instance_metadata_json(instance, study_uid=study_uid, series_uid=instance.series.series_instance_uid)
 
 
+def keep_metadata_on_import(sender, *, instance: Instance, **kwargs) -> None:
+    """Receiver of `dicom_import.instance_imported`: write the metadata document; never fail the import."""
+    try:
+        write_metadata_sidecar(instance)
+    except Exception:  # noqa: BLE001 - the instance is imported; the document is rebuilt on first request
+        logger.warning("metadata document of %s not written at import", instance.sop_instance_uid, exc_info=True)
+
+
 def _write_atomically(path: Path, payload: bytes) -> None:
     partial = path.with_suffix(".partial-json")
     try:

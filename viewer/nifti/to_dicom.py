@@ -20,7 +20,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from viewer.nifti.geometry import SliceLayout, dicom_layout
 from viewer.nifti.reading import NiftiVolume, has_nifti_name, nifti_stem
-from viewer.services.synthetic_ct import READERBOARD_UID_ROOT
+from viewer.uids import READERBOARD_UID_ROOT
 
 MODALITIES = {"CT": CTImageStorage, "MR": MRImageStorage}
 DEFAULT_MODALITY = "MR"  # ATLAS, BraTS and most research NIfTI are MR; CT datasets say --nifti-modality CT

@@ -32,6 +32,7 @@ import numpy as np
 import pydicom
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from pydicom.errors import InvalidDicomError
 
 from viewer.models import Collection, Instance, Series, Study
@@ -159,13 +160,13 @@ def import_file(
 
 
 def _keep_metadata_document(instance: Instance) -> None:
-    """Write the WADO-RS metadata beside the file now, so the first viewer never waits on header parsing."""
-    from viewer.dicomweb.delivery import write_metadata_sidecar
+    # DICOMweb delivery listens (viewer.apps) and writes the WADO-RS metadata beside the file now, so the first
+    # viewer never waits on header parsing; import itself knows nothing of delivery.
+    instance_imported.send(sender=Instance, instance=instance)
 
-    try:
-        write_metadata_sidecar(instance)
-    except Exception:  # noqa: BLE001 - the instance is imported; the document is rebuilt on first request
-        logger.warning("metadata document of %s not written at import", instance.sop_instance_uid, exc_info=True)
+
+# Sent with `instance=` after a new instance is stored (receivers must not raise).
+instance_imported = Signal()
 
 
 class InvalidFileError(ValueError):

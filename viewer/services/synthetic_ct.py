@@ -17,7 +17,7 @@ import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-READERBOARD_UID_ROOT = "1.2.826.0.1.3680043.10.1427."  # pydicom's org root with our own branch
+from viewer.uids import READERBOARD_UID_ROOT
 
 
 @dataclass(frozen=True)
