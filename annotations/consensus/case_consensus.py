@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 
 import numpy as np
@@ -543,142 +543,178 @@ def refresh_reader_quality_if_grown(*, task: Task) -> bool:
     return True
 
 
+@dataclass
+class ReaderTally:
+    """What one reader's current reads and the task's current consensus rows add up to."""
+
+    n_reads: int = 0
+    durations: list[float] = field(default_factory=list)
+    gold_errors: list[float] = field(default_factory=list)
+    gold_matched: int = 0
+    gold_missed: int = 0
+    gold_false_positives: int = 0
+    sens: list[float] = field(default_factory=list)
+    spec: list[float] = field(default_factory=list)
+    dice: list[float] = field(default_factory=list)
+    measured: list[float] = field(default_factory=list)
+    consensus: list[float] = field(default_factory=list)
+    lesions_marked: int = 0
+    accepted_found: int = 0
+    accepted_total: int = 0
+
+
+@dataclass(frozen=True)
+class ReliabilityFigures:
+    """Each reader's long-axis error: RMS against gold where there is gold, else against the other readers."""
+
+    gold_rmse: dict[int, float]
+    agreement_rmse: dict[int, float]
+
+    def weight(self, reader_id: int) -> float:
+        """Inverse error variance relative to the typical reader, floored so a lucky reader is not a god."""
+        floor = GOLD_ERROR_FLOOR_MM**2
+        for rmse in (self.gold_rmse, self.agreement_rmse):
+            if reader_id in rmse:
+                typical = float(np.median(list(rmse.values())))
+                return float(np.clip((floor + typical**2) / (floor + rmse[reader_id] ** 2), *WEIGHT_RANGE))
+        return 1.0
+
+    def source(self, reader_id: int) -> str:
+        if reader_id in self.gold_rmse:
+            return "gold"
+        return "agreement" if reader_id in self.agreement_rmse else "none"
+
+
 def refresh_reader_quality(*, task: Task) -> list[ReaderQuality]:
     """Recompute every reader's figures in a task from its current consensus rows and current reads."""
-    case_ids = list(task.cases.values_list("pk", flat=True))
-    reads = current_reads(case_ids)
-    per_reader: dict[int, dict] = defaultdict(
-        lambda: {
-            "n_reads": 0,
-            "durations": [],
-            "gold_errors": [],
-            "gold_matched": 0,
-            "gold_missed": 0,
-            "gold_false_positives": 0,
-            "sens": [],
-            "spec": [],
-            "dice": [],
-            "measured": [],
-            "consensus": [],
-            "lesions_marked": 0,
-            "accepted_found": 0,
-            "accepted_total": 0,
-        }
-    )
-    for rows in reads.values():
-        for row in rows:
-            figures = per_reader[row["reader_id"]]
-            figures["n_reads"] += 1
-            if row["duration_s"] is not None:
-                figures["durations"].append(row["duration_s"])
+    tallies: dict[int, ReaderTally] = defaultdict(ReaderTally)
+    _tally_reads(tallies, current_reads(list(task.cases.values_list("pk", flat=True))))
     consensus_rows = CaseConsensus.objects.filter(case__task=task, is_current=True)
     # Gold answer accuracy per question (answer keys): figures, and the weight of the reader's answer votes.
     answer_accuracy = accuracy_by_reader(
         answers["gold"] for answers in consensus_rows.values_list("answers", flat=True) if (answers or {}).get("gold")
     )
     for reader_id in answer_accuracy:
-        _ = per_reader[reader_id]  # readers with gold answers get a row even without other figures
+        _ = tallies[reader_id]  # readers with gold answers get a row even without other figures
     answer_weight = answer_weights(answer_accuracy)
-    for summary in consensus_rows.values_list("summary", flat=True):
-        gold = summary.get("gold")
-        if gold:
-            for reader_id, score in gold["readers"].items():
-                figures = per_reader[int(reader_id)]
-                figures["gold_errors"].extend(match["error_mm"] for match in score["matched"])
-                figures["gold_matched"] += len(score["matched"])
-                figures["gold_missed"] += score["missed"]
-                figures["gold_false_positives"] += score["false_positives"]
-        for reader_id in summary.get("reader_ids", []):
-            per_reader[reader_id]["accepted_total"] += summary.get("n_accepted", 0)
-    lesion_lengths: list[dict[int, float]] = []
-    for lesion in ConsensusLesion.objects.filter(consensus__in=consensus_rows).values(
-        "accepted", "long_axis_median_mm", "statistics", "members"
-    ):
-        statistics = lesion["statistics"]
-        if lesion["accepted"]:
-            lesion_lengths.append({int(k): float(v) for k, v in (statistics.get("reader_long_axis_mm") or {}).items()})
-        for member in lesion["members"]:
-            figures = per_reader[member["reader_id"]]
-            figures["lesions_marked"] += 1
-            if lesion["accepted"]:
-                figures["accepted_found"] += 1
-        for reader_id, values in (statistics.get("staple") or {}).get("readers", {}).items():
-            if values["sensitivity"] is not None:
-                per_reader[int(reader_id)]["sens"].append(values["sensitivity"])
-            if values["specificity"] is not None:
-                per_reader[int(reader_id)]["spec"].append(values["specificity"])
-        for reader_id, value in (statistics.get("dice_to_consensus") or {}).items():
-            per_reader[int(reader_id)]["dice"].append(value)
-        if lesion["accepted"] and lesion["long_axis_median_mm"] is not None:
-            for reader_id, length in (statistics.get("reader_long_axis_mm") or {}).items():
-                per_reader[int(reader_id)]["measured"].append(length)
-                per_reader[int(reader_id)]["consensus"].append(lesion["long_axis_median_mm"])
-    rmse = {
-        reader_id: float(np.sqrt(np.mean(np.square(f["gold_errors"]))))
-        for reader_id, f in per_reader.items()
-        if f["gold_errors"]
-    }
-    median_rmse = float(np.median(list(rmse.values()))) if rmse else 0.0
-    # Reliability without gold: RMS of each reader's length minus the other readers' median.
-    agreement_rmse = {
-        reader_id: float(np.sqrt(np.mean(np.square(values))))
-        for reader_id, values in leave_one_out_deviations(lesion_lengths).items()
-        if len(values) >= MIN_AGREEMENT_LESIONS
-    }
-    median_agreement = float(np.median(list(agreement_rmse.values()))) if agreement_rmse else 0.0
+    _tally_gold_and_acceptance(tallies, consensus_rows.values_list("summary", flat=True))
+    lesion_lengths = _tally_lesions(
+        tallies,
+        ConsensusLesion.objects.filter(consensus__in=consensus_rows).values(
+            "accepted", "long_axis_median_mm", "statistics", "members"
+        ),
+    )
+    reliability = ReliabilityFigures(
+        gold_rmse={
+            reader_id: float(np.sqrt(np.mean(np.square(f.gold_errors))))
+            for reader_id, f in tallies.items()
+            if f.gold_errors
+        },
+        # Reliability without gold: RMS of each reader's length minus the other readers' median.
+        agreement_rmse={
+            reader_id: float(np.sqrt(np.mean(np.square(values))))
+            for reader_id, values in leave_one_out_deviations(lesion_lengths).items()
+            if len(values) >= MIN_AGREEMENT_LESIONS
+        },
+    )
     stored = []
     with transaction.atomic():
-        for reader_id, f in sorted(per_reader.items()):
-            weight = 1.0
-            if reader_id in rmse:
-                # Inverse error variance relative to the typical gold reader, floored so a lucky reader is not a god.
-                floor = GOLD_ERROR_FLOOR_MM**2
-                weight = float(np.clip((floor + median_rmse**2) / (floor + rmse[reader_id] ** 2), *WEIGHT_RANGE))
-            elif reader_id in agreement_rmse:
-                floor = GOLD_ERROR_FLOOR_MM**2
-                weight = float(
-                    np.clip((floor + median_agreement**2) / (floor + agreement_rmse[reader_id] ** 2), *WEIGHT_RANGE)
-                )
-            agreement = bland_altman(f["measured"], f["consensus"]).as_json() if f["measured"] else None
-            found = f["accepted_found"]
-            figures = {
-                "gold": {
-                    "matched": f["gold_matched"],
-                    "missed": f["gold_missed"],
-                    "false_positives": f["gold_false_positives"],
-                    "rmse_mm": rmse.get(reader_id),
-                    "mean_error_mm": float(np.mean(f["gold_errors"])) if f["gold_errors"] else None,
-                    "detection_rate": (
-                        f["gold_matched"] / (f["gold_matched"] + f["gold_missed"])
-                        if f["gold_matched"] + f["gold_missed"]
-                        else None
-                    ),
-                },
-                "bland_altman_vs_consensus": agreement,
-                "agreement_rmse_mm": agreement_rmse.get(reader_id),
-                "weight_from": "gold"
-                if reader_id in rmse
-                else ("agreement" if reader_id in agreement_rmse else "none"),
-                "mean_dice_to_consensus": float(np.mean(f["dice"])) if f["dice"] else None,
-                "lesions_marked": f["lesions_marked"],
-                "consensus_lesions_found": found,
-                "consensus_lesions_total": f["accepted_total"],
-                "staple_lesions": len(f["sens"]),
-                "answers": answer_accuracy.get(reader_id, {}),
-                "answer_weight": answer_weight.get(reader_id),
-            }
+        for reader_id, f in sorted(tallies.items()):
+            figures = _reader_figures(
+                f,
+                reader_id=reader_id,
+                reliability=reliability,
+                answers=answer_accuracy.get(reader_id, {}),
+                answer_weight=answer_weight.get(reader_id),
+            )
             quality, _ = ReaderQuality.objects.update_or_create(
                 task=task,
                 reader_id=reader_id,
                 defaults={
-                    "n_reads": f["n_reads"],
-                    "mean_time_s": float(np.mean(f["durations"])) if f["durations"] else None,
-                    "gold_mean_abs_error_mm": float(np.mean(np.abs(f["gold_errors"]))) if f["gold_errors"] else None,
-                    "sensitivity": float(np.mean(f["sens"])) if f["sens"] else None,
-                    "specificity": float(np.mean(f["spec"])) if f["spec"] else None,
-                    "weight": weight,
+                    "n_reads": f.n_reads,
+                    "mean_time_s": float(np.mean(f.durations)) if f.durations else None,
+                    "gold_mean_abs_error_mm": float(np.mean(np.abs(f.gold_errors))) if f.gold_errors else None,
+                    "sensitivity": float(np.mean(f.sens)) if f.sens else None,
+                    "specificity": float(np.mean(f.spec)) if f.spec else None,
+                    "weight": reliability.weight(reader_id),
                     "figures": figures,
                 },
             )
             stored.append(quality)
     return stored
+
+
+def _tally_reads(tallies: dict[int, ReaderTally], reads: dict) -> None:
+    for rows in reads.values():
+        for row in rows:
+            tally = tallies[row["reader_id"]]
+            tally.n_reads += 1
+            if row["duration_s"] is not None:
+                tally.durations.append(row["duration_s"])
+
+
+def _tally_gold_and_acceptance(tallies: dict[int, ReaderTally], summaries) -> None:
+    for summary in summaries:
+        gold = summary.get("gold")
+        if gold:
+            for reader_id, score in gold["readers"].items():
+                tally = tallies[int(reader_id)]
+                tally.gold_errors.extend(match["error_mm"] for match in score["matched"])
+                tally.gold_matched += len(score["matched"])
+                tally.gold_missed += score["missed"]
+                tally.gold_false_positives += score["false_positives"]
+        for reader_id in summary.get("reader_ids", []):
+            tallies[reader_id].accepted_total += summary.get("n_accepted", 0)
+
+
+def _tally_lesions(tallies: dict[int, ReaderTally], lesions) -> list[dict[int, float]]:
+    """Count each reader's lesions, STAPLE and Dice figures; return the accepted lesions' lengths by reader."""
+    lesion_lengths: list[dict[int, float]] = []
+    for lesion in lesions:
+        statistics = lesion["statistics"]
+        reader_long_axis = statistics.get("reader_long_axis_mm") or {}
+        if lesion["accepted"]:
+            lesion_lengths.append({int(k): float(v) for k, v in reader_long_axis.items()})
+        for member in lesion["members"]:
+            tally = tallies[member["reader_id"]]
+            tally.lesions_marked += 1
+            if lesion["accepted"]:
+                tally.accepted_found += 1
+        for reader_id, values in (statistics.get("staple") or {}).get("readers", {}).items():
+            if values["sensitivity"] is not None:
+                tallies[int(reader_id)].sens.append(values["sensitivity"])
+            if values["specificity"] is not None:
+                tallies[int(reader_id)].spec.append(values["specificity"])
+        for reader_id, value in (statistics.get("dice_to_consensus") or {}).items():
+            tallies[int(reader_id)].dice.append(value)
+        if lesion["accepted"] and lesion["long_axis_median_mm"] is not None:
+            for reader_id, length in reader_long_axis.items():
+                tallies[int(reader_id)].measured.append(length)
+                tallies[int(reader_id)].consensus.append(lesion["long_axis_median_mm"])
+    return lesion_lengths
+
+
+def _reader_figures(
+    f: ReaderTally, *, reader_id: int, reliability: ReliabilityFigures, answers: dict, answer_weight: float | None
+) -> dict:
+    gold_seen = f.gold_matched + f.gold_missed
+    return {
+        "gold": {
+            "matched": f.gold_matched,
+            "missed": f.gold_missed,
+            "false_positives": f.gold_false_positives,
+            "rmse_mm": reliability.gold_rmse.get(reader_id),
+            "mean_error_mm": float(np.mean(f.gold_errors)) if f.gold_errors else None,
+            "detection_rate": f.gold_matched / gold_seen if gold_seen else None,
+        },
+        "bland_altman_vs_consensus": bland_altman(f.measured, f.consensus).as_json() if f.measured else None,
+        "agreement_rmse_mm": reliability.agreement_rmse.get(reader_id),
+        "weight_from": reliability.source(reader_id),
+        "mean_dice_to_consensus": float(np.mean(f.dice)) if f.dice else None,
+        "lesions_marked": f.lesions_marked,
+        "consensus_lesions_found": f.accepted_found,
+        "consensus_lesions_total": f.accepted_total,
+        "staple_lesions": len(f.sens),
+        "answers": answers,
+        "answer_weight": answer_weight,
+    }
