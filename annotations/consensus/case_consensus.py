@@ -136,32 +136,73 @@ def load_case_inputs(
     reads = current_reads([case.pk for case in cases])
     questions = {task_id: questions_of(current_question_set_of(task_id)) for task_id in {c.task_id for c in cases}}
     keys = _answer_keys([case for case in cases if case.is_gold])
+    references = _references([case for case in cases if case.is_gold])
     answer_weights = answer_weights or {}
-    if not with_marks:
-        gold_references = _references([case for case in cases if case.is_gold])
-        return {
-            case.pk: CaseInputs(
-                case_id=case.pk,
-                task_id=case.task_id,
-                reads_per_case=case.task.reads_per_case,
-                mask_tool=Tool.MASK in (case.task.tools or []),
-                geometry=series_geometry([]),
-                reads=[
-                    ReadInput(row["id"], row["reader_id"], row["no_lesion"], row["quality_problem"], row["duration_s"])
-                    for row in reads.get(case.pk, [])
-                ],
-                references=gold_references.get(case.series_id, []) if case.is_gold else [],
-                weights=(weights or {}).get(case.task_id, {}),
-                questions=questions[case.task_id],
-                answer_key=(ReadInput(keys[case.pk]["id"], 0, False, False, None) if case.pk in keys else None),
-                answer_weights=answer_weights.get(case.task_id, {}),
-            )
-            for case in cases
-        }
+    drawings = _load_drawings(cases=cases, reads=reads, keys=keys) if with_marks else None
+    result = {}
+    for case in cases:
+        geometry = (drawings.geometries.get(case.series_id) if drawings else None) or series_geometry([])
+        if drawings is None:
+            read_inputs = [_bare_read_input(row) for row in reads.get(case.pk, [])]
+            answer_key = ReadInput(keys[case.pk]["id"], 0, False, False, None) if case.pk in keys else None
+        else:
+            read_inputs = [drawings.read_input(row, geometry=geometry) for row in reads.get(case.pk, [])]
+            answer_key = drawings.read_input(keys[case.pk], geometry=geometry) if case.pk in keys else None
+        result[case.pk] = CaseInputs(
+            case_id=case.pk,
+            task_id=case.task_id,
+            reads_per_case=case.task.reads_per_case,
+            mask_tool=Tool.MASK in (case.task.tools or []),
+            geometry=geometry,
+            reads=read_inputs,
+            references=references.get(case.series_id, []) if case.is_gold else [],
+            weights=(weights or {}).get(case.task_id, {}),
+            questions=questions[case.task_id],
+            answer_key=answer_key,
+            answer_weights=answer_weights.get(case.task_id, {}),
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class _Drawings:
+    """The cases' series geometry and every current read's marks and painted mask slices."""
+
+    geometries: dict[int, SeriesGeometry]
+    frames: dict[tuple[int, int], FrameGeometry]
+    marks: dict[int, list[dict]]
+    masks: dict[int, list[dict]]
+
+    def read_input(self, row: dict, *, geometry: SeriesGeometry) -> ReadInput:
+        """Return a read (or answer key: it has no reader) with its lesions built from its marks and masks."""
+        reader_id = row["reader_id"] or 0
+        return ReadInput(
+            read_id=row["id"],
+            reader_id=reader_id,
+            no_lesion=row["no_lesion"],
+            quality_problem=row["quality_problem"],
+            duration_s=row["duration_s"],
+            lesions=build_reader_lesions(
+                read_id=row["id"],
+                reader_id=reader_id,
+                marks=self.marks.get(row["id"], []),
+                mask_slices=self.masks.get(row["id"], []),
+                frames=self.frames,
+                geometry=geometry,
+            ),
+            answers=row["answers"] or {},
+        )
+
+
+def _bare_read_input(row: dict) -> ReadInput:
+    # Enough for the inputs hash: which reads, with which flags and durations; no lesions.
+    return ReadInput(row["id"], row["reader_id"], row["no_lesion"], row["quality_problem"], row["duration_s"])
+
+
+def _load_drawings(*, cases: list[Case], reads: dict[int, list[dict]], keys: dict[int, dict]) -> _Drawings:
     read_ids = [row["id"] for rows in reads.values() for row in rows] + [row["id"] for row in keys.values()]
-    series_ids = {case.series_id for case in cases}
     instances: dict[int, list[_InstanceRow]] = defaultdict(list)
-    for row in Instance.objects.filter(series_id__in=series_ids).values(*INSTANCE_FIELDS):
+    for row in Instance.objects.filter(series_id__in={case.series_id for case in cases}).values(*INSTANCE_FIELDS):
         instances[row["series_id"]].append(_InstanceRow(row))
     geometries: dict[int, SeriesGeometry] = {}
     frames: dict[tuple[int, int], FrameGeometry] = {}
@@ -173,56 +214,18 @@ def load_case_inputs(
                 series_frames.append(frame)
         geometries[series_id] = series_geometry_from_frames(series_frames)
     marks: dict[int, list[dict]] = defaultdict(list)
+    masks: dict[int, list[dict]] = defaultdict(list)
     for chunk in _chunks(read_ids):
         for row in Mark.objects.filter(read_id__in=chunk).values(
             "read_id", "lesion_index", "kind", "instance_id", "frame", "start_col", "start_row", "end_col", "end_row"
         ):
             marks[row["read_id"]].append(row)
-    masks: dict[int, list[dict]] = defaultdict(list)
     for chunk in _chunks(read_ids):
         for row in MaskSlice.objects.filter(read_id__in=chunk).values(
             "read_id", "lesion_index", "instance_id", "frame", "counts"
         ):
             masks[row["read_id"]].append(row)
-    references = _references([case for case in cases if case.is_gold])
-    result = {}
-    for case in cases:
-        geometry = geometries.get(case.series_id) or series_geometry([])
-
-        def read_input(row: dict, geometry: SeriesGeometry = geometry) -> ReadInput:
-            reader_id = row["reader_id"] or 0  # an answer key has no reader
-            return ReadInput(
-                read_id=row["id"],
-                reader_id=reader_id,
-                no_lesion=row["no_lesion"],
-                quality_problem=row["quality_problem"],
-                duration_s=row["duration_s"],
-                lesions=build_reader_lesions(
-                    read_id=row["id"],
-                    reader_id=reader_id,
-                    marks=marks.get(row["id"], []),
-                    mask_slices=masks.get(row["id"], []),
-                    frames=frames,
-                    geometry=geometry,
-                ),
-                answers=row["answers"] or {},
-            )
-
-        read_inputs = [read_input(row) for row in reads.get(case.pk, [])]
-        result[case.pk] = CaseInputs(
-            case_id=case.pk,
-            task_id=case.task_id,
-            reads_per_case=case.task.reads_per_case,
-            mask_tool=Tool.MASK in (case.task.tools or []),
-            geometry=geometry,
-            reads=read_inputs,
-            references=references.get(case.series_id, []) if case.is_gold else [],
-            weights=(weights or {}).get(case.task_id, {}),
-            questions=questions[case.task_id],
-            answer_key=read_input(keys[case.pk]) if case.pk in keys else None,
-            answer_weights=answer_weights.get(case.task_id, {}),
-        )
-    return result
+    return _Drawings(geometries=geometries, frames=frames, marks=marks, masks=masks)
 
 
 def _answer_keys(gold_cases: list[Case]) -> dict[int, dict]:

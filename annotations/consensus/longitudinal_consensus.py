@@ -64,16 +64,8 @@ def load_inputs(case: Case) -> tuple[LongitudinalInputs, list[dict]]:
         if frame is None:
             continue
         start, end = (mark.start_col, mark.start_row), (mark.end_col, mark.end_row)
-        lines[(mark.read_id, mark.lesion_index)][mark.kind] = DrawnLine(
-            reader_id=reader_of[mark.read_id],
-            read_id=mark.read_id,
-            sop_instance_uid=frame.sop_instance_uid,
-            frame=frame.frame,
-            start=start,
-            end=end,
-            start_mm=tuple(float(v) for v in frame.to_patient_mm(*start)),
-            end_mm=tuple(float(v) for v in frame.to_patient_mm(*end)),
-            length_mm=frame.line_length_mm(start, end),
+        lines[(mark.read_id, mark.lesion_index)][mark.kind] = DrawnLine.on_frame(
+            frame, start=start, end=end, reader_id=reader_of[mark.read_id], read_id=mark.read_id
         )
     per_read_lesions: dict[int, dict[int, dict[str, LesionReading]]] = defaultdict(lambda: defaultdict(dict))
     per_read_new: dict[int, dict[int, list[ReaderLesion]]] = defaultdict(lambda: defaultdict(list))

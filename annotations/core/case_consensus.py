@@ -715,18 +715,7 @@ def _line_midpoint(line: dict | None, geometry: SeriesGeometry) -> list[float] |
 def _drawn_line(mark: dict, frame: FrameGeometry, reader_id: int) -> DrawnLine:
     start = (mark["start_col"], mark["start_row"])
     end = (mark["end_col"], mark["end_row"])
-    return DrawnLine(
-        reader_id=reader_id,
-        read_id=mark["read_id"],
-        sop_instance_uid=frame.sop_instance_uid,
-        frame=frame.frame,
-        start=start,
-        end=end,
-        start_mm=tuple(float(v) for v in frame.to_patient_mm(*start)),
-        end_mm=tuple(float(v) for v in frame.to_patient_mm(*end)),
-        # Recomputed from geometry rather than trusting the page's figure.
-        length_mm=frame.line_length_mm(start, end),
-    )
+    return DrawnLine.on_frame(frame, start=start, end=end, reader_id=reader_id, read_id=mark["read_id"])
 
 
 def _line_voxels(line: DrawnLine, geometry: SeriesGeometry) -> np.ndarray | None:

@@ -38,6 +38,34 @@ class DrawnLine:
     # How the line was made: "" for a reader's own line, "median_length_line" for a rebuilt consensus line.
     construction: str = ""
 
+    @classmethod
+    def on_frame(
+        cls,
+        frame: FrameGeometry,
+        *,
+        start: tuple[float, float],
+        end: tuple[float, float],
+        reader_id: int,
+        read_id: int | None = None,
+        construction: str = "",
+    ) -> DrawnLine:
+        """Return the line between two image points of a frame, placed in patient space.
+
+        The length is recomputed from the frame's geometry rather than trusting the page's figure.
+        """
+        return cls(
+            reader_id=reader_id,
+            read_id=read_id,
+            sop_instance_uid=frame.sop_instance_uid,
+            frame=frame.frame,
+            start=start,
+            end=end,
+            start_mm=tuple(float(v) for v in frame.to_patient_mm(*start)),
+            end_mm=tuple(float(v) for v in frame.to_patient_mm(*end)),
+            length_mm=frame.line_length_mm(start, end),
+            construction=construction,
+        )
+
     @property
     def midpoint_mm(self) -> np.ndarray:
         return (np.asarray(self.start_mm, dtype=float) + np.asarray(self.end_mm, dtype=float)) / 2.0
@@ -213,14 +241,6 @@ def median_length_line(
     limits = np.array([frame.columns - 1.0, frame.rows - 1.0])
     start = tuple(float(v) for v in np.clip(centre_image - half, 0.0, limits))
     end = tuple(float(v) for v in np.clip(centre_image + half, 0.0, limits))
-    return DrawnLine(
-        reader_id=reference.reader_id,
-        sop_instance_uid=reference.sop_instance_uid,
-        frame=reference.frame,
-        start=start,
-        end=end,
-        start_mm=tuple(float(v) for v in frame.to_patient_mm(*start)),
-        end_mm=tuple(float(v) for v in frame.to_patient_mm(*end)),
-        length_mm=frame.line_length_mm(start, end),
-        construction="median_length_line",
+    return DrawnLine.on_frame(
+        frame, start=start, end=end, reader_id=reference.reader_id, construction="median_length_line"
     )

@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid
 from annotations.exports import csv_export, seg_export, sr_export
 from annotations.exports.sources import SeriesCache, reader_label, software_version
 from annotations.models import CaseConsensus, Mark, MaskSlice, Read, Task
-from viewer.uids import READERBOARD_UID_ROOT
+from viewer.dicom_files import READERBOARD_UID_ROOT
 
 DicomKind = Literal["sr", "seg"]
 Tick = Callable[[int], None]

@@ -38,7 +38,7 @@ from annotations.exports.sr_export import (
 from annotations.follow_up.time_points import baseline_lesions_for, iso_date, time_points_of
 from annotations.models import Case, CaseConsensus, CaseTimePoint, FollowUpMeasurement, Mark, Read, Reader, Task
 from annotations.reading.follow_up_reads import read_measurements
-from viewer.uids import READERBOARD_UID_ROOT
+from viewer.dicom_files import READERBOARD_UID_ROOT
 
 BASELINE_SR_SERIES_NUMBER = 9903
 

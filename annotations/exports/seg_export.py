@@ -34,8 +34,8 @@ from annotations.exports.sr_export import (
     tracking_uid,
 )
 from annotations.models import CaseConsensus, Read, Task
+from viewer.dicom_files import READERBOARD_UID_ROOT
 from viewer.models import Instance
-from viewer.uids import READERBOARD_UID_ROOT
 
 READS_SEG_SERIES_NUMBER = 9903
 CONSENSUS_SEG_SERIES_NUMBER = 9904

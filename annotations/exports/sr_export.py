@@ -41,8 +41,8 @@ from annotations.exports.sources import (
 )
 from annotations.exports.sr_answers import LOCAL_SCHEME, SRAnswers, consensus_values, sr_answers
 from annotations.models import CaseConsensus, Mark, QuestionSet, Read, Task
+from viewer.dicom_files import READERBOARD_UID_ROOT
 from viewer.models import Instance
-from viewer.uids import READERBOARD_UID_ROOT
 
 # DICOM SCOORD puts (0, 0) at the top-left corner of the top-left pixel; the read format at its centre.
 SCOORD_OFFSET_PX = 0.5

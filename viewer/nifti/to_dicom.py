@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import CTImageStorage, MRImageStorage, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
+from viewer.dicom_files import READERBOARD_UID_ROOT, new_file_dataset
 from viewer.nifti.geometry import SliceLayout, dicom_layout
 from viewer.nifti.reading import NiftiVolume, has_nifti_name, nifti_stem
-from viewer.uids import READERBOARD_UID_ROOT
 
 MODALITIES = {"CT": CTImageStorage, "MR": MRImageStorage}
 DEFAULT_MODALITY = "MR"  # ATLAS, BraTS and most research NIfTI are MR; CT datasets say --nifti-modality CT
@@ -188,14 +187,8 @@ def nifti_to_series(
     out_dir.mkdir(parents=True, exist_ok=True)
     converted = ConvertedSeries(plan)
     for index, sop_uid in enumerate(plan.sop_instance_uids):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = sop_class
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = READERBOARD_UID_ROOT + "1"
-        meta.ImplementationVersionName = "READERBOARD_01"
         path = out_dir / f"{modality}{index + 1:04d}.dcm"
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds = new_file_dataset(path, sop_class_uid=sop_class, sop_instance_uid=sop_uid)
         ds.SpecificCharacterSet = "ISO_IR 192"
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if modality == "CT" else "OTHER"]
         ds.SOPClassUID = sop_class

@@ -270,12 +270,51 @@ def instance_metadata(ds: pydicom.Dataset) -> dict:
     for keyword in ("Rows", "Columns"):
         if not ds.get(keyword):
             raise InvalidFileError(f"not an image: {keyword} is missing or zero")
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if frames < 1:
+        raise InvalidFileError(f"invalid NumberOfFrames: {ds.get('NumberOfFrames')!r}")
+    file_meta = getattr(ds, "file_meta", None)
+    sop_class = str(ds.get("SOPClassUID") or getattr(file_meta, "MediaStorageSOPClassUID", "") or "")
+    if not sop_class:
+        raise InvalidFileError("missing UID: SOPClassUID is empty")
+    return {
+        "sop_instance_uid": _uid(ds, "SOPInstanceUID"),
+        "series_instance_uid": _uid(ds, "SeriesInstanceUID"),
+        "study_instance_uid": _uid(ds, "StudyInstanceUID"),
+        "sop_class_uid": sop_class,
+        "instance_number": _optional_int(ds.get("InstanceNumber")),
+        "series_number": _optional_int(ds.get("SeriesNumber")),
+        "number_of_frames": frames,
+        **_pixel_description(ds),
+        **_plane_geometry(ds),
+        **_value_transforms(ds),
+        "transfer_syntax_uid": str(getattr(file_meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2"),
+        "modality": str(ds.get("Modality") or ""),
+    }
+
+
+def _pixel_description(ds: pydicom.Dataset) -> dict:
+    """The Image Pixel module: matrix, samples, photometric interpretation and bit layout."""
+    return {
+        "rows": int(ds.Rows),
+        "columns": int(ds.Columns),
+        "samples_per_pixel": int(ds.get("SamplesPerPixel") or 1),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation") or ""),
+        "bits_allocated": int(ds.get("BitsAllocated") or 16),
+        "bits_stored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16),
+        "high_bit": int(ds.get("HighBit") if ds.get("HighBit") is not None else (ds.get("BitsStored") or 16) - 1),
+        "pixel_representation": int(ds.get("PixelRepresentation") or 0),
+        "planar_configuration": int(ds.PlanarConfiguration) if ds.get("PlanarConfiguration") is not None else None,
+    }
+
+
+def _plane_geometry(ds: pydicom.Dataset) -> dict:
+    """Spacing, orientation, positions (per frame for enhanced multi-frame) and the position to sort slices by."""
     shared_measures = _sequence_item(ds, "SharedFunctionalGroupsSequence", "PixelMeasuresSequence")
     shared_orientation = _sequence_item(ds, "SharedFunctionalGroupsSequence", "PlaneOrientationSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     first_frame_measures = _sequence_item(per_frame[0], "PixelMeasuresSequence") if per_frame else None
     measures = shared_measures or first_frame_measures or ds
-
     pixel_spacing = _floats(measures.get("PixelSpacing") or ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"), 2)
     orientation_source = shared_orientation or (
         _sequence_item(per_frame[0], "PlaneOrientationSequence") if per_frame else None
@@ -288,76 +327,13 @@ def instance_metadata(ds: pydicom.Dataset) -> dict:
     position = _floats(ds.get("ImagePositionPatient"), 3) or (frame_positions[0] if frame_positions else None)
     if frame_positions and not all(frame_positions):
         frame_positions = []
-
-    slope = _first_float(ds.get("RescaleSlope"), None)
-    intercept = _first_float(ds.get("RescaleIntercept"), None)
-    transform = _sequence_item(ds, "SharedFunctionalGroupsSequence", "PixelValueTransformationSequence")
-    if transform is not None and slope is None:
-        slope = _first_float(transform.get("RescaleSlope"), None)
-        intercept = _first_float(transform.get("RescaleIntercept"), None)
-    voi = _sequence_item(ds, "SharedFunctionalGroupsSequence", "FrameVOILUTSequence") or ds
-    centers = voi.get("WindowCenter")
-    widths = voi.get("WindowWidth")
-    centers_list = (
-        [
-            float(v)
-            for v in (centers if isinstance(centers, pydicom.multival.MultiValue) else [centers])
-            if v not in (None, "")
-        ]
-        if centers is not None
-        else []
-    )
-    widths_list = (
-        [
-            float(v)
-            for v in (widths if isinstance(widths, pydicom.multival.MultiValue) else [widths])
-            if v not in (None, "")
-        ]
-        if widths is not None
-        else []
-    )
-
     sort_position = None
     if orientation and position:
         normal = np.cross(np.array(orientation[:3]), np.array(orientation[3:]))
         sort_position = float(np.dot(normal, np.array(position)))
     elif ds.get("SliceLocation") not in (None, ""):
         sort_position = _first_float(ds.get("SliceLocation"), None)
-
-    try:
-        instance_number = int(ds.get("InstanceNumber")) if ds.get("InstanceNumber") not in (None, "") else None
-    except (TypeError, ValueError):
-        instance_number = None
-    try:
-        series_number = int(ds.get("SeriesNumber")) if ds.get("SeriesNumber") not in (None, "") else None
-    except (TypeError, ValueError):
-        series_number = None
-    frames = int(ds.get("NumberOfFrames") or 1)
-    if frames < 1:
-        raise InvalidFileError(f"invalid NumberOfFrames: {ds.get('NumberOfFrames')!r}")
-    file_meta = getattr(ds, "file_meta", None)
-    transfer_syntax = str(getattr(file_meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
-    sop_class = str(ds.get("SOPClassUID") or getattr(file_meta, "MediaStorageSOPClassUID", "") or "")
-    if not sop_class:
-        raise InvalidFileError("missing UID: SOPClassUID is empty")
-
     return {
-        "sop_instance_uid": _uid(ds, "SOPInstanceUID"),
-        "series_instance_uid": _uid(ds, "SeriesInstanceUID"),
-        "study_instance_uid": _uid(ds, "StudyInstanceUID"),
-        "sop_class_uid": sop_class,
-        "instance_number": instance_number,
-        "series_number": series_number,
-        "rows": int(ds.Rows),
-        "columns": int(ds.Columns),
-        "number_of_frames": frames,
-        "samples_per_pixel": int(ds.get("SamplesPerPixel") or 1),
-        "photometric_interpretation": str(ds.get("PhotometricInterpretation") or ""),
-        "bits_allocated": int(ds.get("BitsAllocated") or 16),
-        "bits_stored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 16),
-        "high_bit": int(ds.get("HighBit") if ds.get("HighBit") is not None else (ds.get("BitsStored") or 16) - 1),
-        "pixel_representation": int(ds.get("PixelRepresentation") or 0),
-        "planar_configuration": int(ds.PlanarConfiguration) if ds.get("PlanarConfiguration") is not None else None,
         "pixel_spacing_mm": pixel_spacing,
         "slice_thickness_mm": _first_float(measures.get("SliceThickness") or ds.get("SliceThickness"), None),
         "spacing_between_slices_mm": _first_float(
@@ -366,15 +342,41 @@ def instance_metadata(ds: pydicom.Dataset) -> dict:
         "image_position_patient": position,
         "image_orientation_patient": orientation,
         "frame_positions_patient": frame_positions or None,
+        "sort_position_mm": sort_position,
+    }
+
+
+def _value_transforms(ds: pydicom.Dataset) -> dict:
+    """Rescale (from the dataset or the shared functional groups) and the file's own display windows."""
+    slope = _first_float(ds.get("RescaleSlope"), None)
+    intercept = _first_float(ds.get("RescaleIntercept"), None)
+    transform = _sequence_item(ds, "SharedFunctionalGroupsSequence", "PixelValueTransformationSequence")
+    if transform is not None and slope is None:
+        slope = _first_float(transform.get("RescaleSlope"), None)
+        intercept = _first_float(transform.get("RescaleIntercept"), None)
+    voi = _sequence_item(ds, "SharedFunctionalGroupsSequence", "FrameVOILUTSequence") or ds
+    return {
         "rescale_slope": slope if slope is not None else 1.0,
         "rescale_intercept": intercept if intercept is not None else 0.0,
         "rescale_type": str(ds.get("RescaleType") or ("HU" if ds.get("Modality") == "CT" else "")),
-        "window_centers": centers_list,
-        "window_widths": widths_list,
-        "transfer_syntax_uid": transfer_syntax,
-        "sort_position_mm": sort_position,
-        "modality": str(ds.get("Modality") or ""),
+        "window_centers": _float_values(voi.get("WindowCenter")),
+        "window_widths": _float_values(voi.get("WindowWidth")),
     }
+
+
+def _float_values(value) -> list[float]:
+    # A DS element holds one value or several; empty values are left out.
+    if value is None:
+        return []
+    values = value if isinstance(value, pydicom.multival.MultiValue) else [value]
+    return [float(v) for v in values if v not in (None, "")]
+
+
+def _optional_int(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_decodable(path: Path, ds: pydicom.Dataset) -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
 
-from viewer.uids import READERBOARD_UID_ROOT
+from viewer.dicom_files import READERBOARD_UID_ROOT, new_file_dataset
 
 
 @dataclass(frozen=True)
@@ -164,14 +163,8 @@ def write_series(
     intercept = -1024.0
     for k, z in enumerate(zs):
         sop_uid = new_uid("instance", k)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = READERBOARD_UID_ROOT + "1"
-        meta.ImplementationVersionName = "READERBOARD_01"
         path = out_dir / f"CT{k + 1:04d}.dcm"
-        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds = new_file_dataset(path, sop_class_uid=CTImageStorage, sop_instance_uid=sop_uid)
         ds.SpecificCharacterSet = "ISO_IR 100"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.SOPClassUID = CTImageStorage
