@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from annotations.models import Task
-from tests.annotations.test_console_tasks import task_post
+from tests.annotations.console.test_console_tasks import task_post
 from tests.factories import CaseFactory, TaskFactory, admin_user
 from viewer.dicomweb.delivery import LOSSLESS_CACHE, frame_key
 from viewer.services import image_cache

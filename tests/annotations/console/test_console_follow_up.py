@@ -12,6 +12,7 @@ from annotations.consensus.tasks import compute_case_consensus
 from annotations.console.svg_plots import spider_svg, waterfall_svg
 from annotations.models import Case, ReferenceLesion, Task
 from annotations.reading.submission import submit_read
+from tests.annotations.console.test_console_tasks import task_post
 from tests.annotations.follow_up_data import (
     PATIENT_ID,
     build_follow_up_scene,
@@ -19,7 +20,6 @@ from tests.annotations.follow_up_data import (
     import_time_points,
     measured,
 )
-from tests.annotations.test_console_tasks import task_post
 from tests.factories import ReaderFactory, admin_user
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -10,7 +10,7 @@ from django.urls import reverse
 from annotations.models import CaseConsensus, QuestionSet, Task
 from annotations.questions.presets import preset_question
 from annotations.questions.services import current_question_set, save_questions
-from tests.annotations.test_console_tasks import task_post
+from tests.annotations.console.test_console_tasks import task_post
 from tests.factories import ReaderFactory, ReadFactory, SeriesFactory, admin_user
 
 pytestmark = pytest.mark.django_db
