@@ -30,7 +30,7 @@ from viewer.models import Instance, Series
 
 pytestmark = [pytest.mark.django_db, pytest.mark.dicomtools]
 
-FRONTEND = Path(__file__).resolve().parents[2] / "viewer" / "frontend"
+FRONTEND = Path(__file__).resolve().parents[3] / "viewer" / "frontend"
 # Lengths come back from OHIF's own geometry; the issue asks for 0.1 mm.
 LENGTH_TOLERANCE_MM = 0.1
 POINT_TOLERANCE_PX = 1e-3
