@@ -160,7 +160,6 @@ def write_series(
     frame_uid = new_uid("frame-of-reference")
     written = WrittenSeries(study_uid, series_uid, origin_mm=(x0, y0))
     now = study_datetime or dt.datetime(2026, 11, 1, 9, 30, 0)
-    intercept = -1024.0
     for k, z in enumerate(zs):
         sop_uid = new_uid("instance", k)
         path = out_dir / f"CT{k + 1:04d}.dcm"
@@ -169,56 +168,72 @@ def write_series(
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = sop_uid
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = now.strftime("%Y%m%d")
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = now.strftime("%H%M%S")
-        ds.AccessionNumber = f"ACC{patient.patient_id[-4:]}"
-        ds.Modality = "CT"
-        ds.Manufacturer = "Readerboard synthetic"
-        ds.InstitutionName = "Readerboard Demo"
-        ds.ReferringPhysicianName = ""
-        ds.StudyDescription = study_description
-        ds.SeriesDescription = f"Axial {patient.slice_spacing_mm:g} mm (synthetic)"
-        ds.PatientName = patient.patient_name
-        ds.PatientID = patient.patient_id
-        ds.PatientBirthDate = patient.birth_date
-        ds.PatientSex = patient.sex
-        ds.BodyPartExamined = "CHEST"
-        ds.SliceThickness = f"{patient.slice_spacing_mm:g}"
-        ds.KVP = "120"
-        ds.PatientPosition = "FFS"
+        _patient_study_and_series(ds, patient, study_description=study_description, when=now)
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
-        ds.StudyID = "1"
-        ds.SeriesNumber = 2
-        ds.AcquisitionNumber = 1
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient = [f"{x0:.4f}", f"{y0:.4f}", f"{z:.4f}"]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.FrameOfReferenceUID = frame_uid
-        ds.PositionReferenceIndicator = ""
-        ds.SliceLocation = f"{z:.4f}"
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = patient.rows
-        ds.Columns = patient.columns
-        ds.PixelSpacing = [f"{patient.pixel_spacing_mm:g}", f"{patient.pixel_spacing_mm:g}"]
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.WindowCenter = ["40", "-600"]
-        ds.WindowWidth = ["400", "1500"]
-        ds.WindowCenterWidthExplanation = ["SOFT TISSUE", "LUNG"]
-        ds.RescaleIntercept = f"{intercept:g}"
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        stored = (volume[k].astype(np.int32) - int(intercept)).astype(np.int16)
-        ds.PixelData = stored.tobytes()
+        ds.InstanceNumber = k + 1
+        _image_plane(ds, patient, origin_mm=(x0, y0, z))
+        _ct_pixels(ds, patient, volume[k])
         ds.save_as(path, enforce_file_format=True)
         written.files.append(path)
         written.sop_instance_uids.append(sop_uid)
         written.slice_z_mm.append(float(z))
     return written
+
+
+def _patient_study_and_series(ds, patient: SyntheticPatient, *, study_description: str, when: dt.datetime) -> None:
+    """Patient, General Study, General Series and General Equipment modules, the same in every slice."""
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = when.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = when.strftime("%H%M%S")
+    ds.AccessionNumber = f"ACC{patient.patient_id[-4:]}"
+    ds.Modality = "CT"
+    ds.Manufacturer = "Readerboard synthetic"
+    ds.InstitutionName = "Readerboard Demo"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = study_description
+    ds.SeriesDescription = f"Axial {patient.slice_spacing_mm:g} mm (synthetic)"
+    ds.PatientName = patient.patient_name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+    ds.BodyPartExamined = "CHEST"
+    ds.KVP = "120"
+    ds.PatientPosition = "FFS"
+    ds.StudyID = "1"
+    ds.SeriesNumber = 2
+    ds.AcquisitionNumber = 1
+
+
+def _image_plane(ds, patient: SyntheticPatient, *, origin_mm: tuple[float, float, float]) -> None:
+    """Image Plane module of an axial slice whose first pixel's centre is at `origin_mm`."""
+    x0, y0, z = origin_mm
+    ds.SliceThickness = f"{patient.slice_spacing_mm:g}"
+    ds.ImagePositionPatient = [f"{x0:.4f}", f"{y0:.4f}", f"{z:.4f}"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PositionReferenceIndicator = ""
+    ds.SliceLocation = f"{z:.4f}"
+    ds.PixelSpacing = [f"{patient.pixel_spacing_mm:g}", f"{patient.pixel_spacing_mm:g}"]
+
+
+def _ct_pixels(ds, patient: SyntheticPatient, slice_hu: np.ndarray) -> None:
+    """Image Pixel, CT Image and VOI LUT modules: signed 16-bit values stored with a -1024 HU intercept."""
+    intercept = -1024.0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = patient.rows
+    ds.Columns = patient.columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.WindowCenter = ["40", "-600"]
+    ds.WindowWidth = ["400", "1500"]
+    ds.WindowCenterWidthExplanation = ["SOFT TISSUE", "LUNG"]
+    ds.RescaleIntercept = f"{intercept:g}"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.PixelData = (slice_hu.astype(np.int32) - int(intercept)).astype(np.int16).tobytes()
 
 
 def demo_patients(*, count: int = 4, slices: int = 80, rows: int = 512, columns: int = 512) -> list[SyntheticPatient]:
