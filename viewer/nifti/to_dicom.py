@@ -176,12 +176,9 @@ def nifti_to_series(
 ) -> ConvertedSeries:
     """Write the volume as one DICOM file per slice in out_dir; return the plan and the files in slice order."""
     plan = plan_series(volume, modality=modality, patient_id=patient_id, patient_name=patient_name)
-    layout = plan.layout
     encoding = encode_pixels(stored=volume.stored, slope=volume.slope, intercept=volume.intercept)
-    slices = layout.to_slices(encoding.stored)
+    slices = plan.layout.to_slices(encoding.stored)
     windows = _windows(encoding, modality)
-    orientation = [_ds(v) for v in layout.image_orientation_patient]
-    row_spacing, column_spacing = layout.pixel_spacing_mm
     sop_class = MODALITIES[modality]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,63 +190,84 @@ def nifti_to_series(
         ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if modality == "CT" else "OTHER"]
         ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = sop_uid
-        ds.StudyDate = ds.StudyTime = ""
-        ds.AccessionNumber = ""
-        ds.Modality = modality
-        ds.Manufacturer = "Readerboard NIfTI import"
-        ds.ReferringPhysicianName = ""
-        ds.StudyDescription = "NIfTI import"
-        ds.SeriesDescription = f"{source_stem(volume)} (NIfTI)"[:64]
-        ds.DerivationDescription = "Converted from NIfTI; voxels unchanged, axes swapped or flipped only"
-        ds.PatientName = plan.patient_name
-        ds.PatientID = plan.patient_id
-        ds.PatientBirthDate = ""
-        ds.PatientSex = ""
-        ds.StudyInstanceUID = plan.study_instance_uid
-        ds.SeriesInstanceUID = plan.series_instance_uid
-        ds.StudyID = "1"
-        ds.SeriesNumber = 1
-        ds.Laterality = ""
         ds.InstanceNumber = index + 1
-        ds.PatientPosition = ""
-        ds.FrameOfReferenceUID = plan.frame_of_reference_uid
-        ds.PositionReferenceIndicator = ""
-        position = layout.image_position_patient(index)
-        ds.ImagePositionPatient = [_ds(v) for v in position]
-        ds.ImageOrientationPatient = orientation
-        normal = np.cross(layout.image_orientation_patient[:3], layout.image_orientation_patient[3:])
-        ds.SliceLocation = _ds(float(normal @ np.array(position)))
-        ds.PixelSpacing = [_ds(row_spacing), _ds(column_spacing)]
-        ds.SliceThickness = _ds(layout.slice_spacing_mm)
-        ds.SpacingBetweenSlices = _ds(layout.slice_spacing_mm)
-        if modality == "CT":
-            ds.KVP = ""
-            ds.AcquisitionNumber = 1
-        else:
-            ds.ScanningSequence = "RM"  # research mode: the sequence is not known from a NIfTI
-            ds.SequenceVariant = "NONE"
-            ds.ScanOptions = ""
-            ds.MRAcquisitionType = ""
-            ds.EchoTime = ""
-            ds.EchoTrainLength = ""
-            ds.RepetitionTime = ""
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = layout.rows
-        ds.Columns = layout.columns
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1 if encoding.signed else 0
-        if modality == "CT" or (encoding.slope, encoding.intercept) != (1.0, 0.0):
-            # Required by CT; MR Image has no rescale, so MR carries one (Standard Extended) only when needed.
-            ds.RescaleIntercept = _ds(encoding.intercept)
-            ds.RescaleSlope = _ds(encoding.slope)
-            ds.RescaleType = "HU" if modality == "CT" else "US"
-        ds.WindowCenter = [_ds(center) for center, _, _ in windows]
-        ds.WindowWidth = [_ds(width) for _, width, _ in windows]
-        ds.WindowCenterWidthExplanation = [explanation for _, _, explanation in windows]
+        _patient_study_and_series(ds, plan=plan, volume=volume, modality=modality)
+        _image_plane(ds, layout=plan.layout, index=index)
+        _acquisition_unknown(ds, modality=modality)
+        _pixels(ds, layout=plan.layout, encoding=encoding, windows=windows, modality=modality)
         ds.PixelData = np.ascontiguousarray(slices[index]).tobytes()
         ds.save_as(path, enforce_file_format=True)
         converted.files.append(path)
     return converted
+
+
+def _patient_study_and_series(ds, *, plan: SeriesPlan, volume: NiftiVolume, modality: str) -> None:
+    """Patient, General Study, General Series and Frame of Reference: a NIfTI knows no dates or patient details."""
+    ds.StudyDate = ds.StudyTime = ""
+    ds.AccessionNumber = ""
+    ds.Modality = modality
+    ds.Manufacturer = "Readerboard NIfTI import"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = "NIfTI import"
+    ds.SeriesDescription = f"{source_stem(volume)} (NIfTI)"[:64]
+    ds.DerivationDescription = "Converted from NIfTI; voxels unchanged, axes swapped or flipped only"
+    ds.PatientName = plan.patient_name
+    ds.PatientID = plan.patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.StudyInstanceUID = plan.study_instance_uid
+    ds.SeriesInstanceUID = plan.series_instance_uid
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.Laterality = ""
+    ds.PatientPosition = ""
+    ds.FrameOfReferenceUID = plan.frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""
+
+
+def _image_plane(ds, *, layout: SliceLayout, index: int) -> None:
+    """Image Plane module of slice `index`, from the layout the affine gave."""
+    row_spacing, column_spacing = layout.pixel_spacing_mm
+    position = layout.image_position_patient(index)
+    ds.ImagePositionPatient = [_ds(v) for v in position]
+    ds.ImageOrientationPatient = [_ds(v) for v in layout.image_orientation_patient]
+    normal = np.cross(layout.image_orientation_patient[:3], layout.image_orientation_patient[3:])
+    ds.SliceLocation = _ds(float(normal @ np.array(position)))
+    ds.PixelSpacing = [_ds(row_spacing), _ds(column_spacing)]
+    ds.SliceThickness = _ds(layout.slice_spacing_mm)
+    ds.SpacingBetweenSlices = _ds(layout.slice_spacing_mm)
+
+
+def _acquisition_unknown(ds, *, modality: str) -> None:
+    """The CT or MR Image module's acquisition attributes, empty: a NIfTI does not say how it was acquired."""
+    if modality == "CT":
+        ds.KVP = ""
+        ds.AcquisitionNumber = 1
+    else:
+        ds.ScanningSequence = "RM"  # research mode: the sequence is not known from a NIfTI
+        ds.SequenceVariant = "NONE"
+        ds.ScanOptions = ""
+        ds.MRAcquisitionType = ""
+        ds.EchoTime = ""
+        ds.EchoTrainLength = ""
+        ds.RepetitionTime = ""
+
+
+def _pixels(ds, *, layout: SliceLayout, encoding: PixelEncoding, windows: list, modality: str) -> None:
+    """Image Pixel module, the rescale (CT always; MR only when not the identity) and the display windows."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = layout.rows
+    ds.Columns = layout.columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if encoding.signed else 0
+    if modality == "CT" or (encoding.slope, encoding.intercept) != (1.0, 0.0):
+        # Required by CT; MR Image has no rescale, so MR carries one (Standard Extended) only when needed.
+        ds.RescaleIntercept = _ds(encoding.intercept)
+        ds.RescaleSlope = _ds(encoding.slope)
+        ds.RescaleType = "HU" if modality == "CT" else "US"
+    ds.WindowCenter = [_ds(center) for center, _, _ in windows]
+    ds.WindowWidth = [_ds(width) for _, width, _ in windows]
+    ds.WindowCenterWidthExplanation = [explanation for _, _, explanation in windows]
