@@ -294,48 +294,10 @@ def _answer_gold(
     as gold lesions are paired); unpaired lesions have nothing to compare.
     """
     key = inputs.answer_key
-    questions = inputs.questions
-    spacing = inputs.geometry.slice_spacing_mm
-    key_lesions = key.lesions
-
-    def tally(into: dict, question: dict, answer, expected) -> None:
-        compared = answer_consensus.answer_matches_key(question, answer, expected)
-        if compared is None:
-            return
-        figures = into.setdefault(question["key"], {"n": 0, "correct": 0, "errors": []})
-        figures["n"] += 1
-        figures["correct"] += int(compared["correct"])
-        if "error" in compared:
-            figures["errors"].append(compared["error"])
-        if question["kind"] in ("single_choice", "yes_no", "likert"):
-            # (answer, key) pairs, for the confusion against gold of the results pages.
-            figures.setdefault("pairs", []).append([answer, expected])
-
-    readers: dict[str, dict] = {}
-    for read in reads:
-        figures: dict = {}
-        for question in questions.case:
-            tally(
-                figures,
-                question,
-                (read.answers.get("case") or {}).get(question["key"]),
-                (key.answers.get("case") or {}).get(question["key"]),
-            )
-        for pair in match_points(
-            [lesion.anchor_mm for lesion in read.lesions],
-            [lesion.size_mm for lesion in read.lesions],
-            [lesion.anchor_mm for lesion in key_lesions],
-            [lesion.size_mm for lesion in key_lesions],
-            slice_spacing_mm=spacing,
-        ):
-            mine = read.lesion_answers(read.lesions[pair.left].lesion_index)
-            expected = key.lesion_answers(key_lesions[pair.right].lesion_index)
-            for question in questions.lesion:
-                tally(figures, question, mine.get(question["key"]), expected.get(question["key"]))
-        readers[str(read.reader_id)] = figures
+    readers = {str(read.reader_id): _reader_answer_gold(read, inputs=inputs) for read in reads}
     consensus: dict = {}
-    for question in questions.case:
-        tally(
+    for question in inputs.questions.case:
+        _tally_answer(
             consensus,
             question,
             _consensus_value(question, case_consensus.get(question["key"], {})),
@@ -345,20 +307,60 @@ def _answer_gold(
     for pair in match_points(
         [lesion.anchor_mm for lesion in accepted],
         [lesion.long_axis_median_mm or 10.0 for lesion in accepted],
-        [lesion.anchor_mm for lesion in key_lesions],
-        [lesion.size_mm for lesion in key_lesions],
-        slice_spacing_mm=spacing,
+        [lesion.anchor_mm for lesion in key.lesions],
+        [lesion.size_mm for lesion in key.lesions],
+        slice_spacing_mm=inputs.geometry.slice_spacing_mm,
     ):
-        expected = key.lesion_answers(key_lesions[pair.right].lesion_index)
+        expected = key.lesion_answers(key.lesions[pair.right].lesion_index)
         values = lesion_consensus[str(accepted[pair.left].lesion_index)]
-        for question in questions.lesion:
-            tally(
+        for question in inputs.questions.lesion:
+            _tally_answer(
                 consensus,
                 question,
                 _consensus_value(question, values.get(question["key"], {})),
                 expected.get(question["key"]),
             )
     return {"answer_key_read_id": key.read_id, "readers": readers, "consensus": consensus}
+
+
+def _reader_answer_gold(read: ReadInput, *, inputs: CaseInputs) -> dict:
+    """One reader's answers against the key: the case's questions, then each lesion paired with a key lesion."""
+    key = inputs.answer_key
+    figures: dict = {}
+    for question in inputs.questions.case:
+        _tally_answer(
+            figures,
+            question,
+            (read.answers.get("case") or {}).get(question["key"]),
+            (key.answers.get("case") or {}).get(question["key"]),
+        )
+    for pair in match_points(
+        [lesion.anchor_mm for lesion in read.lesions],
+        [lesion.size_mm for lesion in read.lesions],
+        [lesion.anchor_mm for lesion in key.lesions],
+        [lesion.size_mm for lesion in key.lesions],
+        slice_spacing_mm=inputs.geometry.slice_spacing_mm,
+    ):
+        mine = read.lesion_answers(read.lesions[pair.left].lesion_index)
+        expected = key.lesion_answers(key.lesions[pair.right].lesion_index)
+        for question in inputs.questions.lesion:
+            _tally_answer(figures, question, mine.get(question["key"]), expected.get(question["key"]))
+    return figures
+
+
+def _tally_answer(into: dict, question: dict, answer, expected) -> None:
+    """Count one answer against the key's under the question's key (skipped when either is missing)."""
+    compared = answer_consensus.answer_matches_key(question, answer, expected)
+    if compared is None:
+        return
+    figures = into.setdefault(question["key"], {"n": 0, "correct": 0, "errors": []})
+    figures["n"] += 1
+    figures["correct"] += int(compared["correct"])
+    if "error" in compared:
+        figures["errors"].append(compared["error"])
+    if question["kind"] in ("single_choice", "yes_no", "likert"):
+        # (answer, key) pairs, for the confusion against gold of the results pages.
+        figures.setdefault("pairs", []).append([answer, expected])
 
 
 def _consensus_value(question: dict, summary: dict):
