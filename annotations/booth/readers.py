@@ -40,7 +40,7 @@ SIGN_IN_SCOPE = "reader"
 FAILED_PINS_PER_NAME = sign_in_limits.READER_PINS.free_guesses
 # The longest wait the slow-down asks for.
 FAILED_PINS_WINDOW_S = sign_in_limits.READER_PINS.max_delay_s
-DEFAULT_RATES = {"login": "20/min", "signup": "20/min"}
+DEFAULT_RATES = {"login": "20/min", "signup": "20/min", "console": "20/min"}
 MAX_YEARS_EXPERIENCE = 70
 
 
