@@ -15,9 +15,10 @@ Limits, per sign-in scope ("reader" PINs, "console" passwords):
   failures never slow the reader on a device they signed in on before;
 - per client address: `ADDRESS_GUESSES_PER_HOUR` guesses that did not succeed, from devices without a
   device cookie for the name (many names from one address);
-- and `check_window` for the plain per-address rate of sign-in and sign-up requests.
+- and `reserve_in_window`, the sliding window behind the per-address rate of sign-in and sign-up requests
+  (`readers.check_attempt_rate`).
 
-This module must never store or log a PIN or password, and never evaluate a guess it has not reserved.
+This module must never store or log a PIN or password; its callers must never check a guess before reserving it.
 """
 
 from __future__ import annotations
