@@ -160,7 +160,7 @@ def test_two_server_processes_on_redis_share_one_count_of_guesses(monkeypatch, r
 def test_per_process_memory_caches_would_each_allow_the_free_guesses(monkeypatch):
     # Why production needs a shared cache (annotations.checks): two processes, two memories, twice the guesses.
     make_reader()
-    processes = [LocMemCache(f"process-{n}", {}) for n in range(2)]
+    processes = [LocMemCache(f"process-{n}-{uuid.uuid4().hex}", {}) for n in range(2)]
     evaluated = 0
     for attempt in range(2 * readers.FAILED_PINS_PER_NAME):
         monkeypatch.setattr(sign_in_limits, "cache", processes[attempt % 2])
