@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from annotations.booth import teams
+from annotations.booth import names, teams
 from annotations.models import (
     Case,
     CaseConsensus,
@@ -28,20 +28,28 @@ class ReaderAdmin(admin.ModelAdmin):
     list_display = ("display_name", "pseudonym", "role", "team", "subspecialty", "years_experience", "created_at")
     list_filter = ("role",)
     search_fields = ("display_name", "pseudonym", "email")
-    readonly_fields = ("pseudonym", "consented_at", "created_at")
+    readonly_fields = ("pseudonym", "name_skeleton", "consented_at", "created_at")
     raw_id_fields = ("user", "team")
+
+    def save_model(self, request, obj: Reader, form, change) -> None:
+        # An admin's rename keeps the stored form and the look-alike key in step (no look-alike check:
+        # an admin may knowingly keep two similar names apart).
+        obj.display_name = names.normalise_name(obj.display_name)
+        obj.name_skeleton = names.name_skeleton(obj.display_name)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ("name", "pseudonym", "created_at")
     search_fields = ("name", "pseudonym")
-    readonly_fields = ("name_key", "pseudonym", "created_at")
+    readonly_fields = ("name_key", "name_skeleton", "pseudonym", "created_at")
 
     def save_model(self, request, obj: Team, form, change) -> None:
         # A renamed team is matched by its new name at sign-up.
         obj.name = teams.normalise_team_name(obj.name)
         obj.name_key = teams.team_key(obj.name)
+        obj.name_skeleton = names.name_skeleton(obj.name)
         super().save_model(request, obj, form, change)
 
 

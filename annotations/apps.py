@@ -7,4 +7,5 @@ class AnnotationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Console dashboards follow saved reads and consensus through post_save receivers.
+        from annotations import checks  # noqa: F401  (registers the deployment checks)
         from annotations.console import live  # noqa: F401

@@ -216,12 +216,19 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process's memory: enough for the embedded booth (one server process). Sign-in attempt counters
+    # must be shared by every web process, so production without Redis fails `check --deploy`
+    # (annotations.checks).
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth -------------------------------------------------------------------
+# Console (admin and researcher) passwords guard exports and accounts: Django's full validator set, 12
+# characters at least. Reader PINs are not passwords and never pass through these (pin_credentials).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Admin and researcher passwords use Django's default (PBKDF2); reader PINs a keyed HMAC written only by
 # annotations.booth.pin_credentials (a PIN has at most 10^8 values: a key outside the database protects
@@ -314,7 +321,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"login": "20/min", "signup": "20/min"},
+    # Sign-in requests per client address (annotations.booth.readers.check_attempt_rate).
+    "DEFAULT_THROTTLE_RATES": {"login": "20/min", "signup": "20/min", "console": "20/min"},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Readerboard API",

@@ -10,6 +10,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from annotations.booth.names import name_skeleton
 from annotations.booth.roles import ADMIN, READER, RESEARCHER, grant_role
 from annotations.models import Case, Lease, Read, Reader, Task
 
@@ -36,6 +37,7 @@ class ReaderFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory, roles=[READER])
     display_name = factory.Sequence(lambda n: f"Reader {n}")
+    name_skeleton = factory.LazyAttribute(lambda reader: name_skeleton(reader.display_name))
     role = "trainee"
     years_experience = 3
 

@@ -271,10 +271,26 @@ def test_booth_default_keeps_plain_http_working(data_dir):
 
 
 def test_deploy_check_is_clean_with_production_environment(data_dir):
-    result = run_python("", production_env(data_dir), "check", "--deploy", "--fail-level", "WARNING")
+    # Production runs with Redis (the check only reads the settings; nothing connects to it).
+    env = production_env(data_dir, REDIS_URL="redis://127.0.0.1:6379/15")
+
+    result = run_python("", env, "check", "--deploy", "--fail-level", "WARNING")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_deploy_check_fails_in_production_without_a_shared_cache_for_the_sign_in_limits(data_dir):
+    result = run_python("", production_env(data_dir), "check", "--deploy")
+
+    assert result.returncode != 0
+    assert "readerboard.E001" in result.stderr and "Set REDIS_URL" in result.stderr, result.stdout + result.stderr
+
+
+def test_the_booth_default_passes_the_ordinary_check_without_redis(data_dir):
+    result = run_python("", {"READERBOARD_DATA_DIR": str(data_dir)}, "check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_files_stay_under_the_data_dir_by_default(data_dir):

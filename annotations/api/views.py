@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -11,6 +14,7 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from annotations.api import serializers as s
@@ -86,6 +90,41 @@ def _enforce_csrf(request: Request) -> None:
     SessionAuthentication().enforce_csrf(request)
 
 
+def _sign_in_answer(
+    request: Request,
+    *,
+    scope: str,
+    serializer_class: type[Serializer],
+    sign_in_as: Callable[[dict, HttpRequest], Reader],
+    created: bool = False,
+) -> Response:
+    """Sign-up and sign-in alike: CSRF, the per-address rate, the body, one service, errors shaped once.
+
+    `sign_in_as(validated_data, http_request)` returns the reader or raises RegistrationError,
+    InvalidCredentials or TooManyAttempts; the session starts and the browser gets a device cookie.
+    """
+    _enforce_csrf(request)
+    http_request = request._request
+    try:
+        readers.check_attempt_rate(scope=scope, client_key=readers.client_address(http_request))
+        serializer = serializer_class(data=request.data)
+        if not serializer.is_valid():
+            return _errors(serializer.errors)
+        data = serializer.validated_data
+        reader = sign_in_as(data, http_request)
+    except readers.TooManyAttempts as exc:
+        return _too_many(exc)
+    except readers.RegistrationError as exc:
+        return _errors({exc.field: [str(exc)]})
+    except readers.InvalidCredentials:
+        return _errors({"non_field_errors": ["That name and PIN do not match. Check both and try again."]})
+    readers.sign_in(http_request, reader=reader, booth_mode=data["booth_mode"])
+    answer = Response(
+        {"reader": me_payload(request, reader)}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    )
+    return readers.remember_device(http_request, answer, reader=reader)
+
+
 class SignupView(ReadingAPIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
@@ -102,17 +141,8 @@ class SignupView(ReadingAPIView):
         summary="Sign up as a reader and start a session",
     )
     def post(self, request: Request) -> Response:
-        _enforce_csrf(request)
-        try:
-            readers.check_attempt_rate(scope="signup", client_key=readers.client_address(request._request))
-        except readers.TooManyAttempts as exc:
-            return _too_many(exc)
-        serializer = s.SignupSerializer(data=request.data)
-        if not serializer.is_valid():
-            return _errors(serializer.errors)
-        data = serializer.validated_data
-        try:
-            reader = readers.register_reader(
+        def register(data: dict, http_request: HttpRequest) -> Reader:
+            return readers.register_reader(
                 display_name=data["display_name"],
                 pin=data["pin"],
                 role=data["role"],
@@ -122,10 +152,10 @@ class SignupView(ReadingAPIView):
                 consented=data["consent"],
                 team=data["team"],
             )
-        except readers.RegistrationError as exc:
-            return _errors({exc.field: [str(exc)]})
-        readers.sign_in(request._request, reader=reader, booth_mode=data["booth_mode"])
-        return Response({"reader": me_payload(request, reader)}, status=status.HTTP_201_CREATED)
+
+        return _sign_in_answer(
+            request, scope="signup", serializer_class=s.SignupSerializer, sign_in_as=register, created=True
+        )
 
 
 class LoginView(ReadingAPIView):
@@ -144,25 +174,10 @@ class LoginView(ReadingAPIView):
         summary="Sign in with display name and PIN",
     )
     def post(self, request: Request) -> Response:
-        _enforce_csrf(request)
-        try:
-            readers.check_attempt_rate(scope="login", client_key=readers.client_address(request._request))
-        except readers.TooManyAttempts as exc:
-            return _too_many(exc)
-        serializer = s.LoginSerializer(data=request.data)
-        if not serializer.is_valid():
-            return _errors(serializer.errors)
-        data = serializer.validated_data
-        try:
-            reader = readers.authenticate_reader(
-                display_name=data["display_name"], pin=data["pin"], request=request._request
-            )
-        except readers.TooManyAttempts as exc:
-            return _too_many(exc)
-        except readers.InvalidCredentials:
-            return _errors({"non_field_errors": ["That name and PIN do not match. Check both and try again."]})
-        readers.sign_in(request._request, reader=reader, booth_mode=data["booth_mode"])
-        return Response({"reader": me_payload(request, reader)})
+        def authenticate(data: dict, http_request: HttpRequest) -> Reader:
+            return readers.authenticate_reader(display_name=data["display_name"], pin=data["pin"], request=http_request)
+
+        return _sign_in_answer(request, scope="login", serializer_class=s.LoginSerializer, sign_in_as=authenticate)
 
 
 class LogoutView(ReadingAPIView):

@@ -1,10 +1,12 @@
-"""Reader accounts: booth sign-up and sign-in with a display name and a short PIN, rate limits, booth sessions.
+"""Reader accounts: booth sign-up and sign-in with a display name and a short PIN, attempt limits, booth sessions.
 
 The PIN is kept in the Django user's password column as a keyed PIN hash (`pin_credentials`: a few
 microseconds, where PBKDF2 took half a CPU-second); older PBKDF2 PIN hashes are replaced at the next
-successful sign-in. Failed PINs lock the name (not the address, not other readers) for a while.
-This module must never store or log a PIN in clear, and must never say whether a
-failed sign-in had the wrong name or the wrong PIN (one answer for both).
+successful sign-in. Every PIN check is a guess reserved first in the shared cache (`sign_in_limits`):
+strangers' wrong PINs slow down guessing against a name, never the reader on a device that signed in
+under that name before (device cookie). Display names are stored normalised (`names`), and a name that
+looks like an existing one is refused. This module must never store or log a PIN in clear, and must
+never say whether a failed sign-in had the wrong name or the wrong PIN (one answer for both).
 Booth mode is a property of the browser session: it ends the session after a
 period of inactivity so the next person at a shared machine starts clean.
 """
@@ -19,24 +21,26 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
-from django.core.cache import cache
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from annotations.booth import pin_credentials, teams
+from annotations.booth import names, pin_credentials, sign_in_limits, teams
 from annotations.booth.roles import READER, grant_role, is_researcher_or_admin
+from annotations.booth.sign_in_limits import TooManyAttempts  # noqa: F401 (views catch readers.TooManyAttempts)
 from annotations.models import Reader
 from annotations.models.tasks import ReaderRole
 
 PIN_PATTERN = re.compile(r"^\d{4,8}$")
 BOOTH_MODE_KEY = "readerboard_booth_mode"
 BOOTH_SEEN_KEY = "readerboard_booth_seen_at"
-# A 4-digit PIN has 10,000 values: failed sign-ins per display name are capped
-# whatever address they come from, on top of the per-address rate.
-FAILED_PINS_PER_NAME = 10
-FAILED_PINS_WINDOW_S = 15 * 60
-DEFAULT_RATES = {"login": "20/min", "signup": "20/min"}
+SIGN_IN_SCOPE = "reader"
+# A 4-digit PIN has 10,000 values: wrong PINs against one name from devices that never signed in under it
+# are slowed down whatever address they come from (sign_in_limits.READER_PINS), on top of the per-address rate.
+FAILED_PINS_PER_NAME = sign_in_limits.READER_PINS.free_guesses
+# The longest wait the slow-down asks for.
+FAILED_PINS_WINDOW_S = sign_in_limits.READER_PINS.max_delay_s
+DEFAULT_RATES = {"login": "20/min", "signup": "20/min", "console": "20/min"}
 MAX_YEARS_EXPERIENCE = 70
 
 
@@ -52,17 +56,9 @@ class InvalidCredentials(Exception):
     """The display name and PIN do not match a reader (deliberately not saying which is wrong)."""
 
 
-class TooManyAttempts(Exception):
-    """Too many attempts from one address or against one name; retry after `retry_after_s`."""
-
-    def __init__(self, retry_after_s: int):
-        super().__init__(f"too many attempts; try again in {retry_after_s} s")
-        self.retry_after_s = retry_after_s
-
-
 def normalise_display_name(display_name: str) -> str:
-    """Return a display name with outer space stripped and inner runs of space collapsed."""
-    return re.sub(r"\s+", " ", display_name.strip())
+    """Return the stored form of a display name (NFKC, invisible characters removed, spaces collapsed)."""
+    return names.normalise_name(display_name)
 
 
 def username_for(display_name: str) -> str:
@@ -107,13 +103,26 @@ def register_reader(
     username = username_for(name)
     if User.objects.filter(username=username).exists() or Reader.objects.filter(display_name__iexact=name).exists():
         raise RegistrationError("display_name", f"The name {name!r} is taken; choose another or sign in.")
+    skeleton = names.name_skeleton(name)
+    look_alike = Reader.objects.filter(name_skeleton=skeleton).only("display_name").first() if skeleton else None
+    if look_alike is not None:
+        raise RegistrationError(
+            "display_name",
+            f"The name {name!r} looks like the name of another reader ({look_alike.display_name!r}) on the "
+            "leaderboard; choose a clearly different one, or sign in if it is yours.",
+        )
+    try:
+        reader_team = teams.team_for_name(team_name)
+    except teams.TeamNameError as exc:
+        raise RegistrationError("team", str(exc)) from None
     user = User(username=username, email=User.objects.normalize_email(email), password=pin_hash)
     user.save()
     grant_role(user, READER)
     return Reader.objects.create(
-        team=teams.team_for_name(team_name),
+        team=reader_team,
         user=user,
         display_name=name,
+        name_skeleton=skeleton,
         email=email,
         role=role,
         subspecialty=subspecialty.strip(),
@@ -125,67 +134,65 @@ def register_reader(
 def authenticate_reader(*, display_name: str, pin: str, request: HttpRequest | None = None) -> Reader:
     """Return the active reader with this display name and PIN; raise InvalidCredentials or TooManyAttempts.
 
-    A name with FAILED_PINS_PER_NAME wrong PINs in FAILED_PINS_WINDOW_S is locked until the window ends,
-    right PIN or not; the check is one cache read before any query, so a locked name costs others nothing.
+    The guess is reserved before any query or PIN check (`sign_in_limits.reserve_guess`): on the
+    counter of this browser's device cookie when it names this reader, else on the name's counter
+    shared by every unknown device and on the address's counter. A refused guess costs one or two cache
+    operations and nothing else.
     """
-    name_key = _name_key(display_name)
-    locked_until_s = cache.get(name_key + ":locked")
-    if locked_until_s is not None:
-        raise TooManyAttempts(max(1, int(locked_until_s - time.time()) + 1))
+    request_cookies = request.COOKIES if request is not None else {}
+    reservation = sign_in_limits.reserve_guess(
+        scope=SIGN_IN_SCOPE,
+        identity=username_for(display_name or ""),
+        policy=sign_in_limits.READER_PINS,
+        client_key=client_address(request) if request is not None else None,
+        device_cookie=request_cookies.get(sign_in_limits.DEVICE_COOKIE),
+    )
     pin = pin or ""
     user = (
         get_user_model()
         .objects.select_related("reader")
-        .filter(username=username_for(display_name), is_active=True)
+        .filter(username=username_for(display_name or ""), is_active=True)
         .first()
     )
     reader = getattr(user, "reader", None) if user is not None else None
     if reader is None:
         pin_credentials.spend_equal_time(pin)
-        _count_failure(name_key)
+        sign_in_limits.guess_failed(reservation)
         raise InvalidCredentials("that name and PIN do not match a reader")
     matches, needs_rehash = pin_credentials.check_stored_pin(pin, user.password)
     if not matches:
-        _count_failure(name_key)
+        sign_in_limits.guess_failed(reservation)
         raise InvalidCredentials("that name and PIN do not match a reader")
     if needs_rehash and not (user.is_staff or user.is_superuser or is_researcher_or_admin(user)):
         # A PIN stored by the old PBKDF2 path: keep the keyed PIN hash from now on (admins and
         # researchers with a reader profile keep their strong hash).
         user.password = pin_credentials.hash_pin(pin)
         user.save(update_fields=["password"])
-    cache.delete(name_key)
+    sign_in_limits.guess_succeeded(reservation)
     return reader
 
 
-def _count_failure(name_key: str) -> None:
-    """Count one wrong PIN against a name; at the limit, lock the name for the rest of the window."""
-    if cache.add(name_key, 1, FAILED_PINS_WINDOW_S):
-        failures = 1
-    else:
-        try:
-            failures = cache.incr(name_key)
-        except ValueError:  # expired between add and incr
-            cache.set(name_key, 1, FAILED_PINS_WINDOW_S)
-            failures = 1
-    if failures >= FAILED_PINS_PER_NAME:
-        cache.set(name_key + ":locked", time.time() + FAILED_PINS_WINDOW_S, FAILED_PINS_WINDOW_S)
-        cache.delete(name_key)
+def remember_device(request: HttpRequest, response: HttpResponse, *, reader: Reader) -> HttpResponse:
+    """Give the browser a device cookie naming `reader`, after a sign-in or sign-up on it."""
+    return sign_in_limits.remember_device(
+        request, response, scope=SIGN_IN_SCOPE, identity=username_for(reader.display_name)
+    )
 
 
 def check_attempt_rate(*, scope: str, client_key: str, now_s: float | None = None) -> None:
-    """Count one attempt of `scope` ("login", "signup") from `client_key`; raise TooManyAttempts over the rate.
+    """Count one attempt of `scope` ("login", "signup", "console") from `client_key`; TooManyAttempts over the rate.
 
     Rates are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope] ("20/min"), so the API and the
-    HTML forms share one budget per address.
+    HTML forms share one budget per address. The attempt is counted atomically in the shared cache
+    (a sliding window of sub-window counters), so parallel requests never get past the rate together.
     """
     limit, window_s = _parse_rate(_rate_for(scope))
-    now_s = time.time() if now_s is None else now_s
-    key = f"readerboard:rate:{scope}:{client_key}"
-    history = [t for t in cache.get(key, []) if t > now_s - window_s]
-    if len(history) >= limit:
-        raise TooManyAttempts(max(1, int(history[0] + window_s - now_s) + 1))
-    history.append(now_s)
-    cache.set(key, history, window_s)
+    sign_in_limits.reserve_in_window(
+        key=f"readerboard:rate:{scope}:{client_key}",
+        limit=limit,
+        window_s=window_s,
+        now_s=time.time() if now_s is None else now_s,
+    )
 
 
 def client_address(request: HttpRequest) -> str:
@@ -250,13 +257,6 @@ class BoothStatus:
 
 def booth_status(request: HttpRequest) -> BoothStatus:
     return BoothStatus(booth_mode=is_booth_session(request), idle_seconds=booth_idle_seconds())
-
-
-def _name_key(display_name: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(username_for(display_name or "").encode()).hexdigest()[:32]
-    return f"readerboard:failed-pin:{digest}"
 
 
 def _rate_for(scope: str) -> str:

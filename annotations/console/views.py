@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_de
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations.api.exports import visible_jobs
+from annotations.booth import readers, sign_in_limits
 from annotations.booth.roles import is_admin
 from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
 from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
@@ -77,11 +78,52 @@ def _context(request: HttpRequest, section: str, **extra) -> dict:
 
 
 class ConsoleLoginView(LoginView):
+    """Django's login form behind the sign-in limits readers have (sign_in_limits, scope "console").
+
+    The password is only checked (a PBKDF2 hash, half a CPU-second) once a guess is reserved: strangers
+    get an exponential slow-down per username and per address, answered 429 with Retry-After, while an
+    admin's browser that signed in before keeps its own counter (device cookie).
+    """
+
     template_name = "console/login.html"
     redirect_authenticated_user = False
 
     def get_default_redirect_url(self):
         return reverse("console:home")
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        identity = console_identity(request.POST.get("username", ""))
+        try:
+            readers.check_attempt_rate(scope="console", client_key=readers.client_address(request))
+            reservation = sign_in_limits.reserve_guess(
+                scope=CONSOLE_SCOPE,
+                identity=identity,
+                policy=sign_in_limits.CONSOLE_PASSWORDS,
+                client_key=readers.client_address(request),
+                device_cookie=request.COOKIES.get(sign_in_limits.DEVICE_COOKIE),
+            )
+        except sign_in_limits.TooManyAttempts as exc:
+            # An unbound form: binding it would check the password, the very work being refused.
+            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+            refusal = f"Too many sign-in attempts. Try again in {exc.retry_after_s} s."
+            response = self.render_to_response(self.get_context_data(form=form, refusal=refusal), status=429)
+            response["Retry-After"] = str(exc.retry_after_s)
+            return response
+        form = self.get_form()
+        if not form.is_valid():
+            sign_in_limits.guess_failed(reservation)
+            return self.form_invalid(form)
+        sign_in_limits.guess_succeeded(reservation)
+        response = self.form_valid(form)
+        return sign_in_limits.remember_device(request, response, scope=CONSOLE_SCOPE, identity=identity)
+
+
+CONSOLE_SCOPE = "console"
+
+
+def console_identity(username: str) -> str:
+    """Return the key a console username's attempts are counted under (case and outer space ignored)."""
+    return username.strip().casefold()
 
 
 class ConsoleLogoutView(LogoutView):

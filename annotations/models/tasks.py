@@ -33,6 +33,8 @@ class Team(models.Model):
     name = models.CharField(max_length=80)
     # The case- and space-insensitive form: "Mass General " and "mass  general" are one team.
     name_key = models.CharField(max_length=80, unique=True)
+    # TR39 skeleton (annotations.booth.names): a new team whose name merely looks like this one is refused.
+    name_skeleton = models.CharField(max_length=255, blank=True, default="", db_index=True)
     # Stable pseudonym used in exports unless an admin asks for team names.
     pseudonym = models.CharField(max_length=16, unique=True, default=new_team_pseudonym)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,6 +51,8 @@ class Reader(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reader")
     display_name = models.CharField(max_length=80, unique=True)
+    # TR39 skeleton (annotations.booth.names): a new name that merely looks like this one is refused.
+    name_skeleton = models.CharField(max_length=255, blank=True, default="", db_index=True)
     email = models.EmailField(blank=True)
     role = models.CharField(max_length=16, choices=ReaderRole.choices, default=ReaderRole.OTHER)
     subspecialty = models.CharField(max_length=80, blank=True)

@@ -101,7 +101,9 @@ def signup(request: HttpRequest) -> HttpResponse:
             readers.check_attempt_rate(scope="signup", client_key=readers.client_address(request))
         except readers.TooManyAttempts as exc:
             form.add_error(None, f"Too many sign-ups from this machine. Try again in {exc.retry_after_s} s.")
-            return render(request, "annotations/signup.html", {"form": form, "next": next_url}, status=429)
+            response = render(request, "annotations/signup.html", {"form": form, "next": next_url}, status=429)
+            response["Retry-After"] = str(exc.retry_after_s)
+            return response
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -120,7 +122,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             else:
                 readers.sign_in(request, reader=reader, booth_mode=data["booth_mode"])
                 messages.success(request, f"Welcome, {reader.display_name}! Pick a task to start reading.")
-                return _after_sign_in(next_url)
+                return _after_sign_in(request, next_url, reader=reader)
     response = render(request, "annotations/signup.html", {"form": form, "next": next_url, "section": "signup"})
     return _remember_booth_device(request, response)
 
@@ -131,6 +133,7 @@ def login(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     form = LoginForm(request.POST or None, initial={"booth_mode": _is_booth_device(request)})
     status = 200
+    retry_after_s = None
     if request.method == "POST":
         try:
             readers.check_attempt_rate(scope="login", client_key=readers.client_address(request))
@@ -139,15 +142,19 @@ def login(request: HttpRequest) -> HttpResponse:
                     display_name=form.cleaned_data["display_name"], pin=form.cleaned_data["pin"], request=request
                 )
                 readers.sign_in(request, reader=reader, booth_mode=form.cleaned_data["booth_mode"])
-                return _after_sign_in(next_url)
+                return _after_sign_in(request, next_url, reader=reader)
         except readers.TooManyAttempts as exc:
             form.add_error(None, f"Too many attempts. Try again in {exc.retry_after_s} s.")
             status = 429
+            retry_after_s = exc.retry_after_s
         except readers.InvalidCredentials:
             form.add_error(None, "That name and PIN do not match. Check both and try again.")
             status = 400
     context = {"form": form, "next": next_url, "section": "login"}
-    return _remember_booth_device(request, render(request, "annotations/login.html", context, status=status))
+    response = render(request, "annotations/login.html", context, status=status)
+    if retry_after_s is not None:
+        response["Retry-After"] = str(retry_after_s)
+    return _remember_booth_device(request, response)
 
 
 @require_POST
@@ -253,5 +260,6 @@ def _tool_labels(task: Task) -> list[str]:
     return [labels.get(tool, tool) for tool in task.tools or []]
 
 
-def _after_sign_in(next_url: str) -> HttpResponse:
-    return HttpResponseRedirect(next_url or "/")
+def _after_sign_in(request: HttpRequest, next_url: str, *, reader) -> HttpResponse:
+    # The device cookie: this browser's later sign-ins under this name are not slowed by strangers' guesses.
+    return readers.remember_device(request, HttpResponseRedirect(next_url or "/"), reader=reader)

@@ -88,16 +88,23 @@ def test_a_name_is_locked_after_too_many_wrong_pins_even_with_the_right_one():
         readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
 
 
-def test_a_locked_name_says_how_long_until_the_window_ends():
+def test_past_the_free_guesses_each_wrong_pin_doubles_the_wait_and_the_refusal_says_how_long(monkeypatch):
     make_reader()
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the cache's expiry reads the same clock
     for _ in range(readers.FAILED_PINS_PER_NAME):
         with pytest.raises(readers.InvalidCredentials):
             readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
+    waits = []
+    for _ in range(6):
+        with pytest.raises(readers.TooManyAttempts) as caught:
+            readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
+        waits.append(caught.value.retry_after_s)
+        clock[0] += caught.value.retry_after_s
+        with pytest.raises(readers.InvalidCredentials):
+            readers.authenticate_reader(display_name="Dr Ada Test", pin="0000")
 
-    with pytest.raises(readers.TooManyAttempts) as caught:
-        readers.authenticate_reader(display_name="Dr Ada Test", pin="2468")
-
-    assert readers.FAILED_PINS_WINDOW_S - 5 <= caught.value.retry_after_s <= readers.FAILED_PINS_WINDOW_S + 1
+    assert waits == [30, 60, 120, 240, 480, readers.FAILED_PINS_WINDOW_S]
 
 
 def test_a_locked_name_does_not_lock_another_reader():
