@@ -8,7 +8,9 @@ instance is a no-op. Study, series or instance UIDs that are not DICOM UIDs (so 
 DICOMweb URL can name them) are replaced by UIDs derived from them, the same on
 every import. A bad file is reported by name with the reason and never leaves a half
 record or a stray file behind. Zips are extracted defensively (no traversal,
-bounded size and count, streamed to disk).
+bounded size and count, streamed to disk). NIfTI volumes (`.nii`, `.nii.gz`, or a NIfTI header
+in an upload or zip member) are converted to a DICOM series first (viewer.nifti) and their
+slices imported like any other file; label maps beside them are checked, not imported.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from django.db import IntegrityError, transaction
 from pydicom.errors import InvalidDicomError
 
 from viewer.models import Collection, Instance, Series, Study
+from viewer.nifti.importing import NiftiOptions, NiftiSource, convert_sources, is_nifti_source
 from viewer.services import phi, stored_files
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 IMPORTED = "imported"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+# Read and checked but not imported as images (a label map beside its NIfTI image).
+SKIPPED = "skipped"
 
 
 class UnsafeArchiveError(ValueError):
@@ -72,17 +77,22 @@ class ImportReport:
     def rejected(self) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == REJECTED)
 
+    @property
+    def skipped(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == SKIPPED)
+
     def rejected_by_reason(self) -> dict[str, int]:
         return dict(Counter(o.reason.split(":")[0] for o in self.outcomes if o.status == REJECTED))
 
     def phi_summary(self) -> dict[str, int]:
-        return phi.summarise([list(o.phi_attributes) for o in self.outcomes if o.status != REJECTED])
+        return phi.summarise([list(o.phi_attributes) for o in self.outcomes if o.status in (IMPORTED, DUPLICATE)])
 
     def summary(self) -> dict:
         return {
             "imported": self.imported,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "skipped": self.skipped,
             "rejected_by_reason": self.rejected_by_reason(),
             "phi": self.phi_summary(),
         }
@@ -97,12 +107,16 @@ def import_paths(
     collection_name: str | None = None,
     progress: ProgressCallback | None = None,
     deidentify: bool = False,
+    nifti: NiftiOptions | None = None,
 ) -> ImportReport:
-    """Import every DICOM file found in paths (files, folders, zips); return the per-file report."""
+    """Import every DICOM file found in paths (files, folders, zips, NIfTI volumes); return the per-file report.
+
+    `nifti` says how NIfTI volumes are converted (modality, patient); MR and the file's stem without it.
+    """
     collection = Collection.objects.get_or_create(name=collection_name)[0] if collection_name else None
     report = ImportReport()
     with tempfile.TemporaryDirectory(dir=_tmp_dir(), prefix="import-") as scratch:
-        sources = list(_expand_sources([Path(p) for p in paths], Path(scratch), report))
+        sources = list(_expand_sources([Path(p) for p in paths], Path(scratch), report, nifti or NiftiOptions()))
         total = len(sources) + len(report.outcomes)
         for display_name, path in sources:
             outcome = import_file(path, display_name=display_name, collection=collection, deidentify=deidentify)
@@ -481,8 +495,30 @@ def _tmp_dir() -> Path:
     return directory
 
 
-def _expand_sources(paths: list[Path], scratch: Path, report: ImportReport) -> Iterator[tuple[str, Path]]:
-    """Yield (display name, file path) for every candidate file; unsafe zips are reported, not expanded."""
+def _expand_sources(
+    paths: list[Path], scratch: Path, report: ImportReport, nifti: NiftiOptions
+) -> Iterator[tuple[str, Path]]:
+    """Yield (display name, file path) for every candidate file; unsafe zips and refused NIfTI files are reported.
+
+    NIfTI volumes come last, as the DICOM slices they were converted to, named '<file>:<slice file>'
+    like zip members (so the console maps them back to the dropped file).
+    """
+    nifti_sources: list[NiftiSource] = []
+    for display_name, path, slice_prefix in _candidate_files(paths, scratch, report):
+        if is_nifti_source(display_name=display_name, path=path):
+            nifti_sources.append(NiftiSource(display_name, path, slice_prefix))
+        else:
+            yield display_name, path
+    if not nifti_sources:
+        return
+    conversion = convert_sources(nifti_sources, scratch=scratch / "nifti", options=nifti)
+    report.outcomes.extend(FileOutcome(name, REJECTED, reason) for name, reason in conversion.refused)
+    report.outcomes.extend(FileOutcome(name, SKIPPED, note) for name, note in conversion.label_maps)
+    yield from conversion.slices
+
+
+def _candidate_files(paths: list[Path], scratch: Path, report: ImportReport) -> Iterator[tuple[str, Path, str]]:
+    """Yield (display name, file path, short name) for every file, zip members extracted; unsafe zips are reported."""
     for root in paths:
         if not root.exists():
             report.outcomes.append(FileOutcome(str(root), REJECTED, "not found: no such file or folder"))
@@ -497,9 +533,9 @@ def _expand_sources(paths: list[Path], scratch: Path, report: ImportReport) -> I
                     report.outcomes.append(FileOutcome(str(candidate), REJECTED, f"unsafe zip: {error}"))
                     continue
                 for member_name, member_path in extracted:
-                    yield f"{candidate.name}:{member_name}", member_path
+                    yield f"{candidate.name}:{member_name}", member_path, f"{candidate.name}:{member_name}"
             else:
-                yield str(candidate), candidate
+                yield str(candidate), candidate, candidate.name
 
 
 def safe_extract_zip(archive: Path, target: Path) -> list[tuple[str, Path]]:
