@@ -27,6 +27,7 @@ from annotations.console.permissions import admin_api, admin_page, staff_api, st
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
 from annotations.core.answers import KINDS
+from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
@@ -490,7 +491,9 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
                 "tasks",
                 task=task,
                 **follow_up_results.follow_up_results(task=task, case_id=int(case_id) if case_id.isdigit() else None),
-                export_formats=[(value, label) for value, label in ExportJob.Format.choices if value != "seg"],
+                export_formats=[
+                    (value, label) for value, label in ExportJob.Format.choices if value in FOLLOW_UP_FORMATS
+                ],
                 exports=visible_jobs(request.user).filter(task=task)[:10],
             ),
         )
