@@ -348,6 +348,10 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
     plain = gzip.decompress(good.read_bytes())
     (folder / "cut.nii").write_bytes(plain[: len(plain) - 10])
     (folder / "notes.nii").write_text("subject 12: scan repeated\n" * 40)
+    unoriented = nib.Nifti1Image(data, AFFINES["identity"])
+    unoriented.set_qform(None, code=0)
+    unoriented.set_sform(None, code=0)
+    nib.save(unoriented, folder / "unoriented.nii.gz")
     good.unlink()
     return {
         "singular.nii.gz": "unusable affine: singular affine",
@@ -356,6 +360,7 @@ def _bad_inputs(folder: Path) -> dict[str, str]:
         "truncated.nii.gz": "truncated or corrupt NIfTI",
         "cut.nii": "truncated or corrupt NIfTI",
         "notes.nii": "not NIfTI",
+        "unoriented.nii.gz": "no orientation",
     }
 
 
@@ -421,7 +426,10 @@ def test_import_command_converts_a_folder_with_a_label_map_and_a_rerun_is_a_no_o
 
     assert "imported 10, duplicates 0, rejected 1, skipped 1" in out.getvalue()
     assert f"rejected {folder / 'case8_t1.nii.gz'}: truncated or corrupt NIfTI" in err.getvalue()
-    assert "case7_seg.nii.gz: label map, checked against its image (case7_flair: labels 1 (1 slices)" in out.getvalue()
+    assert (
+        "case7_seg.nii.gz: label map of case7_flair, case7_t1, checked: labels 1 (1 slice), 2 (3 slices); "
+        "not imported as images"
+    ) in out.getvalue()
     series = Series.objects.filter(study__patient_id="RB-NII-7").order_by("series_description")
     assert [s.series_description for s in series] == ["case7_flair (NIfTI)", "case7_t1 (NIfTI)"]
     first = series[1].instances.first()

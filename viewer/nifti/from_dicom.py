@@ -44,6 +44,9 @@ def _floats(ds: pydicom.Dataset, keyword: str, count: int) -> list[float]:
 def series_affine_lps(instances: Instances) -> np.ndarray:
     """Return the affine mapping (column, row, slice index, 1) to LPS mm; refuse a series no affine describes."""
     datasets = _datasets(instances, pixels=False)
+    for ds in datasets:
+        if int(ds.get("NumberOfFrames") or 1) != 1:
+            raise ValueError(f"instance {ds.get('SOPInstanceUID', '?')} has {ds.NumberOfFrames} frames: one per slice")
     orientation = np.array(_floats(datasets[0], "ImageOrientationPatient", 6))
     spacing = _floats(datasets[0], "PixelSpacing", 2)
     shape = (int(datasets[0].Rows), int(datasets[0].Columns))

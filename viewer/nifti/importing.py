@@ -125,13 +125,9 @@ def convert_sources(sources: list[NiftiSource], *, scratch: Path, options: Nifti
             conversion.refused.append((label_source.display_name, conversion_note))
         else:
             conversion.label_masks.extend(conversion_note)
-            described = "; ".join(f"{nifti_stem(m.image_name)}: {m.description()}" for m in conversion_note)
-            conversion.label_maps.append(
-                (
-                    label_source.display_name,
-                    f"label map, checked against its image ({described}); not imported as images",
-                )
-            )
+            images_named = ", ".join(nifti_stem(masks.image_name) for masks in conversion_note)
+            note = f"label map of {images_named}, checked: {conversion_note[0].description()}; not imported as images"
+            conversion.label_maps.append((label_source.display_name, note))
     return conversion
 
 

@@ -41,11 +41,15 @@ class LabelMasks:
         return tuple(sorted(self.masks))
 
     def description(self) -> str:
-        """Return e.g. 'labels 1 (12 slices), 2 (3 slices)', or 'no labels'."""
+        """Return e.g. 'labels 1 (12 slices), 2 (1 slice)', or 'no labels'."""
         if not self.masks:
             return "no labels"
-        parts = [f"{label} ({len(self.masks[label])} slices)" for label in self.labels]
+        parts = [f"{label} ({_count(len(self.masks[label]), 'slice')})" for label in self.labels]
         return ("label " if len(parts) == 1 else "labels ") + ", ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def image_stem_of_label_map(name: str, *, suffixes: Iterable[str] = LABEL_MAP_SUFFIXES) -> str | None:
