@@ -31,6 +31,7 @@ from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
+from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.questions.presets import PRESETS, preset_question
 from annotations.questions.services import current_question_set
 from viewer.models import Collection, ImportJob, Instance, Series
@@ -508,10 +509,16 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
             answers=results.question_results(task=task),
             plots=results.PLOTS,
             export_formats=ExportJob.Format.choices,
+            **_model_report(task),
             # The export API's own visibility rule, so every listed download link works for this user.
             exports=visible_jobs(request.user).filter(task=task)[:10],
         ),
     )
+
+
+def _model_report(task: Task) -> dict:
+    rows = model_vs_crowd(task=task)
+    return {"model_rows": rows, "model_summaries": model_summaries(rows)}
 
 
 @staff_page

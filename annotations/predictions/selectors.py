@@ -1,0 +1,140 @@
+"""Model versus crowd: how a model's predicted masks agree with the crowd's consensus and the answer keys.
+
+Per case with a prediction: Dice with the union of the current consensus lesions' masks, and on gold cases
+with the answer key's masks; per model: the mean Dice over cases. Reads only; never stores anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotations.core import mask_rle
+from annotations.exports import csv_export
+from annotations.models import Case, CaseConsensus, ModelPrediction, Task
+from annotations.reading.answer_keys import answer_keys_of_task
+
+Planes = dict[tuple[str, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ModelCaseRow:
+    case_id: int
+    case_label: str
+    is_gold: bool
+    model_name: str
+    voxels: int
+    crowd_voxels: int | None
+    dice_crowd: float | None
+    answer_key_voxels: int | None
+    dice_answer_key: float | None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_name: str
+    cases: int
+    mean_dice_crowd: float | None
+    mean_dice_answer_key: float | None
+
+
+def _planes(entries, *, shapes: dict[str, tuple[int, int]]) -> Planes:
+    planes: Planes = {}
+    for uid, frame, counts in entries:
+        key = (uid, int(frame))
+        plane = mask_rle.decode(counts, rows=shapes[uid][0], columns=shapes[uid][1])
+        planes[key] = planes[key] | plane if key in planes else plane
+    return planes
+
+
+def dice(first: Planes, second: Planes) -> float | None:
+    """Dice of two masks given by (slice, frame) planes; None when both are empty."""
+    size = sum(int(p.sum()) for p in first.values()) + sum(int(p.sum()) for p in second.values())
+    if size == 0:
+        return None
+    overlap = sum(int((first[key] & second[key]).sum()) for key in first.keys() & second.keys())
+    return 2 * overlap / size
+
+
+def _voxels(planes: Planes) -> int:
+    return sum(int(p.sum()) for p in planes.values())
+
+
+def _shapes(case: Case) -> dict[str, tuple[int, int]]:
+    return {
+        uid: (rows, columns)
+        for uid, rows, columns in case.series.instances.values_list("sop_instance_uid", "rows", "columns")
+    }
+
+
+def model_vs_crowd(*, task: Task) -> list[ModelCaseRow]:
+    """Return one row per (case, model) prediction of the task, in case order."""
+    predictions = list(ModelPrediction.objects.filter(case__task=task).select_related("case__series"))
+    if not predictions:
+        return []
+    consensus: dict[int, CaseConsensus] = {}
+    for row in csv_export.current_consensus(task).prefetch_related("lesions"):
+        consensus.setdefault(row.case_id, row)
+    keys = answer_keys_of_task(task_id=task.pk)
+    rows = []
+    shapes_by_case: dict[int, dict] = {}
+    for prediction in predictions:
+        case = prediction.case
+        shapes = shapes_by_case.setdefault(case.pk, _shapes(case))
+        predicted = _planes(
+            ((e["sop_instance_uid"], e.get("frame", 1), e["counts"]) for e in prediction.mask_slices), shapes=shapes
+        )
+        crowd = key_planes = None
+        if case.pk in consensus:
+            crowd = _planes(
+                (
+                    (e["sop_instance_uid"], e.get("frame", 1), e["counts"])
+                    for lesion in consensus[case.pk].lesions.all()
+                    if lesion.accepted and lesion.mask_slices
+                    for e in lesion.mask_slices
+                ),
+                shapes=shapes,
+            )
+        if case.pk in keys:
+            key_planes = _planes(
+                (
+                    (m.instance.sop_instance_uid, m.frame, m.counts)
+                    for m in keys[case.pk].mask_slices.select_related("instance")
+                ),
+                shapes=shapes,
+            )
+        rows.append(
+            ModelCaseRow(
+                case_id=case.pk,
+                case_label=str(case),
+                is_gold=case.is_gold,
+                model_name=prediction.model_name,
+                voxels=_voxels(predicted),
+                crowd_voxels=_voxels(crowd) if crowd is not None else None,
+                dice_crowd=dice(predicted, crowd) if crowd is not None else None,
+                answer_key_voxels=_voxels(key_planes) if key_planes is not None else None,
+                dice_answer_key=dice(predicted, key_planes) if key_planes is not None else None,
+            )
+        )
+    return rows
+
+
+def model_summaries(rows: list[ModelCaseRow]) -> list[ModelSummary]:
+    """Per model: cases predicted and mean Dice against the crowd and against answer keys (None without any)."""
+
+    def mean(values: list[float]) -> float | None:
+        return float(np.mean(values)) if values else None
+
+    summaries = []
+    for name in sorted({row.model_name for row in rows}):
+        mine = [row for row in rows if row.model_name == name]
+        summaries.append(
+            ModelSummary(
+                model_name=name,
+                cases=len(mine),
+                mean_dice_crowd=mean([r.dice_crowd for r in mine if r.dice_crowd is not None]),
+                mean_dice_answer_key=mean([r.dice_answer_key for r in mine if r.dice_answer_key is not None]),
+            )
+        )
+    return summaries
