@@ -6,9 +6,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from annotations.demo.nifti_demo import SHAPE, make_nifti_demo, synthetic_t1
+from annotations.demo.nifti_demo import DEMO_MODEL, SHAPE, make_nifti_demo, synthetic_t1
 from annotations.exports import export_to_path
 from annotations.models import Read
+from annotations.predictions.selectors import model_vs_crowd
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +33,11 @@ def test_the_nifti_demo_makes_gold_cases_with_label_map_answer_keys_that_export_
     with zipfile.ZipFile(export_to_path(task=task, fmt="nnunet", out=tmp_path).path) as archive:
         document = json.loads(archive.read("dataset.json"))
     assert document["channel_names"] == {"0": "MR"} and document["numTraining"] == 2
+
+
+def test_the_demo_models_predictions_are_close_to_but_not_the_answer_keys():
+    task = make_nifti_demo(cases=1)
+
+    (row,) = model_vs_crowd(task=task)
+    assert row.model_name == DEMO_MODEL and row.is_gold
+    assert 0.5 < row.dice_answer_key < 1.0

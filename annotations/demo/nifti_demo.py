@@ -3,7 +3,9 @@
 Writes a few small synthetic T1-weighted brain volumes with one hypointense lesion each as NIfTI
 (`case<n>_t1.nii.gz` + `case<n>_seg.nii.gz`, as ATLAS and BraTS ship them), imports them the way
 `manage.py import_nifti_labels` does, so each becomes a gold case whose answer key is its label map.
-Readers then paint masks on them in the booth, and the task exports as nnU-Net or MONAI datasets. Dev and
+Readers then paint masks on them in the booth, and the task exports as nnU-Net or MONAI datasets. A
+"demo-model" prediction of each case (the lesion shifted by two voxels, as a slightly wrong model would
+draw it) is imported too, so the results page's model-vs-crowd report has something to show. Dev and
 demo data only: nothing in the product imports this module.
 """
 
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotations.models import Task
+from annotations.predictions.services import store_prediction
 from annotations.reading.label_maps import import_label_map_answer_key
 
 NIFTI_DEMO_TASK = "Stroke lesions (ATLAS-like MR, NIfTI)"
@@ -25,6 +28,7 @@ NIFTI_DEMO_INSTRUCTIONS = (
     "lesion (the dark region in the white matter) on every slice it shows, with the mask tool. The answer "
     "keys came in as NIfTI label maps."
 )
+DEMO_MODEL = "demo-model"
 SHAPE = (96, 112, 24)
 VOXEL_MM = (1.5, 1.5, 4.0)
 
@@ -78,7 +82,10 @@ def make_nifti_demo(*, cases: int = 3, user: AbstractBaseUser | None = None) -> 
         volume, labels, affine = synthetic_t1(seed=2700 + number)
         image = _save(folder / f"case{number}_t1.nii.gz", volume, affine)
         label_map = _save(folder / f"case{number}_seg.nii.gz", labels, affine)
-        import_label_map_answer_key(
+        result = import_label_map_answer_key(
             task=task, image_path=image, label_path=label_map, user=user, modality="MR", patient_id=f"ATLAS-{number}"
         )
+        # The demo files are RAS, as the nnunet export writes them, so a file on their grid is on the export's.
+        predicted = _save(folder / f"case{number}_pred.nii.gz", np.roll(labels, 2, axis=0), affine)
+        store_prediction(case=result.case, model_name=DEMO_MODEL, path=predicted)
     return task
