@@ -1,10 +1,12 @@
-"""Importing a model's NIfTI predictions of a task's cases, on the voxel grid our NIfTI datasets export.
+"""Importing a model's predictions of a task's cases: NIfTI on our datasets' voxel grid, or DICOM SEG.
 
-A prediction is an integer NIfTI on the grid of a case's exported image (`imagesTr/case_<id>_0000.nii.gz`
+A NIfTI prediction is an integer image on the grid of a case's exported image (`imagesTr/case_<id>_0000.nii.gz`
 of the `nnunet` or `monai` export, in any axis order: it is reoriented, never resampled), named after the
-case as nnU-Net names its outputs (`case_<id>.nii.gz`). Every voxel above 0 is lesion. It is cut into
-per-slice run lengths keyed by SOP Instance UID and stored as the case's `ModelPrediction` for that model
-(a re-import replaces it). This module must never touch reads, answer keys or consensus.
+case as nnU-Net names its outputs (`case_<id>.nii.gz`); every voxel above 0 is lesion. A DICOM SEG (`.dcm`,
+e.g. from TotalSegmentator or a PACS AI node) finds its case by the series its frames reference; every
+segment together is lesion (fractional segments above one half). Either is cut into per-slice run lengths
+keyed by SOP Instance UID and stored as the case's `ModelPrediction` for that model (a re-import replaces
+it). This module must never touch reads, answer keys or consensus.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import highdicom as hd
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import io_orientation, ornt_transform
@@ -79,6 +82,12 @@ def store_prediction(*, case: Case, model_name: str, path: Path) -> ModelPredict
     except Exception as error:  # noqa: BLE001 - nibabel raises many kinds for a file that is not NIfTI
         raise PredictionError(f"{Path(path).name} is not a readable NIfTI: {error}") from error
     masks = slice_masks(image, instances=[local_path(instance) for instance in sources.instances])
+    return _store(case=case, model_name=model_name, path=Path(path), sources=sources, masks=masks)
+
+
+def _store(
+    *, case: Case, model_name: str, path: Path, sources: SeriesSources, masks: dict[int, np.ndarray]
+) -> ModelPrediction:
     entries = [
         {
             "sop_instance_uid": sources.instances[index].sop_instance_uid,
@@ -99,21 +108,63 @@ def store_prediction(*, case: Case, model_name: str, path: Path) -> ModelPredict
     return prediction
 
 
+def seg_case(*, task: Task, seg: hd.seg.Segmentation) -> Case:
+    """The case of the task whose series the SEG's frames lie on; PredictionError when there is none."""
+    series_uids = {series_uid for _, series_uid, _ in seg.get_source_image_uids()}
+    case = Case.objects.filter(task=task, series__series_instance_uid__in=series_uids).select_related("series").first()
+    if case is None:
+        raise PredictionError(f"the SEG's source series {sorted(series_uids)} is not a case of task {task.pk}")
+    return case
+
+
+def store_seg_prediction(*, task: Task, model_name: str, path: Path) -> ModelPrediction:
+    """Store the DICOM SEG at `path` as the prediction by `model_name` of the task's case it lies on."""
+    if not model_name.strip():
+        raise PredictionError("a prediction needs a model name")
+    try:
+        seg = hd.seg.segread(str(path))
+    except Exception as error:  # noqa: BLE001 - pydicom and highdicom raise many kinds for a file that is not a SEG
+        raise PredictionError(f"{Path(path).name} is not a readable DICOM SEG: {error}") from error
+    case = seg_case(task=task, seg=seg)
+    sources = SeriesSources.load(case.series)
+    if any(instance.number_of_frames > 1 for instance in sources.instances):
+        raise PredictionError(f"case {case.pk} is a multi-frame series: predictions are for single-frame series")
+    referenced = {sop_uid for _, _, sop_uid in seg.get_source_image_uids()}
+    uids = [instance.sop_instance_uid for instance in sources.instances if instance.sop_instance_uid in referenced]
+    if not uids:
+        raise PredictionError(f"{Path(path).name} references none of case {case.pk}'s images")
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, assert_missing_frames_are_empty=True)
+    lesion = pixels.max(axis=-1) > 0.5 if pixels.dtype.kind == "f" else pixels.any(axis=-1)
+    masks = {}
+    for uid, plane in zip(uids, lesion, strict=True):
+        if plane.any():
+            instance = sources.by_uid(uid)
+            masks[sources.slice_index(instance_id=instance.pk, frame=1)] = plane
+    return _store(case=case, model_name=model_name, path=Path(path), sources=sources, masks=masks)
+
+
 def prediction_files(paths: Iterable[Path]) -> list[Path]:
-    """The NIfTI files among paths (files, or folders searched one level deep), sorted."""
+    """The NIfTI and DICOM files among paths (files, or folders searched one level deep), sorted."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += [child for child in path.iterdir() if child.name.endswith((".nii", ".nii.gz"))]
+            found += [child for child in path.iterdir() if child.name.endswith((".nii", ".nii.gz", ".dcm"))]
         else:
             found.append(path)
     return sorted(found)
 
 
 def import_predictions(*, task: Task, model_name: str, paths: Iterable[Path]) -> list[PredictionImport]:
-    """Store every `case_<id>.nii.gz` among paths as that case's prediction; report each file."""
+    """Store every `case_<id>.nii.gz` and DICOM SEG among paths as its case's prediction; report each file."""
     results = []
     for path in prediction_files(paths):
+        if not path.name.endswith((".nii", ".nii.gz")):
+            try:
+                prediction = store_seg_prediction(task=task, model_name=model_name, path=path)
+                results.append(PredictionImport(path=path, prediction=prediction))
+            except (PredictionError, ValueError, OSError) as error:
+                results.append(PredictionImport(path=path, error=str(error)))
+            continue
         match = CASE_FILE.match(path.name)
         case = Case.objects.filter(task=task, pk=int(match[1])).select_related("series").first() if match else None
         if case is None:

@@ -86,3 +86,27 @@ def test_the_results_page_shows_the_model_against_the_crowd(scene, tmp_path, cli
     page = client.get(reverse("console:task-results", args=[scene.task.pk])).content.decode()
 
     assert "Model vs crowd" in page and "nnunet-3d" in page and "1.000" in page
+
+
+def test_a_dicom_seg_prediction_finds_its_case_by_series_and_matches_the_consensus(scene, tmp_path):
+    with zipfile.ZipFile(export_to_path(task=scene.task, fmt="seg", out=tmp_path).path) as archive:
+        seg = tmp_path / "model-output.dcm"
+        seg.write_bytes(archive.read(f"seg/case-{scene.case.pk}/consensus.dcm"))
+
+    results = import_predictions(task=scene.task, model_name="seg-model", paths=[seg])
+
+    assert [result.error for result in results] == [""]
+    (row,) = model_vs_crowd(task=scene.task)
+    assert row.case_id == scene.case.pk and row.dice_crowd == pytest.approx(1.0)
+
+
+def test_a_dicom_seg_of_a_series_outside_the_task_is_refused(scene, tmp_path):
+    from tests.factories import TaskFactory
+
+    with zipfile.ZipFile(export_to_path(task=scene.task, fmt="seg", out=tmp_path).path) as archive:
+        seg = tmp_path / "model-output.dcm"
+        seg.write_bytes(archive.read(f"seg/case-{scene.case.pk}/consensus.dcm"))
+
+    (result,) = import_predictions(task=TaskFactory(), model_name="seg-model", paths=[seg])
+
+    assert "is not a case of task" in result.error and not ModelPrediction.objects.exists()

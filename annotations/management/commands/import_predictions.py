@@ -1,4 +1,4 @@
-"""`manage.py import_predictions --task TASK --model NAME PATH...`: a model's NIfTI masks of a task's cases."""
+"""`manage.py import_predictions --task TASK --model NAME PATH...`: a model's NIfTI or SEG masks of a task's cases."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from readerboard.command_logging import quiet_library_logs
 class Command(BaseCommand):
     help = (
         "Import a segmentation model's predictions of a task's cases: NIfTI label maps named case_<id>.nii.gz "
-        "(as nnU-Net names predictions of our nnunet export) on the grid of the exported images. PATH is a file "
-        "or a folder of them. The console's results page then compares them with the crowd and answer keys."
+        "(as nnU-Net names predictions of our nnunet export) on the grid of the exported images, or DICOM SEG "
+        "files (.dcm) on a case's series. PATH is a file or a folder of them. The console's results page then "
+        "compares them with the crowd and answer keys."
     )
 
     def add_arguments(self, parser) -> None:
