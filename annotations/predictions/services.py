@@ -178,3 +178,12 @@ def import_predictions(*, task: Task, model_name: str, paths: Iterable[Path]) ->
         except (PredictionError, ValueError, OSError) as error:
             results.append(PredictionImport(path=path, error=str(error)))
     return results
+
+
+def show_to_readers(*, task: Task, model_name: str) -> Task:
+    """Make the task a "check the model" task: its readers start from `model_name`'s prediction of each case."""
+    if task.is_follow_up or "mask" not in (task.tools or []):
+        raise PredictionError(f"task {task.pk} ({task.name}) has no mask tool: readers could not edit the suggestions")
+    task.suggestion_model = model_name.strip()
+    task.save(update_fields=["suggestion_model"])
+    return task

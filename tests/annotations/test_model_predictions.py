@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -11,13 +13,17 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
 
+from annotations.core import mask_rle
 from annotations.exports import export_to_path
-from annotations.models import ModelPrediction
+from annotations.models import Lease, ModelPrediction
 from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.predictions.services import PredictionError, import_predictions, store_prediction
+from annotations.reading.submission import submit_read
 from tests.annotations.export_data import build_scene
-from tests.factories import researcher_user
+from tests.factories import ReaderFactory, TaskFactory, researcher_user
 
 pytestmark = pytest.mark.django_db
 
@@ -101,8 +107,6 @@ def test_a_dicom_seg_prediction_finds_its_case_by_series_and_matches_the_consens
 
 
 def test_a_dicom_seg_of_a_series_outside_the_task_is_refused(scene, tmp_path):
-    from tests.factories import TaskFactory
-
     with zipfile.ZipFile(export_to_path(task=scene.task, fmt="seg", out=tmp_path).path) as archive:
         seg = tmp_path / "model-output.dcm"
         seg.write_bytes(archive.read(f"seg/case-{scene.case.pk}/consensus.dcm"))
@@ -110,3 +114,64 @@ def test_a_dicom_seg_of_a_series_outside_the_task_is_refused(scene, tmp_path):
     (result,) = import_predictions(task=TaskFactory(), model_name="seg-model", paths=[seg])
 
     assert "is not a case of task" in result.error and not ModelPrediction.objects.exists()
+
+
+# --- "check the model" tasks: readers start from the model's masks ----------------------------------------
+
+
+def next_case_body(task):
+    client = APIClient()
+    client.force_login(ReaderFactory().user)
+    response = client.post(f"/api/tasks/{task.pk}/next-case/")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_readers_of_a_check_the_model_task_get_the_models_masks_as_lesions(scene, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "import_predictions",
+        str(exported_label(scene, tmp_path)),
+        "--task",
+        str(scene.task.pk),
+        "--model",
+        "nnunet-3d",
+        "--show-to-readers",
+        stdout=out,
+    )
+
+    suggestion = next_case_body(scene.task)["suggestion"]
+
+    assert "now start from nnunet-3d" in out.getvalue()
+    assert suggestion["model_name"] == "nnunet-3d"
+    assert len(suggestion["lesions"]) == 1  # the two painted slices touch: one component
+    slices = suggestion["lesions"][0]["mask"]["slices"]
+    painted = sum(int(mask_rle.decode(entry["counts"], rows=64, columns=64).sum()) for entry in slices)
+    assert painted == int(sum(mask.sum() for mask in scene.masks.values()))
+
+
+def test_a_suggestion_submitted_as_it_is_is_a_valid_read(scene, tmp_path):
+    import_predictions(task=scene.task, model_name="m", paths=[exported_label(scene, tmp_path)])
+    scene.task.suggestion_model = "m"
+    scene.task.save()
+    suggestion = next_case_body(scene.task)["suggestion"]
+    reader = ReaderFactory()
+    Lease.objects.create(case=scene.case, reader=reader, expires_at=timezone.now() + dt.timedelta(minutes=5))
+
+    document = {
+        "client_uuid": str(uuid.uuid4()),
+        "case": scene.case.pk,
+        "started_at": timezone.now().isoformat(),
+        "duration_s": 3,
+        "flags": {},
+        "lesions": suggestion["lesions"],
+    }
+    result = submit_read(reader=reader, document=document)
+
+    assert result.created and result.read.mask_slices.count() == 2
+
+
+def test_ordinary_tasks_never_show_a_model_to_readers(scene, tmp_path):
+    import_predictions(task=scene.task, model_name="nnunet-3d", paths=[exported_label(scene, tmp_path)])
+
+    assert "suggestion" not in next_case_body(scene.task)

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.models import Task
-from annotations.predictions.services import import_predictions
+from annotations.predictions.services import PredictionError, import_predictions, show_to_readers
 from readerboard.command_logging import quiet_library_logs
 
 
@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--task", required=True, help="task id or exact name")
         parser.add_argument("--model", required=True, help="the model's name, e.g. nnunet-3d-fold0")
+        parser.add_argument(
+            "--show-to-readers",
+            action="store_true",
+            help="make TASK a 'check the model' task: readers start from this model's masks and keep, edit or "
+            "erase them (use a task of its own: such reads are not independent of the model)",
+        )
 
     def handle(self, *args, **options) -> None:
         quiet_library_logs(options["verbosity"])
@@ -40,6 +46,12 @@ class Command(BaseCommand):
             else:
                 p = result.prediction
                 self.stdout.write(f"{result.path.name}: case {p.case_id}, {p.voxel_count} lesion voxels")
+        if options["show_to_readers"]:
+            try:
+                show_to_readers(task=task, model_name=options["model"])
+            except PredictionError as error:
+                raise CommandError(str(error)) from error
+            self.stdout.write(f"readers of task {task.pk} now start from {options['model']}'s masks")
         refused = sum(1 for result in results if result.error)
         if refused:
             raise CommandError(f"{refused} of {len(results)} predictions refused")
