@@ -6,10 +6,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from annotations.demo.nifti_demo import DEMO_MODEL, SHAPE, make_nifti_demo, synthetic_t1
+from annotations.demo.nifti_demo import CHECK_MODEL_TASK, DEMO_MODEL, SHAPE, make_nifti_demo, synthetic_t1
 from annotations.exports import export_to_path
-from annotations.models import Read
+from annotations.models import Read, Task
 from annotations.predictions.selectors import model_vs_crowd
+from annotations.predictions.suggestions import suggestion_document
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +42,13 @@ def test_the_demo_models_predictions_are_close_to_but_not_the_answer_keys():
     (row,) = model_vs_crowd(task=task)
     assert row.model_name == DEMO_MODEL and row.is_gold
     assert 0.5 < row.dice_answer_key < 1.0
+
+
+def test_the_check_the_model_task_suggests_the_demo_models_mask_on_the_same_series():
+    task = make_nifti_demo(cases=1)
+    check = Task.objects.get(name=CHECK_MODEL_TASK)
+
+    (case,) = check.cases.all()
+    suggestion = suggestion_document(case=case)
+    assert check.suggestion_model == DEMO_MODEL and case.series_id == task.cases.get().series_id
+    assert suggestion["model_name"] == DEMO_MODEL and len(suggestion["lesions"]) == 1

@@ -5,8 +5,9 @@ Writes a few small synthetic T1-weighted brain volumes with one hypointense lesi
 `manage.py import_nifti_labels` does, so each becomes a gold case whose answer key is its label map.
 Readers then paint masks on them in the booth, and the task exports as nnU-Net or MONAI datasets. A
 "demo-model" prediction of each case (the lesion shifted by two voxels, as a slightly wrong model would
-draw it) is imported too, so the results page's model-vs-crowd report has something to show. Dev and
-demo data only: nothing in the product imports this module.
+draw it) is imported too, so the results page's model-vs-crowd report has something to show, and a second
+task, "Check the model", shows readers that prediction of the same series to keep, edit or erase. Dev
+and demo data only: nothing in the product imports this module.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
-from annotations.models import Task
-from annotations.predictions.services import store_prediction
+from annotations.models import Case, Task
+from annotations.predictions.services import show_to_readers, store_prediction
 from annotations.reading.label_maps import import_label_map_answer_key
 
 NIFTI_DEMO_TASK = "Stroke lesions (ATLAS-like MR, NIfTI)"
@@ -27,6 +28,11 @@ NIFTI_DEMO_INSTRUCTIONS = (
     "T1-weighted brain MR converted from NIfTI, as research datasets like ATLAS ship it. Paint the stroke "
     "lesion (the dark region in the white matter) on every slice it shows, with the mask tool. The answer "
     "keys came in as NIfTI label maps."
+)
+CHECK_MODEL_TASK = "Check the model (ATLAS-like MR)"
+CHECK_MODEL_INSTRUCTIONS = (
+    "A model drew the stroke lesion on each case. Keep its mask if it is right (submit), correct it with the "
+    "brush and eraser, or erase it if there is no lesion where it drew one."
 )
 DEMO_MODEL = "demo-model"
 SHAPE = (96, 112, 24)
@@ -64,13 +70,21 @@ def _save(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
 
 
 def make_nifti_demo(*, cases: int = 3, user: AbstractBaseUser | None = None) -> Task:
-    """Create the ATLAS-like MR task from synthetic NIfTI volumes and label maps, or return it when it exists."""
+    """Create the ATLAS-like MR task (and its "check the model" sibling), or return it when it exists."""
     existing = Task.objects.filter(name=NIFTI_DEMO_TASK).first()
     if existing is not None:
         return existing
     task = Task.objects.create(
         name=NIFTI_DEMO_TASK,
         instructions_md=NIFTI_DEMO_INSTRUCTIONS,
+        tools=["mask", "no_lesion", "skip", "quality_problem"],
+        reads_per_case=3,
+        finding="Cerebral infarction",
+        created_by=user,
+    )
+    check = Task.objects.create(
+        name=CHECK_MODEL_TASK,
+        instructions_md=CHECK_MODEL_INSTRUCTIONS,
         tools=["mask", "no_lesion", "skip", "quality_problem"],
         reads_per_case=3,
         finding="Cerebral infarction",
@@ -88,4 +102,8 @@ def make_nifti_demo(*, cases: int = 3, user: AbstractBaseUser | None = None) -> 
         # The demo files are RAS, as the nnunet export writes them, so a file on their grid is on the export's.
         predicted = _save(folder / f"case{number}_pred.nii.gz", np.roll(labels, 2, axis=0), affine)
         store_prediction(case=result.case, model_name=DEMO_MODEL, path=predicted)
+        # The same series in a task of its own: reads that start from the model are not independent of it.
+        checked = Case.objects.create(task=check, series=result.case.series, label=f"Case {number}")
+        store_prediction(case=checked, model_name=DEMO_MODEL, path=predicted)
+    show_to_readers(task=check, model_name=DEMO_MODEL)
     return task
