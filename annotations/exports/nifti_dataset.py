@@ -261,7 +261,7 @@ def _write_nifti(archive: zipfile.ZipFile, name: str, image: nib.Nifti1Image) ->
     archive.writestr(name, nifti_gz_bytes(image), compress_type=zipfile.ZIP_STORED)
 
 
-def _cases_rows(written: list[CaseFiles], *, task: Task) -> Iterator[dict]:
+def _cases_rows(written: list[CaseFiles]) -> Iterator[dict]:
     for files in written:
         item = files.item
         if item.answer_key is not None:
@@ -303,9 +303,7 @@ def write_dataset(archive: zipfile.ZipFile, *, task: Task, layout: Layout, tick:
     else:
         document = monai_datalist(task=task, channel=channel, entries=entries)
     archive.writestr("dataset.json", json.dumps(document, indent=2) + "\n")
-    bundle.write_csv_entry(
-        archive, "cases.csv", csv_export.iter_csv_lines(_cases_rows(written, task=task), columns=CASES_COLUMNS)
-    )
+    bundle.write_csv_entry(archive, "cases.csv", csv_export.iter_csv_lines(_cases_rows(written), columns=CASES_COLUMNS))
     archive.writestr("README.txt", readme_text(task=task, layout=layout, cases=len(written), channel=channel))
     return len(written)
 
