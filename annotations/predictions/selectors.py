@@ -1,7 +1,10 @@
 """Model versus crowd: how a model's predicted masks agree with the crowd's consensus and the answer keys.
 
 Per case with a prediction: Dice with the union of the current consensus lesions' masks, and on gold cases
-with the answer key's masks; per model: the mean Dice over cases. Reads only; never stores anything.
+with the answer key's masks; per model: the mean Dice over cases. In a "check the model" task (the task's
+suggestion model), also what readers did with the suggestion: kept it (their masks within Dice
+`KEPT_DICE` of it), edited it, or rejected it (no mask left where the model drew). Reads only; never stores
+anything.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotations.core import mask_rle
-from annotations.exports import csv_export
-from annotations.models import Case, CaseConsensus, ModelPrediction, Task
+from annotations.exports import bundle, csv_export
+from annotations.models import Case, CaseConsensus, MaskSlice, ModelPrediction, Task
 from annotations.reading.answer_keys import answer_keys_of_task
 
 Planes = dict[tuple[str, int], np.ndarray]
+# A reader who submits the suggestion untouched gets Dice 1; a stray brush stroke should still count as kept.
+KEPT_DICE = 0.98
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,10 @@ class ModelCaseRow:
     dice_crowd: float | None
     answer_key_voxels: int | None
     dice_answer_key: float | None
+    # Check-the-model tasks only (None elsewhere): readers' latest reads that kept, edited or rejected it.
+    reads_kept: int | None = None
+    reads_edited: int | None = None
+    reads_rejected: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ def model_vs_crowd(*, task: Task) -> list[ModelCaseRow]:
                 ),
                 shapes=shapes,
             )
+        verdicts = _verdicts(case, predicted, shapes=shapes) if task.suggestion_model == prediction.model_name else {}
         rows.append(
             ModelCaseRow(
                 case_id=case.pk,
@@ -115,9 +125,31 @@ def model_vs_crowd(*, task: Task) -> list[ModelCaseRow]:
                 dice_crowd=dice(predicted, crowd) if crowd is not None else None,
                 answer_key_voxels=_voxels(key_planes) if key_planes is not None else None,
                 dice_answer_key=dice(predicted, key_planes) if key_planes is not None else None,
+                reads_kept=verdicts.get("kept"),
+                reads_edited=verdicts.get("edited"),
+                reads_rejected=verdicts.get("rejected"),
             )
         )
     return rows
+
+
+def read_verdict(read_planes: Planes, predicted: Planes) -> str:
+    """'kept', 'edited' or 'rejected': what a read made of the suggestion it started from."""
+    if not _voxels(read_planes) or not any(
+        (read_planes[k] & predicted[k]).any() for k in read_planes.keys() & predicted.keys()
+    ):
+        return "rejected"
+    score = dice(read_planes, predicted)
+    return "kept" if score is not None and score >= KEPT_DICE else "edited"
+
+
+def _verdicts(case: Case, predicted: Planes, *, shapes: dict) -> dict[str, int]:
+    counts = {"kept": 0, "edited": 0, "rejected": 0}
+    for read in bundle.latest_reads(case.task).filter(case=case):
+        masks = MaskSlice.objects.filter(read=read).select_related("instance")
+        planes = _planes(((m.instance.sop_instance_uid, m.frame, m.counts) for m in masks), shapes=shapes)
+        counts[read_verdict(planes, predicted)] += 1
+    return counts
 
 
 def model_summaries(rows: list[ModelCaseRow]) -> list[ModelSummary]:
