@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install (Debian) and start what the tests use: PostgreSQL, Redis, chromium, dicom3tools, dcmtk.
+# Install (Debian) and start what the tests use: PostgreSQL, Redis, chromium, dicom3tools, dcmtk, and the
+# throw-away venv of nnU-Net's and MONAI's own dataset checks (scripts/check-nnunet-export.sh).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
@@ -28,5 +29,6 @@ fi
 if ! port_open 6379; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
+bash "$(dirname "$0")/check-nnunet-export.sh" --venv-only
 for _ in $(seq 1 30); do port_open 5432 && port_open 6379 && break; sleep 1; done
 port_open 5432 && port_open 6379

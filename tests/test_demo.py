@@ -31,8 +31,9 @@ def test_make_demo_creates_task_cases_ground_truth_and_logins(monkeypatch):
     assert open_tasks().first().name == DEMO_TASK  # the booth task stays first, above the follow-up demo
     call_command("make_demo", "--no-odd-dicom")
     assert Series.objects.filter(study__collection__name=DEMO_COLLECTION).count() == 2
-    # The booth task and the simulated study, and the same two for follow-up reads (test_demo_follow_up.py).
-    assert Task.objects.count() == 4
+    # The booth task and the simulated study, the same two for follow-up reads (test_demo_follow_up.py), and
+    # the ATLAS-like MR task from NIfTI and its "check the model" sibling (test_demo_nifti.py).
+    assert Task.objects.count() == 6
 
 
 def test_the_simulated_study_gives_researchers_consensus_and_stays_off_the_booth(monkeypatch):

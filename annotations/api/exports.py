@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from annotations.api.authentication import ReaderSessionAuthentication
 from annotations.booth.roles import is_admin, is_researcher_or_admin
+from annotations.exports import check_exportable
 from annotations.models import ExportJob, Task
 
 logger = logging.getLogger(__name__)
@@ -156,13 +157,15 @@ class ExportJobListView(ExportAPIView):
     @extend_schema(
         summary="Start an export job",
         description=(
-            "Queues an export of a task in one format (csv, consensus_csv, sr, seg, bundle). Poll the job, "
-            "or follow it on the WebSocket /ws/console/exports/<id>/, until status is done, then download it."
+            "Queues an export of a task in one format (csv, consensus_csv, sr, seg, bundle, or the training "
+            "datasets nnunet, monai, deeplesion). Poll the job, or follow it on the WebSocket "
+            "/ws/console/exports/<id>/, until status is done, then download it. A training dataset of a task "
+            "without masks (nnunet, monai) or without consensus lines (deeplesion) is refused with 400."
         ),
         request=ExportJobCreateSerializer,
         responses={
             202: ExportJobSerializer,
-            400: OpenApiResponse(description="invalid task or format"),
+            400: OpenApiResponse(description="invalid task or format, or a training dataset of an empty task"),
             403: OpenApiResponse(description="not an admin/researcher, or a researcher asking for reader identities"),
         },
     )
@@ -173,6 +176,10 @@ class ExportJobListView(ExportAPIView):
             raise PermissionDenied("Only admins may export reader identities (pseudonymise=false).")
         if payload.validated_data["identify_teams"] and not is_admin(request.user):
             raise PermissionDenied("Only admins may export team names (identify_teams=true).")
+        try:
+            check_exportable(task=payload.validated_data["task"], fmt=payload.validated_data["format"])
+        except ValueError as error:
+            return Response({"format": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
         job = ExportJob.objects.create(
             task=payload.validated_data["task"],
             format=payload.validated_data["format"],

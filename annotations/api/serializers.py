@@ -213,6 +213,13 @@ class CaseForReadingSerializer(serializers.Serializer):
     instances = InstanceForReadingSerializer(many=True)
     window_presets = WindowPresetSerializer(many=True)
     follow_up = FollowUpSerializer(required=False, help_text="Only for cases of follow-up tasks.")
+    suggestion = serializers.DictField(
+        required=False,
+        help_text=(
+            "Only in tasks that check a model: the model's prediction of the case as a read document "
+            "({model_name, lesions with masks, flags, comment}); the page draws it as editable masks."
+        ),
+    )
 
 
 class UpcomingCaseSerializer(serializers.Serializer):

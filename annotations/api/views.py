@@ -25,6 +25,7 @@ from annotations.booth.roles import is_admin, user_roles
 from annotations.follow_up import time_points
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
+from annotations.predictions.suggestions import suggestion_document
 from annotations.questions.services import task_questions_payload
 from annotations.reading import answer_keys, submission
 from annotations.reading.documents import ReadValidationError
@@ -419,7 +420,7 @@ class AnswerKeyView(APIView):
 
 
 def case_for_reading(*, case: Case, lease: Lease | None) -> dict:
-    """Return the CaseForReading object: the task's rules and the images, never anyone's marks."""
+    """Return the CaseForReading object: the task's rules and the images, never anyone's marks (a model's may be)."""
     task = case.task
     series = case.series
     images = case_images(case)
@@ -445,6 +446,10 @@ def case_for_reading(*, case: Case, lease: Lease | None) -> dict:
     }
     if task.is_follow_up:
         answer["follow_up"] = time_points.follow_up_payload(case=case, reader=lease.reader if lease else None)
+    # Readers of a "check the model" task start from the model's masks; answer-key pages (no lease) never do.
+    suggestion = suggestion_document(case=case) if lease is not None else None
+    if suggestion is not None:
+        answer["suggestion"] = suggestion
     return answer
 
 

@@ -27,10 +27,12 @@ from annotations.console.permissions import admin_api, admin_page, staff_api, st
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
 from annotations.core.answers import KINDS
+from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
 from annotations.instructions import preview_instructions
 from annotations.models import Case, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
+from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.questions.presets import PRESETS, preset_question
 from annotations.questions.services import current_question_set
 from annotations.selectors import instructions_html
@@ -533,7 +535,9 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
                 "tasks",
                 task=task,
                 **follow_up_results.follow_up_results(task=task, case_id=int(case_id) if case_id.isdigit() else None),
-                export_formats=[(value, label) for value, label in ExportJob.Format.choices if value != "seg"],
+                export_formats=[
+                    (value, label) for value, label in ExportJob.Format.choices if value in FOLLOW_UP_FORMATS
+                ],
                 exports=visible_jobs(request.user).filter(task=task)[:10],
             ),
         )
@@ -548,10 +552,16 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
             answers=results.question_results(task=task),
             plots=results.PLOTS,
             export_formats=ExportJob.Format.choices,
+            **_model_report(task),
             # The export API's own visibility rule, so every listed download link works for this user.
             exports=visible_jobs(request.user).filter(task=task)[:10],
         ),
     )
+
+
+def _model_report(task: Task) -> dict:
+    rows = model_vs_crowd(task=task)
+    return {"model_rows": rows, "model_summaries": model_summaries(rows)}
 
 
 @staff_page

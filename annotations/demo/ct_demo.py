@@ -67,12 +67,14 @@ def make_demo(
     simulated_study: bool = True,
     follow_up: bool = True,
     booth_questions: bool = False,
+    nifti: bool = False,
 ) -> DemoSummary:
     """Create the demo data and accounts unless they exist; return what is there.
 
-    With booth_questions the booth task asks lesion type and site (as `manage.py make_demo` does) and its
-    gold case gets an answer key; off by default so callers that read with a page that predates questions
-    still work. The simulated study always asks them.
+    With nifti an ATLAS-like MR task comes from NIfTI volumes whose label maps are its answer keys
+    (annotations/demo/nifti_demo.py). With booth_questions the booth task asks lesion type and site (as
+    `manage.py make_demo` does) and its gold case gets an answer key; off by default so callers that read
+    with a page that predates questions still work. The simulated study always asks them.
     """
     if demo_exists():
         return DemoSummary(created=False, task_id=Task.objects.get(name=DEMO_TASK).pk, logins=_logins())
@@ -90,6 +92,11 @@ def make_demo(
     if follow_up:
         # Made before the booth task so that one stays first on the reader's list (newest first).
         make_follow_up_demo(simulated_study=simulated_study)
+    if nifti:
+        from annotations.demo.nifti_demo import make_nifti_demo
+
+        # Also before the booth task, for the same reason; its answer keys are the admin's.
+        make_nifti_demo(user=_ensure_user(*DEMO_ADMIN, role=ADMIN, superuser=True))
     with transaction.atomic():
         admin_user = ensure_demo_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
         ensure_demo_user(*DEMO_RESEARCHER, role=RESEARCHER)

@@ -28,7 +28,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
-from annotations.exports import bundle, csv_export, follow_up_export
+from annotations.exports import bundle, csv_export, deeplesion_export, follow_up_export, nifti_dataset
 from annotations.models import ExportJob, Task
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,14 @@ EXTENSIONS = {
     Format.SR: "zip",
     Format.SEG: "zip",
     Format.BUNDLE: "zip",
+    Format.NNUNET: "zip",
+    Format.MONAI: "zip",
+    Format.DEEPLESION: "csv",
 }
+# Training-ready datasets of a task's masks, written as one archive each (not bundle parts).
+DATASET_FORMATS = {Format.NNUNET: "nnunet", Format.MONAI: "monai"}
+# Formats a follow-up task can give: no masks (so no SEG or datasets), no consensus RECIST rows.
+FOLLOW_UP_FORMATS = (Format.CSV, Format.CONSENSUS_CSV, Format.SR, Format.BUNDLE)
 # Saving progress on every tick would cost a write per read; a few a second is what a page shows.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -54,6 +61,8 @@ class ExportResult:
     format: str
     csv_rows: int
     dicom_files: int
+    # Cases (image + label map) in a training dataset (nnunet, monai).
+    dataset_cases: int = 0
 
 
 def export_filename(*, task: Task, fmt: str) -> str:
@@ -101,8 +110,24 @@ def _ticking(rows: Iterable[dict], *, key: str, counter: _Counter, tally: list[i
         yield row
 
 
+def check_exportable(*, task: Task, fmt: str) -> None:
+    """Raise ValueError saying why when this export of the task would be empty (a dataset without masks).
+
+    The API calls it to answer 400 before queueing a job; `export_to_path` calls it before writing anything.
+    """
+    fmt = Format(fmt)
+    if fmt in DATASET_FORMATS:
+        nifti_dataset.check_has_labels(task)
+    elif fmt == Format.DEEPLESION:
+        deeplesion_export.check_has_lesions(task)
+
+
 def _steps(task: Task, fmt: Format) -> dict[str, int]:
     """Progress steps per part: reads for the reads CSV, cases for the consensus, documents for DICOM."""
+    if fmt in DATASET_FORMATS:
+        return {"dataset": len(nifti_dataset.labelled_cases(task))}
+    if fmt == Format.DEEPLESION:
+        return {"deeplesion": len(deeplesion_export.measured_consensus(task))}
     parts = {
         Format.CSV: ["csv"],
         Format.CONSENSUS_CSV: ["consensus_csv"],
@@ -147,12 +172,18 @@ def export_to_path(
     out = Path(out)
     if out.is_dir():
         out = out / export_filename(task=task, fmt=fmt)
+    check_exportable(task=task, fmt=fmt)
     steps = _steps(task, fmt)
     counter = _Counter(sum(steps.values()), progress)
     if progress:
         progress(0, counter.total)
     with atomic_path(out) as temporary:
-        if fmt in (Format.CSV, Format.CONSENSUS_CSV):
+        cases = 0
+        if fmt in DATASET_FORMATS:
+            with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+                cases = nifti_dataset.write_dataset(archive, task=task, layout=DATASET_FORMATS[fmt], tick=counter.tick)
+            csv_rows, dicom_files = 0, 0
+        elif fmt in (Format.CSV, Format.CONSENSUS_CSV, Format.DEEPLESION):
             csv_rows = _write_csv_file(
                 temporary,
                 task=task,
@@ -172,12 +203,17 @@ def export_to_path(
                     identify_teams=identify_teams,
                     counter=counter,
                 )
-    return ExportResult(path=out, format=fmt.value, csv_rows=csv_rows, dicom_files=dicom_files)
+    return ExportResult(path=out, format=fmt.value, csv_rows=csv_rows, dicom_files=dicom_files, dataset_cases=cases)
 
 
 def _csv_rows(
     *, task: Task, part: str, pseudonymise: bool, identify_teams: bool, counter: _Counter, tally: list[int]
 ) -> Iterator[str]:
+    if part == Format.DEEPLESION:
+        rows = deeplesion_export.iter_deeplesion_rows(task=task)
+        ticked = _ticking(rows, key="case_id", counter=counter, tally=tally)
+        rows_only = ({k: v for k, v in row.items() if k != "case_id"} for row in ticked)
+        return csv_export.iter_csv_lines(rows_only, columns=deeplesion_export.DEEPLESION_COLUMNS)
     if task.is_follow_up and part == "csv":
         rows = follow_up_export.iter_lesion_rows(task=task, pseudonymise=pseudonymise)
         columns, key = follow_up_export.LESION_COLUMNS, "read_id"

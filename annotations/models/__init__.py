@@ -3,6 +3,7 @@
 from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQuality
 from annotations.models.exports import ExportJob
 from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
+from annotations.models.predictions import ModelPrediction
 from annotations.models.questions import QuestionSet
 from annotations.models.reads import Mark, MaskSlice, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
@@ -18,6 +19,7 @@ __all__ = [
     "Lease",
     "Mark",
     "MaskSlice",
+    "ModelPrediction",
     "QuestionSet",
     "Read",
     "Reader",

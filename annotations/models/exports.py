@@ -15,6 +15,9 @@ class ExportJob(models.Model):
         SR = "sr", "DICOM SR (TID 1500)"
         SEG = "seg", "DICOM SEG"
         BUNDLE = "bundle", "Zip bundle"
+        NNUNET = "nnunet", "nnU-Net v2 dataset (NIfTI)"
+        MONAI = "monai", "MONAI datalist (NIfTI)"
+        DEEPLESION = "deeplesion", "DeepLesion CSV (RECIST)"
 
     class Status(models.TextChoices):
         PENDING = "pending"

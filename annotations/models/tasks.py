@@ -118,6 +118,9 @@ class Task(models.Model):
     baseline_task = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_up_tasks"
     )
+    # "Check the model" tasks: readers start from this model's prediction of each case (ModelPrediction) and
+    # keep, edit or erase it; empty for ordinary tasks, whose reads must stay independent of any model.
+    suggestion_model = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

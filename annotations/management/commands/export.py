@@ -1,4 +1,4 @@
-"""`manage.py export TASK --format csv|consensus_csv|sr|seg|bundle --out PATH [--identify-readers|--identify-teams]`."""
+"""`manage.py export TASK --format csv|consensus_csv|sr|seg|bundle|nnunet|monai|deeplesion --out PATH [...]`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from readerboard.command_logging import quiet_library_logs
 
 class Command(BaseCommand):
     help = (
-        "Export a task's reads and consensus as CSV, DICOM SR (TID 1500), DICOM SEG or a zip bundle. "
+        "Export a task's reads and consensus as CSV, DICOM SR (TID 1500), DICOM SEG or a zip bundle, or its "
+        "masks and measurements as a training dataset (nnunet, monai: NIfTI zips; deeplesion: DL_info.csv). "
         "TASK is a task id or name. Readers are pseudonymised unless --identify-readers is given."
     )
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
             "--out",
             required=True,
             type=Path,
-            help="file to write (CSV, or .zip for sr/seg/bundle); an existing folder gets the default file name",
+            help="file to write (CSV: csv, consensus_csv, deeplesion; else .zip); a folder gets the default file name",
         )
         parser.add_argument(
             "--identify-readers",
@@ -68,6 +69,8 @@ class Command(BaseCommand):
             details.append(f"{result.csv_rows} CSV rows")
         if result.dicom_files:
             details.append(f"{result.dicom_files} DICOM files")
+        if result.dataset_cases:
+            details.append(f"{result.dataset_cases} cases")
         self.stdout.write(f"wrote {result.path} ({', '.join(details) or 'no rows'})")
 
     def _task(self, ref: str) -> Task:

@@ -35,6 +35,11 @@ class Command(BaseCommand):
             help="Do not ask lesion type and site on the booth task (the simulated study still answers them).",
         )
         parser.add_argument(
+            "--no-nifti",
+            action="store_true",
+            help="Skip the ATLAS-like MR task imported from NIfTI volumes with label maps as answer keys.",
+        )
+        parser.add_argument(
             "--no-follow-up",
             action="store_true",
             help="Skip the follow-up demo (one patient per case at three dates, RECIST 1.1 responses).",
@@ -49,6 +54,7 @@ class Command(BaseCommand):
         no_odd_dicom,
         no_simulated_study,
         no_follow_up,
+        no_nifti,
         no_questions,
         real_size,
         **options,
@@ -64,6 +70,7 @@ class Command(BaseCommand):
             simulated_study=not no_simulated_study,
             follow_up=not no_follow_up,
             booth_questions=not no_questions,
+            nifti=not no_nifti,
         )
         self.stdout.write("demo created" if summary.created else "demo already present")
         for line in summary.logins:

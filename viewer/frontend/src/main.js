@@ -219,11 +219,18 @@ class ReadingSession {
     this.activeLesion = draft?.activeLesion || 1;
     if (draft) this.restoreDraft(draft);
     else if (answerKey) this.restoreAnswerKey(answerKey);
+    // A "check the model" task: the model's masks are drawn as the reader's own, to keep, edit or erase.
+    else if (caseForReading.suggestion && this.mask) this.restoreAnswerKey(caseForReading.suggestion);
     this.mask?.setActiveLesion(this.activeLesion);
     this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
     if (!this.answerKeyCaseId) this.lease.start(caseForReading);
     this.loading = false;
-    this.status('');
+    this.status(
+      caseForReading.suggestion && !draft
+        ? `Model ${caseForReading.suggestion.model_name} drew ${caseForReading.suggestion.lesions.length} lesion(s): ` +
+            'submit to accept, edit with the brush and eraser, or erase them to reject.'
+        : '',
+    );
     $('#all-done').hidden = true;
     this.refresh();
     this.viewer.viewport.render();
