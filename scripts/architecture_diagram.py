@@ -32,6 +32,7 @@ SHOWN = [
     "annotations.consensus",
     "annotations.exports",
     "annotations.segmentation",
+    "annotations.predictions",
     "annotations.core",
     "annotations.models",
     "viewer",

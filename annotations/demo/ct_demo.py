@@ -96,7 +96,7 @@ def make_demo(
         from annotations.demo.nifti_demo import make_nifti_demo
 
         # Also before the booth task, for the same reason; its answer keys are the admin's.
-        make_nifti_demo(user=_ensure_user(*DEMO_ADMIN, role=ADMIN, superuser=True))
+        make_nifti_demo(user=ensure_demo_user(*DEMO_ADMIN, role=ADMIN, superuser=True))
     with transaction.atomic():
         admin_user = ensure_demo_user(*DEMO_ADMIN, role=ADMIN, superuser=True)
         ensure_demo_user(*DEMO_RESEARCHER, role=RESEARCHER)

@@ -16,7 +16,7 @@ from tests.annotations.test_export_datasets import volume_and_labels
 
 pytestmark = [pytest.mark.django_db, pytest.mark.datasettools]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VENV = Path(os.environ.get("READERBOARD_DATASET_CHECK_VENV", "/tmp/readerboard-dataset-check"))
 CHECK_TIMEOUT_S = 120
 

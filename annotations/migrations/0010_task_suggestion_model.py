@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0008_model_predictions'),
+        ('annotations', '0009_model_predictions'),
     ]
 
     operations = [

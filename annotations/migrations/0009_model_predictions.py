@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0007_dataset_export_formats'),
+        ('annotations', '0008_dataset_export_formats'),
     ]
 
     operations = [

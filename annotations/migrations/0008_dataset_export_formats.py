@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotations', '0006_teams'),
+        ('annotations', '0007_name_skeletons'),
     ]
 
     operations = [
