@@ -1,0 +1,1 @@
+"""Pure numeric cores: no Django, no other part of the project."""
