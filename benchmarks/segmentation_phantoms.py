@@ -146,7 +146,9 @@ def make_phantom(index: int, *, seed: int = 26, site: str | None = None, diamete
         distance = np.linalg.norm(coords - offset_point - along[..., None] * axis, axis=-1)
         image = np.where(distance < radius, vessel_level, image)
         touching.append("vessel")
-    image = np.where(truth, lesion_level + 0.15 * abs(contrast_hu) * lesion_texture, image)
+    # Texture inside the lesion: a sixth of its contrast against the organ (lung: against soft tissue, 10 HU).
+    heterogeneity = 10.0 if site == "lung" else 0.15 * abs(contrast_hu)
+    image = np.where(truth, lesion_level + heterogeneity * lesion_texture, image)
     blur_mm = float(rng.uniform(0.6, 1.6))
     image = ndimage.gaussian_filter(
         image, sigma=(max(0.4, 0.5 * blur_mm / thickness), blur_mm / pixel, blur_mm / pixel)

@@ -9,7 +9,6 @@ calling `propagate` again with the corrected mask as seed. Pure: arrays in, data
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -53,6 +52,7 @@ MAX_DEPTH_PER_LONG_AXIS = 1.5
 # Tap: candidate lesion sizes (bound diameters are 1.5 times these), smallest first.
 TAP_SIZES_MM = (8.0, 12.0, 18.0, 27.0, 40.0, 60.0, 80.0)
 TAP_SEED_RADIUS_MM = 1.5
+TAP_REFINEMENTS = 2
 
 
 @dataclass(frozen=True)
@@ -290,6 +290,8 @@ def propose_from_tap(
             raise NoLesionFound(f"the tap is on bone or contrast-filled vessel (median {seed_hu:.0f} HU)")
     rows, cols = np.nonzero(seed_disc)
     seed_points = np.column_stack([cols, rows]).astype(float)
+    # The lesion's size is unknown: of the candidate sizes, keep the mask whose rim steps farthest from it
+    # (an undersized mask's rim is still lesion, an oversized one holds its surroundings).
     found = None
     for size_mm in TAP_SIZES_MM:
         try:
@@ -304,16 +306,17 @@ def propose_from_tap(
             )
         except NoLesionFound:
             continue
-        outside = ~_disc(image.shape, in_plane, (col, row), 0.9 * proposal.bound_radius_mm)
-        if not (proposal.mask & outside).any():
+        if found is None or proposal.contrast_snr > found.contrast_snr:
             found = proposal
-            break
     if found is None:
         raise NoLesionFound("nothing around the tap stands out from its surroundings")
-    axes = recist_axes(found.mask, in_plane)
-    if axes.long_axis_mm >= 3.0:
-        with contextlib.suppress(NoLesionFound):
-            found = _propose(
+    # Then as if a reader had drawn the mask's long axis, twice: seeds along a line fit the lesion better.
+    for _ in range(TAP_REFINEMENTS):
+        axes = recist_axes(found.mask, in_plane)
+        if axes.long_axis_mm < 3.0:
+            break
+        try:
+            refined = _propose(
                 image=image,
                 spacing=in_plane,
                 centre=((axes.long_start[0] + axes.long_end[0]) / 2, (axes.long_start[1] + axes.long_end[1]) / 2),
@@ -321,6 +324,11 @@ def propose_from_tap(
                 lesion_points=np.concatenate([seed_points, _axis_points(axes)]),
                 segmenter=segmenter,
             )
+        except NoLesionFound:
+            break
+        if not refined.mask[round(row), round(col)]:
+            break
+        found = refined
     return propagate(
         volume=array, spacing_mm=spacing, seed_slice=slice_index, seed_mask=found.mask, segmenter=segmenter
     )
