@@ -34,7 +34,7 @@ WORK_PIXELS_PER_LINE = 40.0
 SEED_FROM, SEED_TO = 0.2, 0.8
 MIN_LINE_MM = 3.0
 # Acceptance: lesion against its rim, in units of the image's noise; a real lesion's long axis against the line's.
-MIN_CONTRAST_SNR = 0.5
+MIN_CONTRAST_SNR = 0.6
 MIN_LONG_AXIS_PER_LINE = 0.4
 MAX_BOUND_FILL = 0.8
 # CT only: a seed whose median is here is air/fat (below) or bone (above), not a soft-tissue lesion.

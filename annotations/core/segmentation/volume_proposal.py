@@ -47,12 +47,19 @@ MIN_AREA_MM2 = 3.0
 MIN_CONTRAST_SNR_3D = 0.25
 # Levels follow the lesion from slice to slice (MR bias fields drift): this much weight to each new slice.
 LEVEL_UPDATE = 0.5
-# The lesion may not run on through more than this many of its seed slice's long axes.
-MAX_DEPTH_PER_LONG_AXIS = 1.5
+# 3D bound: an ellipsoid around the seed mask's centre, radii in the seed slice's long axes (in plane, deep).
+BOUND_RADIUS_PER_LONG_AXIS = 0.75
+BOUND_DEPTH_PER_LONG_AXIS = 0.7
+# Once a slice's area is under this fraction of the largest so far, each next slice must shrink by
+# `TAIL_SHRINK`: a lesion's end narrows, a vessel or organ running on through the slices does not.
+TAIL_FRACTION = 0.5
+TAIL_SHRINK = 0.95
 # Tap: candidate lesion sizes (bound diameters are 1.5 times these), smallest first.
 TAP_SIZES_MM = (8.0, 12.0, 18.0, 27.0, 40.0, 60.0, 80.0)
 TAP_SEED_RADIUS_MM = 1.5
 TAP_REFINEMENTS = 2
+# The best of several sizes stands out more by chance than one line's proposal: a stricter contrast floor.
+TAP_MIN_CONTRAST_SNR = 1.0
 
 
 @dataclass(frozen=True)
@@ -198,17 +205,21 @@ def propagate(
     in_plane = (spacing[1], spacing[2])
     levels = _levels(array[seed_slice], seed, in_plane)
     seed_axes = recist_axes(seed, in_plane)
-    work_mm = max(min(in_plane) / 3.0, max(seed_axes.long_axis_mm, 1.0) / WORK_PIXELS_PER_LINE)
-    max_slices = math.ceil(MAX_DEPTH_PER_LONG_AXIS * max(seed_axes.long_axis_mm, spacing[0]) / spacing[0])
+    long_mm = max(seed_axes.long_axis_mm, min(in_plane))
+    work_mm = max(min(in_plane) / 3.0, long_mm / WORK_PIXELS_PER_LINE)
+    rows, cols = np.nonzero(seed)
+    centre = (float(cols.mean()), float(rows.mean()))
     masks = {seed_slice: seed}
     stopped: dict[str, str] = {}
     for name, direction in (("up", 1), ("down", -1)):
         previous, index, reason = seed, seed_slice + direction, "end of the volume"
-        current = levels
+        current, peak_area = levels, int(seed.sum())
         while 0 <= index < array.shape[0]:
-            if abs(index - seed_slice) > max_slices:
+            depth = abs(index - seed_slice) * spacing[0] / (BOUND_DEPTH_PER_LONG_AXIS * long_mm)
+            if depth >= 1.0:
                 reason = "depth bound reached"
                 break
+            radius_mm = BOUND_RADIUS_PER_LONG_AXIS * long_mm * math.sqrt(1.0 - depth**2)
             mask, why = _next_slice(
                 image=array[index],
                 previous=previous,
@@ -218,10 +229,18 @@ def propagate(
                 work_mm=work_mm,
                 segmenter=segmenter,
             )
+            if mask is not None:
+                mask &= _disc(mask.shape, in_plane, centre, radius_mm)
+                area, previous_area = int(mask.sum()), int(previous.sum())
+                if area * min(in_plane) ** 2 < MIN_AREA_MM2:
+                    mask, why = None, "lesion ended: too small"
+                elif previous_area < TAIL_FRACTION * peak_area and area > TAIL_SHRINK * previous_area:
+                    mask, why = None, "lesion ended: stopped narrowing (a vessel or organ runs on)"
             if mask is None:
                 reason = why
                 break
             masks[index] = mask
+            peak_area = max(peak_area, int(mask.sum()))
             new_levels = _levels(array[index], mask, in_plane)
             current = (
                 (1 - LEVEL_UPDATE) * current[0] + LEVEL_UPDATE * new_levels[0],
@@ -290,8 +309,9 @@ def propose_from_tap(
             raise NoLesionFound(f"the tap is on bone or contrast-filled vessel (median {seed_hu:.0f} HU)")
     rows, cols = np.nonzero(seed_disc)
     seed_points = np.column_stack([cols, rows]).astype(float)
-    # The lesion's size is unknown: of the candidate sizes, keep the mask whose rim steps farthest from it
-    # (an undersized mask's rim is still lesion, an oversized one holds its surroundings).
+    # The lesion's size is unknown: each candidate size gives a mask, refined as if a reader had drawn its
+    # long axis (seeds along a line fit a lesion better than a dot); keep the one whose rim steps farthest
+    # from it (an undersized mask's rim is still lesion, an oversized one holds its surroundings).
     found = None
     for size_mm in TAP_SIZES_MM:
         try:
@@ -306,19 +326,41 @@ def propose_from_tap(
             )
         except NoLesionFound:
             continue
+        proposal = _refine(
+            image=image,
+            spacing=in_plane,
+            tap=(col, row),
+            proposal=proposal,
+            seed_points=seed_points,
+            segmenter=segmenter,
+        )
         if found is None or proposal.contrast_snr > found.contrast_snr:
             found = proposal
-    if found is None:
+    if found is None or found.contrast_snr < TAP_MIN_CONTRAST_SNR:
         raise NoLesionFound("nothing around the tap stands out from its surroundings")
-    # Then as if a reader had drawn the mask's long axis, twice: seeds along a line fit the lesion better.
+    return propagate(
+        volume=array, spacing_mm=spacing, seed_slice=slice_index, seed_mask=found.mask, segmenter=segmenter
+    )
+
+
+def _refine(
+    *,
+    image: np.ndarray,
+    spacing: tuple[float, float],
+    tap: Point,
+    proposal,
+    seed_points: np.ndarray,
+    segmenter: Segmenter,
+):
+    """The proposal re-segmented seeded along its own long axis (`TAP_REFINEMENTS` times) while it holds the tap."""
     for _ in range(TAP_REFINEMENTS):
-        axes = recist_axes(found.mask, in_plane)
+        axes = recist_axes(proposal.mask, spacing)
         if axes.long_axis_mm < 3.0:
             break
         try:
             refined = _propose(
                 image=image,
-                spacing=in_plane,
+                spacing=spacing,
                 centre=((axes.long_start[0] + axes.long_end[0]) / 2, (axes.long_start[1] + axes.long_end[1]) / 2),
                 extent_mm=axes.long_axis_mm,
                 lesion_points=np.concatenate([seed_points, _axis_points(axes)]),
@@ -326,15 +368,13 @@ def propose_from_tap(
             )
         except NoLesionFound:
             break
-        if not refined.mask[round(row), round(col)]:
+        if not refined.mask[round(tap[1]), round(tap[0])]:
             break
-        found = refined
-    return propagate(
-        volume=array, spacing_mm=spacing, seed_slice=slice_index, seed_mask=found.mask, segmenter=segmenter
-    )
+        proposal = refined
+    return proposal
 
 
 def _axis_points(axes: Axes) -> np.ndarray:
     start, end = np.asarray(axes.long_start), np.asarray(axes.long_end)
-    t = np.linspace(0.3, 0.7, 25)[:, None]
+    t = np.linspace(0.2, 0.8, 31)[:, None]
     return start + t * (end - start)
