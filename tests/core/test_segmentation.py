@@ -253,3 +253,16 @@ def test_malformed_prompts_are_value_errors_that_name_the_problem(kwargs, messag
 def test_empty_masks_have_no_axes():
     with pytest.raises(ValueError, match="empty"):
         recist_axes(np.zeros((8, 8), dtype=bool), (1.0, 1.0))
+
+
+def test_the_core_imports_no_django_and_nothing_else_from_the_project():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, annotations.core.segmentation\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'readerboard', 'viewer', 'benchmarks')"
+        " or (m.startswith('annotations.') and not m.startswith('annotations.core'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
