@@ -4,8 +4,10 @@ Run: .venv/bin/python benchmarks/bench_segmentation.py [--lesions 200] [--seed 2
 
 Every method runs through the same crop, seeding, normalisation, acceptance checks and 3D propagation
 (annotations/core/segmentation); only the library algorithm inside the crop differs:
-scikit-image random walker (the chosen one), scikit-image marker watershed on the gradient, scikit-image
-morphological Chan-Vese, SimpleITK confidence-connected region growing and OpenCV GrabCut. Lesions come
+scikit-image random walker, scikit-image marker watershed on the gradient, scikit-image morphological
+Chan-Vese, SimpleITK confidence-connected region growing and OpenCV GrabCut; with --litemedsam-python, also
+LiteMedSAM (2D, a box from the line, in a throw-away venv: litemedsam_worker.py). `choose` states the rule
+that picks the method (the watershed, in results/segmentation.json). Lesions come
 from benchmarks/segmentation_phantoms.py (liver, lung, lymph node, kidney CT and an MR T1 set: lobulated,
 blurred, low or enhancing contrast, noise 8-25 HU, a vessel or organ edge touching). Each lesion gets three
 readers' lines on its largest slice (end points jittered by up to 1.5 px, angle by 5 degrees, length by
