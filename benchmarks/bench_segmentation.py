@@ -463,6 +463,29 @@ def plot(
     fig.savefig(path, dpi=110)
 
 
+def _rounded(value):
+    """Floats to 4 decimals, infinities (HD95 against an empty proposal) to null."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def dump_report(report: dict) -> str:
+    """JSON with 4-decimal floats; per-lesion rows one to a line so the file stays readable and small."""
+    report = _rounded(report)
+    per_lesion = report.pop("per_lesion")
+    text = json.dumps(report, indent=1)
+    rows = ",\n".join(
+        f" {json.dumps(name)}: [\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n ]"
+        for name, rows in per_lesion.items()
+    )
+    return text[:-2] + ',\n "per_lesion": {\n' + rows + "\n }\n}\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lesions", type=int, default=200)
@@ -594,10 +617,7 @@ def main() -> None:
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(
-        json.dumps(report, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v)
-        + "\n"
-    )
+    output.write_text(dump_report(report))
     plot(
         summary,
         per_lesion,
