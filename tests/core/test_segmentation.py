@@ -62,6 +62,19 @@ def test_line_on_a_hard_liver_lesion_gives_its_mask(liver_phantom):
     assert dice(proposal.mask, p.truth[s]) >= 0.88
 
 
+def test_a_bidirectional_prompt_seeds_both_axes(liver_phantom):
+    p, s = liver_phantom, liver_phantom.largest_slice
+    axes = recist_axes(p.truth[s], p.spacing_mm[1:])
+    proposal = propose_from_line(
+        image=p.volume[s],
+        pixel_spacing_mm=p.spacing_mm[1:],
+        start=axes.long_start,
+        end=axes.long_end,
+        short_axis=(axes.short_start, axes.short_end),
+    )
+    assert dice(proposal.mask, p.truth[s]) >= 0.88
+
+
 def test_line_on_a_low_contrast_node_against_muscle_gives_its_mask(node_phantom):
     p, s = node_phantom, node_phantom.largest_slice
     start, end = truth_line(p)
