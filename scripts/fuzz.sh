@@ -24,10 +24,11 @@ started=$(date +%s)
 status=0
 "$py" -m pytest -q -p no:randomly tests/security/test_export_fuzz.py tests/security/test_schemathesis.py \
   || status=$?
-"$py" - "$partial" "$out" "$status" "$(( $(date +%s) - started ))" <<'PY'
+"$py" - "$partial" "$out" "$status" "$(( $(date +%s) - started ))" "$scale" <<'PY'
 import json, subprocess, sys
 from datetime import datetime, timezone
 partial, out, status, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+scale = float(sys.argv[5])
 counts = json.loads(open(partial).read() or "{}")
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 result = {
@@ -35,6 +36,7 @@ result = {
     "commit": commit,
     "pytest_exit_status": status,
     "seconds": seconds,
+    "scale": scale,
     "database": "postgresql" if "postgres" in __import__("os").environ.get("DATABASE_URL", "") else "sqlite",
     **counts,
 }
