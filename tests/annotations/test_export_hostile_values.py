@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from rest_framework.test import APIClient
 
 from annotations.exports import export_to_path, run_export, sanitise
@@ -30,6 +31,8 @@ def _rows(text: str) -> list[dict]:
 
 
 def test_an_export_job_of_an_unencodable_answer_finishes_and_counts_what_it_replaced(scene):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL refuses to store a lone surrogate; SQLite's JSON columns keep it")
     read = scene.reads[0]
     Read.all_objects.filter(pk=read.pk).update(
         answers={"case": {"impression": "bad \ud800 text"}, "lesions": {}}, comment="=HYPERLINK(1)"

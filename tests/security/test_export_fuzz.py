@@ -264,6 +264,8 @@ def test_every_export_completes_whatever_the_reads_hold(hostile_scene, tmp_path)
 
 def test_a_lone_surrogate_in_a_case_answer_is_replaced_and_counted(hostile_scene, tmp_path):
     """The issue's case: an answer "\\ud800" stored in a read used to make every CSV and bundle export fail."""
+    if _postgres():
+        pytest.skip("PostgreSQL refuses to store a lone surrogate; SQLite's JSON columns keep it")
     scene, _ = hostile_scene
     read = scene.reads[0]
     Read.all_objects.filter(pk=read.pk).update(answers={"case": {"impression": "=1+\ud800"}, "lesions": {}})
