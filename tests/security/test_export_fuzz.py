@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from annotations.exports import export_to_path, sanitise
-from annotations.models import FollowUpMeasurement, Mark, Read, Reader, Team
+from annotations.models import ConsensusLesion, FollowUpMeasurement, Mark, Read, Reader, Team
 from tests.annotations.export_data import add_scene_answers, add_scene_consensus_answers, build_scene
 from tests.factories import ReaderFactory, SeriesFactory
 from tests.security.fuzz_counts import record
@@ -118,6 +118,8 @@ def hostile_rows(draw) -> dict:
         "length_mm": draw(st.one_of(st.none(), absurd_float())),
         "start_col": draw(st.one_of(st.none(), absurd_float())),
         "mark_elsewhere": draw(st.booleans()),
+        # A consensus line naming an image that is not in the series (or not a UID at all).
+        "consensus_line_uid": draw(st.one_of(st.none(), in_json)),
         "pseudonymise": draw(st.booleans()),
         "raw_cells": draw(st.booleans()),
         # The bundle holds every format; the other file is one format alone (an SR without SEG links, ...).
@@ -241,6 +243,10 @@ def test_every_export_completes_whatever_the_reads_hold(hostile_scene, tmp_path)
                 _store_names(scene.readers, rows)
                 _store_reads(scene.reads, rows)
                 _store_marks(scene, rows, other_instance)
+                if rows["consensus_line_uid"] is not None:
+                    lesion = scene.consensus.lesions.get(lesion_index=1)
+                    line = {**lesion.long_axis, "sop_instance_uid": rows["consensus_line_uid"]}
+                    ConsensusLesion.objects.filter(pk=lesion.pk).update(long_axis=line)
                 if rows["consensus_answers"] is not None:
                     scene.consensus.__class__.objects.filter(pk=scene.consensus.pk).update(
                         answers=rows["consensus_answers"]
