@@ -1,5 +1,5 @@
 # The README's commands. `make run` sets up and starts everything with the demo; `make test` runs every test.
-.PHONY: run test test-fast lint format bench frontend venv lock lock-upgrade image container-smoke clean
+.PHONY: run test test-fast lint format bench fuzz frontend venv lock lock-upgrade image container-smoke clean
 
 run:
 	bash scripts/run.sh
@@ -18,6 +18,11 @@ format:
 
 bench:
 	bash scripts/bench.sh
+
+# The long fuzzing run (exports on hostile stored rows, Schemathesis per operation and stateful); counts in
+# benchmarks/results/fuzz.json.
+fuzz:
+	bash scripts/fuzz.sh
 
 frontend:
 	bash scripts/build-frontend.sh

@@ -58,11 +58,13 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "format",
             "pseudonymise",
             "identify_teams",
+            "raw_cells",
             "status",
             "progress_done",
             "progress_total",
             "progress_fraction",
             "error",
+            "warnings",
             "created_at",
             "finished_at",
             "download_url",
@@ -70,6 +72,15 @@ class ExportJobSerializer(serializers.ModelSerializer):
             "file_size",
         ]
         read_only_fields = fields
+
+    warnings = serializers.DictField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text=(
+            "What the export changed or left out to fit its format, by kind (e.g. formula_cells_neutralised, "
+            "unencodable_text_replaced, dicom_documents_skipped); empty when nothing was. See docs/exports.md."
+        ),
+    )
 
     def get_progress_fraction(self, job: ExportJob) -> float:
         if job.status == ExportJob.Status.DONE:
@@ -98,6 +109,11 @@ class ExportJobCreateSerializer(serializers.Serializer):
     identify_teams = serializers.BooleanField(
         default=False,
         help_text="Team names instead of team pseudonyms in the reads CSV (readers stay pseudonymised). Admins only.",
+    )
+    raw_cells = serializers.BooleanField(
+        default=False,
+        help_text="CSV cells exactly as stored: cells starting with =, +, -, @ are not neutralised with a leading "
+        "quote (docs/exports.md, CSV injection).",
     )
 
 
@@ -185,6 +201,7 @@ class ExportJobListView(ExportAPIView):
             format=payload.validated_data["format"],
             pseudonymise=payload.validated_data["pseudonymise"],
             identify_teams=payload.validated_data["identify_teams"],
+            raw_cells=payload.validated_data["raw_cells"],
             requested_by=request.user,
         )
         transaction.on_commit(lambda: _queue(job))

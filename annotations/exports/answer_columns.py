@@ -8,6 +8,7 @@ Consensus CSV: `<scope>_consensus_<key>` (the consensus answer), its `_code`, an
 the readers agree: `_support` (choices), `_tied` (single choice, yes/no), `_iqr` (numbers, Likert)
 and `_n` (readers answering). Pure: no Django, no database; callers pass the question sets'
 lesion and case question lists in version order, and the consensus blocks of answer_consensus.
+Answers of an unexpected shape (stored before answers were checked) are left blank and counted (sanitise).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from annotations.core.answers import (
     YES_NO,
     answer_codes,
 )
+from annotations.exports import sanitise
 
 CASE = "case"
 LESION = "lesion"
@@ -94,7 +96,7 @@ def code_cell(question: dict, value: Any) -> str:
 
 def answer_fields(columns: Iterable[AnswerColumn], *, scope: str, answers: dict | None) -> dict:
     """Return the cells of one scope's answer columns for one set of answers by key (absent keys stay blank)."""
-    answers = answers or {}
+    answers = sanitise.mapping(answers)
     fields: dict[str, Any] = {}
     for column in columns:
         if column.scope != scope:
@@ -130,12 +132,12 @@ def consensus_fields(columns: Iterable[AnswerColumn], *, scope: str, blocks: dic
 
     A tie leaves the answer blank and lists the tied answers; a median stands for numbers and Likert.
     """
-    blocks = blocks or {}
+    blocks = sanitise.mapping(blocks)
     fields: dict[str, Any] = {}
     for column in columns:
         if column.scope != scope:
             continue
-        block = blocks.get(column.key)
+        block = sanitise.mapping(blocks.get(column.key))
         if not block:
             continue
         base = f"{column.scope}_consensus_{column.key}"

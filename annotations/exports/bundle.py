@@ -20,7 +20,7 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from annotations.exports import csv_export, seg_export, sr_export
+from annotations.exports import csv_export, sanitise, seg_export, sr_export
 from annotations.exports.sources import SeriesCache, reader_label, software_version
 from annotations.models import CaseConsensus, Mark, MaskSlice, Read, Task
 from viewer.dicom_files import READERBOARD_UID_ROOT
@@ -180,7 +180,10 @@ def iter_dicom_documents(
     for read in reads_for(task, kind).iterator(chunk_size=200):
         sources = series_cache.get(read.case.series)
         series_uid, number = place(read.case_id, "reads")
-        ds = build_read(
+        ds = sanitise.or_skip(
+            build_read,
+            what=f"the DICOM document of read {read.pk}",
+            kind=sanitise.DOCUMENTS_SKIPPED,
             read=read,
             task=task,
             sources=sources,
@@ -216,7 +219,10 @@ def iter_dicom_documents(
         last_case_id = consensus.case_id
         sources = series_cache.get(consensus.case.series)
         series_uid, number = place(consensus.case_id, "consensus")
-        ds = build_consensus(
+        ds = sanitise.or_skip(
+            build_consensus,
+            what=f"the DICOM document of consensus {consensus.pk}",
+            kind=sanitise.DOCUMENTS_SKIPPED,
             consensus=consensus,
             task=task,
             sources=sources,
@@ -276,9 +282,18 @@ def write_dicom_set(
     """Write the task's SR or SEG documents into the archive; return their manifest entries."""
     entries = []
     for entry, ds in iter_dicom_documents(task=task, kind=kind, pseudonymise=pseudonymise, tick=tick, links=links):
-        archive.writestr(entry.file, dicom_bytes(ds))
-        entries.append(entry)
+        if write_dicom_entry(archive, entry, ds):
+            entries.append(entry)
     return entries
+
+
+def write_dicom_entry(archive: zipfile.ZipFile, entry: ManifestEntry, ds: Dataset) -> bool:
+    """Write one document into the archive; False (counted) when its values cannot be encoded after all."""
+    data = sanitise.or_skip(dicom_bytes, what=entry.file, kind=sanitise.DOCUMENTS_SKIPPED, ds=ds)
+    if data is None:
+        return False
+    archive.writestr(entry.file, data)
+    return True
 
 
 def csv_entry_name(task: Task, part: str) -> str:
@@ -295,8 +310,10 @@ def write_csv_entry(archive: zipfile.ZipFile, name: str, lines: Iterable[str]) -
             text.write(line)
 
 
-def manifest_lines(entries: Iterable[ManifestEntry]) -> Iterator[str]:
-    return csv_export.iter_csv_lines((asdict(entry) for entry in entries), columns=MANIFEST_COLUMNS)
+def manifest_lines(entries: Iterable[ManifestEntry], *, raw_cells: bool = False) -> Iterator[str]:
+    return csv_export.iter_csv_lines(
+        (asdict(entry) for entry in entries), columns=MANIFEST_COLUMNS, raw_cells=raw_cells
+    )
 
 
 def readme_text(
@@ -320,7 +337,7 @@ def readme_text(
         "--------",
     ]
     if task.is_follow_up:
-        return "\n".join(lines + _follow_up_contents(parts, counts)) + "\n"
+        return sanitise.text("\n".join(lines + _follow_up_contents(parts, counts)) + "\n")
     if "csv" in parts:
         lines += [
             f"reads.csv       one row per mark of every read, every version ({counts.get('csv', 0)} rows):",
@@ -360,7 +377,7 @@ def readme_text(
             "DICOM files hold each reader's latest read version; the CSV keeps all versions.",
             "SR and SEG open in OHIF, 3D Slicer (QuantitativeReporting), dcmqi and dcmtk (dsrdump).",
         ]
-    return "\n".join(lines) + "\n"
+    return sanitise.text("\n".join(lines) + "\n")
 
 
 def _follow_up_contents(parts: list[str], counts: dict[str, int]) -> list[str]:

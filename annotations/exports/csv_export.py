@@ -18,6 +18,7 @@ from itertools import islice
 from django.db.models import Exists, F, OuterRef, QuerySet
 
 from annotations.exports import answer_columns as answer_cols
+from annotations.exports import sanitise
 from annotations.exports.answer_columns import AnswerColumn
 from annotations.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
 from annotations.models import Case, CaseConsensus, Mark, MaskSlice, QuestionSet, Read, Reader, Task
@@ -131,14 +132,19 @@ def read_columns(task: Task) -> tuple[str, ...]:
 READ_CHUNK = 500
 
 
-def iter_csv_lines(rows: Iterable[dict], *, columns: Iterable[str]) -> Iterator[str]:
-    """Yield the header line, then one CSV line per row (RFC 4180 quoting, CRLF line ends)."""
+def iter_csv_lines(rows: Iterable[dict], *, columns: Iterable[str], raw_cells: bool = False) -> Iterator[str]:
+    """Yield the header line, then one CSV line per row (RFC 4180 quoting, CRLF line ends).
+
+    Every cell goes through `sanitise.csv_cell`: text encodable as UTF-8, and formula-like text
+    neutralised with a leading quote unless `raw_cells`.
+    """
+    columns = list(columns)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="raise")
-    writer.writeheader()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise")
+    writer.writerow({name: sanitise.csv_cell(name, raw=raw_cells) for name in columns})
     yield _drain(buffer)
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({name: sanitise.csv_cell(value, raw=raw_cells) for name, value in row.items()})
         yield _drain(buffer)
 
 
@@ -255,7 +261,12 @@ def iter_read_rows(
                 case = Case.objects.select_related("series__study").get(pk=read.case_id)
                 case_id, case_fields = case.pk, _case_fields(case, task)
                 lesion_map, sources = _consensus_lesion_by_mark(case.pk), series_cache.get(case.series)
-            yield from _rows_of_read(
+            # A read whose stored rows cannot make its lines (say, a mark on an image of another series)
+            # is left out and counted, never fatal.
+            yield from sanitise.rows_or_skip(
+                _rows_of_read,
+                what=f"the CSV rows of read {read.pk}",
+                kind=sanitise.READS_SKIPPED,
                 read=read,
                 base={**case_fields, **readers[read.reader_id]},
                 sources=sources,
@@ -288,8 +299,8 @@ def _rows_of_read(
     lesion_map: dict[tuple[int, int], int],
     answer_columns: list[AnswerColumn],
 ) -> Iterator[dict]:
-    answers = read.answers or {}
-    lesion_answers = answers.get("lesions") or {}
+    answers = sanitise.mapping(read.answers)
+    lesion_answers = sanitise.mapping(answers.get("lesions"))
     base = {
         **_BLANK_READ_ROW,
         **base,
@@ -372,87 +383,102 @@ def iter_consensus_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[di
         if consensus.case_id == last_case_id:  # an older "current" row left by a crashed rerun
             continue
         last_case_id = consensus.case_id
-        sources = series_cache.get(consensus.case.series)
-        summary = consensus.summary or {}
-        base = {
-            **_case_fields(consensus.case, task),
-            "consensus_id": consensus.pk,
-            "algorithm_version": consensus.algorithm_version,
-            "consensus_method": (consensus.params or {}).get("method", task.consensus_method),
-            "n_reads": consensus.n_reads,
-            "case_agreement": summary.get("agreement", ""),
-            "low_agreement": consensus.low_agreement,
-            "case_summary_json": json.dumps(summary, sort_keys=True, separators=(",", ":")),
-            "computed_at": _iso(consensus.computed_at),
-            "answer_flags": answer_cols.LIST_SEPARATOR.join((consensus.answers or {}).get("flags") or []),
+        yield from sanitise.rows_or_skip(
+            _consensus_rows,
+            what=f"the CSV rows of consensus {consensus.pk}",
+            kind=sanitise.CONSENSUS_SKIPPED,
+            consensus=consensus,
+            task=task,
+            sources=series_cache.get(consensus.case.series),
+            columns=columns,
+            names=names,
+            blank=blank,
+        )
+
+
+def _consensus_rows(
+    *, consensus: CaseConsensus, task: Task, sources: SeriesSources, columns: list[AnswerColumn], names: dict,
+    blank: dict,
+) -> Iterator[dict]:  # fmt: skip
+    summary = sanitise.mapping(consensus.summary)
+    answers = sanitise.mapping(consensus.answers)
+    base = {
+        **_case_fields(consensus.case, task),
+        "consensus_id": consensus.pk,
+        "algorithm_version": consensus.algorithm_version,
+        "consensus_method": (consensus.params or {}).get("method", task.consensus_method),
+        "n_reads": consensus.n_reads,
+        "case_agreement": summary.get("agreement", ""),
+        "low_agreement": consensus.low_agreement,
+        "case_summary_json": json.dumps(summary, sort_keys=True, separators=(",", ":")),
+        "computed_at": _iso(consensus.computed_at),
+        "answer_flags": answer_cols.LIST_SEPARATOR.join(map(str, answers.get("flags") or [])),
+        **answer_cols.consensus_fields(columns, scope=answer_cols.CASE, blocks=answers.get("case")),
+    }
+    lesion_blocks = sanitise.mapping(answers.get("lesions"))
+    lesions = list(consensus.lesions.all())
+    if not lesions:
+        yield {**blank, **base, "mark_kind": "no_lesion"}
+        return
+    for lesion in lesions:
+        lesion_base = {
+            **blank,
+            **base,
+            "lesion_index": lesion.lesion_index,
+            "accepted": lesion.accepted,
+            "support": lesion.support,
+            "support_fraction": lesion.support_fraction,
+            "supporting_readers": ";".join(
+                sorted({names.get(int(m["reader_id"]), "") for m in lesion.members or []} - {""})
+            ),
+            "long_axis_median_mm": _blank_none(lesion.long_axis_median_mm),
+            "long_axis_iqr_mm": _blank_none(lesion.long_axis_iqr_mm),
+            "long_axis_cv": _blank_none(lesion.long_axis_cv),
+            "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
+            "mask_method": lesion.mask_method,
             **answer_cols.consensus_fields(
-                columns, scope=answer_cols.CASE, blocks=(consensus.answers or {}).get("case")
+                columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
             ),
         }
-        lesion_blocks = (consensus.answers or {}).get("lesions") or {}
-        lesions = list(consensus.lesions.all())
-        if not lesions:
-            yield {**blank, **base, "mark_kind": "no_lesion"}
-            continue
-        for lesion in lesions:
-            lesion_base = {
-                **blank,
-                **base,
-                "lesion_index": lesion.lesion_index,
-                "accepted": lesion.accepted,
-                "support": lesion.support,
-                "support_fraction": lesion.support_fraction,
-                "supporting_readers": ";".join(
-                    sorted({names.get(int(m["reader_id"]), "") for m in lesion.members or []} - {""})
-                ),
-                "long_axis_median_mm": _blank_none(lesion.long_axis_median_mm),
-                "long_axis_iqr_mm": _blank_none(lesion.long_axis_iqr_mm),
-                "long_axis_cv": _blank_none(lesion.long_axis_cv),
-                "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
-                "mask_method": lesion.mask_method,
-                **answer_cols.consensus_fields(
-                    columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+        for kind in ("long_axis", "short_axis"):
+            line = getattr(lesion, kind)
+            if not line:
+                continue
+            instance = sources.by_uid(line["sop_instance_uid"])
+            frame = int(line.get("frame", 1))
+            yield {
+                **lesion_base,
+                "mark_kind": kind,
+                "sop_instance_uid": instance.sop_instance_uid,
+                "frame": frame,
+                "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+                "length_mm": line["length_mm"],
+                **_line_fields(
+                    sources=sources,
+                    instance=instance,
+                    frame=frame,
+                    start=tuple(line["start"]),
+                    end=tuple(line["end"]),
                 ),
             }
-            for kind in ("long_axis", "short_axis"):
-                line = getattr(lesion, kind)
-                if not line:
-                    continue
-                instance = sources.by_uid(line["sop_instance_uid"])
-                frame = int(line.get("frame", 1))
-                yield {
-                    **lesion_base,
-                    "mark_kind": kind,
-                    "sop_instance_uid": instance.sop_instance_uid,
-                    "frame": frame,
-                    "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
-                    "length_mm": line["length_mm"],
-                    **_line_fields(
-                        sources=sources,
-                        instance=instance,
-                        frame=frame,
-                        start=tuple(line["start"]),
-                        end=tuple(line["end"]),
-                    ),
-                }
-            for mask in sorted(
-                lesion.mask_slices or [],
-                key=lambda s: sources.slice_index(
-                    instance_id=sources.by_uid(s["sop_instance_uid"]).pk, frame=int(s.get("frame", 1))
-                ),
-            ):
-                instance = sources.by_uid(mask["sop_instance_uid"])
-                frame = int(mask.get("frame", 1))
-                pixels = sum(mask["counts"][1::2])
-                yield {
-                    **lesion_base,
-                    "mark_kind": "mask",
-                    "sop_instance_uid": instance.sop_instance_uid,
-                    "frame": frame,
-                    "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
-                    "mask_pixels": pixels,
-                    "mask_area_mm2": _mask_area_mm2(instance, pixels),
-                }
+        for mask in sorted(
+            lesion.mask_slices or [],
+            key=lambda s: sources.slice_index(
+                instance_id=sources.by_uid(s["sop_instance_uid"]).pk, frame=int(s.get("frame", 1))
+            ),
+        ):
+            instance = sources.by_uid(mask["sop_instance_uid"])
+            frame = int(mask.get("frame", 1))
+            pixels = sum(mask["counts"][1::2])
+            yield {
+                **lesion_base,
+                "mark_kind": "mask",
+                "sop_instance_uid": instance.sop_instance_uid,
+                "frame": frame,
+                "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+                "mask_pixels": pixels,
+                "mask_area_mm2": _mask_area_mm2(instance, pixels),
+            }
 
 
 def _blank_none(value):

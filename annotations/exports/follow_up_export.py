@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 
 from annotations.core import recist
 from annotations.core.longitudinal_consensus import ALGORITHM_VERSION
-from annotations.exports import csv_export
+from annotations.exports import csv_export, sanitise
 from annotations.exports.bundle import ManifestEntry, count_lesions, latest_reads
 from annotations.exports.sources import SOFTWARE_NAME, SeriesCache, SeriesSources, reader_label
 from annotations.exports.sr_export import (
@@ -114,9 +114,12 @@ def _blank(value):
 
 
 def iter_lesion_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
-    """Yield one row per lesion per time point per read of a follow-up task (every version), baseline included."""
+    """Yield one row per lesion per time point per read of a follow-up task (every version), baseline included.
+
+    A read whose stored rows cannot make its lines is left out and counted (sanitise.READS_SKIPPED).
+    """
     readers: dict[int, Reader] = {}
-    case_id, points, targets, baseline = None, {}, set(), []
+    case_id, points = None, {}
     for read in csv_export.reads_for_export(task).select_related("case").iterator(chunk_size=200):
         if read.case_id != case_id:
             case = read.case
@@ -124,74 +127,87 @@ def iter_lesion_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]
         if read.reader_id not in readers:
             readers[read.reader_id] = Reader.objects.get(pk=read.reader_id)
         reader = readers[read.reader_id]
-        baseline = baseline_lesions_for(case=read.case, reader=reader)
-        targets = set(recist.select_targets(recist.baseline_sizes(baseline)).targets)
-        base = {
-            "read_id": read.pk,
-            "read_version": read.version,
-            "is_latest_version": not read.has_later_version,
-            "reader": reader_label(reader, pseudonymise=pseudonymise),
-            "reader_role": reader.role,
+        yield from sanitise.rows_or_skip(
+            _lesion_rows_of_read,
+            what=f"the lesion rows of read {read.pk}",
+            kind=sanitise.READS_SKIPPED,
+            read=read,
+            reader=reader,
+            points=points,
+            pseudonymise=pseudonymise,
+        )
+
+
+def _lesion_rows_of_read(*, read: Read, reader: Reader, points: dict[int, dict], pseudonymise: bool) -> Iterator[dict]:
+    baseline = baseline_lesions_for(case=read.case, reader=reader)
+    targets = set(recist.select_targets(recist.baseline_sizes(baseline)).targets)
+    base = {
+        "read_id": read.pk,
+        "read_version": read.version,
+        "is_latest_version": not read.has_later_version,
+        "reader": reader_label(reader, pseudonymise=pseudonymise),
+        "reader_role": reader.role,
+    }
+    for lesion in baseline:
+        line = lesion.get("long_axis") or {}
+        short = lesion.get("short_axis") or {}
+        yield {
+            **points[0],
+            **base,
+            "lesion_index": "",
+            "baseline_lesion": lesion["id"],
+            "is_new": False,
+            "is_target": lesion["id"] in targets,
+            "status": "baseline",
+            "site": lesion.get("site") or "",
+            "long_axis_mm": _blank(line.get("length_mm")),
+            "short_axis_mm": _blank(short.get("length_mm")),
+            "diameter_mm": _blank(
+                recist.diameter_mm(
+                    is_node=bool(lesion.get("is_node")),
+                    long_axis_mm=line.get("length_mm"),
+                    short_axis_mm=short.get("length_mm"),
+                )
+            ),
+            "sop_instance_uid": line.get("sop_instance_uid", ""),
+            "frame": line.get("frame", ""),
+            "tracking_uid": lesion_tracking_uid(read.case_id, lesion["id"]),
         }
-        for lesion in baseline:
-            line = lesion.get("long_axis") or {}
-            short = lesion.get("short_axis") or {}
-            yield {
-                **points[0],
-                **base,
-                "lesion_index": "",
-                "baseline_lesion": lesion["id"],
-                "is_new": False,
-                "is_target": lesion["id"] in targets,
-                "status": "baseline",
-                "site": lesion.get("site") or "",
-                "long_axis_mm": _blank(line.get("length_mm")),
-                "short_axis_mm": _blank(short.get("length_mm")),
-                "diameter_mm": _blank(
-                    recist.diameter_mm(
-                        is_node=bool(lesion.get("is_node")),
-                        long_axis_mm=line.get("length_mm"),
-                        short_axis_mm=short.get("length_mm"),
-                    )
-                ),
-                "sop_instance_uid": line.get("sop_instance_uid", ""),
-                "frame": line.get("frame", ""),
-                "tracking_uid": lesion_tracking_uid(read.case_id, lesion["id"]),
-            }
-        marks = defaultdict(dict)
-        for mark in Mark.objects.filter(read=read).select_related("instance"):
-            marks[mark.lesion_index][mark.kind] = mark
-        node_keys = {lesion["id"] for lesion in baseline if lesion.get("is_node")}
-        for m in FollowUpMeasurement.objects.filter(read=read).order_by("time_point", "lesion_index"):
-            long_axis, short_axis = marks[m.lesion_index].get("long_axis"), marks[m.lesion_index].get("short_axis")
-            long_mm = long_axis.length_mm if long_axis else None
-            short_mm = short_axis.length_mm if short_axis else None
-            yield {
-                **points[m.time_point],
-                **base,
-                "lesion_index": m.lesion_index,
-                "baseline_lesion": m.baseline_key,
-                "is_new": m.is_new,
-                "is_target": m.baseline_key in targets,
-                "status": m.status,
-                "site": m.site,
-                "long_axis_mm": _blank(None if long_mm is None else round(long_mm, 2)),
-                "short_axis_mm": _blank(None if short_mm is None else round(short_mm, 2)),
-                "diameter_mm": _blank(
-                    recist.diameter_mm(
-                        is_node=m.baseline_key in node_keys, long_axis_mm=long_mm, short_axis_mm=short_mm
-                    )
-                ),
-                "sop_instance_uid": long_axis.instance.sop_instance_uid if long_axis else "",
-                "frame": long_axis.frame if long_axis else "",
-                "tracking_uid": lesion_tracking_uid(read.case_id, m.baseline_key)
-                if m.baseline_key
-                else new_lesion_tracking_uid(read.case_id, "read", read.pk, m.lesion_index),
-            }
+    marks = defaultdict(dict)
+    for mark in Mark.objects.filter(read=read).select_related("instance"):
+        marks[mark.lesion_index][mark.kind] = mark
+    node_keys = {lesion["id"] for lesion in baseline if lesion.get("is_node")}
+    for m in FollowUpMeasurement.objects.filter(read=read).order_by("time_point", "lesion_index"):
+        long_axis, short_axis = marks[m.lesion_index].get("long_axis"), marks[m.lesion_index].get("short_axis")
+        long_mm = long_axis.length_mm if long_axis else None
+        short_mm = short_axis.length_mm if short_axis else None
+        yield {
+            **points[m.time_point],
+            **base,
+            "lesion_index": m.lesion_index,
+            "baseline_lesion": m.baseline_key,
+            "is_new": m.is_new,
+            "is_target": m.baseline_key in targets,
+            "status": m.status,
+            "site": m.site,
+            "long_axis_mm": _blank(None if long_mm is None else round(long_mm, 2)),
+            "short_axis_mm": _blank(None if short_mm is None else round(short_mm, 2)),
+            "diameter_mm": _blank(
+                recist.diameter_mm(is_node=m.baseline_key in node_keys, long_axis_mm=long_mm, short_axis_mm=short_mm)
+            ),
+            "sop_instance_uid": long_axis.instance.sop_instance_uid if long_axis else "",
+            "frame": long_axis.frame if long_axis else "",
+            "tracking_uid": lesion_tracking_uid(read.case_id, m.baseline_key)
+            if m.baseline_key
+            else new_lesion_tracking_uid(read.case_id, "read", read.pk, m.lesion_index),
+        }
 
 
 def iter_response_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
-    """Yield one row per patient, time point and read (every version), then the consensus and the answer key."""
+    """Yield one row per patient, time point and read (every version), then the consensus and the answer key.
+
+    A read (or a consensus) whose stored rows cannot be assessed is left out and counted.
+    """
     readers: dict[int, Reader] = {}
     for case in Case.objects.filter(task=task).order_by("pk"):
         points = _case_rows(case, task)
@@ -199,33 +215,58 @@ def iter_response_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dic
             if read.reader_id not in readers:
                 readers[read.reader_id] = Reader.objects.get(pk=read.reader_id)
             reader = readers[read.reader_id]
-            baseline = recist.baseline_sizes(baseline_lesions_for(case=case, reader=reader))
-            for result in recist.assess(baseline, read_measurements(read)):
-                yield {
-                    **points[result.index],
-                    "source": "read",
-                    "read_id": read.pk,
-                    "read_version": read.version,
-                    "is_latest_version": not read.has_later_version,
-                    "reader": reader_label(reader, pseudonymise=pseudonymise),
-                    **_result_fields(result.as_dict()),
-                }
+            yield from sanitise.rows_or_skip(
+                _response_rows_of_read,
+                what=f"the response rows of read {read.pk}",
+                kind=sanitise.READS_SKIPPED,
+                read=read,
+                case=case,
+                reader=reader,
+                points=points,
+                pseudonymise=pseudonymise,
+            )
         consensus = CaseConsensus.objects.filter(
             case=case, is_current=True, algorithm_version=ALGORITHM_VERSION
         ).first()
         if consensus is None:
             continue
-        for source, key in (("consensus", "consensus_recist"), ("answer_key", "truth_recist")):
-            for entry in consensus.summary.get(key) or []:
-                yield {
-                    **points[entry["index"]],
-                    "source": source,
-                    "read_id": "",
-                    "read_version": "",
-                    "is_latest_version": "",
-                    "reader": "",
-                    **_result_fields(entry),
-                }
+        yield from sanitise.rows_or_skip(
+            _consensus_response_rows,
+            what=f"the response rows of consensus {consensus.pk}",
+            kind=sanitise.CONSENSUS_SKIPPED,
+            consensus=consensus,
+            points=points,
+        )
+
+
+def _response_rows_of_read(
+    *, read: Read, case: Case, reader: Reader, points: dict[int, dict], pseudonymise: bool
+) -> Iterator[dict]:
+    baseline = recist.baseline_sizes(baseline_lesions_for(case=case, reader=reader))
+    for result in recist.assess(baseline, read_measurements(read)):
+        yield {
+            **points[result.index],
+            "source": "read",
+            "read_id": read.pk,
+            "read_version": read.version,
+            "is_latest_version": not read.has_later_version,
+            "reader": reader_label(reader, pseudonymise=pseudonymise),
+            **_result_fields(result.as_dict()),
+        }
+
+
+def _consensus_response_rows(*, consensus: CaseConsensus, points: dict[int, dict]) -> Iterator[dict]:
+    for source, key in (("consensus", "consensus_recist"), ("answer_key", "truth_recist")):
+        for entry in sanitise.mapping(consensus.summary).get(key) or []:
+            yield {
+                **points[entry["index"]],
+                "source": source,
+                "read_id": "",
+                "read_version": "",
+                "is_latest_version": "",
+                "reader": "",
+                **_result_fields(entry),
+            }
 
 
 def _result_fields(entry: dict) -> dict:
@@ -357,7 +398,7 @@ def baseline_observer(task: Task) -> hd.sr.ObservationContext:
                 uid=generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=["readerboard-baseline-device"]),
                 name="Readerboard baseline",
                 manufacturer_name=SOFTWARE_NAME,
-                model_name=f"baseline {task.baseline_source}"[:64],
+                model_name=sanitise.dicom_text(f"baseline {task.baseline_source}", "LO"),
             ),
         )
     )
@@ -434,9 +475,10 @@ def iter_follow_up_srs(*, task: Task, pseudonymise: bool = True, tick=None) -> I
         for read in latest_reads(task).filter(case=case):
             for point in points[1:]:
                 series_uid, number = place(point.index, "reads")
-                ds = sr_for_read_time_point(
-                    read=read, point=point, task=task, sources=cache.get(point.series), series_uid=series_uid,
-                    number=number, pseudonymise=pseudonymise,
+                ds = sanitise.or_skip(
+                    sr_for_read_time_point, what=f"the SR of read {read.pk} at time point {point.index}",
+                    kind=sanitise.DOCUMENTS_SKIPPED, read=read, point=point, task=task,
+                    sources=cache.get(point.series), series_uid=series_uid, number=number, pseudonymise=pseudonymise,
                 )  # fmt: skip
                 if ds is not None:
                     file = f"sr/case-{case.pk}/tp-{point.index}/read-{read.pk}-v{read.version}.dcm"
@@ -449,9 +491,10 @@ def iter_follow_up_srs(*, task: Task, pseudonymise: bool = True, tick=None) -> I
         if consensus is not None:
             for point in points[1:]:
                 series_uid, number = place(point.index, "consensus")
-                ds = sr_for_consensus_time_point(
-                    consensus=consensus, point=point, task=task, sources=cache.get(point.series),
-                    series_uid=series_uid, number=number,
+                ds = sanitise.or_skip(
+                    sr_for_consensus_time_point, what=f"the SR of consensus {consensus.pk} at time point {point.index}",
+                    kind=sanitise.DOCUMENTS_SKIPPED, consensus=consensus, point=point, task=task,
+                    sources=cache.get(point.series), series_uid=series_uid, number=number,
                 )  # fmt: skip
                 if ds is not None:
                     file = f"sr/case-{case.pk}/tp-{point.index}/consensus.dcm"
@@ -460,7 +503,15 @@ def iter_follow_up_srs(*, task: Task, pseudonymise: bool = True, tick=None) -> I
                     tick(1)
         if task.baseline_source != Task.BaselineSource.OWN_READ:
             series_uid, _ = place(0, "baseline")
-            ds = sr_for_baseline(case=case, task=task, sources=cache.get(points[0].series), series_uid=series_uid)
+            ds = sanitise.or_skip(
+                sr_for_baseline,
+                what=f"the baseline SR of case {case.pk}",
+                kind=sanitise.DOCUMENTS_SKIPPED,
+                case=case,
+                task=task,
+                sources=cache.get(points[0].series),
+                series_uid=series_uid,
+            )
             if ds is not None:
                 file = f"sr/case-{case.pk}/tp-0/baseline.dcm"
                 yield entry(ds, file=file, kind="sr_baseline", case=case, point=points[0]), ds

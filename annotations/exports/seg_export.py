@@ -19,6 +19,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from annotations.core import mask_rle
+from annotations.exports import sanitise
 from annotations.exports.sources import (
     SOFTWARE_NAME,
     SeriesSources,
@@ -110,13 +111,13 @@ def segmentation(
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=segment.label[:64],
+            segment_label=sanitise.dicom_text(segment.label, "LO", fallback="Lesion"),
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
             segmented_property_type=finding,
             algorithm_type=algorithm_type,
             algorithm_identification=algorithm,
             tracking_uid=segment.tracking_uid,
-            tracking_id=segment.tracking_id,
+            tracking_id=sanitise.dicom_text(segment.tracking_id, "LO", fallback="Lesion"),
         )
         for number, segment in enumerate(segments, start=1)
     ]
@@ -134,9 +135,11 @@ def segmentation(
         software_versions=software_version(),
         device_serial_number="0",
         content_label=content_label,
-        content_description=content_description[:64],
+        content_description=sanitise.dicom_text(content_description, "LO"),
         content_creator_name=content_creator_name,
-        series_description=series_description[:64],
+        series_description=sanitise.dicom_text(series_description, "LO"),
+        # UTF-8: every character sanitise leaves in a text value can be encoded.
+        specific_character_set="ISO_IR 192",
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=True,
     )
@@ -232,8 +235,8 @@ def seg_for_consensus(
     algorithm = hd.AlgorithmIdentificationSequence(
         name=CONSENSUS_DEVICE_NAME,
         family=codes.cid7162.ManualProcessing,
-        version=consensus.algorithm_version,
-        parameters={"method": str(method)},
+        version=sanitise.dicom_text(consensus.algorithm_version, "LO", fallback="unknown"),
+        parameters={"method": sanitise.dicom_text(method, "LO")},
     )
     return segmentation(
         sources=sources,

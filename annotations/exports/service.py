@@ -21,14 +21,14 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 from django.utils import timezone
 
-from annotations.exports import bundle, csv_export, deeplesion_export, follow_up_export, nifti_dataset
+from annotations.exports import bundle, csv_export, deeplesion_export, follow_up_export, nifti_dataset, sanitise
 from annotations.models import ExportJob, Task
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class ExportResult:
     dicom_files: int
     # Cases (image + label map) in a training dataset (nnunet, monai).
     dataset_cases: int = 0
+    # What the export changed or left out to fit its format (sanitise's counts), e.g. {"formula_cells_neutralised": 2}.
+    warnings: dict[str, int] = field(default_factory=dict)
 
 
 def export_filename(*, task: Task, fmt: str) -> str:
@@ -162,11 +164,14 @@ def export_to_path(
     out: Path,
     pseudonymise: bool = True,
     identify_teams: bool = False,
+    raw_cells: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ExportResult:
     """Write one export of a task to `out` (a file, or a folder to put the default file name in).
 
     Readers and teams appear as pseudonyms; pseudonymise=False names both, identify_teams=True names teams only.
+    CSV cells that a spreadsheet would run as formulas are neutralised unless `raw_cells`. Stored values that
+    do not fit a format are replaced or left out, never fatal, and counted in the result's `warnings`.
     """
     fmt = Format(fmt)
     out = Path(out)
@@ -177,7 +182,7 @@ def export_to_path(
     counter = _Counter(sum(steps.values()), progress)
     if progress:
         progress(0, counter.total)
-    with atomic_path(out) as temporary:
+    with atomic_path(out) as temporary, sanitise.counting() as warnings:
         cases = 0
         if fmt in DATASET_FORMATS:
             with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -190,6 +195,7 @@ def export_to_path(
                 fmt=fmt,
                 pseudonymise=pseudonymise,
                 identify_teams=identify_teams,
+                raw_cells=raw_cells,
                 counter=counter,
             )
             dicom_files = 0
@@ -201,13 +207,30 @@ def export_to_path(
                     parts=list(steps),
                     pseudonymise=pseudonymise,
                     identify_teams=identify_teams,
+                    raw_cells=raw_cells,
                     counter=counter,
                 )
-    return ExportResult(path=out, format=fmt.value, csv_rows=csv_rows, dicom_files=dicom_files, dataset_cases=cases)
+    if warnings:
+        logger.warning("export of task %s (%s) changed stored values to fit: %s", task.pk, fmt.value, dict(warnings))
+    return ExportResult(
+        path=out,
+        format=fmt.value,
+        csv_rows=csv_rows,
+        dicom_files=dicom_files,
+        dataset_cases=cases,
+        warnings=dict(sorted(warnings.items())),
+    )
 
 
 def _csv_rows(
-    *, task: Task, part: str, pseudonymise: bool, identify_teams: bool, counter: _Counter, tally: list[int]
+    *,
+    task: Task,
+    part: str,
+    pseudonymise: bool,
+    identify_teams: bool,
+    raw_cells: bool,
+    counter: _Counter,
+    tally: list[int],
 ) -> Iterator[str]:
     if part == Format.DEEPLESION:
         rows = deeplesion_export.iter_deeplesion_rows(task=task)
@@ -226,11 +249,20 @@ def _csv_rows(
     else:
         rows = csv_export.iter_consensus_rows(task=task, pseudonymise=pseudonymise)
         columns, key = csv_export.consensus_columns(task), "case_id"
-    return csv_export.iter_csv_lines(_ticking(rows, key=key, counter=counter, tally=tally), columns=columns)
+    return csv_export.iter_csv_lines(
+        _ticking(rows, key=key, counter=counter, tally=tally), columns=columns, raw_cells=raw_cells
+    )
 
 
 def _write_csv_file(
-    path: Path, *, task: Task, fmt: Format, pseudonymise: bool, identify_teams: bool, counter: _Counter
+    path: Path,
+    *,
+    task: Task,
+    fmt: Format,
+    pseudonymise: bool,
+    identify_teams: bool,
+    raw_cells: bool,
+    counter: _Counter,
 ) -> int:
     tally = [0]
     lines = _csv_rows(
@@ -238,6 +270,7 @@ def _write_csv_file(
         part=fmt.value,
         pseudonymise=pseudonymise,
         identify_teams=identify_teams,
+        raw_cells=raw_cells,
         counter=counter,
         tally=tally,
     )
@@ -254,6 +287,7 @@ def _write_archive(
     parts: list[str],
     pseudonymise: bool,
     identify_teams: bool,
+    raw_cells: bool,
     counter: _Counter,
 ) -> tuple[int, int]:
     counts: dict[str, int] = {}
@@ -269,6 +303,7 @@ def _write_archive(
                 part=part,
                 pseudonymise=pseudonymise,
                 identify_teams=identify_teams,
+                raw_cells=raw_cells,
                 counter=counter,
                 tally=tally,
             )
@@ -280,8 +315,8 @@ def _write_archive(
                 for entry, ds in follow_up_export.iter_follow_up_srs(
                     task=task, pseudonymise=pseudonymise, tick=counter.tick
                 ):
-                    archive.writestr(entry.file, bundle.dicom_bytes(ds))
-                    written.append(entry)
+                    if bundle.write_dicom_entry(archive, entry, ds):
+                        written.append(entry)
         else:
             written = bundle.write_dicom_set(
                 archive, task=task, kind=part, pseudonymise=pseudonymise, tick=counter.tick, links=links
@@ -290,7 +325,7 @@ def _write_archive(
             entries += written
             counts[part] = len(written)
     if entries:
-        bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries))
+        bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries, raw_cells=raw_cells))
     readme = bundle.readme_text(
         task=task, parts=parts, pseudonymise=pseudonymise, counts=counts, identify_teams=identify_teams
     )
@@ -316,8 +351,8 @@ def job_file_exists(job: ExportJob) -> bool:
     return bool(job.file_path) and storages["exports"].exists(job.file_path)
 
 
-def _build_and_store(job: ExportJob, *, on_progress: ProgressCallback) -> str:
-    """Build the job's file and keep it in the exports store; return its name there."""
+def _build_and_store(job: ExportJob, *, on_progress: ProgressCallback) -> tuple[str, dict[str, int]]:
+    """Build the job's file and keep it in the exports store; return its name there and the export's warnings."""
     store = storages["exports"]
     name = job_file_name(job)
     options = dict(
@@ -325,18 +360,19 @@ def _build_and_store(job: ExportJob, *, on_progress: ProgressCallback) -> str:
         fmt=job.format,
         pseudonymise=job.pseudonymise,
         identify_teams=job.identify_teams,
+        raw_cells=job.raw_cells,
         progress=on_progress,
     )
     if isinstance(store, FileSystemStorage):
         # Built in place: the atomic rename is the store's write, so there is no second copy.
-        export_to_path(out=job_output_path(job), **options)
-        return name
+        result = export_to_path(out=job_output_path(job), **options)
+        return name, result.warnings
     with tempfile.TemporaryDirectory(prefix="readerboard-export-") as folder:
         result = export_to_path(out=Path(folder), **options)
         if store.exists(name):  # a rerun after a crash between upload and save: replace the orphan
             store.delete(name)
         with open(result.path, "rb") as handle:
-            return store.save(name, File(handle, name=result.path.name))
+            return store.save(name, File(handle, name=result.path.name)), result.warnings
 
 
 def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -> ExportJob:
@@ -362,7 +398,7 @@ def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -
                 progress(job)
 
     try:
-        stored_name = _build_and_store(job, on_progress=on_progress)
+        stored_name, warnings = _build_and_store(job, on_progress=on_progress)
     except Exception as error:
         logger.exception("export job %s failed", job.pk)
         job.status, job.error, job.finished_at = (
@@ -376,8 +412,8 @@ def run_export(*, job: ExportJob, progress: JobProgressCallback | None = None) -
         raise
     job.status, job.finished_at = ExportJob.Status.DONE, timezone.now()
     job.progress_done = job.progress_total
-    job.file_path = stored_name
-    job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "file_path"])
+    job.file_path, job.warnings = stored_name, warnings
+    job.save(update_fields=["status", "finished_at", "progress_done", "progress_total", "file_path", "warnings"])
     if progress:
         progress(job)
     return job

@@ -9,7 +9,6 @@ never reveal a reader's display name (or a team's name) unless the export was as
 from __future__ import annotations
 
 import functools
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from annotations.core.geometry import FrameGeometry, frames_of_instance
+from annotations.exports import sanitise
 from annotations.models import Reader, Team
 from viewer.models import Instance, Series
 from viewer.services.stored_files import local_path
@@ -50,8 +50,12 @@ def team_label(team: Team | None, *, identify: bool) -> str:
 def person_name(label: str) -> str:
     """Return a DICOM PN value holding the whole label as the family name."""
     # PN components are separated by ^ and =; the trailing caret says "one component",
-    # so a display name with spaces never splits into parts.
-    return re.sub(r"[\\^=]", " ", label).strip() + "^"
+    # so a display name with spaces never splits into parts. 64 characters with the caret.
+    name = sanitise.dicom_text(label, "PN", fallback="Unknown")
+    if len(name) > 63:
+        sanitise.note(sanitise.DICOM_TEXT_SHORTENED)
+        name = name[:63].rstrip()
+    return name + "^"
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from annotations.core.answers import CHOICE_KINDS, LIKERT, MULTIPLE_CHOICE, NUMBER, SINGLE_CHOICE, TEXT, YES_NO
+from annotations.exports import sanitise
 
 # Readerboard's private coding scheme (also the finding codes' fallback in sr_export).
 LOCAL_SCHEME = "99RDBD"
@@ -55,7 +56,16 @@ class SRAnswers:
 
 def question_concept(question: dict) -> Code:
     """The coded name of a question: its key in Readerboard's private scheme, meaning its label."""
-    return Code(question["key"], LOCAL_SCHEME, (question.get("label") or question["key"])[:MAX_MEANING])
+    return coded(question["key"], LOCAL_SCHEME, question.get("label") or question["key"])
+
+
+def coded(value: Any, scheme: Any, meaning: Any) -> Code:
+    """A Code whose value (SH, or UC past 16 characters), scheme (SH) and meaning (LO) DICOM can hold."""
+    return Code(
+        sanitise.dicom_text(value, "UC", fallback="?"),
+        sanitise.dicom_text(scheme, "SH", fallback=LOCAL_SCHEME),
+        sanitise.dicom_text(meaning, "LO", fallback="?"),
+    )
 
 
 def is_site_question(question: dict) -> bool:
@@ -68,7 +78,7 @@ def sr_answers(questions: Sequence[dict], answers: dict | None, *, lesion: bool)
     With `lesion=True` the coded lesion type becomes the Finding and coded sites the Finding Sites;
     case answers are all evaluations. Questions without an answer give nothing.
     """
-    answers = answers or {}
+    answers = sanitise.mapping(answers)
     finding = None
     sites: list[Code] = []
     evaluations: list[Evaluation] = []
@@ -95,8 +105,9 @@ def consensus_values(questions: Sequence[dict], blocks: dict | None) -> dict:
     numbers and Likert: the median. Text has no consensus answer.
     """
     values = {}
+    blocks = sanitise.mapping(blocks)
     for question in questions:
-        block = (blocks or {}).get(question["key"]) or {}
+        block = sanitise.mapping(blocks.get(question["key"]))
         if question["kind"] in (LIKERT, NUMBER):
             value = block.get("median")
         elif question["kind"] == MULTIPLE_CHOICE:
@@ -109,7 +120,9 @@ def consensus_values(questions: Sequence[dict], blocks: dict | None) -> dict:
 
 
 def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
+    """The chosen options of an answer; what cannot name an option (a stored dict or list) as its text."""
+    items = value if isinstance(value, list) else [value]
+    return [item if isinstance(item, (str, int, float, bool, type(None))) else sanitise.text(item) for item in items]
 
 
 def _option_codes(question: dict, value: Any) -> list[Code]:
@@ -118,10 +131,7 @@ def _option_codes(question: dict, value: Any) -> list[Code]:
     chosen = [options.get(item) for item in _as_list(value)]
     if not chosen or any(option is None or not option.get("code") for option in chosen):
         return []
-    return [
-        Code(option["code"]["value"], option["code"]["scheme"], option["code"]["meaning"][:MAX_MEANING])
-        for option in chosen
-    ]
+    return [coded(option["code"]["value"], option["code"]["scheme"], option["code"]["meaning"]) for option in chosen]
 
 
 def _values(question: dict, value: Any) -> list[Code | str]:
@@ -134,9 +144,9 @@ def _values(question: dict, value: Any) -> list[Code | str]:
             option = options.get(item) or {"value": item, "label": str(item)}
             code = option.get("code")
             if code:
-                values.append(Code(code["value"], code["scheme"], code["meaning"][:MAX_MEANING]))
+                values.append(coded(code["value"], code["scheme"], code["meaning"]))
             else:
-                values.append(str(option.get("label") or option["value"]))
+                values.append(sanitise.dicom_text(option.get("label") or option["value"], "UT"))
         return values
     if kind == YES_NO:
         return [codes.SCT.Yes if value else codes.SCT.No]
@@ -147,8 +157,8 @@ def _values(question: dict, value: Any) -> list[Code | str]:
         for end in ("min", "max"):
             label = scale.get(f"{end}_label")
             ends.append(f"{scale.get(end)}{f' = {label}' if label else ''}")
-        return [f"{value} (scale {ends[0]} to {ends[1]})"]
+        return [sanitise.dicom_text(f"{value} (scale {ends[0]} to {ends[1]})", "UT")]
     if kind == NUMBER:
         unit = (question.get("number") or {}).get("unit")
-        return [f"{value} {unit['value']}" if unit else str(value)]
-    return [str(value)]
+        return [sanitise.dicom_text(f"{value} {unit['value']}" if unit else value, "UT")]
+    return [sanitise.dicom_text(value, "UT")]

@@ -32,6 +32,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
+from annotations.exports import sanitise
 from annotations.exports.sources import (
     SOFTWARE_NAME,
     SeriesSources,
@@ -123,12 +124,13 @@ def finding_code(finding: str) -> Code:
     """Return the coded concept of a task's finding: SNOMED CT when pydicom knows the term, else a local code."""
     keyword = "".join(word[:1].upper() + word[1:] for word in re.split(r"[^A-Za-z0-9]+", finding) if word)
     known = getattr(codes.SCT, keyword, None) if keyword else None
+    meaning = sanitise.dicom_text(finding, "LO")
     if known is not None:
         # Keep the task's own word as the meaning when SNOMED lists it as a synonym (Tumor -> 108369006).
-        return Code(known.value, known.scheme_designator, finding.strip() or known.meaning)
+        return Code(known.value, known.scheme_designator, meaning or known.meaning)
     if not keyword:
         raise ValueError(f"finding {finding!r} has no letters to code")
-    return Code(keyword.upper()[:16], LOCAL_SCHEME, finding.strip())
+    return Code(keyword.upper()[:16], LOCAL_SCHEME, meaning)
 
 
 def procedure_code(modality: str) -> Code:
@@ -138,7 +140,9 @@ def procedure_code(modality: str) -> Code:
 
 def tracking_uid(*parts: object) -> str:
     """A UID that is the same in every export for the same lesion, so tools can follow it across files."""
-    return generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=["readerboard-lesion", *map(str, parts)])
+    # Stored keys may hold text UTF-8 cannot encode; cleaning leaves every other key (and so its UID) as it was.
+    sources = [sanitise.text(part, count=False) for part in parts]
+    return generate_uid(prefix=READERBOARD_UID_ROOT, entropy_srcs=["readerboard-lesion", *sources])
 
 
 def _line_measurement(name: Code, line: LineOnImage) -> hd.sr.Measurement:
@@ -198,7 +202,11 @@ def _lines_group(
         qualitative_evaluations=_coded_evaluations(answers) if with_evaluations else None,
     )
     group[0].ContentSequence.append(
-        hd.sr.TextContentItem(name=COMMENT, value=label, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        hd.sr.TextContentItem(
+            name=COMMENT,
+            value=sanitise.dicom_text(label, "UT"),
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
     )
     if with_evaluations:
         group[0].ContentSequence.extend(_text_evaluations(answers))
@@ -265,7 +273,9 @@ def mask_group(
     answers = lesion.answers
     with_evaluations = lesion.long_axis is None
     group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=lesion.tracking_uid, identifier=lesion.label),
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=lesion.tracking_uid, identifier=sanitise.dicom_text(lesion.label, "UT", fallback="Lesion")
+        ),
         referenced_segment=hd.sr.ReferencedSegment(
             sop_class_uid=SEGMENTATION_STORAGE,
             sop_instance_uid=segment.sop_instance_uid,
@@ -342,7 +352,9 @@ def measurement_report_sr(
         is_complete=True,
         # Submitted reads and stored consensus results never change: the report is final.
         is_final=True,
-        series_description=series_description[:64],
+        series_description=sanitise.dicom_text(series_description, "LO"),
+        # UTF-8: every character sanitise leaves in a text value can be encoded.
+        specific_character_set="ISO_IR 192",
     )
     sr.SoftwareVersions = software_version()
     return sr
@@ -408,7 +420,7 @@ def read_lesions(
 ) -> list[LesionMeasurement]:
     """The lesions of one read with a long axis or a segment, in the reader's order, with their answers."""
     segments = segments or {}
-    lesion_answers = (read.answers or {}).get("lesions") or {}
+    lesion_answers = sanitise.mapping(sanitise.mapping(read.answers).get("lesions"))
     by_lesion: dict[int, dict[str, Mark]] = {index: {} for index in segments}
     for mark in marks:
         by_lesion.setdefault(mark.lesion_index, {})[mark.kind] = mark
@@ -466,7 +478,7 @@ def sr_for_read(
         series_number=READS_SR_SERIES_NUMBER,
         instance_number=instance_number,
         series_description=f"Readerboard reads: {task.name}",
-        case_answers=sr_answers(case_questions, (read.answers or {}).get("case"), lesion=False),
+        case_answers=sr_answers(case_questions, sanitise.mapping(read.answers).get("case"), lesion=False),
     )
 
 
@@ -493,14 +505,18 @@ def consensus_observer(
                 uid=consensus_device_uid(),
                 name=CONSENSUS_DEVICE_NAME,
                 manufacturer_name=SOFTWARE_NAME,
-                model_name=f"consensus {consensus.algorithm_version}"[:64],
+                model_name=sanitise.dicom_text(f"consensus {consensus.algorithm_version}", "LO"),
             ),
         )
     )
     algorithm = hd.sr.AlgorithmIdentification(
         name=CONSENSUS_DEVICE_NAME,
-        version=consensus.algorithm_version,
-        parameters=[f"{key}={value}" for key, value in sorted((consensus.params or {}).items())] or None,
+        version=sanitise.dicom_text(consensus.algorithm_version, "LO", fallback="unknown"),
+        parameters=[
+            sanitise.dicom_text(f"{key}={value}", "LO")
+            for key, value in sorted(sanitise.mapping(consensus.params).items())
+        ]
+        or None,
     )
     return observer, algorithm
 
@@ -519,7 +535,7 @@ def consensus_lesions(
 ) -> list[LesionMeasurement]:
     """The accepted consensus lesions with a long axis or a segment, in lesion order, with consensus answers."""
     segments = segments or {}
-    lesion_blocks = (consensus.answers or {}).get("lesions") or {}
+    lesion_blocks = sanitise.mapping(sanitise.mapping(consensus.answers).get("lesions"))
     lesions = []
     for lesion in consensus.lesions.filter(accepted=True).order_by("lesion_index"):
         if not lesion.long_axis and lesion.lesion_index not in segments:
@@ -586,14 +602,16 @@ def sr_for_consensus(
         series_description=f"Readerboard consensus: {task.name}",
         algorithm=algorithm,
         case_answers=sr_answers(
-            case_questions, consensus_values(case_questions, (consensus.answers or {}).get("case")), lesion=False
+            case_questions,
+            consensus_values(case_questions, sanitise.mapping(consensus.answers).get("case")),
+            lesion=False,
         ),
     )
 
 
 def _answered_question_set(consensus: CaseConsensus) -> QuestionSet | None:
     """The question version the consensus answers belong to (None without answers)."""
-    version = (consensus.answers or {}).get("version")
+    version = sanitise.mapping(consensus.answers).get("version")
     if version is None:
         return None
     return QuestionSet.objects.filter(task_id=consensus.case.task_id, version=version).first()

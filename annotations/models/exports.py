@@ -31,11 +31,15 @@ class ExportJob(models.Model):
     pseudonymise = models.BooleanField(default=True)
     # Team names instead of team pseudonyms (admins only); implied when pseudonymise is off.
     identify_teams = models.BooleanField(default=False)
+    # Formula-like CSV cells exactly as stored, not neutralised with a leading quote (docs/exports.md).
+    raw_cells = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     file_path = models.CharField(max_length=500, blank=True, help_text="Relative to READERBOARD_DATA_DIR.")
     error = models.TextField(blank=True)
+    # What the export changed or left out to fit its formats, by kind: {"unencodable_text_replaced": 1, ...}.
+    warnings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

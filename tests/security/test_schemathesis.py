@@ -22,12 +22,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory
+from tests.security.fuzz_counts import record
 
 MAX_EXAMPLES = int(os.environ.get("READERBOARD_FUZZ_EXAMPLES", "12"))
 CSRF_SECRET = "k" * 32
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-pytestmark = pytest.mark.timeout(240)
+# CI's budget is a few minutes; `make fuzz` raises the example counts and so this bound.
+pytestmark = pytest.mark.timeout(int(os.environ.get("READERBOARD_FUZZ_TIMEOUT_S", "600")))
+PER_OPERATION_RUN = {"calls": 0}
 
 
 @pytest.fixture
@@ -79,6 +82,7 @@ def test_no_operation_answers_500_or_breaks_its_schema(api_schema, reader_token)
             database=None,
         )
         def fuzz(case):
+            PER_OPERATION_RUN["calls"] += 1
             # The CSRF pair lets sign-up and sign-in bodies reach validation instead of stopping at the CSRF check.
             case.call_and_validate(
                 headers={"Authorization": f"Token {reader_token}", "X-CSRFToken": CSRF_SECRET},
@@ -90,4 +94,87 @@ def test_no_operation_answers_500_or_breaks_its_schema(api_schema, reader_token)
             fuzz()
         except (Exception, BaseExceptionGroup) as error:  # noqa: BLE001 - one report for every operation
             failures[operation.label] = f"{type(error).__name__}: {str(error)[:1500]}"
+    record(
+        "schemathesis_per_operation",
+        {**PER_OPERATION_RUN, "operations": len(operations), "failing_operations": sorted(failures)},
+    )
     assert failures == {}, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
+
+
+# --- stateful: sequences of calls that follow the API's links ---------------------------------------
+
+STATEFUL_SCENARIOS = int(os.environ.get("READERBOARD_FUZZ_STATEFUL_EXAMPLES", "40"))
+STATEFUL_STEPS = int(os.environ.get("READERBOARD_FUZZ_STATEFUL_STEPS", "8"))
+# The reading flow as a reader walks it: a task list, the next case of a task, then its lease and its read.
+READING_LINKS = {
+    ("/api/tasks/{task_id}/next-case/", "post", "200"): {
+        "RenewLease": {"operationId": "cases_lease_create", "parameters": {"case_id": "$response.body#/id"}},
+        "SaveRead": {"operationId": "reads_create", "requestBody": {"case": "$response.body#/id"}},
+        "AnswerKey": {"operationId": "cases_answer_key_retrieve", "parameters": {"case_id": "$response.body#/id"}},
+    },
+    ("/api/tasks/", "get", "200"): {
+        "NextCase": {"operationId": "tasks_next_case_create", "parameters": {"task_id": "$response.body#/0/id"}},
+        "UpcomingCase": {
+            "operationId": "tasks_upcoming_case_retrieve",
+            "parameters": {"task_id": "$response.body#/0/id"},
+        },
+    },
+}
+# Counted by `make fuzz` (benchmarks/results/fuzz.json): scenarios and calls the stateful run made.
+STATEFUL_RUN = {"scenarios": 0, "calls": 0, "server_errors": 0}
+STATEFUL_STATUSES: dict[str, int] = {}
+
+
+def _linked_schema(app):
+    """The served schema with the reading flow's OpenAPI links added (drf-spectacular does not write links)."""
+    from django.test import Client
+
+    raw = Client().get("/api/schema/?format=json").json()
+    operation_ids = {
+        operation["operationId"]
+        for item in raw["paths"].values()
+        for operation in item.values()
+        if "operationId" in operation
+    }
+    for (path, method, status), links in READING_LINKS.items():
+        response = raw["paths"][path][method]["responses"][status]
+        response["links"] = {name: link for name, link in links.items() if link["operationId"] in operation_ids}
+    schema = schemathesis.openapi.from_dict(raw)
+    schema.app, schema.location = app, "/api/schema/"
+    return schema
+
+
+def test_no_sequence_of_reading_calls_answers_500(api_schema, reader_token):
+    from django.core.wsgi import get_wsgi_application
+
+    schema = _linked_schema(get_wsgi_application())
+    headers = {"Authorization": f"Token {reader_token}", "X-CSRFToken": CSRF_SECRET}
+
+    class ReadingFlow(schema.as_state_machine()):
+        def setup(self) -> None:
+            STATEFUL_RUN["scenarios"] += 1
+
+        def get_call_kwargs(self, case):
+            return {"headers": headers, "cookies": {"csrftoken": CSRF_SECRET}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            # The oracle is "no 5xx"; the per-operation test above checks conformance.
+            STATEFUL_RUN["calls"] += 1
+            key = f"{case.operation.label} {response.status_code}"
+            STATEFUL_STATUSES[key] = STATEFUL_STATUSES.get(key, 0) + 1
+            if response.status_code >= 500:
+                STATEFUL_RUN["server_errors"] += 1
+            case.validate_response(response, checks=[not_a_server_error], transport_kwargs=kwargs)
+
+    ReadingFlow.run(
+        settings=settings(
+            max_examples=STATEFUL_SCENARIOS,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+    )
+    record("schemathesis_stateful", {**STATEFUL_RUN, "responses": dict(sorted(STATEFUL_STATUSES.items()))})
+    assert STATEFUL_RUN["calls"] > STATEFUL_SCENARIOS

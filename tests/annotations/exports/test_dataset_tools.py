@@ -12,7 +12,7 @@ import pytest
 from annotations.exports import export_to_path
 from annotations.reading.label_maps import import_label_map_answer_key
 from tests.annotations.export_data import build_scene
-from tests.annotations.test_export_datasets import volume_and_labels
+from tests.annotations.exports.test_export_datasets import volume_and_labels
 
 pytestmark = [pytest.mark.django_db, pytest.mark.datasettools]
 
