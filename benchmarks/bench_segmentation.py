@@ -1,0 +1,473 @@
+"""Mask proposals from a RECIST line or a tap: library methods side by side on hard synthetic lesions.
+
+Run: .venv/bin/python benchmarks/bench_segmentation.py [--lesions 200] [--seed 26] [--quick]
+
+Every method runs through the same crop, seeding, normalisation, acceptance checks and 3D propagation
+(annotations/core/segmentation); only the library algorithm inside the crop differs:
+scikit-image random walker (the chosen one), scikit-image marker watershed on the gradient, scikit-image
+morphological Chan-Vese, SimpleITK confidence-connected region growing and OpenCV GrabCut. Lesions come
+from benchmarks/segmentation_phantoms.py (liver, lung, lymph node, kidney CT and an MR T1 set: lobulated,
+blurred, low or enhancing contrast, noise 8-25 HU, a vessel or organ edge touching). Each lesion gets three
+readers' lines on its largest slice (end points jittered by up to 1.5 px, angle by 5 degrees, length by
+10 %) and one tap in its inner half. Metrics as ULS23 reports them: 2D Dice on the line's slice, 3D Dice,
+HD95, long- and short-axis error, volume error, the spread of 2D Dice across a lesion's jittered lines,
+and time (2D on a 512 x 512 slice, 3D from line and from tap). Bad prompts (air, fat, bone, plain liver)
+must raise NoLesionFound. Writes benchmarks/results/segmentation.json and segmentation.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = Path(__file__).resolve().parent / "results"
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+import skimage  # noqa: E402
+from scipy import ndimage  # noqa: E402
+from skimage.filters import sobel  # noqa: E402
+from skimage.segmentation import morphological_chan_vese, watershed  # noqa: E402
+
+from annotations.core.segmentation import (  # noqa: E402
+    NoLesionFound,
+    RandomWalkerSegmenter,
+    propagate,
+    propose_from_line,
+    propose_from_tap,
+    recist_axes,
+)
+from benchmarks.segmentation_phantoms import inner_half_tap, jittered_line, make_phantom  # noqa: E402
+
+SLICE_SIZE = 512
+LINES_PER_LESION = 3
+
+
+class WatershedSegmenter:
+    name = f"scikit-image {skimage.__version__} watershed (markers, Sobel gradient)"
+
+    def __call__(self, image: np.ndarray, lesion_seeds: np.ndarray, background_seeds: np.ndarray) -> np.ndarray:
+        markers = np.zeros(image.shape, dtype=np.int32)
+        markers[background_seeds] = 2
+        markers[lesion_seeds] = 1
+        return watershed(sobel(image), markers) == 1
+
+
+class ChanVeseSegmenter:
+    name = f"scikit-image {skimage.__version__} morphological_chan_vese"
+
+    def __call__(self, image: np.ndarray, lesion_seeds: np.ndarray, background_seeds: np.ndarray) -> np.ndarray:
+        start = ndimage.binary_dilation(lesion_seeds, iterations=2) & ~background_seeds
+        result = morphological_chan_vese(image, num_iter=40, init_level_set=start, smoothing=2).astype(bool)
+        return result & ~background_seeds
+
+
+class ConfidenceConnectedSegmenter:
+    name = f"SimpleITK {sitk.Version_VersionString()} ConfidenceConnected"
+
+    def __call__(self, image: np.ndarray, lesion_seeds: np.ndarray, background_seeds: np.ndarray) -> np.ndarray:
+        rows, cols = np.nonzero(lesion_seeds)
+        pick = np.linspace(0, len(rows) - 1, min(len(rows), 40)).astype(int)
+        seeds = [(int(cols[k]), int(rows[k])) for k in pick]
+        grown = sitk.ConfidenceConnected(
+            sitk.GetImageFromArray(image.astype(np.float32)),
+            seedList=seeds,
+            numberOfIterations=3,
+            multiplier=2.5,
+            initialNeighborhoodRadius=1,
+            replaceValue=1,
+        )
+        return sitk.GetArrayFromImage(grown).astype(bool) & ~background_seeds
+
+
+class GrabCutSegmenter:
+    name = f"OpenCV {cv2.__version__} grabCut"
+
+    def __call__(self, image: np.ndarray, lesion_seeds: np.ndarray, background_seeds: np.ndarray) -> np.ndarray:
+        scaled = np.clip((image + 1.0) / 4.0 * 255.0, 0, 255).astype(np.uint8)
+        colour = np.ascontiguousarray(np.repeat(scaled[..., None], 3, axis=2))
+        mask = np.full(image.shape, cv2.GC_PR_BGD, dtype=np.uint8)
+        mask[ndimage.binary_dilation(lesion_seeds, iterations=3) & ~background_seeds] = cv2.GC_PR_FGD
+        mask[background_seeds] = cv2.GC_BGD
+        mask[lesion_seeds] = cv2.GC_FGD
+        if not (mask == cv2.GC_BGD).any() or not (mask == cv2.GC_FGD).any():
+            return lesion_seeds.copy()
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(colour, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+        return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+METHODS = {
+    "random_walker": RandomWalkerSegmenter(),
+    "watershed": WatershedSegmenter(),
+    "chan_vese": ChanVeseSegmenter(),
+    "sitk_confidence_connected": ConfidenceConnectedSegmenter(),
+    "grabcut": GrabCutSegmenter(),
+}
+CHOSEN = "random_walker"
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * float((a & b).sum()) / total
+
+
+def hd95_mm(a: np.ndarray, b: np.ndarray, spacing: tuple[float, ...]) -> float:
+    """95th percentile of the symmetric surface distance (mm); inf when one mask is empty."""
+    if not a.any() or not b.any():
+        return math.inf
+    surface_a = a & ~ndimage.binary_erosion(a)
+    surface_b = b & ~ndimage.binary_erosion(b)
+    to_b = ndimage.distance_transform_edt(~surface_b, sampling=spacing)
+    to_a = ndimage.distance_transform_edt(~surface_a, sampling=spacing)
+    return float(np.percentile(np.concatenate([to_b[surface_a], to_a[surface_b]]), 95))
+
+
+def padded_slice(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The slice inside a 512 x 512 canvas (reflected), as a reader's full slice; and its offset (rows, cols)."""
+    pad_r, pad_c = max(0, SLICE_SIZE - image.shape[0]), max(0, SLICE_SIZE - image.shape[1])
+    top, left = pad_r // 2, pad_c // 2
+    return np.pad(image, ((top, pad_r - top), (left, pad_c - left)), mode="reflect"), (top, left)
+
+
+def clip_point(point: tuple[float, float], shape: tuple[int, int]) -> tuple[float, float]:
+    return (min(max(point[0], 0.0), shape[1] - 1.0), min(max(point[1], 0.0), shape[0] - 1.0))
+
+
+def evaluate_lesion(phantom, methods: dict, rng_seed: int) -> dict[str, dict]:
+    """All metrics of every method on one phantom (same prompts for every method)."""
+    s = phantom.largest_slice
+    in_plane = phantom.spacing_mm[1:]
+    truth2d = phantom.truth[s]
+    truth_axes = recist_axes(truth2d, in_plane)
+    rng = np.random.default_rng(rng_seed)
+    lines = [
+        tuple(
+            clip_point(p, truth2d.shape)
+            for p in jittered_line(truth_axes.long_start, truth_axes.long_end, rng, spacing_mm=in_plane)
+        )
+        for _ in range(LINES_PER_LESION)
+    ]
+    tap = inner_half_tap(truth2d, rng)
+    canvas, (top, left) = padded_slice(phantom.volume[s])
+    truth_volume_mm3 = float(phantom.truth.sum()) * float(np.prod(phantom.spacing_mm))
+    out = {}
+    for name, segmenter in methods.items():
+        row: dict = {"dice_2d": [], "time_2d_ms": [], "long_err_mm": [], "short_err_mm": [], "bound_ok": True}
+        first_mask = None
+        for start, end in lines:
+            shifted = [(p[0] + left, p[1] + top) for p in (start, end)]
+            t0 = time.perf_counter()
+            try:
+                proposal = propose_from_line(
+                    image=canvas,
+                    pixel_spacing_mm=in_plane,
+                    start=shifted[0],
+                    end=shifted[1],
+                    is_ct=phantom.is_ct,
+                    segmenter=segmenter,
+                )
+                mask = proposal.mask[top : top + truth2d.shape[0], left : left + truth2d.shape[1]]
+                rows, cols = np.nonzero(proposal.mask)
+                reach = np.hypot(
+                    (rows - proposal.bound_centre[1]) * in_plane[0], (cols - proposal.bound_centre[0]) * in_plane[1]
+                )
+                line_mm = math.hypot((end[0] - start[0]) * in_plane[1], (end[1] - start[1]) * in_plane[0])
+                row["bound_ok"] &= bool(reach.max() <= 0.75 * line_mm + 1e-6)
+            except NoLesionFound:
+                mask = np.zeros_like(truth2d)
+            row["time_2d_ms"].append(1000 * (time.perf_counter() - t0))
+            row["dice_2d"].append(dice(mask, truth2d))
+            if mask.any():
+                axes = recist_axes(mask, in_plane)
+                row["long_err_mm"].append(abs(axes.long_axis_mm - truth_axes.long_axis_mm))
+                row["short_err_mm"].append(abs(axes.short_axis_mm - truth_axes.short_axis_mm))
+            else:
+                row["long_err_mm"].append(truth_axes.long_axis_mm)
+                row["short_err_mm"].append(truth_axes.short_axis_mm)
+            if first_mask is None:
+                first_mask = mask
+        # 3D from the first reader's line.
+        t0 = time.perf_counter()
+        volume = np.zeros_like(phantom.truth)
+        if first_mask.any():
+            result = propagate(
+                volume=phantom.volume,
+                spacing_mm=phantom.spacing_mm,
+                seed_slice=s,
+                seed_mask=first_mask,
+                segmenter=segmenter,
+            )
+            volume = result.as_array(phantom.truth.shape)
+        row["time_3d_ms"] = 1000 * (time.perf_counter() - t0) + row["time_2d_ms"][0]
+        row["dice_3d"] = dice(volume, phantom.truth)
+        row["hd95_mm"] = hd95_mm(volume, phantom.truth, phantom.spacing_mm)
+        row["volume_err_pct"] = (
+            100.0 * abs(float(volume.sum()) * float(np.prod(phantom.spacing_mm)) - truth_volume_mm3) / truth_volume_mm3
+        )
+        # 3D and axes from one tap.
+        t0 = time.perf_counter()
+        try:
+            tapped = propose_from_tap(
+                volume=phantom.volume,
+                spacing_mm=phantom.spacing_mm,
+                slice_index=s,
+                point=tap,
+                is_ct=phantom.is_ct,
+                segmenter=segmenter,
+            )
+            tap_volume = tapped.as_array(phantom.truth.shape)
+            tap_axes = tapped.axes
+        except NoLesionFound:
+            tap_volume, tap_axes = np.zeros_like(phantom.truth), None
+        row["time_tap_ms"] = 1000 * (time.perf_counter() - t0)
+        row["tap_dice_3d"] = dice(tap_volume, phantom.truth)
+        row["tap_long_err_mm"] = (
+            abs(tap_axes.long_axis_mm - truth_axes.long_axis_mm) if tap_axes else truth_axes.long_axis_mm
+        )
+        row["tap_short_err_mm"] = (
+            abs(tap_axes.short_axis_mm - truth_axes.short_axis_mm) if tap_axes else truth_axes.short_axis_mm
+        )
+        out[name] = row
+    return out
+
+
+def bad_prompts(methods: dict, count: int, seed: int) -> dict[str, dict]:
+    """Lines and taps on air, fat, bone and plain liver: how often each method says "no lesion found"."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:160, :160]
+    results: dict[str, dict] = {name: defaultdict(lambda: [0, 0]) for name in methods}
+    for _ in range(count):
+        noise = rng.normal(0, rng.uniform(8, 25), (160, 160))
+        noise = ndimage.gaussian_filter(noise, 0.6) * 1.6
+        ring = np.hypot(yy - 80, xx - 80)
+        scenes = {
+            "air": -1000.0 + noise,
+            "fat": -100.0 + noise,
+            "bone": np.where(ring < 30, 400.0, np.where(ring < 40, 1000.0, 40.0)) + noise,
+            "liver": 60.0 + 6 * ndimage.gaussian_filter(rng.normal(0, 1, (160, 160)), 5) * 5 + noise,
+        }
+        angle = rng.uniform(0, math.pi)
+        half = rng.uniform(6, 25)
+        start = (80 - half * math.cos(angle), 80 - half * math.sin(angle))
+        end = (80 + half * math.cos(angle), 80 + half * math.sin(angle))
+        for scene, image in scenes.items():
+            volume = np.repeat(image[None], 5, axis=0).astype(np.float32)
+            for name, segmenter in methods.items():
+                for prompt in ("line", "tap"):
+                    try:
+                        if prompt == "line":
+                            propose_from_line(
+                                image=image, pixel_spacing_mm=(0.7, 0.7), start=start, end=end, segmenter=segmenter
+                            )
+                        else:
+                            propose_from_tap(
+                                volume=volume,
+                                spacing_mm=(1.0, 0.7, 0.7),
+                                slice_index=2,
+                                point=(80.0, 80.0),
+                                segmenter=segmenter,
+                            )
+                    except NoLesionFound:
+                        results[name][f"{scene} {prompt}"][0] += 1
+                    results[name][f"{scene} {prompt}"][1] += 1
+    return {name: {key: value[0] / value[1] for key, value in rows.items()} for name, rows in results.items()}
+
+
+def summarise(rows: list[dict]) -> dict:
+    def stats(values: list[float]) -> dict:
+        array = np.asarray(values, dtype=float)
+        finite = array[np.isfinite(array)]
+        return {
+            "median": round(float(np.median(finite)), 4) if finite.size else None,
+            "mean": round(float(finite.mean()), 4) if finite.size else None,
+            "p10": round(float(np.percentile(finite, 10)), 4) if finite.size else None,
+            "p90": round(float(np.percentile(finite, 90)), 4) if finite.size else None,
+            "p95": round(float(np.percentile(finite, 95)), 4) if finite.size else None,
+            "n_infinite": int((~np.isfinite(array)).sum()),
+        }
+
+    flat = lambda key: [v for row in rows for v in row[key]]  # noqa: E731
+    return {
+        "dice_2d": stats(flat("dice_2d")),
+        "dice_2d_spread_across_lines": stats([float(np.max(row["dice_2d"]) - np.min(row["dice_2d"])) for row in rows]),
+        "dice_3d": stats([row["dice_3d"] for row in rows]),
+        "hd95_mm": stats([row["hd95_mm"] for row in rows]),
+        "volume_err_pct": stats([row["volume_err_pct"] for row in rows]),
+        "long_axis_err_mm": stats(flat("long_err_mm")),
+        "short_axis_err_mm": stats(flat("short_err_mm")),
+        "tap_dice_3d": stats([row["tap_dice_3d"] for row in rows]),
+        "tap_long_axis_err_mm": stats([row["tap_long_err_mm"] for row in rows]),
+        "tap_short_axis_err_mm": stats([row["tap_short_err_mm"] for row in rows]),
+        "time_2d_512_ms": stats(flat("time_2d_ms")),
+        "time_3d_line_ms": stats([row["time_3d_ms"] for row in rows]),
+        "time_tap_ms": stats([row["time_tap_ms"] for row in rows]),
+        "rejected_real_lesion_lines": int(sum(1 for v in flat("dice_2d") if v == 0.0)),
+        "proposals_within_bound": bool(all(row["bound_ok"] for row in rows)),
+    }
+
+
+def site_medians(rows: list[dict], lesions: list[dict]) -> dict[str, dict[str, float]]:
+    """Median 2D, 3D and tap Dice per site."""
+    out = {}
+    for site in sorted({lesion["site"] for lesion in lesions}):
+        mine = [row for row, lesion in zip(rows, lesions, strict=True) if lesion["site"] == site]
+        out[site] = {
+            "dice_2d_median": round(float(np.median([v for row in mine for v in row["dice_2d"]])), 4),
+            "dice_3d_median": round(float(np.median([row["dice_3d"] for row in mine])), 4),
+            "tap_dice_3d_median": round(float(np.median([row["tap_dice_3d"] for row in mine])), 4),
+        }
+    return out
+
+
+TABLE = (
+    ("2D Dice", "dice_2d", "median", "{:.3f}"),
+    ("3D Dice", "dice_3d", "median", "{:.3f}"),
+    ("tap 3D", "tap_dice_3d", "median", "{:.3f}"),
+    ("HD95 mm", "hd95_mm", "median", "{:.2f}"),
+    ("long mm", "long_axis_err_mm", "median", "{:.2f}"),
+    ("short mm", "short_axis_err_mm", "median", "{:.2f}"),
+    ("tap long", "tap_long_axis_err_mm", "median", "{:.2f}"),
+    ("vol err %", "volume_err_pct", "median", "{:.1f}"),
+    ("spread", "dice_2d_spread_across_lines", "median", "{:.3f}"),
+    ("2D p95 ms", "time_2d_512_ms", "p95", "{:.0f}"),
+    ("3D p95 ms", "time_3d_line_ms", "p95", "{:.0f}"),
+    ("tap p95 ms", "time_tap_ms", "p95", "{:.0f}"),
+)
+
+
+def print_table(summary: dict, rejection: dict) -> None:
+    print(f"{'method':26}" + "".join(f"{label:>11}" for label, *_ in TABLE) + f"{'bad->NLF':>10}")
+    for name, s in summary.items():
+        cells = "".join(f"{fmt.format(s[key][stat]):>11}" for _, key, stat, fmt in TABLE)
+        print(f"{name:26}{cells}{np.mean(list(rejection[name].values())):10.2f}")
+
+
+def plot(summary: dict, per_lesion: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_lesion)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    for ax, key, title in (
+        (axes[0, 0], "dice_2d", "2D Dice on the line's slice (3 jittered lines per lesion)"),
+        (axes[0, 1], "dice_3d", "3D Dice (line, then propagation)"),
+        (axes[1, 0], "tap_dice_3d", "3D Dice from one tap"),
+    ):
+        data = [
+            [v for row in per_lesion[n] for v in (row[key] if isinstance(row[key], list) else [row[key]])]
+            for n in names
+        ]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
+        ax.axhline(0.9 if key == "dice_2d" else 0.85, color="grey", linestyle="--", linewidth=1)
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=10)
+    ax = axes[1, 1]
+    width = 0.27
+    for k, (key, label) in enumerate(
+        (("time_2d_512_ms", "2D, 512x512"), ("time_3d_line_ms", "3D from line"), ("time_tap_ms", "3D from tap"))
+    ):
+        ax.bar(np.arange(len(names)) + (k - 1) * width, [summary[n][key]["p95"] for n in names], width, label=label)
+    ax.axhline(150, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(1000, color="grey", linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_ylabel("p95 time (ms)")
+    ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax.legend(fontsize=8)
+    ax.set_title("Time p95 (targets: 150 ms 2D, 1 s 3D)", fontsize=10)
+    fig.suptitle(f"Mask proposals on {len(per_lesion[names[0]])} synthetic lesions; chosen: {CHOSEN}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesions", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument("--bad-prompts", type=int, default=10, help="scenes per kind of bad prompt")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--quick", action="store_true", help="smoke test: 10 lesions, 2 bad scenes, no files")
+    parser.add_argument("--output", default=str(RESULTS / "segmentation.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.lesions, args.bad_prompts = 10, 2
+    methods = {name: METHODS[name] for name in args.methods}
+    per_lesion: dict[str, list[dict]] = {name: [] for name in methods}
+    lesions = []
+    started = time.perf_counter()
+    for index in range(args.lesions):
+        phantom = make_phantom(index, seed=args.seed)
+        truth_axes = recist_axes(phantom.truth[phantom.largest_slice], phantom.spacing_mm[1:])
+        lesions.append(
+            {
+                "index": index,
+                "site": phantom.site,
+                "long_axis_mm": round(truth_axes.long_axis_mm, 2),
+                "contrast": round(phantom.contrast, 1),
+                "noise_sigma": round(phantom.noise_sigma, 1),
+                "slice_mm": phantom.spacing_mm[0],
+                "touching": list(phantom.touching),
+            }
+        )
+        for name, row in evaluate_lesion(phantom, methods, rng_seed=args.seed * 1000 + index).items():
+            per_lesion[name].append(row)
+        if (index + 1) % 20 == 0:
+            print(f"{index + 1} lesions, {time.perf_counter() - started:.0f} s", flush=True)
+    summary = {name: summarise(rows) for name, rows in per_lesion.items()}
+    by_site = {name: site_medians(rows, lesions) for name, rows in per_lesion.items()}
+    rejection = bad_prompts(methods, args.bad_prompts, args.seed)
+    print_table(summary, rejection)
+    if args.quick:
+        return
+    report = {
+        "benchmark": "segmentation",
+        "chosen": CHOSEN,
+        "methods": {name: segmenter.name for name, segmenter in methods.items()},
+        "lesions": args.lesions,
+        "seed": args.seed,
+        "lines_per_lesion": LINES_PER_LESION,
+        "targets": {
+            "dice_3d_median": 0.85,
+            "dice_2d_median": 0.90,
+            "axis_err_mm": 1.5,
+            "time_2d_p95_ms": 150,
+            "time_3d_p95_ms": 1000,
+        },
+        "summary": summary,
+        "by_site": by_site,
+        "bad_prompts_rejected": rejection,
+        "per_lesion": {
+            "lesions": lesions,
+            **{name: [{k: v for k, v in row.items()} for row in rows] for name, rows in per_lesion.items()},
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+        },
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps(report, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v)
+        + "\n"
+    )
+    plot(summary, per_lesion, output.with_suffix(".png"))
+    print(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
