@@ -266,8 +266,24 @@ class _MaskSliceSerializer(serializers.Serializer):
     )
 
 
+class _ProposalSerializer(serializers.Serializer):
+    slices = _MaskSliceSerializer(many=True)
+
+
+class _MaskProvenanceSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["hand", "line", "tap"])
+    algorithm = serializers.CharField(required=False, max_length=128, help_text="Proposed masks only.")
+    algorithm_version = serializers.CharField(required=False, max_length=128, help_text="Proposed masks only.")
+    proposal = _ProposalSerializer(
+        required=False, help_text="The proposal's slices as the mask-proposals endpoint returned them."
+    )
+
+
 class _MaskSerializer(serializers.Serializer):
     slices = _MaskSliceSerializer(many=True)
+    provenance = _MaskProvenanceSerializer(
+        required=False, help_text="How the mask was made; the server computes the edit Dice itself."
+    )
 
 
 class _TapSerializer(serializers.Serializer):

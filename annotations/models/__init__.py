@@ -4,7 +4,7 @@ from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQ
 from annotations.models.exports import ExportJob
 from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
 from annotations.models.questions import QuestionSet
-from annotations.models.reads import Mark, MaskSlice, Read
+from annotations.models.reads import Mark, MaskProvenance, MaskSlice, MaskSource, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
 
 __all__ = [
@@ -17,7 +17,9 @@ __all__ = [
     "FollowUpMeasurement",
     "Lease",
     "Mark",
+    "MaskProvenance",
     "MaskSlice",
+    "MaskSource",
     "QuestionSet",
     "Read",
     "Reader",

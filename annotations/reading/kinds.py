@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from annotations import background
 from annotations.assignment import services as assignment
 from annotations.consensus.queue import queue_case_consensus
-from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader, Task
+from annotations.models import Case, Lease, Mark, MaskProvenance, MaskSlice, MaskSource, Read, Reader, Task
 from annotations.reading import follow_up_reads
 from annotations.reading.documents import ParsedRead, ReadValidationError, ValidatedRead, validate_read_document
 from annotations.reading.rules import rules_for_case
@@ -207,7 +207,7 @@ def read_fields(*, parsed: ParsedRead, document: dict, question_set_id: int | No
 
 
 def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int]) -> None:
-    """Store the parsed lines and painted mask slices of a new read as its Mark and MaskSlice rows."""
+    """Store a new read's lines, painted mask slices and masks' provenance (Mark, MaskSlice, MaskProvenance rows)."""
     Mark.objects.bulk_create(
         Mark(
             read=read,
@@ -234,6 +234,22 @@ def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int])
         )
         for mask in parsed.mask_slices
         if mask.pixel_count > 0
+    )
+    # Every painted mask says how it was made; one sent without provenance was painted by hand.
+    painted = sorted({mask.lesion_index for mask in parsed.mask_slices if mask.pixel_count > 0})
+    stated = {provenance.lesion_index: provenance for provenance in parsed.mask_provenance}
+    MaskProvenance.objects.bulk_create(
+        MaskProvenance(
+            read=read,
+            lesion_index=index,
+            source=stated[index].source if index in stated else MaskSource.HAND,
+            algorithm=stated[index].algorithm if index in stated else "",
+            algorithm_version=stated[index].algorithm_version if index in stated else "",
+            edited=stated[index].edited if index in stated else None,
+            edit_dice=stated[index].edit_dice if index in stated else None,
+            proposal_pixels=stated[index].proposal_pixels if index in stated else None,
+        )
+        for index in painted
     )
 
 
