@@ -340,3 +340,29 @@ def test_questions_show_before_any_answer_with_empty_plots(researcher_client, sm
     assert page.count('data-testid="question-result"') == 1 and "No case has low agreement on an answer" in page
     assert "Reader accuracy appears once gold cases have answer keys" in page
     assert plot.status_code == 200 and "No answers yet" in plot.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_shows_how_much_readers_edit_mask_proposals(researcher_client, study):
+    from annotations.models import MaskProvenance
+
+    task, measured, readers = study
+    reads = list(measured.reads.order_by("id"))
+    MaskProvenance.objects.create(
+        read=reads[0], lesion_index=1, source="line", algorithm="rw", edited=True, edit_dice=0.8
+    )
+    MaskProvenance.objects.create(
+        read=reads[1], lesion_index=1, source="tap", algorithm="rw", edited=False, edit_dice=1.0
+    )
+    MaskProvenance.objects.create(
+        read=reads[1], lesion_index=2, source="line", algorithm="rw", edited=True, edit_dice=0.9
+    )
+    MaskProvenance.objects.create(read=reads[2], lesion_index=1, source="hand")
+
+    html = page_of(researcher_client, task)
+
+    section = html[html.index('id="mask-proposals"') : html.index('id="low-agreement"')]
+    assert "3 of 4 lesion mask(s)" in section and "2 from a line, 1 from a tap, 1 by hand" in section
+    assert "<strong>0.75</strong>" in section  # share proposed
+    assert "<strong>0.90</strong>" in section  # median Dice of 0.8, 0.9, 1.0
+    assert "<strong>0.67</strong>" in section  # two of three proposals edited
