@@ -854,6 +854,14 @@ class ReadingSession {
       repropagate: (number) => this.repropagate(number),
       goToSlice: (index) => this.viewer.goToSlice(index),
       maskSummary: () => Object.fromEntries(this.mask ? this.mask.pixelCounts() : []),
+      /** Cornerstone's own RECIST axes of lesion `number`'s mask (getSegmentLargestBidirectional), in mm. */
+      largestBidirectional: async (number) => {
+        const found = await toolUtilities.segmentation.getSegmentLargestBidirectional({
+          segmentationId: this.mask.segmentationId,
+          segmentIndices: [number],
+        });
+        return (found || []).map(({ segmentIndex, maxMajor, maxMinor }) => ({ segmentIndex, maxMajor, maxMinor }));
+      },
       answers: () => JSON.parse(JSON.stringify(this.form.answers)),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,
