@@ -126,9 +126,10 @@ class MaskSource(models.TextChoices):
 
 
 class MaskProvenance(models.Model):
-    """How one lesion's mask in a read was made, and how much the reader changed a proposal.
+    """How one lesion's mask in a read was proposed, and how much the reader changed the proposal.
 
-    The proposal itself stays in the read's verbatim document; `edit_dice` (proposal vs submitted mask) and
+    Only masks that started from a proposal have a row: a painted mask without one was made by hand. The
+    proposal itself stays in the read's verbatim document; `edit_dice` (proposal vs submitted mask) and
     `edited` are computed by the server from both, never taken from the page.
     """
 

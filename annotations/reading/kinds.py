@@ -235,21 +235,22 @@ def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int])
         for mask in parsed.mask_slices
         if mask.pixel_count > 0
     )
-    # Every painted mask says how it was made; one sent without provenance was painted by hand.
-    painted = sorted({mask.lesion_index for mask in parsed.mask_slices if mask.pixel_count > 0})
-    stated = {provenance.lesion_index: provenance for provenance in parsed.mask_provenance}
+    # A painted mask that started from a proposal records it; a mask without a row was painted by hand, so a
+    # hand-made read costs no extra query on the hot submit path.
+    painted = {mask.lesion_index for mask in parsed.mask_slices if mask.pixel_count > 0}
     MaskProvenance.objects.bulk_create(
         MaskProvenance(
             read=read,
-            lesion_index=index,
-            source=stated[index].source if index in stated else MaskSource.HAND,
-            algorithm=stated[index].algorithm if index in stated else "",
-            algorithm_version=stated[index].algorithm_version if index in stated else "",
-            edited=stated[index].edited if index in stated else None,
-            edit_dice=stated[index].edit_dice if index in stated else None,
-            proposal_pixels=stated[index].proposal_pixels if index in stated else None,
+            lesion_index=provenance.lesion_index,
+            source=provenance.source,
+            algorithm=provenance.algorithm,
+            algorithm_version=provenance.algorithm_version,
+            edited=provenance.edited,
+            edit_dice=provenance.edit_dice,
+            proposal_pixels=provenance.proposal_pixels,
         )
-        for index in painted
+        for provenance in parsed.mask_provenance
+        if provenance.source != MaskSource.HAND and provenance.lesion_index in painted
     )
 
 

@@ -344,20 +344,23 @@ def test_questions_show_before_any_answer_with_empty_plots(researcher_client, sm
 
 @pytest.mark.django_db
 def test_the_page_shows_how_much_readers_edit_mask_proposals(researcher_client, study):
-    from annotations.models import MaskProvenance
+    from annotations.models import MaskProvenance, MaskSlice
 
     task, measured, readers = study
     reads = list(measured.reads.order_by("id"))
-    MaskProvenance.objects.create(
-        read=reads[0], lesion_index=1, source="line", algorithm="rw", edited=True, edit_dice=0.8
-    )
-    MaskProvenance.objects.create(
-        read=reads[1], lesion_index=1, source="tap", algorithm="rw", edited=False, edit_dice=1.0
-    )
-    MaskProvenance.objects.create(
-        read=reads[1], lesion_index=2, source="line", algorithm="rw", edited=True, edit_dice=0.9
-    )
-    MaskProvenance.objects.create(read=reads[2], lesion_index=1, source="hand")
+    lesion_slice = instances(measured.series)[4]
+    for read, lesion in [(reads[0], 1), (reads[1], 1), (reads[1], 2), (reads[2], 1)]:
+        MaskSlice.objects.create(
+            read=read, lesion_index=lesion, instance=lesion_slice, frame=1, counts=[100, 4, 3992], pixel_count=4
+        )
+    for read, lesion, source, edited, dice in [
+        (reads[0], 1, "line", True, 0.8),
+        (reads[1], 1, "tap", False, 1.0),
+        (reads[1], 2, "line", True, 0.9),
+    ]:
+        MaskProvenance.objects.create(
+            read=read, lesion_index=lesion, source=source, algorithm="rw", edited=edited, edit_dice=dice
+        )
 
     html = page_of(researcher_client, task)
 

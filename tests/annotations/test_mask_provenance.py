@@ -87,11 +87,14 @@ def test_a_page_sent_dice_is_refused(case, reader):
     }
 
 
-def test_a_mask_without_provenance_is_recorded_as_hand_made(case, reader):
-    read = submit_read(reader=reader, document=read_document(case)).read
+@pytest.mark.parametrize("provenance", [None, {"source": "hand"}])
+def test_a_hand_made_mask_stores_no_proposal(case, reader, provenance):
+    document = read_document(case) if provenance is None else with_provenance(case, provenance)
 
-    provenance = MaskProvenance.objects.get(read=read)
-    assert (provenance.source, provenance.edited, provenance.edit_dice) == ("hand", None, None)
+    read = submit_read(reader=reader, document=document).read
+
+    assert read.mask_slices.exists()
+    assert not MaskProvenance.objects.filter(read=read).exists()
 
 
 @pytest.mark.parametrize(
