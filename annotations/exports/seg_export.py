@@ -220,7 +220,7 @@ def proposed_segment_algorithm(provenance: MaskProvenance | None) -> dict:
         "algorithm_type": hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
         "algorithm": hd.AlgorithmIdentificationSequence(
             name=provenance.algorithm[:64],
-            family=codes.cid7162.NeighborhoodAnalysis,
+            family=codes.cid7162.MorphologicalOperations,
             version=provenance.algorithm_version[:64],
             parameters=parameters,
         ),

@@ -27,13 +27,13 @@ from annotations.core.geometry import line_length_mm
 from annotations.core.segmentation import (
     ALGORITHM_NAME,
     ALGORITHM_VERSION,
+    DEFAULT_SEGMENTER,
     Axes,
     NoLesionFound,
     Segmenter,
     propagate,
     propose_from_line,
     propose_from_tap,
-    random_walker_segmenter,
     recist_axes,
 )
 from annotations.models import Case, CaseTimePoint, Read, Reader
@@ -311,7 +311,7 @@ def propose_mask(*, reader: Reader, case_id: int, prompt: Prompt, propagate_3d: 
     """
     check_proposal_rate(reader=reader)
     started_s = time.monotonic()
-    budget = _Budget(random_walker_segmenter, budget_s=time_budget_s(), started_s=started_s)
+    budget = _Budget(DEFAULT_SEGMENTER, budget_s=time_budget_s(), started_s=started_s)
     case = case_for_proposal(reader=reader, case_id=case_id)
     path = {LinePrompt: "long_axis", TapPrompt: "tap", SeedMaskPrompt: "seed_mask"}[type(prompt)]
     target = prompt.long_axis if isinstance(prompt, LinePrompt) else prompt
