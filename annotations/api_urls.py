@@ -15,6 +15,7 @@ urlpatterns = [
     path("tasks/<int:task_id>/next-case/", views.NextCaseView.as_view(), name="next-case"),
     path("tasks/<int:task_id>/upcoming-case/", views.UpcomingCaseView.as_view(), name="upcoming-case"),
     path("cases/<int:case_id>/lease/", views.LeaseView.as_view(), name="lease"),
+    path("cases/<int:case_id>/mask-proposals/", views.MaskProposalView.as_view(), name="mask-proposals"),
     path("reads/", views.ReadSubmitView.as_view(), name="reads"),
     path("cases/<int:case_id>/answer-key/", views.AnswerKeyView.as_view(), name="answer-key"),
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),

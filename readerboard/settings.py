@@ -343,6 +343,10 @@ READERBOARD = {
     "STANDING_REFRESH_SECONDS": env_int("READERBOARD_STANDING_REFRESH_S", 2),
     # Which series a user may load images of (viewer/ asks; annotations/ knows tasks and roles).
     "SERIES_ACCESS_POLICY": "annotations.booth.image_access.visible_series",
+    # Lesion mask proposals (POST /api/cases/<id>/mask-proposals/): per reader per minute, and the seconds one
+    # proposal may compute before it is stopped (it holds a server worker meanwhile).
+    "MASK_PROPOSALS_PER_MINUTE": env_int("READERBOARD_MASK_PROPOSALS_PER_MINUTE", 30),
+    "MASK_PROPOSAL_TIME_BUDGET_S": env_int("READERBOARD_MASK_PROPOSAL_TIME_BUDGET_S", 8),
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 

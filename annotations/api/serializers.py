@@ -273,8 +273,73 @@ class _MaskSliceSerializer(serializers.Serializer):
     )
 
 
+class _ProposalSerializer(serializers.Serializer):
+    slices = _MaskSliceSerializer(many=True)
+
+
+class _MaskProvenanceSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["hand", "line", "tap"])
+    algorithm = serializers.CharField(required=False, max_length=128, help_text="Proposed masks only.")
+    algorithm_version = serializers.CharField(required=False, max_length=128, help_text="Proposed masks only.")
+    proposal = _ProposalSerializer(
+        required=False, help_text="The proposal's slices as the mask-proposals endpoint returned them."
+    )
+
+
 class _MaskSerializer(serializers.Serializer):
     slices = _MaskSliceSerializer(many=True)
+    provenance = _MaskProvenanceSerializer(
+        required=False, help_text="How the mask was made; the server computes the edit Dice itself."
+    )
+
+
+class _TapSerializer(serializers.Serializer):
+    sop_instance_uid = serializers.CharField()
+    frame = serializers.IntegerField(min_value=1)
+    point = serializers.ListField(
+        child=serializers.FloatField(), min_length=2, max_length=2, help_text="[column, row] inside the lesion"
+    )
+
+
+class MaskProposalRequestSerializer(serializers.Serializer):
+    """One prompt: a long axis (and optionally its short axis), a tap, or a corrected slice to propagate from."""
+
+    long_axis = _LineSerializer(required=False, help_text="A RECIST long axis as in the read document.")
+    short_axis = _LineSerializer(required=False, allow_null=True, help_text="Its short axis, if drawn.")
+    tap = _TapSerializer(required=False, help_text="A tap inside the lesion (no line drawn).")
+    seed_mask = _MaskSliceSerializer(
+        required=False, help_text="A slice the reader corrected: the proposal is propagated again from it."
+    )
+    propagate = serializers.BooleanField(
+        required=False, default=True, help_text="false: the prompt's slice only, no neighbouring slices."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        prompts = [name for name in ("long_axis", "tap", "seed_mask") if attrs.get(name) is not None]
+        if len(prompts) != 1:
+            raise serializers.ValidationError({"long_axis": ["send exactly one of long_axis, tap or seed_mask"]})
+        if attrs.get("short_axis") is not None and "long_axis" not in attrs:
+            raise serializers.ValidationError({"short_axis": ["a short_axis needs a long_axis"]})
+        return attrs
+
+
+class MaskProposalSerializer(serializers.Serializer):
+    prompt = serializers.ChoiceField(choices=["line", "tap", "seed_mask"], help_text="What the proposal started from.")
+    algorithm = serializers.CharField()
+    algorithm_version = serializers.CharField()
+    mask = _MaskSerializer(help_text="The proposal as the read document's mask: one slice per frame it covers.")
+    seed = serializers.DictField(help_text="sop_instance_uid and frame of the prompt's slice.")
+    largest = serializers.DictField(help_text="sop_instance_uid and frame of the slice of largest area.")
+    long_axis = _LineSerializer(help_text="RECIST long axis of the mask on its largest slice.")
+    short_axis = _LineSerializer(allow_null=True, help_text="RECIST short axis there (null for a sliver).")
+    volume_mm3 = serializers.FloatField()
+    stopped = serializers.DictField(
+        child=serializers.CharField(), help_text='Why propagation ended each way ("up" = later in reading order).'
+    )
+    elapsed_s = serializers.FloatField()
 
 
 ANSWERS_HELP = (

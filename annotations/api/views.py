@@ -30,6 +30,7 @@ from annotations.questions.services import task_questions_payload
 from annotations.reading import answer_keys, submission
 from annotations.reading.documents import ReadValidationError
 from annotations.reading.kinds import NotGoldCase, ReadConflict
+from annotations.segmentation import services as segmentation
 from annotations.selectors import case_instance_summaries, instructions_html, open_tasks, window_presets
 
 WADORS_ROOT = "/dicomweb"
@@ -318,6 +319,84 @@ class ReadSubmitView(ReadingAPIView):
             **result.summary,
         }
         return Response(answer, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+def _error_paths(errors, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested serializer errors as the read API's flat {"json.path": [messages]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            path = prefix if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else str(key))
+            for sub_path, messages in _error_paths(value, path).items():
+                flat.setdefault(sub_path, []).extend(messages)
+    elif isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
+        flat[prefix] = [str(item) for item in errors]
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            for sub_path, messages in _error_paths(value, f"{prefix}[{index}]").items():
+                flat.setdefault(sub_path, []).extend(messages)
+    else:
+        flat[prefix] = [str(errors)]
+    return flat
+
+
+class MaskProposalView(ReadingAPIView):
+    @extend_schema(
+        request=s.MaskProposalRequestSerializer,
+        responses={
+            200: s.MaskProposalSerializer,
+            400: s.ErrorsSerializer,
+            404: s.DetailSerializer,
+            422: s.DetailSerializer,
+            429: s.DetailSerializer,
+            503: s.DetailSerializer,
+        },
+        summary="Propose a lesion's mask from my line, a tap, or a slice I corrected",
+    )
+    def post(self, request: Request, case_id: int) -> Response:
+        serializer = s.MaskProposalRequestSerializer(data=request.data)
+        if not serializer.is_valid():
+            return _errors(_error_paths(serializer.errors))
+        data = serializer.validated_data
+        if data.get("long_axis") is not None:
+            prompt = segmentation.LinePrompt(long_axis=dict(data["long_axis"]), short_axis=data.get("short_axis"))
+        elif data.get("tap") is not None:
+            prompt = segmentation.TapPrompt(**data["tap"])
+        else:
+            prompt = segmentation.SeedMaskPrompt(**data["seed_mask"])
+        try:
+            proposal = segmentation.propose_mask(
+                reader=self.reader, case_id=case_id, prompt=prompt, propagate_3d=data["propagate"]
+            )
+        except segmentation.TooManyProposals as exc:
+            return Response(
+                {"detail": str(exc)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
+        except segmentation.CaseNotFound:
+            return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+        except segmentation.ProposalRefused as exc:
+            return _errors(exc.errors)
+        except segmentation.NoLesionHere as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        except segmentation.ProposalTimedOut as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(
+            {
+                "prompt": proposal.prompt,
+                "algorithm": proposal.algorithm,
+                "algorithm_version": proposal.algorithm_version,
+                "mask": {"slices": proposal.slices},
+                "seed": proposal.seed,
+                "largest": proposal.largest,
+                "long_axis": proposal.long_axis,
+                "short_axis": proposal.short_axis,
+                "volume_mm3": proposal.volume_mm3,
+                "stopped": proposal.stopped,
+                "elapsed_s": proposal.elapsed_s,
+            }
+        )
 
 
 class LeaderboardView(ReadingAPIView):

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from annotations.consensus import answer_selectors as answer_results
 from annotations.consensus import selectors as consensus_results
 from annotations.models import Case, Read, Task
+from annotations.segmentation import selectors as segmentation_results
 from viewer.models import Instance
 
 # Plot slug -> caption; the slugs are part of the plot URLs.
@@ -50,6 +51,7 @@ def task_results(*, task: Task) -> dict:
         "cases": cases,
         "cases_total": len(cases),
         "low_agreement_cases": [case for case in cases if case["low_agreement"]],
+        "mask_proposals": segmentation_results.proposal_use(task=task),
     }
 
 

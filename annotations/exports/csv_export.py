@@ -21,7 +21,17 @@ from annotations.exports import answer_columns as answer_cols
 from annotations.exports import sanitise
 from annotations.exports.answer_columns import AnswerColumn
 from annotations.exports.sources import SeriesCache, SeriesSources, reader_label, team_label
-from annotations.models import Case, CaseConsensus, Mark, MaskSlice, QuestionSet, Read, Reader, Task
+from annotations.models import (
+    Case,
+    CaseConsensus,
+    Mark,
+    MaskProvenance,
+    MaskSlice,
+    QuestionSet,
+    Read,
+    Reader,
+    Task,
+)
 from viewer.models import Instance
 
 # Where a row's mark is: the same leading columns in both CSVs, so they join on them.
@@ -72,6 +82,9 @@ READ_COLUMNS: tuple[str, ...] = (
     "duration_s",
     "reader_team",
     "question_version",
+    "mask_source",
+    "mask_algorithm",
+    "mask_edit_dice",
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
@@ -229,6 +242,7 @@ def _consensus_lesion_by_mark(case_id: int) -> dict[tuple[int, int], int]:
 MARK_FIELDS = ("read_id", "lesion_index", "kind", "instance_id", "frame", "start_col", "start_row", "end_col",
                "end_row", "length_mm")  # fmt: skip
 MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
+PROVENANCE_FIELDS = ("read_id", "lesion_index", "source", "algorithm", "algorithm_version", "edited", "edit_dice")
 
 
 def iter_read_rows(
@@ -250,6 +264,9 @@ def iter_read_rows(
         marks_by_read: dict[int, list] = {}
         for mark in Mark.objects.filter(read_id__in=read_ids).values_list(*MARK_FIELDS, named=True):
             marks_by_read.setdefault(mark.read_id, []).append(mark)
+        provenance_by_read: dict[int, dict[int, dict]] = {}
+        for provenance in MaskProvenance.objects.filter(read_id__in=read_ids).values(*PROVENANCE_FIELDS):
+            provenance_by_read.setdefault(provenance["read_id"], {})[provenance["lesion_index"]] = provenance
         masks_by_read: dict[int, list] = {}
         for mask in MaskSlice.objects.filter(read_id__in=read_ids).order_by("id").values_list(*MASK_FIELDS, named=True):
             masks_by_read.setdefault(mask.read_id, []).append(mask)
@@ -272,6 +289,7 @@ def iter_read_rows(
                 sources=sources,
                 marks=marks_by_read.get(read.pk, []),
                 masks=masks_by_read.get(read.pk, []),
+                provenances=provenance_by_read.get(read.pk, {}),
                 lesion_map=lesion_map,
                 answer_columns=columns,
             )
@@ -298,6 +316,7 @@ def _rows_of_read(
     masks: list,
     lesion_map: dict[tuple[int, int], int],
     answer_columns: list[AnswerColumn],
+    provenances: dict[int, dict] | None = None,
 ) -> Iterator[dict]:
     answers = sanitise.mapping(read.answers)
     lesion_answers = sanitise.mapping(answers.get("lesions"))
@@ -353,7 +372,22 @@ def _rows_of_read(
             row["mark_kind"] = "mask"
             row["mask_pixels"] = item.pixel_count
             row["mask_area_mm2"] = _mask_area_mm2(instance, item.pixel_count)
+            row.update(_provenance_fields((provenances or {}).get(lesion_index)))
         yield row
+
+
+def _provenance_fields(provenance: dict | None) -> dict:
+    """mask_source (hand, line, tap; _edited when the reader changed the proposal), algorithm, edit Dice."""
+    if provenance is None:
+        return {"mask_source": "hand"}
+    source = provenance["source"]
+    if source == "hand":
+        return {"mask_source": "hand"}
+    return {
+        "mask_source": f"{source}_edited" if provenance["edited"] else source,
+        "mask_algorithm": f"{provenance['algorithm']} {provenance['algorithm_version']}".strip(),
+        "mask_edit_dice": _blank_none(provenance["edit_dice"]),
+    }
 
 
 def current_consensus(task: Task) -> QuerySet[CaseConsensus]:

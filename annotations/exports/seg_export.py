@@ -1,6 +1,7 @@
 """Binary DICOM Segmentation objects of lesion masks (per read and per case consensus), built with highdicom.
 
-One SEG per read that painted masks (one segment per lesion, made by the reader)
+One SEG per read that painted masks (one segment per lesion: MANUAL when painted by hand,
+SEMIAUTOMATIC with the algorithm's name when the reader started from a proposed mask)
 and one per case consensus (one segment per accepted consensus lesion, the
 STAPLE or majority label). Source images are the series' images the masks lie
 on; segments carry the same tracking UIDs as the SR measurement groups, so a
@@ -34,7 +35,7 @@ from annotations.exports.sr_export import (
     read_lesion_label,
     tracking_uid,
 )
-from annotations.models import CaseConsensus, Read, Task
+from annotations.models import CaseConsensus, MaskProvenance, MaskSource, Read, Task
 from viewer.dicom_files import READERBOARD_UID_ROOT
 from viewer.models import Instance
 
@@ -57,6 +58,9 @@ class SegmentMasks:
     tracking_id: str
     tracking_uid: str
     frames: Sequence[MaskFrame]
+    # This segment's own algorithm type and identification (a proposed mask in a reader's SEG); None: the SEG's.
+    algorithm_type: hd.seg.SegmentAlgorithmTypeValues | None = None
+    algorithm: hd.AlgorithmIdentificationSequence | None = None
 
 
 def _source_layout(sources: SeriesSources, segments: Sequence[SegmentMasks]) -> tuple[list[Instance], dict]:
@@ -114,8 +118,8 @@ def segmentation(
             segment_label=sanitise.dicom_text(segment.label, "LO", fallback="Lesion"),
             segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
             segmented_property_type=finding,
-            algorithm_type=algorithm_type,
-            algorithm_identification=algorithm,
+            algorithm_type=segment.algorithm_type or algorithm_type,
+            algorithm_identification=segment.algorithm if segment.algorithm_type else algorithm,
             tracking_uid=segment.tracking_uid,
             tracking_id=sanitise.dicom_text(segment.tracking_id, "LO", fallback="Lesion"),
         )
@@ -175,12 +179,14 @@ def seg_for_read(
         by_lesion.setdefault(mask.lesion_index, []).append(MaskFrame(mask.instance, mask.frame, mask.counts))
     if not by_lesion:
         return None
+    provenances = {provenance.lesion_index: provenance for provenance in read.mask_provenances.all()}
     segments = [
         SegmentMasks(
             label=f"Lesion {index}",
             tracking_id=read_lesion_label(read, index),
             tracking_uid=tracking_uid("read", read.pk, index),
             frames=frames,
+            **proposed_segment_algorithm(provenances.get(index)),
         )
         for index, frames in sorted(by_lesion.items())
     ]
@@ -200,6 +206,28 @@ def seg_for_read(
         content_creator_name=person_name(label),
         sop_instance_uid=sop_instance_uid,
     )
+
+
+def proposed_segment_algorithm(provenance: MaskProvenance | None) -> dict:
+    """A proposed mask's segment fields: SEMIAUTOMATIC, identified by the algorithm; {} for a hand-made mask.
+
+    The reader started from the algorithm's proposal and may have edited it; how (source), whether it was
+    edited and the Dice between proposal and submitted mask travel as the algorithm's parameters.
+    """
+    if provenance is None or provenance.source == MaskSource.HAND or not provenance.algorithm:
+        return {}
+    parameters = {"source": provenance.source, "edited": "yes" if provenance.edited else "no"}
+    if provenance.edit_dice is not None:
+        parameters["edit_dice"] = f"{provenance.edit_dice:.4f}"
+    return {
+        "algorithm_type": hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+        "algorithm": hd.AlgorithmIdentificationSequence(
+            name=provenance.algorithm[:64],
+            family=codes.cid7162.MorphologicalOperations,
+            version=provenance.algorithm_version[:64],
+            parameters=parameters,
+        ),
+    }
 
 
 def seg_for_consensus(

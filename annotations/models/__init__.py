@@ -5,7 +5,7 @@ from annotations.models.exports import ExportJob
 from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
 from annotations.models.predictions import ModelPrediction
 from annotations.models.questions import QuestionSet
-from annotations.models.reads import Mark, MaskSlice, Read
+from annotations.models.reads import Mark, MaskProvenance, MaskSlice, MaskSource, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
 
 __all__ = [
@@ -18,7 +18,9 @@ __all__ = [
     "FollowUpMeasurement",
     "Lease",
     "Mark",
+    "MaskProvenance",
     "MaskSlice",
+    "MaskSource",
     "ModelPrediction",
     "QuestionSet",
     "Read",

@@ -117,3 +117,36 @@ class MaskSlice(models.Model):
 
     def __str__(self) -> str:
         return f"mask of lesion {self.lesion_index} in read {self.read_id}, frame {self.frame}"
+
+
+class MaskSource(models.TextChoices):
+    HAND = "hand", "Painted by hand"
+    LINE = "line", "Proposed from a line"
+    TAP = "tap", "Proposed from a tap"
+
+
+class MaskProvenance(models.Model):
+    """How one lesion's mask in a read was proposed, and how much the reader changed the proposal.
+
+    Only masks that started from a proposal have a row: a painted mask without one was made by hand. The
+    proposal itself stays in the read's verbatim document; `edit_dice` (proposal vs submitted mask) and
+    `edited` are computed by the server from both, never taken from the page.
+    """
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="mask_provenances")
+    lesion_index = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=8, choices=MaskSource.choices)
+    algorithm = models.CharField(max_length=128, blank=True)
+    algorithm_version = models.CharField(max_length=128, blank=True)
+    edited = models.BooleanField(null=True, blank=True)
+    edit_dice = models.FloatField(null=True, blank=True)
+    proposal_pixels = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["read_id", "lesion_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["read", "lesion_index"], name="unique_mask_provenance_per_lesion")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} mask of lesion {self.lesion_index} in read {self.read_id}"

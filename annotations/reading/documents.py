@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from annotations.core.answers import CheckedAnswers, Questions, check_answers
 from annotations.core.geometry import line_length_mm
+from annotations.core.mask_rle import foreground_indices
 from annotations.models.reads import MarkKind
 from annotations.models.tasks import Tool
 
@@ -46,6 +48,10 @@ FLAG_NAMES = ("no_lesion", "skip", "quality_problem")
 LESION_FIELDS = {"lesion", "long_axis", "short_axis", "mask", "answers"}
 LINE_FIELDS = {"sop_instance_uid", "frame", "start", "end", "length_mm"}
 MASK_SLICE_FIELDS = {"sop_instance_uid", "frame", "counts"}
+MASK_FIELDS = {"slices", "provenance"}
+PROVENANCE_FIELDS = {"source", "algorithm", "algorithm_version", "proposal"}
+PROVENANCE_SOURCES = ("hand", "line", "tap")
+MAX_ALGORITHM_CHARS = 128
 
 
 class ReadValidationError(Exception):
@@ -100,6 +106,23 @@ class ParsedMaskSlice:
     pixel_count: int
 
 
+@dataclass(frozen=True)
+class ParsedMaskProvenance:
+    """How a lesion's mask was made: by hand, or proposed from a line or tap and maybe edited.
+
+    ``edit_dice`` is the Dice between the proposal and the submitted mask, computed here from both (never
+    taken from the page); ``edited`` is whether they differ at all. Both are None for a hand-made mask.
+    """
+
+    lesion_index: int
+    source: str
+    algorithm: str
+    algorithm_version: str
+    edited: bool | None
+    edit_dice: float | None
+    proposal_pixels: int | None
+
+
 @dataclass
 class ParsedRead:
     client_uuid: uuid.UUID
@@ -113,6 +136,7 @@ class ParsedRead:
     lines: list[ParsedLine] = field(default_factory=list)
     mask_slices: list[ParsedMaskSlice] = field(default_factory=list)
     answers: CheckedAnswers = field(default_factory=CheckedAnswers)
+    mask_provenance: list[ParsedMaskProvenance] = field(default_factory=list)
 
 
 def read_envelope(document: Any) -> tuple[uuid.UUID, int]:
@@ -245,6 +269,7 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
 
     lines: list[ParsedLine] = []
     mask_slices: list[ParsedMaskSlice] = []
+    provenances: list[ParsedMaskProvenance] = []
     lesions = document.get("lesions", [])
     if not isinstance(lesions, list):
         fail("lesions", "must be a list")
@@ -281,9 +306,14 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         if mask is not None:
             if Tool.MASK not in rules.tools:
                 fail(f"{path}.mask", "the task does not offer lesion masks")
-            for parsed in _parse_mask(mask, f"{path}.mask", rules, fail):
+            parsed_slices = _parse_mask(mask, f"{path}.mask", rules, fail)
+            for parsed in parsed_slices:
                 if number is not None:
                     mask_slices.append(ParsedMaskSlice(number, *parsed))
+            if isinstance(mask, dict) and mask.get("provenance") is not None:
+                provenance = parse_provenance(mask["provenance"], f"{path}.mask.provenance", parsed_slices, rules, fail)
+                if provenance is not None and number is not None:
+                    provenances.append(ParsedMaskProvenance(number, *provenance))
 
     checked_answers, answer_errors = check_answers(document, questions=rules.questions, skip=flags["skip"])
     for path, messages in answer_errors.items():
@@ -303,6 +333,7 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         lines=lines,
         mask_slices=mask_slices,
         answers=checked_answers,
+        mask_provenance=provenances,
     )
 
 
@@ -362,8 +393,13 @@ def _parse_line(value: Any, path: str, rules: ReadRules, fail) -> tuple | None:
 
 
 def _parse_mask(value: Any, path: str, rules: ReadRules, fail) -> list[tuple]:
-    if not isinstance(value, dict) or set(value) != {"slices"} or not isinstance(value.get("slices"), list):
-        fail(path, 'must be {"slices": [...]}')
+    if (
+        not isinstance(value, dict)
+        or "slices" not in value
+        or not set(value) <= MASK_FIELDS
+        or not isinstance(value.get("slices"), list)
+    ):
+        fail(path, 'must be {"slices": [...]} with an optional "provenance"')
         return []
     slices = value["slices"]
     parsed = []
@@ -396,6 +432,76 @@ def _parse_mask(value: Any, path: str, rules: ReadRules, fail) -> list[tuple]:
         if pixel_count is not None:
             parsed.append((entry["sop_instance_uid"], frame, list(entry["counts"]), pixel_count))
     return parsed
+
+
+def parse_provenance(
+    value: Any, path: str, submitted: list[tuple], rules: ReadRules, fail
+) -> tuple[str, str, str, bool | None, float | None, int | None] | None:
+    """Return (source, algorithm, algorithm_version, edited, edit_dice, proposal_pixels) of a mask's provenance.
+
+    ``submitted`` are the mask's parsed slices (sop_instance_uid, frame, counts, pixel_count). A proposal's
+    slices are checked like the mask's own; the Dice between it and the submitted mask is computed here.
+    """
+    if not isinstance(value, dict):
+        fail(path, 'must be an object with "source" (hand, line or tap)')
+        return None
+    ok = True
+    for name in sorted(set(value) - PROVENANCE_FIELDS):
+        fail(f"{path}.{name}", "unknown field")
+        ok = False
+    source = value.get("source")
+    if source not in PROVENANCE_SOURCES:
+        fail(f"{path}.source", f"must be one of {', '.join(PROVENANCE_SOURCES)}")
+        return None
+    if source == "hand":
+        for name in ("algorithm", "algorithm_version", "proposal"):
+            if name in value:
+                fail(f"{path}.{name}", "a hand-made mask has no proposal")
+                ok = False
+        return ("hand", "", "", None, None, None) if ok else None
+    texts = {}
+    for name in ("algorithm", "algorithm_version"):
+        text = value.get(name)
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_ALGORITHM_CHARS:
+            fail(f"{path}.{name}", f"must be a non-empty string of at most {MAX_ALGORITHM_CHARS} characters")
+            ok = False
+        texts[name] = text
+    if "proposal" not in value:
+        fail(f"{path}.proposal", "this field is required for a proposed mask")
+        return None
+    proposal = _parse_mask(value["proposal"], f"{path}.proposal", rules, fail)
+    if isinstance(value["proposal"], dict) and "provenance" in value["proposal"]:
+        fail(f"{path}.proposal.provenance", "unknown field")
+        ok = False
+    if not ok or (not proposal and value["proposal"] != {"slices": []}):
+        return None
+    dice = mask_dice(proposal, submitted, rules)
+    edited = {(uid, frame): counts for uid, frame, counts, pixels in proposal if pixels} != {
+        (uid, frame): counts for uid, frame, counts, pixels in submitted if pixels
+    }
+    proposal_pixels = sum(pixels for *_, pixels in proposal)
+    return source, texts["algorithm"], texts["algorithm_version"], edited, dice, proposal_pixels
+
+
+def mask_dice(first: list[tuple], second: list[tuple], rules: ReadRules) -> float | None:
+    """Dice of two masks given as parsed slices (sop_instance_uid, frame, counts, pixel_count); None if both empty."""
+    total = sum(pixels for *_, pixels in first) + sum(pixels for *_, pixels in second)
+    if total == 0:
+        return None
+    second_by_key = {(uid, frame): counts for uid, frame, counts, pixels in second if pixels}
+    overlap = 0
+    for uid, frame, counts, pixels in first:
+        other = second_by_key.get((uid, frame))
+        if not pixels or other is None:
+            continue
+        geometry = rules.instances[uid]
+        size = {"rows": geometry.rows, "columns": geometry.columns}
+        overlap += int(
+            np.intersect1d(
+                foreground_indices(counts, **size), foreground_indices(other, **size), assume_unique=True
+            ).size
+        )
+    return round(2.0 * overlap / total, 4)
 
 
 def _check_counts(counts: Any, geometry: InstanceExtent, path: str, fail) -> int | None:

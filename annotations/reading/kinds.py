@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from annotations import background
 from annotations.assignment import services as assignment
 from annotations.consensus.queue import queue_case_consensus
-from annotations.models import Case, Lease, Mark, MaskSlice, Read, Reader, Task
+from annotations.models import Case, Lease, Mark, MaskProvenance, MaskSlice, MaskSource, Read, Reader, Task
 from annotations.reading import follow_up_reads
 from annotations.reading.documents import ParsedRead, ReadValidationError, ValidatedRead, validate_read_document
 from annotations.reading.rules import rules_for_case
@@ -207,7 +207,7 @@ def read_fields(*, parsed: ParsedRead, document: dict, question_set_id: int | No
 
 
 def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int]) -> None:
-    """Store the parsed lines and painted mask slices of a new read as its Mark and MaskSlice rows."""
+    """Store a new read's lines, painted mask slices and masks' provenance (Mark, MaskSlice, MaskProvenance rows)."""
     Mark.objects.bulk_create(
         Mark(
             read=read,
@@ -234,6 +234,23 @@ def store_marks(*, read: Read, parsed: ParsedRead, instance_pks: dict[str, int])
         )
         for mask in parsed.mask_slices
         if mask.pixel_count > 0
+    )
+    # A painted mask that started from a proposal records it; a mask without a row was painted by hand, so a
+    # hand-made read costs no extra query on the hot submit path.
+    painted = {mask.lesion_index for mask in parsed.mask_slices if mask.pixel_count > 0}
+    MaskProvenance.objects.bulk_create(
+        MaskProvenance(
+            read=read,
+            lesion_index=provenance.lesion_index,
+            source=provenance.source,
+            algorithm=provenance.algorithm,
+            algorithm_version=provenance.algorithm_version,
+            edited=provenance.edited,
+            edit_dice=provenance.edit_dice,
+            proposal_pixels=provenance.proposal_pixels,
+        )
+        for provenance in parsed.mask_provenance
+        if provenance.source != MaskSource.HAND and provenance.lesion_index in painted
     )
 
 

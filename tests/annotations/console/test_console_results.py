@@ -340,3 +340,32 @@ def test_questions_show_before_any_answer_with_empty_plots(researcher_client, sm
     assert page.count('data-testid="question-result"') == 1 and "No case has low agreement on an answer" in page
     assert "Reader accuracy appears once gold cases have answer keys" in page
     assert plot.status_code == 200 and "No answers yet" in plot.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_page_shows_how_much_readers_edit_mask_proposals(researcher_client, study):
+    from annotations.models import MaskProvenance, MaskSlice
+
+    task, measured, readers = study
+    reads = list(measured.reads.order_by("id"))
+    lesion_slice = instances(measured.series)[4]
+    for read, lesion in [(reads[0], 1), (reads[1], 1), (reads[1], 2), (reads[2], 1)]:
+        MaskSlice.objects.create(
+            read=read, lesion_index=lesion, instance=lesion_slice, frame=1, counts=[100, 4, 3992], pixel_count=4
+        )
+    for read, lesion, source, edited, dice in [
+        (reads[0], 1, "line", True, 0.8),
+        (reads[1], 1, "tap", False, 1.0),
+        (reads[1], 2, "line", True, 0.9),
+    ]:
+        MaskProvenance.objects.create(
+            read=read, lesion_index=lesion, source=source, algorithm="rw", edited=edited, edit_dice=dice
+        )
+
+    html = page_of(researcher_client, task)
+
+    section = html[html.index('id="mask-proposals"') : html.index('id="low-agreement"')]
+    assert "3 of 4 lesion mask(s)" in section and "2 from a line, 1 from a tap, 1 by hand" in section
+    assert "<strong>0.75</strong>" in section  # share proposed
+    assert "<strong>0.90</strong>" in section  # median Dice of 0.8, 0.9, 1.0
+    assert "<strong>0.67</strong>" in section  # two of three proposals edited

@@ -255,3 +255,34 @@ def test_csv_export_streams_100000_rows_without_holding_them(small_ct_series, dj
     assert count == 1 + 100_000 + 8  # header, the synthetic marks, the scene's own rows
     # 100,000 rows of ~40 fields held at once would take hundreds of MB; chunks of 500 reads stay small.
     assert peak < 40 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_mask_rows_say_how_the_mask_was_made_and_how_much_the_proposal_was_edited(scene, tmp_path):
+    from annotations.models import MaskProvenance
+
+    read_a = scene.reads[0]
+    MaskProvenance.objects.create(
+        read=read_a,
+        lesion_index=1,
+        source="tap",
+        algorithm="readerboard seeded random walker",
+        algorithm_version="1",
+        edited=True,
+        edit_dice=0.875,
+    )
+
+    rows = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "reads.csv").path)
+
+    mask_rows = [row for row in rows if row["mark_kind"] == "mask"]
+    assert mask_rows and all(int(row["read_id"]) == read_a.pk for row in mask_rows)
+    assert {(row["mask_source"], row["mask_algorithm"], row["mask_edit_dice"]) for row in mask_rows} == {
+        ("tap_edited", "readerboard seeded random walker 1", "0.875")
+    }
+    line_rows = [row for row in rows if row["mark_kind"] == "long_axis"]
+    assert {row["mask_source"] for row in line_rows} == {""}
+
+
+def test_a_mask_without_provenance_is_hand_made_in_the_csv(scene, tmp_path):
+    rows = read_csv(export_to_path(task=scene.task, fmt="csv", out=tmp_path / "reads.csv").path)
+
+    assert {row["mask_source"] for row in rows if row["mark_kind"] == "mask"} == {"hand"}

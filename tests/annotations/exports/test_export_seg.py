@@ -104,3 +104,39 @@ def test_every_seg_file_passes_dciodvfy(scene, tmp_path):
         path = tmp_path / name.replace("/", "_")
         path.write_bytes(data)
         assert dicom_tool_errors(["dciodvfy"], path) == [], name
+
+
+def test_a_proposed_mask_is_a_semi_automatic_segment_naming_its_algorithm(scene, tmp_path):
+    from annotations.models import MaskProvenance
+
+    read_a = scene.reads[0]
+    MaskProvenance.objects.create(
+        read=read_a,
+        lesion_index=1,
+        source="line",
+        algorithm="readerboard seeded random walker",
+        algorithm_version="1 (scikit-image 0.26.0 random_walker)",
+        edited=True,
+        edit_dice=0.9134,
+    )
+
+    files = seg_files(export_to_path(task=scene.task, fmt="seg", out=tmp_path / "seg.zip").path)
+
+    description = load_seg(files[f"seg/case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"]).get_segment_description(1)
+    assert description.algorithm_type == hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
+    algorithm = description.algorithm_identification[0]
+    assert algorithm.AlgorithmName == "readerboard seeded random walker"
+    assert algorithm.AlgorithmVersion == "1 (scikit-image 0.26.0 random_walker)"
+    assert "edit_dice=0.9134" in algorithm.AlgorithmParameters
+
+
+def test_a_hand_made_mask_stays_a_manual_segment(scene, tmp_path):
+    from annotations.models import MaskProvenance
+
+    read_a = scene.reads[0]
+    MaskProvenance.objects.create(read=read_a, lesion_index=1, source="hand")
+
+    files = seg_files(export_to_path(task=scene.task, fmt="seg", out=tmp_path / "seg.zip").path)
+
+    description = load_seg(files[f"seg/case-{scene.case.pk}/read-{read_a.pk}-v1.dcm"]).get_segment_description(1)
+    assert description.algorithm_type == hd.seg.SegmentAlgorithmTypeValues.MANUAL

@@ -74,6 +74,8 @@ export const upcomingCase = (taskId) => request('GET', `/api/tasks/${taskId}/upc
 export const renewLease = (caseId, active = false) => request('POST', `/api/cases/${caseId}/lease/`, { active });
 export const releaseLease = (caseId) => request('DELETE', `/api/cases/${caseId}/lease/`);
 export const submitRead = (document_) => request('POST', '/api/reads/', document_, { timeoutMs: 30000 });
+// A lesion mask proposed from a line, a tap or a corrected slice (docs/api-reading.md, "Mask proposals").
+export const proposeMask = (caseId, body) => request('POST', `/api/cases/${caseId}/mask-proposals/`, body, { timeoutMs: 30000 });
 export const leaderboard = () => request('GET', '/api/leaderboard/');
 // Answer keys of gold cases (staff): CaseForReading plus the stored "answer_key" document or null.
 export const answerKey = (caseId) => request('GET', `/api/cases/${caseId}/answer-key/`);

@@ -11,6 +11,14 @@ import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation,
 import { registerCaseImages } from './imageIds.js';
 import { LeaseKeeper } from './lease.js';
 import { LesionMask } from './mask.js';
+import {
+  lineRequest,
+  ProposalLedger,
+  proposalAsDocument,
+  proposalErrorMessage,
+  seedMaskRequest,
+  tapRequest,
+} from './maskProposals.js';
 import { OfflineQueue } from './offlineQueue.js';
 import { ReadForm } from './readForm.js';
 import { answerProblems, describeAnswerErrors, questionSet } from './questions.js';
@@ -43,6 +51,7 @@ class ReadingSession {
     this.case = null;
     this.activeLesion = 1;
     this.maskSummary = new Map();
+    this.proposals = new ProposalLedger();
     this.loading = false;
     this.brushRadius = 12;
     this.saveDraftSoon = debounce(() => this.saveDraft(), 400);
@@ -81,6 +90,8 @@ class ReadingSession {
       newLesion: () => this.newLesion(),
       selectLesion: (n) => this.selectLesion(n),
       deleteLesion: (n) => this.deleteLesion(n),
+      proposeMask: (n) => this.proposeMask(n),
+      repropagate: (n) => this.repropagate(n),
     });
     this.queue = new OfflineQueue({
       onSent: (document_, answer) => this.onReadSaved(document_, answer),
@@ -155,6 +166,7 @@ class ReadingSession {
     if (this.case) this.viewer.release(this.mask ? [...this.mask.labelmapOf.values()] : []);
     this.mask?.remove();
     this.mask = null;
+    this.proposals = new ProposalLedger();
     this.followUp?.close();
     this.case = null;
     this.loading = false;
@@ -243,7 +255,11 @@ class ReadingSession {
       bidirectional: tools.includes('bidirectional'),
       brush: masks,
       eraser: masks,
+      tap: masks,
     };
+    for (const button of document.querySelectorAll('[data-action="proposeMask"], [data-action="repropagate"]')) {
+      button.hidden = !masks;
+    }
     for (const button of document.querySelectorAll('[data-mode]')) {
       if (button.dataset.mode in allowed) button.hidden = !allowed[button.dataset.mode];
     }
@@ -263,6 +279,7 @@ class ReadingSession {
       }
     }
     if (draft.mask?.length) this.mask?.restore(draft.mask);
+    this.proposals = new ProposalLedger(draft.proposals || {});
     this.form.restore(draft);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID, ...(this.followUp?.active ? [this.followUp.viewer.viewportId] : [])]);
     this.followUp?.refresh();
@@ -308,6 +325,7 @@ class ReadingSession {
         .filter((item) => !item.data.readerboardBaseline)
         .map(serializeAnnotation),
       mask: maskEntries,
+      proposals: this.proposals.toJSON(),
       ...(this.followUp?.active ? this.followUp.draftFields() : {}),
     });
   }
@@ -320,7 +338,97 @@ class ReadingSession {
 
   lesions() {
     const maskByLesion = this.mask ? this.mask.encode() : new Map();
-    return collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
+    const lesions = collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
+    for (const lesion of lesions) lesion.provenance = lesion.maskSlices.length ? this.proposals.provenance(lesion.number) : null;
+    return lesions;
+  }
+
+  // --- mask proposals (docs/api-reading.md, "Mask proposals") ------------------------------------
+
+  imageIdOf(uid, frame) {
+    for (const [imageId, where] of this.frameOf) if (where.sop_instance_uid === uid && where.frame === frame) return imageId;
+    return undefined;
+  }
+
+  /** Ask the server for lesion `number`'s mask from its line; draw it into the lesion's labelmap segment. */
+  async proposeMask(number = this.activeLesion) {
+    if (!this.case || this.followUp?.active || !this.mask) return;
+    const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
+    let body;
+    try {
+      body = lineRequest(measurement ? collectLesions([measurement], new Map(), this.lookups())[0].axes : null);
+    } catch (error) {
+      this.form.message(error.message, 'warn');
+      return;
+    }
+    await this.askForMask(number, body);
+  }
+
+  /** Propagate lesion `number`'s mask again from the slice on screen (after the reader corrected it). */
+  async repropagate(number = this.activeLesion) {
+    if (!this.case || this.followUp?.active || !this.mask) return;
+    const imageId = this.imageIds[this.viewer.sliceIndex()];
+    const slice = (this.mask.encode().get(number) || []).find((entry) => entry.imageId === imageId);
+    if (!slice) {
+      this.form.message(`Lesion ${number} has no mask on this slice: paint or correct it here first.`, 'warn');
+      return;
+    }
+    await this.askForMask(number, seedMaskRequest(this.frameOf.get(imageId), slice.counts));
+  }
+
+  /** Tap mode: the lesion under an image point gets its mask and, as an editable Bidirectional, its axes. */
+  async tapAt(canvasPoint) {
+    if (!this.case || this.followUp?.active || !this.mask) return;
+    const pixel = this.viewer.pixelAt(canvasPoint);
+    if (!pixel) return;
+    const imageId = this.imageIds[this.viewer.sliceIndex()];
+    let number = this.activeLesion;
+    if (this.usedLesionNumbers().has(number)) {
+      if (this.usedLesionNumbers().size >= this.maxLesions()) {
+        this.form.message(`This task takes at most ${this.maxLesions()} lesions per case.`, 'warn');
+        return;
+      }
+      number = this.nextFreeLesion();
+    }
+    await this.askForMask(number, tapRequest(this.frameOf.get(imageId), [pixel.column, pixel.row]), { drawAxes: true });
+  }
+
+  async askForMask(number, body, { drawAxes = false } = {}) {
+    if (this.proposing) return;
+    this.proposing = true;
+    this.form.message(`Finding lesion ${number}'s mask…`);
+    let answer;
+    try {
+      answer = await api.proposeMask(this.case.id, body);
+    } catch (error) {
+      this.form.message(proposalErrorMessage(error), 'warn');
+      return;
+    } finally {
+      this.proposing = false;
+    }
+    const camera = this.viewer.viewport.getCamera();
+    const drawing = drawingFromDocument(proposalAsDocument(answer, number, { withAxes: drawAxes }), {
+      imageIdOf: (uid, frame) => this.imageIdOf(uid, frame),
+      planeOf,
+      view: {
+        FrameOfReferenceUID: this.viewer.viewport.getFrameOfReferenceUID(),
+        viewPlaneNormal: camera.viewPlaneNormal,
+        viewUp: camera.viewUp,
+      },
+      newUid: uuid4,
+    });
+    this.mask.clearLesion(number);
+    this.mask.restore(drawing.masks);
+    if (drawAxes && this.case.task.tools.includes('bidirectional')) {
+      for (const stub of drawing.annotations) annotation.state.addAnnotation(reviveAnnotation(stub), this.viewer.element);
+      toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    }
+    this.proposals.record(number, answer);
+    this.maskSummary = this.mask.pixelCounts();
+    this.setActiveLesion(number);
+    const slices = answer.mask.slices.length;
+    this.form.message(`Lesion ${number}: mask on ${slices} slice${slices === 1 ? '' : 's'}. Correct it with the brush and eraser.`, 'ok');
+    this.saveDraft();
   }
 
   usedLesionNumbers() {
@@ -372,6 +480,7 @@ class ReadingSession {
     }
     this.mask.clearLesion(number);
     this.maskSummary.delete(number);
+    this.proposals.forget(number);
     this.form.dropLesion(number);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
     this.refresh();
@@ -639,6 +748,19 @@ class ReadingSession {
         ? `x ${pixel.column} y ${pixel.row} · ${Math.round(pixel.value * 10) / 10}${pixel.unit ? ` ${pixel.unit}` : ''}`
         : '';
     });
+    // Tap mode: a touch or click that does not move asks for the mask of the lesion under it.
+    let down = null;
+    element.addEventListener('pointerdown', (event) => {
+      down = { x: event.clientX, y: event.clientY };
+    });
+    element.addEventListener('pointerup', (event) => {
+      if (this.tools.mode !== 'tap' || !down) return;
+      const moved = Math.hypot(event.clientX - down.x, event.clientY - down.y);
+      down = null;
+      if (moved > 6) return;
+      const rect = element.getBoundingClientRect();
+      this.tapAt([event.clientX - rect.left, event.clientY - rect.top]);
+    });
     element.addEventListener('pointerleave', () => {
       $('#pixel-readout').textContent = '';
     });
@@ -698,6 +820,8 @@ class ReadingSession {
       redo: () => this.tools.redo(),
       deleteSelected: () => this.tools.deleteSelected(),
       newLesion: () => this.newLesion(),
+      proposeMask: () => this.proposeMask(),
+      repropagate: () => this.repropagate(),
       submit: () => this.submit(),
       help: () => {
         const sheet = $('#shortcut-sheet');
@@ -733,6 +857,18 @@ class ReadingSession {
       sliceIndex: () => this.viewer.sliceIndex(),
       imageIds: () => this.imageIds,
       lesions: () => this.lesions(),
+      proposeMask: (number) => this.proposeMask(number),
+      repropagate: (number) => this.repropagate(number),
+      goToSlice: (index) => this.viewer.goToSlice(index),
+      maskSummary: () => Object.fromEntries(this.mask ? this.mask.pixelCounts() : []),
+      /** Cornerstone's own RECIST axes of lesion `number`'s mask (getSegmentLargestBidirectional), in mm. */
+      largestBidirectional: async (number) => {
+        const found = await toolUtilities.segmentation.getSegmentLargestBidirectional({
+          segmentationId: this.mask.segmentationId,
+          segmentIndices: [number],
+        });
+        return (found || []).map(({ segmentIndex, maxMajor, maxMinor }) => ({ segmentIndex, maxMajor, maxMinor }));
+      },
       answers: () => JSON.parse(JSON.stringify(this.form.answers)),
       ready: () => Boolean(this.case) && !this.loading,
       renderMode: () => this.renderMode,

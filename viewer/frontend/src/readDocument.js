@@ -35,7 +35,8 @@ export function measurementAxes(annotation, lookups) {
 }
 
 /**
- * Return the lesions as [{number, axes, maskSlices, answers}] sorted by the reader's lesion number.
+ * Return the lesions as [{number, axes, maskSlices, answers}] sorted by the reader's lesion number
+ * (the session adds `provenance` to a lesion whose mask started from a proposal).
  * annotations: measurement annotations carrying data.readerboardLesion;
  * maskByLesion: Map(lesion number -> [{imageId, counts}]);
  * lesionAnswers: {lesion number: {question key: value}}.
@@ -99,6 +100,8 @@ export function buildReadDocument({
             counts,
           })),
         };
+        // A mask that started from a server proposal says so; the server works out how much it was edited.
+        if (lesion.provenance) entry.mask.provenance = lesion.provenance;
       }
       return entry;
     }),

@@ -51,6 +51,8 @@ export class ReadForm {
       if (!row) return;
       const number = Number(row.dataset.lesion);
       if (event.target.closest('[data-delete]')) handlers.deleteLesion(number);
+      else if (event.target.closest('[data-propose]')) handlers.proposeMask(number);
+      else if (event.target.closest('[data-repropagate]')) handlers.repropagate(number);
       else handlers.selectLesion(number);
     });
   }
@@ -147,9 +149,16 @@ export class ReadForm {
       if (lesion.axes.short_axis) parts.push(`short <b>${lesion.axes.short_axis.length_mm.toFixed(1)}</b> mm`);
       if (showMask && lesion.mask?.pixels) parts.push(`mask ${lesion.mask.slices} slice${lesion.mask.slices === 1 ? '' : 's'}`);
       const active = lesion.number === activeNumber;
+      // A lesion with a line can ask the server for its mask; one with a mask can propagate it again.
+      const propose = showMask && lesion.axes.long_axis
+        ? `<button type="button" class="small" data-propose title="Mask from this line (A)" data-testid="propose-mask">Mask</button>`
+        : '';
+      const repropagate = showMask && lesion.mask?.pixels
+        ? `<button type="button" class="small" data-repropagate title="Propagate again from the slice on screen (G)">Re-propagate</button>`
+        : '';
       return `<li data-lesion="${lesion.number}" class="lesion${active ? ' active' : ''}" aria-current="${active}">
         <button type="button" class="lesion-name">Lesion ${lesion.number}</button>
-        <span class="lesion-sizes">${parts.join(' · ') || 'empty'}</span>
+        <span class="lesion-sizes">${parts.join(' · ') || 'empty'}</span>${propose}${repropagate}
         <button type="button" class="icon" data-delete title="Delete lesion ${lesion.number}" aria-label="Delete lesion ${lesion.number}">✕</button>
         <span class="lesion-answers" data-testid="lesion-answers"></span>
       </li>`;

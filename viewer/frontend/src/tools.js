@@ -33,6 +33,8 @@ export const MODES = {
   pan: PanTool.toolName,
   zoom: ZoomTool.toolName,
   scroll: StackScrollTool.toolName,
+  // Tap mode: one finger pans; a tap that does not move asks for the mask under it (main.js).
+  tap: PanTool.toolName,
 };
 export const MEASUREMENT_TOOLS = [LengthTool.toolName, BidirectionalTool.toolName];
 
