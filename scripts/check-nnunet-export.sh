@@ -36,7 +36,7 @@ case "${1:-}" in
     ;;
   "")
     READERBOARD_DATASET_CHECK_VENV="$venv" "${PYTHON:-.venv/bin/python}" -m pytest -m datasettools -p no:randomly \
-      tests/annotations/test_dataset_tools.py
+      tests/annotations/exports/test_dataset_tools.py
     ;;
   *)
     echo "usage: $0 [--venv-only | nnunet|monai EXPORT.zip [nnunet|monai EXPORT.zip ...]]" >&2
