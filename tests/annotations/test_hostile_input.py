@@ -451,3 +451,19 @@ def test_versions_older_than_a_minute_do_not_count_against_the_rate(case, reader
     Read.objects.update(submitted_at=timezone.now() - datetime.timedelta(seconds=61))
 
     assert post_raw(reader_client, "/api/reads/", no_lesion_document(case)).status_code == 201
+
+
+def test_renewing_a_live_lease_costs_no_more_queries_than_before(django_assert_num_queries):
+    # Lock the case, read the reader's state, extend the lease: the lease checks ride on the state query.
+    task = TaskFactory(reads_per_case=3)
+    (case,) = bare_cases(task, 1)
+    reader = ReaderFactory()
+    LeaseFactory(case=case, reader=reader)
+
+    from annotations.assignment import services as assignment
+
+    with django_assert_num_queries(LIVE_RENEWAL_QUERIES):
+        assignment.renew_lease(reader=reader, case=case)
+
+
+LIVE_RENEWAL_QUERIES = 5  # savepoint, lock, reader state, update, release
