@@ -467,3 +467,23 @@ def test_renewing_a_live_lease_costs_no_more_queries_than_before(django_assert_n
 
 
 LIVE_RENEWAL_QUERIES = 5  # savepoint, lock, reader state, update, release
+
+
+def test_the_served_application_answers_413_to_a_chunked_read_past_the_limit_on_the_one_hop_path(settings):
+    from readerboard.asgi import application
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+
+    status, headers, body = asyncio.run(
+        asgi_request(
+            application,
+            "/api/reads/",
+            method="POST",
+            headers={"content-type": "application/json"},  # no Content-Length: only counting can stop it
+            body=b"[" + b"0," * 2_000 + b"0]",
+        )
+    )
+
+    assert status == 413
+    assert dict(headers)["content-type"] == "application/json"
+    assert "1000 bytes" in json.loads(body)["detail"]
