@@ -235,6 +235,8 @@ def test_a_follow_up_comment_with_a_surrogate_is_a_400(scene, follow_up_client):
         ({"subspecialty": f"Body{BELL}"}, "subspecialty"),
         ({"team": f"Team {SURROGATE}"}, "team"),
         ({"role": SURROGATE}, "role"),
+        ({"email": f"reader@example{SURROGATE}.org"}, "email"),
+        ({"pin": f"1234{SURROGATE}"}, "pin"),
         ({"years_experience": 10**300}, "years_experience"),
         ({"display_name": ["a", "b"]}, "display_name"),
     ],
@@ -487,3 +489,14 @@ def test_the_served_application_answers_413_to_a_chunked_read_past_the_limit_on_
     assert status == 413
     assert dict(headers)["content-type"] == "application/json"
     assert "1000 bytes" in json.loads(body)["detail"]
+
+
+def test_an_answer_key_with_a_surrogate_in_its_comment_is_a_400(case):
+    Case.objects.filter(pk=case.pk).update(is_gold=True)
+    admin = APIClient()
+    admin.force_login(admin_user())
+
+    response = post_raw(admin, f"/api/cases/{case.pk}/answer-key/", no_lesion_document(case, comment=SURROGATE))
+
+    assert "comment" in errors_of(response)
+    assert not Read.all_objects.exists()
