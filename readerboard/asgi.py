@@ -21,6 +21,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from readerboard.admission import AdmissionLimit  # noqa: E402
+from readerboard.body_limit import BodyLimit  # noqa: E402
 from readerboard.lifespan import lifespan_application  # noqa: E402
 from readerboard.one_hop import one_hop_application  # noqa: E402
 from readerboard.overload import RETRY_AFTER_S  # noqa: E402
@@ -30,7 +31,7 @@ from viewer.dicomweb.asgi_fast import fast_path_application  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": AdmissionLimit(
-            one_hop_application(fast_path_application(django_asgi_app)),
+            BodyLimit(one_hop_application(fast_path_application(django_asgi_app))),
             max_in_flight=settings.MAX_REQUESTS_IN_FLIGHT,
             retry_after_s=RETRY_AFTER_S,
         ),

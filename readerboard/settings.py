@@ -95,6 +95,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: an oversized one is a JSON 413, not an HTML page or an unbounded read.
+    "readerboard.body_limit.BodySizeMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -321,6 +323,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "annotations.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Sign-in requests per client address (annotations.booth.readers.check_attempt_rate).
     "DEFAULT_THROTTLE_RATES": {"login": "20/min", "signup": "20/min", "console": "20/min"},
 }
@@ -338,6 +345,9 @@ READERBOARD = {
     "ZIP_MAX_RATIO": env_int("READERBOARD_ZIP_MAX_RATIO", 200),
     "UPLOAD_MAX_BYTES": env_int("READERBOARD_UPLOAD_MAX_BYTES", 2 * 1024**3),
     "LEASE_SECONDS": env_int("READERBOARD_LEASE_SECONDS", 300),
+    # New versions of a read (corrections): at most this many per reader and case in any minute, and in all.
+    "READ_VERSIONS_PER_MINUTE": env_int("READERBOARD_READ_VERSIONS_PER_MINUTE", 6),
+    "MAX_READ_VERSIONS": env_int("READERBOARD_MAX_READ_VERSIONS", 50),
     "BOOTH_IDLE_SECONDS": env_int("READERBOARD_BOOTH_IDLE_SECONDS", 600),
     # How old other readers' counts may be in the rank a submit or page load answers with (leaderboard.standing).
     "STANDING_REFRESH_SECONDS": env_int("READERBOARD_STANDING_REFRESH_S", 2),
@@ -348,7 +358,8 @@ READERBOARD = {
     "MASK_PROPOSALS_PER_MINUTE": env_int("READERBOARD_MASK_PROPOSALS_PER_MINUTE", 30),
     "MASK_PROPOSAL_TIME_BUDGET_S": env_int("READERBOARD_MASK_PROPOSAL_TIME_BUDGET_S", 8),
 }
-DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# The largest request body any endpoint takes (readerboard.body_limit answers 413 past it); upload chunks are 16 MiB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("READERBOARD_MAX_REQUEST_BYTES", 50 * 1024 * 1024)
 
 # --- Production strictness --------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -11,15 +11,27 @@ from rest_framework import serializers
 from annotations.booth.readers import MAX_YEARS_EXPERIENCE
 from annotations.booth.teams import MAX_TEAM_NAME
 from annotations.core.answers import KINDS
+from annotations.core.field_checks import BIG_INT_MAX, text_problem
 from annotations.models.tasks import ReaderRole, Task, Tool
 
 
+def storable_text(value: str) -> None:
+    """Refuse text that cannot be stored and exported (NUL, unpaired surrogates, control characters)."""
+    if problem := text_problem(value):
+        raise serializers.ValidationError(f"This field {problem}.")
+
+
+STORABLE = [storable_text]
+
+
 class SignupSerializer(serializers.Serializer):
-    display_name = serializers.CharField(min_length=2, max_length=80)
+    display_name = serializers.CharField(min_length=2, max_length=80, validators=STORABLE)
     pin = serializers.RegexField(r"^\d{4,8}$", error_messages={"invalid": "PIN must be 4 to 8 digits."})
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = serializers.EmailField(required=False, allow_blank=True, default="", validators=STORABLE)
     role = serializers.ChoiceField(choices=ReaderRole.choices)
-    subspecialty = serializers.CharField(required=False, allow_blank=True, max_length=80, default="")
+    subspecialty = serializers.CharField(
+        required=False, allow_blank=True, max_length=80, default="", validators=STORABLE
+    )
     years_experience = serializers.IntegerField(min_value=0, max_value=MAX_YEARS_EXPERIENCE)
     consent = serializers.BooleanField()
     booth_mode = serializers.BooleanField(required=False, default=False)
@@ -28,6 +40,7 @@ class SignupSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=MAX_TEAM_NAME,
         default="",
+        validators=STORABLE,
         help_text="Optional team or institution; joins the existing team of that name, ignoring case and spacing.",
     )
 
@@ -38,8 +51,8 @@ class SignupSerializer(serializers.Serializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    display_name = serializers.CharField(max_length=80)
-    pin = serializers.CharField(max_length=16)
+    display_name = serializers.CharField(max_length=80, validators=STORABLE)
+    pin = serializers.CharField(max_length=16, validators=STORABLE)
     booth_mode = serializers.BooleanField(required=False, default=False)
 
 
@@ -232,7 +245,11 @@ class UpcomingCaseSerializer(serializers.Serializer):
 
 class NextCaseRequestSerializer(serializers.Serializer):
     prefer_case = serializers.IntegerField(
-        required=False, allow_null=True, help_text="The upcoming case whose images the page already fetched."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=BIG_INT_MAX,
+        help_text="The upcoming case whose images the page already fetched.",
     )
 
 

@@ -22,6 +22,7 @@ from annotations.api.authentication import IsReader, ReaderSessionAuthentication
 from annotations.assignment import services as assignment
 from annotations.booth import leaderboard, readers, teams
 from annotations.booth.roles import is_admin, user_roles
+from annotations.core.field_checks import safe_text
 from annotations.follow_up import time_points
 from annotations.models import Case, Lease, Reader, Task
 from annotations.models.tasks import ReaderRole
@@ -29,7 +30,7 @@ from annotations.predictions.suggestions import suggestion_document
 from annotations.questions.services import task_questions_payload
 from annotations.reading import answer_keys, submission
 from annotations.reading.documents import ReadValidationError
-from annotations.reading.kinds import NotGoldCase, ReadConflict
+from annotations.reading.kinds import NotGoldCase, ReadConflict, TooManyVersions
 from annotations.segmentation import services as segmentation
 from annotations.selectors import case_instance_summaries, instructions_html, open_tasks, window_presets
 
@@ -75,7 +76,16 @@ def me_payload(request, reader: Reader) -> dict:
 
 
 def _errors(errors: dict) -> Response:
-    return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+    return Response({"errors": _sendable(errors)}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _sendable(value):
+    """The errors with any quoted input made encodable (DRF quotes a refused choice, which may hold a surrogate)."""
+    if isinstance(value, dict):
+        return {safe_text(str(key)): _sendable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_sendable(item) for item in value]
+    return safe_text(str(value))
 
 
 def _too_many(exc: readers.TooManyAttempts) -> Response:
@@ -301,6 +311,8 @@ class ReadSubmitView(ReadingAPIView):
             200: s.ReadSavedSerializer,
             400: s.ErrorsSerializer,
             409: s.DetailSerializer,
+            413: s.DetailSerializer,
+            429: s.DetailSerializer,
         },
         summary="Save a read (idempotent by client_uuid)",
     )
@@ -312,6 +324,12 @@ class ReadSubmitView(ReadingAPIView):
             return _errors(exc.errors)
         except ReadConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except TooManyVersions as exc:
+            return Response(
+                {"detail": str(exc)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         read = result.read
         answer = {
             "read": {"id": read.pk, "version": read.version, "case": read.case_id},

@@ -123,18 +123,37 @@ def upcoming_case(*, reader: Reader, task: Task, now: datetime | None = None, rn
 
 
 def renew_lease(*, reader: Reader, case: Case, now: datetime | None = None) -> Lease:
-    """Extend (or retake) the reader's lease on a case; raise LeaseLost when it lapsed and the case is full."""
+    """Extend the reader's lease on a case next-case gave them; a lapsed one is retaken while the case has room.
+
+    A lease only ever comes from assignment, one case per task at a time: raises LeaseLost (409) for a case
+    the reader holds no lease on (whatever case it is, gold included), a case they already read (a new
+    version needs no lease), a lapsed lease on a full case, or a lapsed lease while they hold a live one on
+    another case of the task. Renewing a live lease, the timer's usual call, costs no extra query.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         locked = lock_case_for_reader(case.pk, reader=reader, now=now, skip_locked=False)
         if locked is None or not locked.task.is_open:
             raise LeaseLost("the task is closed")
-        live = locked.own_lease_live
-        if not live and locked.latest_read_id is not None:
-            raise LeaseLost("this case has already been read by you")
-        if not live and not has_room_locked(locked):
-            raise LeaseLost("the lease ran out and the case has all the reads it needs")
+        if locked.latest_read_id is not None:
+            raise LeaseLost("this case has already been read by you; a new version of your read needs no lease")
+        if locked.own_lease_id is None:
+            raise LeaseLost("this case was not given to you; ask for the next case")
+        if not locked.own_lease_live:
+            if not has_room_locked(locked):
+                raise LeaseLost("the lease ran out and the case has all the reads it needs")
+            if _holds_another_case(reader=reader, case=locked, now=now):
+                raise LeaseLost("the lease ran out and you now hold another case of this task; read that one")
         return _write_lease(locked, reader=reader, expires_at=now + timedelta(seconds=lease_seconds()))
+
+
+def _holds_another_case(*, reader: Reader, case: Case, now: datetime) -> bool:
+    """True when the reader holds a live lease on another case of the case's task."""
+    return (
+        Lease.objects.filter(reader=reader, case__task_id=case.task_id, expires_at__gt=now)
+        .exclude(case_id=case.pk)
+        .exists()
+    )
 
 
 def release_lease(*, reader: Reader, case: Case) -> None:

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from annotations.booth.roles import ALL_ROLES
 from annotations.console.task_setup import TASK_FIELDS, ReferenceAnswer
 from annotations.core.answers import QuestionDefinitionError, validate_questions
+from annotations.core.field_checks import text_problem
 from annotations.models import Task
 from annotations.models.tasks import Tool
 from viewer.models import Collection, Series
@@ -30,7 +31,23 @@ class SingleSeriesChoiceField(forms.ModelChoiceField):
         return series_label(series)
 
 
-class TaskForm(forms.ModelForm):
+class StorableTextForm:
+    """Refuses typed text no store or export can keep (NUL, unpaired surrogates, control characters), by field.
+
+    `multiline_fields` also take line breaks and tabs; every other text field is one line.
+    """
+
+    multiline_fields: tuple[str, ...] = ()
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, value in list(cleaned.items()):
+            if isinstance(value, str) and (problem := text_problem(value, multiline=name in self.multiline_fields)):
+                self.add_error(name, f"This field {problem}.")
+        return cleaned
+
+
+class TaskForm(StorableTextForm, forms.ModelForm):
     tools = forms.MultipleChoiceField(choices=Tool.choices, widget=forms.CheckboxSelectMultiple)
     consensus_method = forms.ChoiceField(choices=Task.ConsensusMethod.choices, widget=forms.RadioSelect)
     reads_per_case = forms.IntegerField(
@@ -95,6 +112,8 @@ class TaskForm(forms.ModelForm):
         help_text='{"lesion": [questions asked per lesion], "case": [questions asked once per read]}',
     )
 
+    multiline_fields = ("instructions_md",)
+
     class Meta:
         model = Task
         fields = list(TASK_FIELDS)
@@ -140,7 +159,7 @@ class TaskForm(forms.ModelForm):
         return cleaned
 
 
-class ReferenceAnswerForm(forms.Form):
+class ReferenceAnswerForm(StorableTextForm, forms.Form):
     series = SingleSeriesChoiceField(queryset=Series.objects.select_related("study").order_by("id"), label="Gold case")
     label = forms.CharField(max_length=64, required=False)
     long_axis_mm = forms.FloatField(min_value=0.1, max_value=1000, label="Long axis (mm)")
@@ -168,7 +187,7 @@ class ReferenceAnswerForm(forms.Form):
 ReferenceAnswerFormSet = forms.formset_factory(ReferenceAnswerForm, extra=0, can_delete=True, max_num=500)
 
 
-class InviteForm(forms.Form):
+class InviteForm(StorableTextForm, forms.Form):
     username = forms.CharField(max_length=150)
     email = forms.EmailField(required=False)
     role = forms.ChoiceField(choices=[(role, role.title()) for role in ALL_ROLES])

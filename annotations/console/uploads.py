@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotations.core.field_checks import text_problem
 from viewer.models import Collection, ImportJob
 from viewer.services.dicom_import import FileOutcome, import_paths
 
@@ -79,6 +80,8 @@ def create_import_job(*, user, collection_name: str, deidentify: bool = False) -
     name = collection_name.strip()
     if not name:
         raise UploadError("collection name is required")
+    if problem := text_problem(name):
+        raise UploadError(f"collection name {problem}")
     if len(name) > 200:
         raise UploadError("collection name must be at most 200 characters")
     collection = Collection.objects.get_or_create(name=name)[0]
@@ -119,6 +122,8 @@ def _state(directory: Path) -> UploadedFile:
 def register_upload(*, job: ImportJob, name: str, size: int) -> UploadedFile:
     """Announce one file of the job; return its upload id and the offset to send from (0)."""
     _require_pending(job)
+    if problem := text_problem(name):
+        raise UploadError(f"the file name {problem}")
     limit = settings.READERBOARD["UPLOAD_MAX_BYTES"]
     if size < 0:
         raise UploadError("size must not be negative")

@@ -61,7 +61,7 @@ def series_thumbnail_url(series: Series, *, size: int = 128) -> str:
 def _json_body(request: HttpRequest) -> dict:
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValueError("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")

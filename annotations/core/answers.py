@@ -10,11 +10,12 @@ submission service passes the current set in as a `Questions` value.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from annotations.core.field_checks import is_finite_number, is_text, text_problem
 
 SINGLE_CHOICE = "single_choice"
 MULTIPLE_CHOICE = "multiple_choice"
@@ -135,9 +136,14 @@ def _question(question: Any, path: str, fail) -> dict | None:
     label = question.get("label")
     if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
         fail(f"{path}.label", f"must be text of 1 to {MAX_LABEL_CHARS} characters")
+    elif problem := text_problem(label):
+        fail(f"{path}.label", problem)
     help_text = question.get("help", "")
     if not isinstance(help_text, str) or len(help_text) > MAX_HELP_CHARS:
         fail(f"{path}.help", f"must be text of at most {MAX_HELP_CHARS} characters")
+        help_text = ""
+    elif problem := text_problem(help_text, multiline=True):
+        fail(f"{path}.help", problem)
         help_text = ""
     required = question.get("required", False)
     if not isinstance(required, bool):
@@ -187,6 +193,8 @@ def _options(options: Any, path: str, fail) -> list[dict]:
         label = option.get("label")
         if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
             fail(f"{option_path}.label", f"must be text of 1 to {MAX_LABEL_CHARS} characters")
+        elif problem := text_problem(label):
+            fail(f"{option_path}.label", problem)
         out.append(
             {
                 "value": value,
@@ -208,6 +216,9 @@ def _code(code: Any, path: str, fail) -> dict | None:
         if not isinstance(code[name], str) or not code[name].strip() or len(code[name]) > 64:
             fail(f"{path}.{name}", "must be text of 1 to 64 characters")
             return None
+        if problem := text_problem(code[name]):
+            fail(f"{path}.{name}", problem)
+            return None
     return {name: code[name].strip() for name in ("value", "scheme", "meaning")}
 
 
@@ -223,7 +234,7 @@ def _scale(scale: Any, path: str, fail) -> dict:
     out = {"min": low, "max": high}
     for name in ("min_label", "max_label"):
         value = scale.get(name, "")
-        if not isinstance(value, str) or len(value) > MAX_LABEL_CHARS:
+        if not is_text(value) or len(value) > MAX_LABEL_CHARS:
             fail(f"{path}.{name}", f"must be text of at most {MAX_LABEL_CHARS} characters")
             value = ""
         out[name] = value
@@ -372,6 +383,7 @@ def answer_problem(question: dict, value: Any) -> str | None:
             return "must be text"
         if len(value) > max_length:
             return f"at most {max_length} characters ({len(value)} sent)"
+        return text_problem(value, multiline=True)
     return None
 
 
@@ -406,4 +418,4 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite_number(value)

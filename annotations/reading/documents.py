@@ -7,7 +7,6 @@ are loaded by `reading.rules`, and storing is `reading.submission`'s job.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +14,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from annotations.core.answers import CheckedAnswers, Questions, check_answers
+from annotations.core.field_checks import (
+    BIG_INT_MAX,
+    SMALL_INT_MAX,
+    is_finite_number,
+    is_whole_number,
+    parse_aware_datetime,
+    safe_text,
+    text_problem,
+    unstorable_json,
+    whole_number_in,
+)
 from annotations.core.geometry import line_length_mm
 from annotations.core.mask_rle import foreground_indices
 from annotations.models.reads import MarkKind
@@ -52,12 +60,15 @@ MASK_FIELDS = {"slices", "provenance"}
 PROVENANCE_FIELDS = {"source", "algorithm", "algorithm_version", "proposal"}
 PROVENANCE_SOURCES = ("hand", "line", "tap")
 MAX_ALGORITHM_CHARS = 128
+LESION_NUMBER_PROBLEM = f"must be a lesion number from 1 to {SMALL_INT_MAX}"
 
 
 class ReadValidationError(Exception):
     """The read document breaks a rule; `errors` maps JSON paths to messages."""
 
     def __init__(self, errors: dict[str, list[str]]):
+        # Paths and messages may quote what was sent (an unknown field's name): keep them sendable as JSON.
+        errors = {safe_text(path): [safe_text(message) for message in msgs] for path, msgs in errors.items()}
         super().__init__("; ".join(f"{path}: {', '.join(msgs)}" for path, msgs in errors.items()))
         self.errors = errors
 
@@ -140,15 +151,21 @@ class ParsedRead:
 
 
 def read_envelope(document: Any) -> tuple[uuid.UUID, int]:
-    """Return (client_uuid, case id) of a document, or raise ReadValidationError for those two fields."""
-    errors: dict[str, list[str]] = {}
+    """Return (client_uuid, case id) of a document, or raise ReadValidationError for those two fields.
+
+    The door of every read: a document holding text or numbers no store can keep (NUL, an unpaired
+    surrogate, a whole number beyond 64 bits, anywhere, unknown fields included) stops here.
+    """
     if not isinstance(document, dict):
         raise ReadValidationError({"": ["the read must be a JSON object"]})
+    errors: dict[str, list[str]] = unstorable_json(document)
+    if errors:
+        raise ReadValidationError(errors)
     client_uuid = _parse_uuid(document.get("client_uuid"), "client_uuid", errors)
     case_id = document.get("case")
     if "case" not in document:
         errors.setdefault("case", []).append("this field is required")
-    elif not _is_int(case_id) or case_id < 1:
+    elif not whole_number_in(case_id, 1, BIG_INT_MAX):
         errors.setdefault("case", []).append("must be a case id (a positive integer)")
     if errors:
         raise ReadValidationError(errors)
@@ -183,18 +200,14 @@ def parse_envelope(
         for message in messages:
             fail(path, message)
     case_id = document.get("case")
-    if "case" in document and (not _is_int(case_id) or case_id < 1):
+    if "case" in document and not whole_number_in(case_id, 1, BIG_INT_MAX):
         fail("case", "must be a case id (a positive integer)")
 
     started_at = None
     if "started_at" in document:
-        raw = document["started_at"]
-        started_at = parse_datetime(raw) if isinstance(raw, str) else None
-        if started_at is None:
-            fail("started_at", "must be an ISO 8601 date-time, e.g. 2026-11-25T10:31:02.120Z")
-        elif timezone.is_naive(started_at):
-            fail("started_at", "must include a time zone (Z or +hh:mm)")
-            started_at = None
+        started_at, problem = parse_aware_datetime(document["started_at"])
+        if problem:
+            fail("started_at", problem)
 
     duration_s = document.get("duration_s")
     if "duration_s" in document and (not is_finite_number(duration_s) or not 0 <= duration_s <= MAX_DURATION_S):
@@ -221,6 +234,9 @@ def parse_envelope(
         comment = ""
     elif len(comment) > MAX_COMMENT_CHARS:
         fail("comment", f"at most {MAX_COMMENT_CHARS} characters ({len(comment)} sent)")
+    elif problem := text_problem(comment, multiline=True):
+        fail("comment", problem)
+        comment = ""
     return ReadEnvelope(client_uuid, case_id, started_at, duration_s, flags, comment)
 
 
@@ -292,8 +308,8 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         for name in sorted(set(lesion) - LESION_FIELDS):
             fail(f"{path}.{name}", "unknown field")
         number = lesion.get("lesion")
-        if not _is_int(number) or number < 1:
-            fail(f"{path}.lesion", "must be a lesion number from 1")
+        if not whole_number_in(number, 1, SMALL_INT_MAX):
+            fail(f"{path}.lesion", LESION_NUMBER_PROBLEM)
             number = None
         elif number in seen_numbers:
             fail(f"{path}.lesion", f"lesion number {number} is used twice")
@@ -516,7 +532,7 @@ def _check_counts(counts: Any, geometry: InstanceExtent, path: str, fail) -> int
     ones = 0
     running = 0
     for position, run in enumerate(counts):
-        if not _is_int(run) or run < 0 or (run == 0 and position > 0):
+        if not is_whole_number(run) or run < 0 or (run == 0 and position > 0):
             fail(path, f"run {position} must be a positive integer (only the first run may be 0)")
             return None
         running += run
@@ -536,7 +552,7 @@ def _instance_frame(value: dict, path: str, rules: ReadRules, fail) -> tuple[Ins
     frame = value.get("frame")
     if "frame" not in value:
         return geometry, None
-    if not _is_int(frame) or frame < 1:
+    if not is_whole_number(frame) or frame < 1:
         fail(f"{path}.frame", "must be a frame number from 1")
         return geometry, None
     if geometry is not None and frame > geometry.number_of_frames:
@@ -556,14 +572,6 @@ def _parse_uuid(value: Any, path: str, errors: dict[str, list[str]]) -> uuid.UUI
     except (ValueError, TypeError):
         errors.setdefault(path, []).append("must be a UUID string")
         return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotations.core import recist
+from annotations.core.field_checks import SMALL_INT_MAX, text_problem, whole_number_in
 from annotations.follow_up.time_points import baseline_lesions_for, time_points_of
 from annotations.models import Case, FollowUpMeasurement, Mark, Read, Reader
 from annotations.models.follow_up import FollowUpStatus
 from annotations.reading.documents import (
+    LESION_NUMBER_PROBLEM,
     MAX_LESIONS,
     ParsedRead,
     ReadValidationError,
@@ -183,8 +185,8 @@ def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: l
         fail(f"{path}.{name}", "unknown field")
         ok = False
     number = lesion.get("lesion")
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        fail(f"{path}.lesion", "must be a lesion number from 1")
+    if not whole_number_in(number, 1, SMALL_INT_MAX):
+        fail(f"{path}.lesion", LESION_NUMBER_PROBLEM)
         ok = False
     is_new = lesion.get("new", False)
     if not isinstance(is_new, bool):
@@ -198,11 +200,14 @@ def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: l
         if key is None:
             fail(f"{path}.baseline_lesion", 'this field is required (or "new": true for a new lesion)')
             ok = False
+        elif not isinstance(key, str):
+            fail(f"{path}.baseline_lesion", "must be the id of a baseline lesion (a string)")
+            ok = False
         elif key not in baseline_keys:
             fail(f"{path}.baseline_lesion", f"{key!r} is not a baseline lesion of this case ({baseline_keys})")
             ok = False
     status = lesion.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         fail(f"{path}.status", f"must be one of {sorted(STATUSES)}")
         ok = False
     elif is_new is True and status != FollowUpStatus.MEASURED:
@@ -213,6 +218,9 @@ def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: l
         site = ""
     if not isinstance(site, str) or len(site) > MAX_SITE_CHARS:
         fail(f"{path}.site", f"must be a string of at most {MAX_SITE_CHARS} characters")
+        ok = False
+    elif problem := text_problem(site):
+        fail(f"{path}.site", problem)
         ok = False
     has_geometry = lesion.get("long_axis") is not None or lesion.get("short_axis") is not None
     if status == FollowUpStatus.MEASURED and lesion.get("long_axis") is None:

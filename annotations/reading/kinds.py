@@ -9,10 +9,12 @@ commit (`after_commit`: queue consensus, broadcast the leaderboard) and what to 
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotations import background
@@ -26,6 +28,14 @@ from annotations.reading.rules import rules_for_case
 
 class ReadConflict(Exception):
     """The read cannot be stored as sent (409): a lease that ran out, a closed task, a reused client_uuid."""
+
+
+class TooManyVersions(Exception):
+    """Another new version of this read now would exceed the per-minute limit (429 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotGoldCase(Exception):
@@ -75,6 +85,8 @@ class CrowdRead:
     def store(self, *, case: Case, validated: ValidatedRead, document: dict, submitter: Reader, now: datetime) -> Read:
         locked = assignment.lock_case_for_reader(case.pk, reader=submitter, now=now, skip_locked=False)
         _check_may_store(locked)
+        if locked.latest_read_id is not None:
+            _check_version_limits(case=locked, reader=submitter, now=now)
         read = Read.objects.create(
             case=locked,
             reader=submitter,
@@ -293,6 +305,31 @@ def _check_may_store(case: Case) -> None:
             raise ReadConflict("this case was not given to you; ask for the next case")
         if not case.own_lease_live and not assignment.has_room_locked(case):
             raise ReadConflict("your hold on this case ran out and it has all the reads it needs")
+
+
+def _check_version_limits(*, case: Case, reader: Reader, now: datetime) -> None:
+    """Refuse a new version past the cap per case (ReadConflict) or the per-minute rate (TooManyVersions).
+
+    Under the case row lock, so parallel submits of one reader cannot both slip under a limit; a first read
+    never gets here, so the hot path pays nothing. One query, for corrections only.
+    """
+    limits = settings.READERBOARD
+    cap = int(limits.get("MAX_READ_VERSIONS", 50))
+    if case.latest_read_version >= cap:
+        raise ReadConflict(f"a read may have at most {cap} versions; this case already has {cap} of yours")
+    per_minute = int(limits.get("READ_VERSIONS_PER_MINUTE", 6))
+    window = timedelta(seconds=60)
+    recent = list(
+        Read.objects.filter(case_id=case.pk, reader=reader, submitted_at__gt=now - window)
+        .order_by("-submitted_at")
+        .values_list("submitted_at", flat=True)[:per_minute]
+    )
+    if per_minute > 0 and len(recent) >= per_minute:
+        retry_after_s = max(1, math.ceil((recent[-1] + window - now).total_seconds()))
+        raise TooManyVersions(
+            f"at most {per_minute} versions of a read per minute; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
 
 
 def _broadcast_leaderboard() -> None:

@@ -11,9 +11,10 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from annotations.core.field_checks import is_finite_number
 from annotations.models import Case, Task
 from annotations.questions.services import current_question_set, questions_of
-from annotations.reading.documents import InstanceExtent, ReadRules, is_finite_number
+from annotations.reading.documents import InstanceExtent, ReadRules
 from viewer.dicomweb.access import cache_scope, series_version
 from viewer.models import Instance, Series
 

@@ -9,6 +9,7 @@ never accept a read for a case the reader was not given (the kind checks that un
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,11 +37,13 @@ def submit_read(*, reader: Reader, document: Any, now: datetime | None = None) -
     The read's kind comes from the task of the case the document names. Raises ReadValidationError (400) or
     ReadConflict (409).
     """
-    _, case_id = read_envelope(document)
+    client_uuid, case_id = read_envelope(document)
     case = Case.objects.select_related("task", "series").filter(pk=case_id).first()
     if case is None:
         raise ReadValidationError({"case": [f"there is no case {case_id}"]})
-    return _submit(kind=kind_for_task(case.task), case=case, submitter=reader, document=document, now=now)
+    return _submit(
+        kind=kind_for_task(case.task), case=case, submitter=reader, document=document, client_uuid=client_uuid, now=now
+    )
 
 
 def submit_answer_key(
@@ -50,14 +53,15 @@ def submit_answer_key(
 
     Raises NotGoldCase (404), ReadValidationError (400: same rules as a crowd read) or ReadConflict (409).
     """
-    _, case_id = read_envelope(document)
+    client_uuid, case_id = read_envelope(document)
     ANSWER_KEY.check_case(case=case, named_case_id=case_id)
-    return _submit(kind=ANSWER_KEY, case=case, submitter=user, document=document, now=now)
+    return _submit(kind=ANSWER_KEY, case=case, submitter=user, document=document, client_uuid=client_uuid, now=now)
 
 
-def _submit(*, kind: ReadKind, case: Case, submitter, document: Any, now: datetime | None) -> SubmissionResult:
+def _submit(
+    *, kind: ReadKind, case: Case, submitter, document: Any, client_uuid: uuid.UUID, now: datetime | None
+) -> SubmissionResult:
     now = now or timezone.now()
-    client_uuid, _ = read_envelope(document)
     existing = kind.stored_retry(client_uuid=client_uuid, case=case, submitter=submitter, document=document)
     if existing is not None:
         return SubmissionResult(read=existing, created=False, summary=kind.summarise(existing))

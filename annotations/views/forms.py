@@ -6,7 +6,14 @@ from django import forms
 
 from annotations.booth.readers import MAX_YEARS_EXPERIENCE
 from annotations.booth.teams import MAX_TEAM_NAME
+from annotations.core.field_checks import text_problem
 from annotations.models.tasks import ReaderRole
+
+
+def storable_text(value: str) -> None:
+    """Refuse text that cannot be stored and exported (NUL, unpaired surrogates, control characters)."""
+    if problem := text_problem(value):
+        raise forms.ValidationError(f"This field {problem}.")
 
 
 class SignupForm(forms.Form):
@@ -14,6 +21,7 @@ class SignupForm(forms.Form):
         label="Display name",
         min_length=2,
         max_length=80,
+        validators=[storable_text],
         help_text="Shown on the leaderboard. Use a nickname if you prefer.",
         widget=forms.TextInput(attrs={"autocomplete": "nickname", "autofocus": True, "autocapitalize": "words"}),
     )
@@ -28,7 +36,11 @@ class SignupForm(forms.Form):
     )
     role = forms.ChoiceField(label="Role", choices=ReaderRole.choices, initial=ReaderRole.ATTENDING)
     subspecialty = forms.CharField(
-        label="Subspecialty", required=False, max_length=80, widget=forms.TextInput(attrs={"placeholder": "e.g. Body"})
+        label="Subspecialty",
+        required=False,
+        max_length=80,
+        validators=[storable_text],
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Body"}),
     )
     years_experience = forms.IntegerField(
         label="Years of experience",
@@ -41,6 +53,7 @@ class SignupForm(forms.Form):
         label="Team or institution",
         required=False,
         max_length=MAX_TEAM_NAME,
+        validators=[storable_text],
         help_text="Optional: your residency program or hospital, for the team board. Pick a suggestion to join it.",
         widget=forms.TextInput(
             attrs={
@@ -72,6 +85,7 @@ class LoginForm(forms.Form):
     display_name = forms.CharField(
         label="Display name",
         max_length=80,
+        validators=[storable_text],
         widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
     )
     pin = forms.CharField(
