@@ -255,7 +255,7 @@ def test_sign_in_with_a_surrogate_in_the_name_is_a_400():
 
 
 def test_the_console_task_form_refuses_a_control_character_in_the_name(client, small_ct_series):
-    from tests.annotations.test_console_tasks import task_post
+    from tests.annotations.console.test_console_tasks import task_post
 
     client.force_login(admin_user())
     response = client.post(
@@ -268,7 +268,7 @@ def test_the_console_task_form_refuses_a_control_character_in_the_name(client, s
 
 
 def test_question_labels_with_a_surrogate_are_refused_by_path(client, small_ct_series):
-    from tests.annotations.test_console_tasks import task_post
+    from tests.annotations.console.test_console_tasks import task_post
 
     client.force_login(admin_user())
     questions = json.dumps({"case": [{**NOTE, "label": f"Note {SURROGATE}"}]})
