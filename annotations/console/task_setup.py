@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from django.db import transaction
@@ -155,14 +156,46 @@ def save_task(
     gold = set(gold_series_ids)
     if not gold <= set(series_ids):
         raise ValueError("gold-standard cases must be among the task's series")
+    values = _checked_task_values(task=task, settings=settings)
+    # The form has already copied its values onto `task`, so the stored row says whether it was open.
+    was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
+    task = _store_task_values(task=task, values=values, user=user)
+    result = TaskSaveResult(task=task)
+
+    existing = {case.series_id: case for case in Case.objects.filter(task=task)}
+    _remove_unpicked_cases(task=task, existing=existing, series_ids=series_ids, result=result)
+    next_number = _next_case_number(cases=existing.values())
+    if task.is_follow_up:
+        added_series_ids = _add_follow_up_cases(
+            task=task, existing=existing, series_ids=series_ids, next_number=next_number, result=result
+        )
+    else:
+        added_series_ids = _add_single_cases(
+            task=task, existing=existing, series_ids=series_ids, gold=gold, next_number=next_number, result=result
+        )
+
+    if references is not None:
+        result.references_saved = _replace_reference_answers(references=references, gold=gold)
+    if questions is not None:
+        _save_task_questions(task=task, questions=questions, user=user, result=result)
+    if task.is_open:
+        # A task that was already open only needs its new series warmed.
+        warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
+    return result
+
+
+def _checked_task_values(*, task: Task | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """Return the task fields given in `settings`, tools canonical; raise ValueError if they do not fit together."""
     values = {key: settings[key] for key in TASK_FIELDS if key in settings}
     values["tools"] = validate_tools(values.get("tools", []))
+    # A field not given falls back to the task's value (or the default), so an edit is checked as a whole.
     reads_per_case = values.get("reads_per_case", task.reads_per_case if task else 3)
     if values.get("min_support") and values["min_support"] > reads_per_case:
         raise ValueError(f"minimum support {values['min_support']} exceeds reads per case {reads_per_case}")
     if values.get("adaptive_reads") and values.get("min_reads", 2) > reads_per_case:
         raise ValueError(f"minimum reads {values['min_reads']} exceed the most reads per case {reads_per_case}")
     kind = values.get("kind", task.kind if task else Task.Kind.SINGLE)
+    # Compare with the stored row: the form has already copied the new kind onto `task`.
     if task is not None and kind != Task.objects.get(pk=task.pk).kind and Case.objects.filter(task=task).exists():
         raise ValueError("a task's kind cannot change once it has cases")
     if kind == Task.Kind.FOLLOW_UP and values.get("adaptive_reads"):
@@ -170,17 +203,23 @@ def save_task(
     needs_baseline_task = values.get("baseline_source") in (Task.BaselineSource.CONSENSUS, Task.BaselineSource.OWN_READ)
     if kind == Task.Kind.FOLLOW_UP and needs_baseline_task and not values.get("baseline_task"):
         raise ValueError("a consensus or own-read baseline needs the baseline task")
-    # The form has already copied its values onto `task`, so the stored row says whether it was open.
-    was_open = task is not None and Task.objects.filter(pk=task.pk, is_open=True).exists()
-    if task is None:
-        task = Task.objects.create(created_by=user, **values)
-    else:
-        for key, value in values.items():
-            setattr(task, key, value)
-        task.save()
-    result = TaskSaveResult(task=task)
+    return values
 
-    existing = {case.series_id: case for case in Case.objects.filter(task=task)}
+
+def _store_task_values(*, task: Task | None, values: dict[str, Any], user) -> Task:
+    """Return the task created from `values` (by `user`), or `task` updated with them and saved."""
+    if task is None:
+        return Task.objects.create(created_by=user, **values)
+    for key, value in values.items():
+        setattr(task, key, value)
+    task.save()
+    return task
+
+
+def _remove_unpicked_cases(
+    *, task: Task, existing: dict[int, Case], series_ids: list[int], result: TaskSaveResult
+) -> None:
+    """Delete the task's cases whose series is no longer picked, keeping (and reporting in `result`) those read."""
     # Answer keys are evidence too (and protect their case), so a case with one is kept like a read case.
     read_case_ids = set(Read.all_objects.filter(case__task=task).values_list("case_id", flat=True))
     for series_id, case in existing.items():
@@ -191,23 +230,46 @@ def save_task(
         else:
             case.delete()
             result.cases_removed += 1
+
+
+def _next_case_number(*, cases: Iterable[Case]) -> int:
+    """Return the number after the highest "Case N" label among `cases` (1 if none)."""
     numbers = [
         int(case.label.removeprefix("Case "))
-        for case in existing.values()
+        for case in cases
         if case.label.startswith("Case ") and case.label.removeprefix("Case ").isdigit()
     ]
-    next_number = max(numbers, default=0) + 1
-    added_series_ids = []
-    if task.is_follow_up:
-        for group in _patient_groups(series_ids):
-            if group[0].pk in existing:
-                continue
-            added_series_ids += [series.pk for series in group]
-            # Labels are seen by readers: a running number, never patient identifiers.
-            _create_follow_up_case(task=task, series=group, label=f"Case {next_number}")
-            next_number += 1
-            result.cases_added += 1
-    for series_id in series_ids if not task.is_follow_up else []:
+    return max(numbers, default=0) + 1
+
+
+def _add_follow_up_cases(
+    *, task: Task, existing: dict[int, Case], series_ids: list[int], next_number: int, result: TaskSaveResult
+) -> list[int]:
+    """Create a follow-up case per newly picked patient; return the series ids those cases cover."""
+    added_series_ids: list[int] = []
+    for group in _patient_groups(series_ids):
+        if group[0].pk in existing:
+            continue
+        added_series_ids += [series.pk for series in group]
+        # Labels are seen by readers: a running number, never patient identifiers.
+        _create_follow_up_case(task=task, series=group, label=f"Case {next_number}")
+        next_number += 1
+        result.cases_added += 1
+    return added_series_ids
+
+
+def _add_single_cases(
+    *,
+    task: Task,
+    existing: dict[int, Case],
+    series_ids: list[int],
+    gold: set[int],
+    next_number: int,
+    result: TaskSaveResult,
+) -> list[int]:
+    """Create a case per newly picked series and update the gold flag of kept ones; return the added series ids."""
+    added_series_ids: list[int] = []
+    for series_id in series_ids:
         case = existing.get(series_id)
         if case is None:
             added_series_ids.append(series_id)
@@ -218,29 +280,31 @@ def save_task(
         elif case.is_gold != (series_id in gold):
             case.is_gold = series_id in gold
             case.save(update_fields=["is_gold"])
+    return added_series_ids
 
-    if references is not None:
-        answered = {answer.series_id for answer in references}
-        if not answered <= gold:
-            raise ValueError("reference answers are only for gold-standard cases")
-        ReferenceLesion.objects.filter(series_id__in=gold, source=ADMIN_REFERENCE_SOURCE).delete()
-        rows = [_reference_row(answer) for answer in references]
-        ReferenceLesion.objects.bulk_create(rows)
-        result.references_saved = len(rows)
-    if questions is not None:
-        before = current_question_set(task)
-        saved = save_questions(task=task, lesion=questions[0], case=questions[1], user=user)
-        result.question_version = saved.version if saved else None
-        result.new_question_version = saved is not None and (before is None or saved.pk != before.pk)
-        changed = saved is not None and (before is None or saved.pk != before.pk or _edited(before, saved))
-        if changed and Read.objects.filter(case__task=task).exists():
-            # Consensus answers follow the current version; recompute once the new questions are committed.
-            task_id = task.pk
-            transaction.on_commit(lambda: _queue_task_consensus(task_id), robust=True)
-    if task.is_open:
-        # A task that was already open only needs its new series warmed.
-        warm_series_ids(series_ids=series_ids if not was_open else added_series_ids)
-    return result
+
+def _replace_reference_answers(*, references: list[ReferenceAnswer], gold: set[int]) -> int:
+    """Replace the admin's reference lesions of the gold series with `references`; return how many were saved."""
+    answered = {answer.series_id for answer in references}
+    if not answered <= gold:
+        raise ValueError("reference answers are only for gold-standard cases")
+    ReferenceLesion.objects.filter(series_id__in=gold, source=ADMIN_REFERENCE_SOURCE).delete()
+    rows = [_reference_row(answer) for answer in references]
+    ReferenceLesion.objects.bulk_create(rows)
+    return len(rows)
+
+
+def _save_task_questions(*, task: Task, questions: tuple[list[dict], list[dict]], user, result: TaskSaveResult) -> None:
+    """Save the task's (lesion, case) questions, record the version in `result`, queue consensus if they changed."""
+    before = current_question_set(task)
+    saved = save_questions(task=task, lesion=questions[0], case=questions[1], user=user)
+    result.question_version = saved.version if saved else None
+    result.new_question_version = saved is not None and (before is None or saved.pk != before.pk)
+    changed = saved is not None and (before is None or saved.pk != before.pk or _edited(before, saved))
+    if changed and Read.objects.filter(case__task=task).exists():
+        # Consensus answers follow the current version; recompute once the new questions are committed.
+        task_id = task.pk
+        transaction.on_commit(lambda: _queue_task_consensus(task_id), robust=True)
 
 
 def _patient_groups(series_ids: list[int]) -> list[list[Series]]:

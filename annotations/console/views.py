@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +12,7 @@ from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.contrib.auth.views import LoginView, LogoutView
 from django.db.models import Count
+from django.forms import BaseFormSet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,7 +32,7 @@ from annotations.core.answers import KINDS
 from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
 from annotations.instructions import preview_instructions
-from annotations.models import Case, Read, ReferenceLesion, Task
+from annotations.models import Case, QuestionSet, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
 from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.questions.presets import PRESETS, preset_question
@@ -373,58 +375,97 @@ def _reference_initial(series_ids: list[int]) -> list[dict]:
 
 
 def _task_form_page(request: HttpRequest, task: Task | None) -> HttpResponse:
-    if task is None:
-        initial = {"tools": task_setup.validate_tools(Task._meta.get_field("tools").default()), "reads_per_case": 3}
-        initial["consensus_method"] = Task.ConsensusMethod.STAPLE
-        initial["is_open"] = True
-        initial["finding"] = "Neoplasm"
-        initial["kind"] = Task.Kind.SINGLE
-        initial["baseline_source"] = Task.BaselineSource.ANSWER_KEY
-    else:
-        cases = list(Case.objects.filter(task=task))
-        initial = {
-            "series": [case.series_id for case in cases],
-            "gold_series": [case.series_id for case in cases if case.is_gold],
-        }
+    initial = _task_form_initial(task=task)
     question_set = current_question_set(task) if task else None
-    initial["questions_json"] = json.dumps(
+    initial["questions_json"] = _questions_json(question_set=question_set)
+    form = TaskForm(request.POST or None, instance=task, initial=initial)
+    gold_ids = [case.series_id for case in Case.objects.filter(task=task, is_gold=True)] if task else []
+    references = ReferenceAnswerFormSet(request.POST or None, prefix="ref", initial=_reference_initial(gold_ids))
+    if request.method == "POST" and form.is_valid() and references.is_valid():
+        result = _save_submitted_task(task=task, form=form, references=references, user=request.user)
+        if result is not None:
+            messages.success(request, _saved_task_summary(result=result))
+            live.notify_task_changed(result.task.id)
+            return redirect("console:task-dashboard", task_id=result.task.id)
+    return _render_task_form(request, task=task, form=form, references=references, question_set=question_set)
+
+
+def _task_form_initial(*, task: Task | None) -> dict[str, Any]:
+    """Return the form's starting values: sensible settings for a new task, the picked series of an existing one."""
+    if task is None:
+        return {
+            "tools": task_setup.validate_tools(Task._meta.get_field("tools").default()),
+            "reads_per_case": 3,
+            "consensus_method": Task.ConsensusMethod.STAPLE,
+            "is_open": True,
+            "finding": "Neoplasm",
+            "kind": Task.Kind.SINGLE,
+            "baseline_source": Task.BaselineSource.ANSWER_KEY,
+        }
+    # An existing task's settings come from the instance; only the case pickers need filling.
+    cases = list(Case.objects.filter(task=task))
+    return {
+        "series": [case.series_id for case in cases],
+        "gold_series": [case.series_id for case in cases if case.is_gold],
+    }
+
+
+def _questions_json(*, question_set: QuestionSet | None) -> str:
+    """Return the question set's lesion and case questions as the indented JSON the form's editor shows."""
+    return json.dumps(
         {
             "lesion": question_set.lesion_questions if question_set else [],
             "case": question_set.case_questions if question_set else [],
         },
         indent=2,
     )
-    form = TaskForm(request.POST or None, instance=task, initial=initial)
-    gold_ids = [case.series_id for case in Case.objects.filter(task=task, is_gold=True)] if task else []
-    references = ReferenceAnswerFormSet(request.POST or None, prefix="ref", initial=_reference_initial(gold_ids))
-    if request.method == "POST" and form.is_valid() and references.is_valid():
-        data = form.cleaned_data
-        series_ids = task_setup.selected_series_ids(
-            series_ids=[series.id for series in data["series"]],
-            collection_ids=[collection.id for collection in data["collections"]],
+
+
+def _save_submitted_task(
+    *, task: Task | None, form: TaskForm, references: BaseFormSet, user
+) -> task_setup.TaskSaveResult | None:
+    """Return the result of saving a valid task form, or None after putting save_task's error on the form."""
+    data = form.cleaned_data
+    series_ids = task_setup.selected_series_ids(
+        series_ids=[series.id for series in data["series"]],
+        collection_ids=[collection.id for collection in data["collections"]],
+    )
+    answers = [f.answer() for f in references.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+    try:
+        return task_setup.save_task(
+            task=task,
+            settings={key: data[key] for key in task_setup.TASK_FIELDS if key in data},
+            series_ids=series_ids,
+            gold_series_ids=[series.id for series in data["gold_series"]],
+            references=answers,
+            user=user,
+            questions=data["questions_json"],
         )
-        answers = [f.answer() for f in references.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-        try:
-            result = task_setup.save_task(
-                task=task,
-                settings={key: data[key] for key in task_setup.TASK_FIELDS if key in data},
-                series_ids=series_ids,
-                gold_series_ids=[series.id for series in data["gold_series"]],
-                references=answers,
-                user=request.user,
-                questions=data["questions_json"],
-            )
-        except ValueError as error:
-            form.add_error(None, str(error))
-        else:
-            summary = f"Saved “{result.task.name}”: {result.cases_added} case(s) added, {result.cases_removed} removed"
-            if result.cases_kept_with_reads:
-                summary += f"; kept {len(result.cases_kept_with_reads)} case(s) that already have reads"
-            if result.new_question_version and result.question_version and result.question_version > 1:
-                summary += f"; questions are now version {result.question_version} (earlier reads keep theirs)"
-            messages.success(request, summary + ".")
-            live.notify_task_changed(result.task.id)
-            return redirect("console:task-dashboard", task_id=result.task.id)
+    except ValueError as error:
+        form.add_error(None, str(error))
+        return None
+
+
+def _saved_task_summary(*, result: task_setup.TaskSaveResult) -> str:
+    """Return the one-line message telling the admin what saving the task changed."""
+    summary = f"Saved “{result.task.name}”: {result.cases_added} case(s) added, {result.cases_removed} removed"
+    if result.cases_kept_with_reads:
+        summary += f"; kept {len(result.cases_kept_with_reads)} case(s) that already have reads"
+    # Version 1 is the first set of questions, not a change worth announcing.
+    if result.new_question_version and result.question_version and result.question_version > 1:
+        summary += f"; questions are now version {result.question_version} (earlier reads keep theirs)"
+    return summary + "."
+
+
+def _render_task_form(
+    request: HttpRequest,
+    *,
+    task: Task | None,
+    form: TaskForm,
+    references: BaseFormSet,
+    question_set: QuestionSet | None,
+) -> HttpResponse:
+    """Return the task form page: settings, series and collection pickers, gold answers and questions."""
     series_rows = (
         Series.objects.select_related("study__collection")
         .annotate(n_instances=Count("instances"))
