@@ -62,6 +62,9 @@ PROVENANCE_SOURCES = ("hand", "line", "tap")
 MAX_ALGORITHM_CHARS = 128
 LESION_NUMBER_PROBLEM = f"must be a lesion number from 1 to {SMALL_INT_MAX}"
 
+# Reports one error, `fail(json_path, message)`; the validators collect every error before refusing a read.
+Fail = Callable[[str, str], None]
+
 
 class ReadValidationError(Exception):
     """The read document breaks a rule; `errors` maps JSON paths to messages."""
@@ -282,54 +285,8 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         raise ReadValidationError({"": ["the read must be a JSON object"]})
     envelope = parse_envelope(document, rules=rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
     flags = envelope.flags
-
-    lines: list[ParsedLine] = []
-    mask_slices: list[ParsedMaskSlice] = []
-    provenances: list[ParsedMaskProvenance] = []
-    lesions = document.get("lesions", [])
-    if not isinstance(lesions, list):
-        fail("lesions", "must be a list")
-        lesions = []
-    limit = min(MAX_LESIONS, rules.max_lesions_per_case) if rules.max_lesions_per_case else MAX_LESIONS
-    if len(lesions) > limit:
-        fail("lesions", f"at most {limit} lesions per case ({len(lesions)} sent)")
-        lesions = lesions[: MAX_LESIONS + 1]
-    if lesions and (flags["no_lesion"] or flags["skip"]):
-        fail("lesions", "must be empty when no_lesion or skip is set")
-    if not lesions and not (flags["no_lesion"] or flags["skip"]):
-        fail("lesions", "a read without lesions must set flags.no_lesion or flags.skip")
-
-    seen_numbers: set[int] = set()
-    for index, lesion in enumerate(lesions):
-        path = f"lesions[{index}]"
-        if not isinstance(lesion, dict):
-            fail(path, "must be an object")
-            continue
-        for name in sorted(set(lesion) - LESION_FIELDS):
-            fail(f"{path}.{name}", "unknown field")
-        number = lesion.get("lesion")
-        if not whole_number_in(number, 1, SMALL_INT_MAX):
-            fail(f"{path}.lesion", LESION_NUMBER_PROBLEM)
-            number = None
-        elif number in seen_numbers:
-            fail(f"{path}.lesion", f"lesion number {number} is used twice")
-        else:
-            seen_numbers.add(number)
-        mask = lesion.get("mask")
-        if lesion.get("long_axis") is None and mask is None:
-            fail(path, "a lesion needs a long_axis or a mask")
-        lines.extend(parse_lesion_lines(lesion, path, number, rules, fail))
-        if mask is not None:
-            if Tool.MASK not in rules.tools:
-                fail(f"{path}.mask", "the task does not offer lesion masks")
-            parsed_slices = _parse_mask(mask, f"{path}.mask", rules, fail)
-            for parsed in parsed_slices:
-                if number is not None:
-                    mask_slices.append(ParsedMaskSlice(number, *parsed))
-            if isinstance(mask, dict) and mask.get("provenance") is not None:
-                provenance = parse_provenance(mask["provenance"], f"{path}.mask.provenance", parsed_slices, rules, fail)
-                if provenance is not None and number is not None:
-                    provenances.append(ParsedMaskProvenance(number, *provenance))
+    lesions = _lesion_list(document, flags=flags, rules=rules, fail=fail)
+    marks = _parse_lesions(lesions, rules=rules, fail=fail)
 
     checked_answers, answer_errors = check_answers(document, questions=rules.questions, skip=flags["skip"])
     for path, messages in answer_errors.items():
@@ -346,11 +303,92 @@ def validate_read_document(document: Any, *, rules: ReadRules) -> ParsedRead:
         skip=flags["skip"],
         quality_problem=flags["quality_problem"],
         comment=envelope.comment,
-        lines=lines,
-        mask_slices=mask_slices,
+        lines=marks.lines,
+        mask_slices=marks.mask_slices,
         answers=checked_answers,
-        mask_provenance=provenances,
+        mask_provenance=marks.mask_provenance,
     )
+
+
+@dataclass
+class _LesionMarks:
+    """What the lesions of a read drew: their lines, mask slices and masks' provenance."""
+
+    lines: list[ParsedLine] = field(default_factory=list)
+    mask_slices: list[ParsedMaskSlice] = field(default_factory=list)
+    mask_provenance: list[ParsedMaskProvenance] = field(default_factory=list)
+
+
+def _lesion_list(document: dict, *, flags: dict[str, bool], rules: ReadRules, fail: Fail) -> list:
+    """Return the document's lesions to parse, after checking their number against the task and the flags."""
+    lesions = document.get("lesions", [])
+    if not isinstance(lesions, list):
+        fail("lesions", "must be a list")
+        lesions = []
+    limit = min(MAX_LESIONS, rules.max_lesions_per_case) if rules.max_lesions_per_case else MAX_LESIONS
+    if len(lesions) > limit:
+        fail("lesions", f"at most {limit} lesions per case ({len(lesions)} sent)")
+        # Enough to report on without parsing a flood of lesions.
+        lesions = lesions[: MAX_LESIONS + 1]
+    if lesions and (flags["no_lesion"] or flags["skip"]):
+        fail("lesions", "must be empty when no_lesion or skip is set")
+    if not lesions and not (flags["no_lesion"] or flags["skip"]):
+        fail("lesions", "a read without lesions must set flags.no_lesion or flags.skip")
+    return lesions
+
+
+def _parse_lesions(lesions: list, *, rules: ReadRules, fail: Fail) -> _LesionMarks:
+    """Return the lines, mask slices and mask provenance of every lesion, reporting what is wrong by path."""
+    marks = _LesionMarks()
+    seen_numbers: set[int] = set()
+    for index, lesion in enumerate(lesions):
+        path = f"lesions[{index}]"
+        if not isinstance(lesion, dict):
+            fail(path, "must be an object")
+            continue
+        for name in sorted(set(lesion) - LESION_FIELDS):
+            fail(f"{path}.{name}", "unknown field")
+        number = _lesion_number(lesion, path, seen_numbers=seen_numbers, fail=fail)
+        mask = lesion.get("mask")
+        if lesion.get("long_axis") is None and mask is None:
+            fail(path, "a lesion needs a long_axis or a mask")
+        marks.lines.extend(parse_lesion_lines(lesion, path, number, rules, fail))
+        if mask is not None:
+            mask_slices, provenance = _parse_lesion_mask(mask, f"{path}.mask", number=number, rules=rules, fail=fail)
+            marks.mask_slices.extend(mask_slices)
+            if provenance is not None:
+                marks.mask_provenance.append(provenance)
+    return marks
+
+
+def _lesion_number(lesion: dict, path: str, *, seen_numbers: set[int], fail: Fail) -> int | None:
+    """Return the lesion's number to key its marks by, None when it is not a valid number; records it as seen."""
+    number = lesion.get("lesion")
+    if not whole_number_in(number, 1, SMALL_INT_MAX):
+        fail(f"{path}.lesion", LESION_NUMBER_PROBLEM)
+        return None
+    if number in seen_numbers:
+        # Still returned: the lesion's marks are parsed and reported, the read is refused anyway.
+        fail(f"{path}.lesion", f"lesion number {number} is used twice")
+    else:
+        seen_numbers.add(number)
+    return number
+
+
+def _parse_lesion_mask(
+    mask: Any, path: str, *, number: int | None, rules: ReadRules, fail: Fail
+) -> tuple[list[ParsedMaskSlice], ParsedMaskProvenance | None]:
+    """Return a lesion's mask slices and the mask's provenance (none kept when `number` is None)."""
+    if Tool.MASK not in rules.tools:
+        fail(path, "the task does not offer lesion masks")
+    parsed_slices = _parse_mask(mask, path, rules, fail)
+    mask_slices = [ParsedMaskSlice(number, *parsed) for parsed in parsed_slices] if number is not None else []
+    provenance = None
+    if isinstance(mask, dict) and mask.get("provenance") is not None:
+        parsed_provenance = parse_provenance(mask["provenance"], f"{path}.provenance", parsed_slices, rules, fail)
+        if parsed_provenance is not None and number is not None:
+            provenance = ParsedMaskProvenance(number, *parsed_provenance)
+    return mask_slices, provenance
 
 
 def _parse_line(value: Any, path: str, rules: ReadRules, fail) -> tuple | None:

@@ -21,7 +21,11 @@ from annotations.models.follow_up import FollowUpStatus
 from annotations.reading.documents import (
     LESION_NUMBER_PROBLEM,
     MAX_LESIONS,
+    Fail,
+    ParsedLine,
     ParsedRead,
+    ReadEnvelope,
+    ReadRules,
     ReadValidationError,
     ValidatedRead,
     parse_envelope,
@@ -88,73 +92,19 @@ def validate_follow_up_document(
 
     if not isinstance(document, dict):
         raise ReadValidationError({"": ["the read must be a JSON object"]})
-    any_rules = rules_by_index[0]
-    envelope = parse_envelope(document, rules=any_rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
-    if envelope.flags["no_lesion"]:
-        fail("flags.no_lesion", "is not used in follow-up reads: mark each baseline lesion disappeared instead")
+    envelope = _parse_follow_up_envelope(document, rules=rules_by_index[0], fail=fail)
     skip = envelope.flags["skip"]
-
-    time_points = document.get("time_points", [])
-    if not isinstance(time_points, list):
-        fail("time_points", "must be a list")
-        time_points = []
+    time_points = _time_point_list(document, skip=skip, fail=fail)
     follow_up_indices = sorted(index for index in rules_by_index if index > 0)
-    if skip and time_points:
-        fail("time_points", "must be empty when skip is set")
-    lines = []
-    measurements: list[ParsedMeasurement] = []
-    seen_indices: set[int] = set()
-    seen_numbers: set[int] = set()
-    for position, point in enumerate(time_points):
-        path = f"time_points[{position}]"
-        if not isinstance(point, dict):
-            fail(path, "must be an object with index and lesions")
-            continue
-        for name in sorted(set(point) - TIME_POINT_FIELDS):
-            fail(f"{path}.{name}", "unknown field")
-        index = point.get("index")
-        if not isinstance(index, int) or isinstance(index, bool) or index not in follow_up_indices:
-            fail(f"{path}.index", f"must be a follow-up time point of this case ({follow_up_indices})")
-            continue
-        if index in seen_indices:
-            fail(f"{path}.index", f"time point {index} is sent twice")
-            continue
-        seen_indices.add(index)
-        lesions = point.get("lesions")
-        if not isinstance(lesions, list):
-            fail(f"{path}.lesions", "must be a list")
-            continue
-        if len(lesions) > MAX_LESIONS:
-            fail(f"{path}.lesions", f"at most {MAX_LESIONS} lesions per time point ({len(lesions)} sent)")
-            continue
-        seen_keys: set[str] = set()
-        for lesion_position, lesion in enumerate(lesions):
-            lesion_path = f"{path}.lesions[{lesion_position}]"
-            parsed = _parse_lesion(
-                lesion, lesion_path, index=index, rules=rules_by_index[index], baseline_keys=baseline_keys, fail=fail
-            )
-            if parsed is None:
-                continue
-            measurement, lesion_lines = parsed
-            if measurement.lesion_index in seen_numbers:
-                fail(f"{lesion_path}.lesion", f"lesion number {measurement.lesion_index} is used twice in the read")
-                continue
-            seen_numbers.add(measurement.lesion_index)
-            if measurement.baseline_key:
-                if measurement.baseline_key in seen_keys:
-                    fail(f"{lesion_path}.baseline_lesion", f"{measurement.baseline_key} is measured twice")
-                    continue
-                seen_keys.add(measurement.baseline_key)
-            measurements.append(measurement)
-            lines.extend(lesion_lines)
-        missing = [key for key in baseline_keys if key not in seen_keys]
-        if missing:
-            fail(
-                f"{path}.lesions",
-                f"every baseline lesion needs a status at each time point; missing {', '.join(missing)}",
-            )
+    measurements, lines, read_indices = _parse_time_points(
+        time_points,
+        follow_up_indices=follow_up_indices,
+        rules_by_index=rules_by_index,
+        baseline_keys=baseline_keys,
+        fail=fail,
+    )
     if not skip:
-        absent = [index for index in follow_up_indices if index not in seen_indices]
+        absent = [index for index in follow_up_indices if index not in read_indices]
         if absent:
             fail("time_points", f"every follow-up time point must be read; missing index {absent}")
 
@@ -174,6 +124,132 @@ def validate_follow_up_document(
         ),
         measurements,
     )
+
+
+def _parse_follow_up_envelope(document: dict, *, rules: ReadRules, fail: Fail) -> ReadEnvelope:
+    """Return the read's shared top-level fields, refusing the no_lesion flag a follow-up read has no use for."""
+    # Flags are the task's, the same on every series: the baseline's rules stand for all time points.
+    envelope = parse_envelope(document, rules=rules, fail=fail, fields=TOP_LEVEL_FIELDS, required=REQUIRED_FIELDS)
+    if envelope.flags["no_lesion"]:
+        fail("flags.no_lesion", "is not used in follow-up reads: mark each baseline lesion disappeared instead")
+    return envelope
+
+
+def _time_point_list(document: dict, *, skip: bool, fail: Fail) -> list:
+    """Return the document's time points to parse ([] when they are not a list); a skipped read sends none."""
+    time_points = document.get("time_points", [])
+    if not isinstance(time_points, list):
+        fail("time_points", "must be a list")
+        time_points = []
+    if skip and time_points:
+        fail("time_points", "must be empty when skip is set")
+    return time_points
+
+
+def _parse_time_points(
+    time_points: list,
+    *,
+    follow_up_indices: list[int],
+    rules_by_index: dict[int, ReadRules],
+    baseline_keys: list[str],
+    fail: Fail,
+) -> tuple[list[ParsedMeasurement], list[ParsedLine], set[int]]:
+    """Return the measurements and lines of every time point, and the time point indices that were read."""
+    measurements: list[ParsedMeasurement] = []
+    lines: list[ParsedLine] = []
+    seen_indices: set[int] = set()
+    # Lesion numbers key Mark rows across the whole read, so they are unique over all time points.
+    seen_numbers: set[int] = set()
+    for position, point in enumerate(time_points):
+        path = f"time_points[{position}]"
+        index = _time_point_index(point, path, follow_up_indices=follow_up_indices, fail=fail)
+        if index is None:
+            continue
+        if index in seen_indices:
+            fail(f"{path}.index", f"time point {index} is sent twice")
+            continue
+        seen_indices.add(index)
+        lesions = _time_point_lesions(point, path, fail=fail)
+        if lesions is None:
+            continue
+        point_measurements, point_lines = _parse_time_point_lesions(
+            lesions,
+            path,
+            index=index,
+            rules=rules_by_index[index],
+            baseline_keys=baseline_keys,
+            seen_numbers=seen_numbers,
+            fail=fail,
+        )
+        measurements.extend(point_measurements)
+        lines.extend(point_lines)
+    return measurements, lines, seen_indices
+
+
+def _time_point_index(point: Any, path: str, *, follow_up_indices: list[int], fail: Fail) -> int | None:
+    """Return the index of a time point object, None when it is not an object or not a follow-up of the case."""
+    if not isinstance(point, dict):
+        fail(path, "must be an object with index and lesions")
+        return None
+    for name in sorted(set(point) - TIME_POINT_FIELDS):
+        fail(f"{path}.{name}", "unknown field")
+    index = point.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or index not in follow_up_indices:
+        fail(f"{path}.index", f"must be a follow-up time point of this case ({follow_up_indices})")
+        return None
+    return index
+
+
+def _time_point_lesions(point: dict, path: str, *, fail: Fail) -> list | None:
+    """Return a time point's lesions, None when they are not a list or too many."""
+    lesions = point.get("lesions")
+    if not isinstance(lesions, list):
+        fail(f"{path}.lesions", "must be a list")
+        return None
+    if len(lesions) > MAX_LESIONS:
+        fail(f"{path}.lesions", f"at most {MAX_LESIONS} lesions per time point ({len(lesions)} sent)")
+        return None
+    return lesions
+
+
+def _parse_time_point_lesions(
+    lesions: list,
+    path: str,
+    *,
+    index: int,
+    rules: ReadRules,
+    baseline_keys: list[str],
+    seen_numbers: set[int],
+    fail: Fail,
+) -> tuple[list[ParsedMeasurement], list[ParsedLine]]:
+    """Return the measurements and lines of one time point's lesions; every baseline lesion must be there once."""
+    measurements: list[ParsedMeasurement] = []
+    lines: list[ParsedLine] = []
+    seen_keys: set[str] = set()
+    for lesion_position, lesion in enumerate(lesions):
+        lesion_path = f"{path}.lesions[{lesion_position}]"
+        parsed = _parse_lesion(lesion, lesion_path, index=index, rules=rules, baseline_keys=baseline_keys, fail=fail)
+        if parsed is None:
+            continue
+        measurement, lesion_lines = parsed
+        if measurement.lesion_index in seen_numbers:
+            fail(f"{lesion_path}.lesion", f"lesion number {measurement.lesion_index} is used twice in the read")
+            continue
+        seen_numbers.add(measurement.lesion_index)
+        if measurement.baseline_key:
+            if measurement.baseline_key in seen_keys:
+                fail(f"{lesion_path}.baseline_lesion", f"{measurement.baseline_key} is measured twice")
+                continue
+            seen_keys.add(measurement.baseline_key)
+        measurements.append(measurement)
+        lines.extend(lesion_lines)
+    missing = [key for key in baseline_keys if key not in seen_keys]
+    if missing:
+        fail(
+            f"{path}.lesions",
+            f"every baseline lesion needs a status at each time point; missing {', '.join(missing)}",
+        )
+    return measurements, lines
 
 
 def _parse_lesion(lesion: Any, path: str, *, index: int, rules, baseline_keys: list[str], fail):
