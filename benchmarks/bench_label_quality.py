@@ -1,6 +1,7 @@
 """Reader-study benchmark: how close consensus labels come to the truth at 3, 5 and 7 reads and with adaptive reads.
 
 Run: .venv/bin/python benchmarks/bench_label_quality.py [--seed 19] [--lesions 500] [--quick]
+     [--mask-sources brush,proposed] [--mask-reads 3 5] [--only-mask-sources]
 
 It draws synthetic cases with known lesions and a population of simulated readers
 (benchmarks/reader_study.py, parameters in the results JSON), builds a throw-away
@@ -22,6 +23,13 @@ line, of the median length and of the medoid line (the line exported before
 issue 19), detection sensitivity and false positives per case, mask Dice and
 absolute volume error. Results: benchmarks/results/label_quality.json and
 label_quality.png (error against reads per case).
+
+Mask sources (`mask_sources` in the JSON, the plot's third panel): at the same
+fixed reads per case (--mask-reads), the STAPLE consensus mask of readers who
+paint their masks (brush, today's rows) beside that of readers who make them from
+their own lines with the mask-proposal core (proposed; reader_study.render_case
+gives the core its pixels), some of whom correct the proposal. The lines, and so
+every line figure, are the same for both sources.
 """
 
 from __future__ import annotations
