@@ -1,6 +1,7 @@
 """Reader-study benchmark: how close consensus labels come to the truth at 3, 5 and 7 reads and with adaptive reads.
 
 Run: .venv/bin/python benchmarks/bench_label_quality.py [--seed 19] [--lesions 500] [--quick]
+     [--mask-sources brush,proposed] [--mask-reads 3 5] [--only-mask-sources]
 
 It draws synthetic cases with known lesions and a population of simulated readers
 (benchmarks/reader_study.py, parameters in the results JSON), builds a throw-away
@@ -22,6 +23,13 @@ line, of the median length and of the medoid line (the line exported before
 issue 19), detection sensitivity and false positives per case, mask Dice and
 absolute volume error. Results: benchmarks/results/label_quality.json and
 label_quality.png (error against reads per case).
+
+Mask sources (`mask_sources` in the JSON, the plot's third panel): at the same
+fixed reads per case (--mask-reads), the STAPLE consensus mask of readers who
+paint their masks (brush, today's rows) beside that of readers who make them from
+their own lines with the mask-proposal core (proposed; reader_study.render_case
+gives the core its pixels), some of whom correct the proposal. The lines, and so
+every line figure, are the same for both sources.
 """
 
 from __future__ import annotations
@@ -125,8 +133,13 @@ def run_task(
     seed: int,
     reads_per_case: int,
     min_reads: int | None,
+    mask_source: str = "brush",
 ) -> tuple[object, dict]:
-    """Create the task, let the simulated readers read until nothing is left, compute consensus; return the task."""
+    """Create the task, let the simulated readers read until nothing is left, compute consensus; return the task.
+
+    ``mask_source`` "proposed": readers make their masks from their lines with the mask-proposal core
+    (reader_study.read_document); what the core did is counted in the returned run's ``proposals``.
+    """
     from annotations.assignment.services import next_case
     from annotations.consensus import case_consensus as consensus
     from annotations.models import Case, Task
@@ -156,6 +169,7 @@ def run_task(
     rng = random.Random(seed)
     started = time.perf_counter()
     n_reads = 0
+    stats: dict = defaultdict(int)
     order = list(range(len(readers)))
     while True:
         rng.shuffle(order)
@@ -165,7 +179,13 @@ def run_task(
             if case is None:
                 continue
             document = study.read_document(
-                by_pk[case.pk], reader_index, profiles[reader_index], seed=seed, case_pk=case.pk
+                by_pk[case.pk],
+                reader_index,
+                profiles[reader_index],
+                seed=seed,
+                case_pk=case.pk,
+                mask_source=mask_source,
+                stats=stats,
             )
             read_submission.submit_read(reader=readers[reader_index], document=document)
             n_reads += 1
@@ -175,11 +195,27 @@ def run_task(
     reading_s = time.perf_counter() - started
     started = time.perf_counter()
     consensus.recompute_task_consensus(task=task)
-    return task, {
+    run = {
         "reads": n_reads,
         "reading_s": round(reading_s, 1),
         "consensus_s": round(time.perf_counter() - started, 1),
     }
+    if mask_source != "brush":
+        run["mask_source"] = mask_source
+        run["proposals"] = proposal_counts(stats)
+    return task, run
+
+
+def proposal_counts(stats: dict) -> dict:
+    """What the mask-proposal core did over a task's reads (every reader lesion with a mask is one attempt)."""
+    out = {key: int(value) for key, value in sorted(stats.items()) if key != "proposal_ms_total"}
+    attempted = out.get("attempted", 0)
+    out["refused_fraction"] = round(out.get("refused", 0) / attempted, 4) if attempted else None
+    out["edited_fraction_of_proposed"] = (
+        round(out.get("edited", 0) / out["proposed"], 4) if out.get("proposed") else None
+    )
+    out["proposal_ms_mean"] = round(stats.get("proposal_ms_total", 0) / attempted, 1) if attempted else None
+    return out
 
 
 @contextlib.contextmanager
@@ -385,7 +421,8 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    section = results.get("mask_sources")
+    fig, axes = plt.subplots(1, 3 if section else 2, figsize=(16, 4.4) if section else (11, 4.2))
     names = [f"fixed_{n}" for n in FIXED if f"fixed_{n}" in results["methods"]]
     fixed = [results["methods"][name] for name in names]
     reads = [m["reads_per_case_mean"] for m in fixed]
@@ -431,6 +468,29 @@ def plot(results: dict, path: Path) -> None:
     axes[1].set_xlabel("reads per case (mean)")
     axes[1].legend(fontsize=7)
     axes[1].grid(alpha=0.3)
+    if section:
+        for (source, rows), style in zip(section["sources"].items(), ("o-", "s-", "^-"), strict=False):
+            fixed_rows = [row for name, row in rows.items() if name.startswith("fixed_")]
+            line = axes[2].plot(
+                [row["reads_per_case_mean"] for row in fixed_rows],
+                [row["mask_dice"]["mean"] for row in fixed_rows],
+                style,
+                label=f"{source}: STAPLE consensus",
+            )
+            single = next((row for name, row in rows.items() if name.startswith("single_read")), None)
+            if single:
+                axes[2].axhline(
+                    single["all_reads"]["mask_dice"]["mean"],
+                    color=line[0].get_color(),
+                    linestyle=":",
+                    linewidth=1,
+                    label=f"{source}: single read",
+                )
+        axes[2].set_xlabel("reads per case")
+        axes[2].set_ylabel("mask Dice against the truth (mean)")
+        axes[2].set_title(f"mask sources ({section['lesions']} lesions)", fontsize=9)
+        axes[2].legend(fontsize=7)
+        axes[2].grid(alpha=0.3)
     fig.suptitle(
         f"Simulated reader study: {results['data']['lesions']} lesions, {results['data']['cases']} cases,"
         f" seed {results['seed']}"
@@ -462,7 +522,26 @@ def main() -> None:
         help="an earlier results JSON of the same seed whose other methods are kept (e.g. rerun only --fixed with"
         " no values to redo the adaptive rows after changing the rule, which fixed tasks never use)",
     )
+    parser.add_argument(
+        "--mask-sources",
+        default="brush,proposed",
+        help="comma-separated mask sources to compare at --mask-reads: brush (painted ellipses) and proposed (the"
+        " mask-proposal core run on each reader's own lines, some edited); 'brush' alone skips the comparison",
+    )
+    parser.add_argument("--mask-reads", type=int, nargs="*", default=[3, 5], help="fixed reads per case to compare at")
+    parser.add_argument(
+        "--only-mask-sources",
+        action="store_true",
+        help="run only the mask-source comparison and write its section into the existing results JSON (--out),"
+        " leaving the other rows as they are; the section records its own lesion count",
+    )
     args = parser.parse_args()
+    mask_sources = [one.strip() for one in args.mask_sources.split(",") if one.strip()]
+    unknown = sorted(set(mask_sources) - set(study.MASK_SOURCES))
+    if unknown:
+        parser.error(f"unknown mask source(s) {unknown}; choose from {study.MASK_SOURCES}")
+    if args.only_mask_sources and "proposed" not in mask_sources:
+        parser.error("--only-mask-sources needs 'proposed' in --mask-sources")
     n_lesions = 60 if args.quick else args.lesions
     cases = study.make_cases(args.seed, min_lesions=n_lesions)
     profiles = study.reader_population(args.seed)
@@ -505,7 +584,9 @@ def main() -> None:
         settings_list = [(f"fixed_{n}", n, None, {}) for n in args.fixed] + [
             (f"adaptive_{m}_to_{MAX_READS}", MAX_READS, m, {}) for m in args.adaptive_min
         ]
-        if args.adaptive_min and not args.no_precise:
+        if args.only_mask_sources:
+            settings_list = []
+        if args.adaptive_min and not args.no_precise and not args.only_mask_sources:
             error, floor_mm = args.adaptive_precise
             precise = {"max_median_error": error, "min_median_error_mm": floor_mm}
             settings_list.append(
@@ -515,6 +596,7 @@ def main() -> None:
         single = None
         # One series per case, shared by every task (a case is unique per task and series, not across tasks).
         series = build_series(cases)
+        tasks: dict[str, tuple[object, dict]] = {}
         for name, reads_per_case, min_reads, rule_overrides in settings_list:
             with adaptive_rule_overrides(rule_overrides):
                 if min_reads is not None:
@@ -536,6 +618,7 @@ def main() -> None:
                     row.pk: case for row, case in zip(Case.objects.filter(task=task).order_by("pk"), cases, strict=True)
                 }
                 results["methods"][name] = score_consensus(task, cases_by_pk, truth_voxels)
+                tasks[name] = (task, cases_by_pk)
                 if not args.no_weighted:
                     # Reader reliability learned without gold (agreement with the other readers, refreshed by the
                     # recompute above), then the weighted consensus of the same reads: `recompute_consensus --weighted`.
@@ -552,6 +635,29 @@ def main() -> None:
                 if min_reads is None and reads_per_case == MAX_READS:
                     single = score_single_reads(task, cases_by_pk, truth_voxels, profiles)
         results["single_reader"] = single
+        if "proposed" in mask_sources and args.mask_reads:
+            results["mask_sources"] = compare_mask_sources(
+                sources=mask_sources,
+                reads=sorted(args.mask_reads),
+                tasks=tasks,
+                results=results,
+                cases=cases,
+                series=series,
+                readers=readers,
+                profiles=profiles,
+                seed=args.seed,
+                truth_voxels=truth_voxels,
+            )
+    if args.only_mask_sources:
+        out = RESULTS / f"{args.out}.json"
+        earlier = json.loads(out.read_text()) if out.exists() else {"methods": {}}
+        earlier["mask_sources"] = results["mask_sources"]
+        out.write_text(json.dumps(earlier, indent=2))
+        if earlier.get("methods"):
+            plot(earlier, RESULTS / f"{args.out}.png")
+        print_mask_sources(results["mask_sources"])
+        print(f"written the mask_sources section of {out}")
+        return
     if args.merge:
         earlier = json.loads(Path(args.merge).read_text())
         if earlier["seed"] != args.seed or earlier["data"]["lesions"] != results["data"]["lesions"]:
@@ -562,6 +668,8 @@ def main() -> None:
         results["runs"] = {**{n: earlier["runs"][n] for n in kept if n in earlier["runs"]}, **results["runs"]}
         if results["single_reader"] is None:
             results["single_reader"] = earlier["single_reader"]
+        if "mask_sources" not in results and "mask_sources" in earlier:
+            results["mask_sources"] = earlier["mask_sources"]
         results["merged"] = {"kept_from_earlier_run": kept, "earlier_total_s": earlier["total_s"]}
     results["total_s"] = round(time.perf_counter() - started_all, 1)
     results["verdicts"] = verdicts(results)
@@ -570,7 +678,115 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     plot(results, RESULTS / f"{args.out}.png")
     print_table(results)
+    if results.get("mask_sources"):
+        print_mask_sources(results["mask_sources"])
     print(f"written {out} and {out.with_suffix('.png')}")
+
+
+MASK_SOURCE_METHOD = (
+    "Same cases, readers and lines for every source; only how a reader makes a lesion's mask differs. brush: an"
+    " ellipse per slice painted with the reader's spill/shrink habit (mask_scale, mask_noise) and a centre offset."
+    " proposed: the reader's own long and short axis go to annotations.core.segmentation.propose_from_line on the"
+    " line's slice, then propagate through the neighbouring slices, over the case rendered in HU"
+    " (reader_study.render_case); where the core refuses (NoLesionFound) the reader paints (brush) instead; with"
+    " probability edit_rate (expert 0.5, resident 0.3, novice 0.15 per lesion) the reader corrects the proposal"
+    " on the slices where it overlaps their own painting least (Dice < 0.7, at most 2 slices, replaced by the"
+    " painting or erased). Consensus masks are the service's STAPLE; Dice against the true ellipsoid voxels."
+)
+
+
+def compare_mask_sources(
+    *,
+    sources: list[str],
+    reads: list[int],
+    tasks: dict,
+    results: dict,
+    cases,
+    series,
+    readers,
+    profiles,
+    seed: int,
+    truth_voxels,
+) -> dict:
+    """Run (or reuse) fixed tasks per mask source and reads per case; return the consensus mask scores side by side.
+
+    A brush task already run by the main settings (same study) is reused; the others are run here.
+    """
+    from annotations.core import segmentation
+    from annotations.models import Case
+
+    keep = ("reads_total", "reads_per_case_mean", "mask_dice", "volume_error_pct", "sensitivity")
+    section: dict = {
+        "seed": seed,
+        "lesions": results["data"]["lesions"],
+        "cases": results["data"]["cases"],
+        "reads_per_case": reads,
+        "method": MASK_SOURCE_METHOD,
+        "algorithm": segmentation.ALGORITHM_NAME,
+        "algorithm_version": segmentation.ALGORITHM_VERSION,
+        "render": {
+            "background_hu": study.BACKGROUND_HU,
+            "lesion_hu": study.LESION_HU,
+            "noise_hu": study.NOISE_HU,
+            "edge_mm": study.EDGE_MM,
+        },
+        "edit": {
+            "rate_by_tier": study.EDIT_RATE,
+            "below_dice": study.EDIT_BELOW_DICE,
+            "max_slices": study.EDIT_MAX_SLICES,
+        },
+        "sources": {},
+        "runs": {},
+    }
+    for source in sources:
+        rows: dict = {}
+        for n in reads:
+            name = f"fixed_{n}" if source == "brush" else f"fixed_{n}_{source}"
+            if name not in tasks:
+                task, run = run_task(
+                    name=name,
+                    cases=cases,
+                    series=series,
+                    readers=readers,
+                    profiles=profiles,
+                    seed=seed,
+                    reads_per_case=n,
+                    min_reads=None,
+                    mask_source=source,
+                )
+                cases_by_pk = {
+                    row.pk: case for row, case in zip(Case.objects.filter(task=task).order_by("pk"), cases, strict=True)
+                }
+                tasks[name] = (task, cases_by_pk)
+                section["runs"][name] = run
+                print(
+                    f"{name:18s} {run['reads']:5d} reads  {run['reading_s']:6.1f} s reading"
+                    f"  {run['consensus_s']:5.1f} s consensus {run.get('proposals', '')}",
+                    flush=True,
+                )
+            task, cases_by_pk = tasks[name]
+            scored = results["methods"].get(name) or score_consensus(task, cases_by_pk, truth_voxels)
+            rows[f"fixed_{n}"] = {key: scored[key] for key in keep}
+        # Every read of the largest setting scored as if it were the label: what one reader's mask is worth.
+        task, cases_by_pk = tasks[f"fixed_{reads[-1]}" if source == "brush" else f"fixed_{reads[-1]}_{source}"]
+        single = score_single_reads(task, cases_by_pk, truth_voxels, profiles)
+        rows[f"single_read_of_fixed_{reads[-1]}"] = {
+            "all_reads": {key: single["all_reads"][key] for key in ("mask_dice", "volume_error_pct")},
+            "mask_dice_mean_by_tier": {tier: one["mask_dice"]["mean"] for tier, one in single["by_tier"].items()},
+        }
+        section["sources"][source] = rows
+    return section
+
+
+def print_mask_sources(section: dict) -> None:
+    print(f"\nconsensus mask Dice (mean / median / p5) by mask source, {section['lesions']} lesions:")
+    for source, rows in section["sources"].items():
+        for name, row in rows.items():
+            dice = row["mask_dice"] if "mask_dice" in row else row["all_reads"]["mask_dice"]
+            print(f"  {source:9s} {name:24s} {dice['mean']} / {dice['median']} / {dice['p5']}  (n={dice['n']})")
+    for name, run in section["runs"].items():
+        if run.get("proposals"):
+            print(f"  {name}: {run['proposals']}")
 
 
 def verdicts(results: dict) -> dict:

@@ -10,19 +10,29 @@ Geometry, chosen so the benchmark runs in minutes on a shared 2-core machine:
 each case is a small axial series of 192 x 192 pixels at 1.0 mm (a 192 mm field,
 four 96 mm cells, at most one lesion per cell so lesions never touch) with
 2.5 mm slices, only as many slices as its largest lesion needs plus 3 above and
-below. No pixel data exists: readers "see" the truth through their noise model,
-and masks are painted only on the slices a lesion crosses.
+below. Readers "see" the truth through their noise model. Masks come from one of
+two sources (`MASK_SOURCES`): "brush", an ellipse painted with the reader's
+spill/shrink habit on the slices a lesion crosses (no pixels needed), or
+"proposed", the real mask-proposal core (annotations/core/segmentation) run on
+the reader's own noisy lines over the case rendered in HU (`render_case`: each
+cell's organ background, the ellipsoid lesions with a soft edge and a contrast,
+correlated noise), and corrected by some readers on the slices where the
+proposal disagrees most with what they would have painted (`_edit_proposal`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from annotations.core import mask_rle
+from annotations.core import segmentation as proposals
 
 ROWS = COLUMNS = 192
 PIXEL_MM = 1.0
@@ -31,6 +41,21 @@ MARGIN_SLICES = 3
 CELL_CENTRES_MM = [(-48.0, -48.0), (48.0, -48.0), (-48.0, 48.0), (48.0, 48.0)]
 FIELD_ORIGIN_MM = (-(COLUMNS // 2) * PIXEL_MM, -(ROWS // 2) * PIXEL_MM)
 LIMITS = (COLUMNS - 1.0, ROWS - 1.0)
+MASK_SOURCES = ("brush", "proposed")
+
+# Rendering for proposed masks (HU): each cell's organ background, and the range its lesions' level is drawn
+# from; a cell without a lesion is liver. Correlated noise of NOISE_HU, lesion edges blurred over EDGE_MM.
+BACKGROUND_HU = {"liver": 60.0, "lung": -850.0, "lymph node": -100.0, "kidney": 160.0}
+LESION_HU = {"liver": (-10.0, 40.0), "lung": (0.0, 50.0), "lymph node": (20.0, 60.0), "kidney": (90.0, 140.0)}
+NOISE_HU = 15.0
+EDGE_MM = 0.8
+SLAB_OFFSETS = (-1 / 3, 0.0, 1 / 3)  # depths (in slice thicknesses) averaged for partial volume
+# Editing proposals: of the slices where the proposal and the reader's own painting overlap less than
+# EDIT_BELOW_DICE, the reader replaces at most EDIT_MAX_SLICES (the worst) with what they would have painted.
+EDIT_BELOW_DICE = 0.7
+EDIT_MAX_SLICES = 2
+# Probability that a reader of each tier corrects a proposed mask (per lesion).
+EDIT_RATE = {"expert": 0.5, "resident": 0.3, "novice": 0.15}
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,7 @@ class ReaderProfile:
     outlier: float  # probability of a wild measurement (wrong extent)
     mask_scale: float  # systematic spill (> 1) or shrink (< 1) of painted masks
     mask_noise: float  # SD of the per-lesion mask scale around mask_scale
+    edit_rate: float = 0.0  # probability of correcting a proposed mask (proposed masks only)
 
 
 def reader_population(seed: int, *, experts: int = 5, residents: int = 9, novices: int = 6) -> list[ReaderProfile]:
@@ -92,6 +118,7 @@ def reader_population(seed: int, *, experts: int = 5, residents: int = 9, novice
                     outlier=float(outlier * rng.uniform(0.6, 1.4)),
                     mask_scale=float(np.clip(rng.normal(1.0, mask_sd), 0.75, 1.3)),
                     mask_noise=float(mask_sd / 2),
+                    edit_rate=EDIT_RATE[tier],
                 )
             )
     return readers
@@ -227,8 +254,12 @@ def _measure(
     rng: np.random.Generator,
     *,
     with_mask: bool,
+    proposal: ProposalContext | None = None,
 ) -> dict:
-    """Return one reader lesion (lines and mask) for an ellipsoid seen through the reader's habits."""
+    """Return one reader lesion (lines and mask) for an ellipsoid seen through the reader's habits.
+
+    The mask is painted (brush) unless ``proposal`` is given: then it is proposed from the lines (and edited).
+    """
     k = centre_slice
     if rng.random() < reader.neighbour_slice:
         k = int(np.clip(k + rng.choice([-1, 1]), 0, case.n_slices - 1))
@@ -257,7 +288,7 @@ def _measure(
     if with_mask:
         mask_scale = reader.mask_scale * float(rng.normal(1.0, reader.mask_noise))
         offset = rng.normal(0, noise / 2, 2)
-        slices = []
+        painted = {}
         for kk in range(case.n_slices):
             dzz = abs(kk - centre_slice) * SLICE_MM
             if dzz >= semi_axes_mm[2] * mask_scale:
@@ -265,16 +296,179 @@ def _measure(
             s = math.sqrt(1.0 - (dzz / (semi_axes_mm[2] * mask_scale)) ** 2) * mask_scale
             mask = ellipse_mask((cx + offset[0], cy + offset[1]), (semi_axes_mm[0] * s, semi_axes_mm[1] * s), angle)
             if mask.any():
-                slices.append({"sop_instance_uid": case.slice_uid(kk), "frame": 1, "counts": mask_rle.encode(mask)})
+                painted[kk] = mask
+        masks = painted
+        if proposal is not None:
+            masks = _proposed_masks(case, k, long_axis, short_axis, painted, reader, proposal, lesion_number)
+        slices = [
+            {"sop_instance_uid": case.slice_uid(kk), "frame": 1, "counts": mask_rle.encode(mask)}
+            for kk, mask in sorted(masks.items())
+        ]
         if slices:
             lesion["mask"] = {"slices": slices}
     return lesion
 
 
+@dataclass
+class ProposalContext:
+    """What a reader making masks from their lines needs: the case's pixels, and where to count what happened."""
+
+    volume: np.ndarray  # (slices, rows, columns) HU, from render_case
+    seed: int
+    reader_index: int
+    stats: dict = field(default_factory=lambda: defaultdict(int))
+
+
+def _point(line: dict) -> tuple[tuple[float, float], tuple[float, float]]:
+    return (line["start"][0], line["start"][1]), (line["end"][0], line["end"][1])
+
+
+def _proposed_masks(
+    case: SyntheticCase,
+    k: int,
+    long_axis: dict,
+    short_axis: dict,
+    painted: dict[int, np.ndarray],
+    reader: ReaderProfile,
+    proposal: ProposalContext,
+    lesion_number: int,
+) -> dict[int, np.ndarray]:
+    """Return the reader's mask made from their own lines with the real core, edited or not; brush if refused.
+
+    `propose_from_line` on the line's slice, then `propagate` through the neighbouring slices. When the core
+    refuses (`NoLesionFound`, or a line too short to prompt), the reader paints the mask instead.
+    """
+    stats = proposal.stats
+    stats["attempted"] += 1
+    started = time.perf_counter()
+    try:
+        start, end = _point(long_axis)
+        first = proposals.propose_from_line(
+            image=proposal.volume[k],
+            pixel_spacing_mm=(PIXEL_MM, PIXEL_MM),
+            start=start,
+            end=end,
+            short_axis=_point(short_axis),
+        )
+        volume = proposals.propagate(
+            volume=proposal.volume, spacing_mm=(SLICE_MM, PIXEL_MM, PIXEL_MM), seed_slice=k, seed_mask=first.mask
+        )
+    except ValueError as error:  # NoLesionFound is a ValueError; so is a line too short to prompt
+        stats["refused"] += 1
+        stats["refused_" + type(error).__name__] += 1
+        return painted
+    finally:
+        stats["proposal_ms_total"] += round(1000 * (time.perf_counter() - started))
+    stats["proposed"] += 1
+    masks = {kk: mask for kk, mask in volume.masks.items() if mask.any()}
+    # A separate generator: whether a reader edits must not shift the draws of their next lesion.
+    edit_rng = np.random.default_rng([proposal.seed, 3, case.index, proposal.reader_index, lesion_number])
+    if edit_rng.random() < reader.edit_rate:
+        masks, edited = _edit_proposal(masks, painted)
+        stats["edited"] += 1
+        stats["edited_slices"] += edited
+    return masks
+
+
+def _edit_proposal(
+    proposed: dict[int, np.ndarray], painted: dict[int, np.ndarray]
+) -> tuple[dict[int, np.ndarray], int]:
+    """Replace the proposal on its worst slices (Dice against the reader's painting below EDIT_BELOW_DICE).
+
+    At most EDIT_MAX_SLICES slices, the lowest Dice first, over every slice either mask is on; a slice the
+    reader would not have painted is erased. Returns the edited masks and the number of slices changed.
+    """
+    scores = []
+    for kk in set(proposed) | set(painted):
+        a, b = proposed.get(kk), painted.get(kk)
+        sa = int(a.sum()) if a is not None else 0
+        sb = int(b.sum()) if b is not None else 0
+        overlap = int((a & b).sum()) if a is not None and b is not None else 0
+        dice = 2.0 * overlap / (sa + sb) if sa + sb else 1.0
+        if dice < EDIT_BELOW_DICE:
+            scores.append((dice, kk))
+    edited = dict(proposed)
+    for _, kk in sorted(scores)[:EDIT_MAX_SLICES]:
+        if kk in painted:
+            edited[kk] = painted[kk]
+        else:
+            edited.pop(kk, None)
+    return edited, min(len(scores), EDIT_MAX_SLICES)
+
+
+def render_case(case: SyntheticCase, seed: int) -> np.ndarray:
+    """Return the case as a (slices, rows, columns) float32 volume in HU, for the mask-proposal core.
+
+    Each cell (a quarter of the field) is its lesion's organ background (`BACKGROUND_HU`; liver when empty);
+    each lesion is its ellipsoid at a level drawn from `LESION_HU`, its edge a linear ramp EDGE_MM wide
+    centred on the true boundary (the truth, pixel centres inside the ellipsoid at the slice's centre, is
+    the half-level contour in plane), averaged over three depths within the slice's thickness (partial
+    volume: the first and last slices of a lesion are fainter and smaller than their truth); then Gaussian
+    noise of NOISE_HU smoothed over about a pixel. Deterministic from (seed, case).
+    """
+    rng = np.random.default_rng([seed, 4, case.index])
+    volume = np.full((case.n_slices, ROWS, COLUMNS), BACKGROUND_HU["liver"], dtype=np.float32)
+    half_r, half_c = ROWS // 2, COLUMNS // 2
+    cells = [(slice(0, half_r), slice(0, half_c)), (slice(0, half_r), slice(half_c, None))]
+    cells += [(slice(half_r, None), slice(0, half_c)), (slice(half_r, None), slice(half_c, None))]
+    ys = FIELD_ORIGIN_MM[1] + np.arange(ROWS)[:, None] * PIXEL_MM
+    xs = FIELD_ORIGIN_MM[0] + np.arange(COLUMNS)[None, :] * PIXEL_MM
+    for lesion in case.lesions:
+        level = float(rng.uniform(*LESION_HU[lesion.organ]))
+        cell = next(i for i, centre in enumerate(CELL_CENTRES_MM) if _in_cell(lesion, centre))
+        rows, cols = cells[cell]
+        volume[:, rows, cols] = BACKGROUND_HU[lesion.organ]
+        a, b, c = lesion.semi_axes_mm
+        cos, sin = math.cos(lesion.angle_rad), math.sin(lesion.angle_rad)
+        u = (xs - lesion.centre_mm[0]) * cos + (ys - lesion.centre_mm[1]) * sin
+        v = -(xs - lesion.centre_mm[0]) * sin + (ys - lesion.centre_mm[1]) * cos
+        in_plane = (u / a) ** 2 + (v / b) ** 2
+        radius_mm = (a * b * c) ** (1 / 3)
+        for k in range(case.n_slices):
+            dz = (k - lesion.centre_slice) * SLICE_MM
+            if abs(dz) >= c + EDGE_MM + SLICE_MM / 2:
+                continue
+            # Partial volume across the slice's thickness: the mean over three depths within it.
+            fraction = np.zeros((ROWS, COLUMNS))
+            for sub in SLAB_OFFSETS:
+                r = np.sqrt(in_plane + ((dz + sub * SLICE_MM) / c) ** 2)
+                fraction += np.clip(0.5 - (r - 1.0) * radius_mm / EDGE_MM, 0.0, 1.0) / len(SLAB_OFFSETS)
+            inside = fraction > 0
+            volume[k][inside] += (fraction[inside] * (level - volume[k][inside])).astype(np.float32)
+    noise = ndimage.gaussian_filter(rng.standard_normal(volume.shape).astype(np.float32), sigma=(0, 0.7, 0.7))
+    noise *= NOISE_HU / max(float(noise.std()), 1e-6)
+    return volume + noise
+
+
 def read_document(
-    case: SyntheticCase, reader_index: int, reader: ReaderProfile, *, seed: int, case_pk: int, with_mask: bool = True
+    case: SyntheticCase,
+    reader_index: int,
+    reader: ReaderProfile,
+    *,
+    seed: int,
+    case_pk: int,
+    with_mask: bool = True,
+    mask_source: str = "brush",
+    volume: np.ndarray | None = None,
+    stats: dict | None = None,
 ) -> dict:
-    """Return the reader's read of the case as a read document; the same for the same (seed, case, reader)."""
+    """Return the reader's read of the case as a read document; the same for the same (seed, case, reader).
+
+    ``mask_source`` "proposed" makes each mask from the reader's lines with the mask-proposal core over
+    ``volume`` (rendered with `render_case` when not given) and counts what happened into ``stats``
+    (attempted, proposed, refused, edited, edited_slices, proposal_ms_total). The lines are the same
+    whatever the source.
+    """
+    if mask_source not in MASK_SOURCES:
+        raise ValueError(f"mask_source must be one of {MASK_SOURCES}, got {mask_source!r}")
+    proposal = None
+    if with_mask and mask_source == "proposed":
+        proposal = ProposalContext(
+            volume=render_case(case, seed) if volume is None else volume,
+            seed=seed,
+            reader_index=reader_index,
+            stats=stats if stats is not None else defaultdict(int),
+        )
     rng = np.random.default_rng([seed, 2, case.index, reader_index])
     organs = {organ.name: organ for organ in ORGANS}
     lesions = []
@@ -294,6 +488,7 @@ def read_document(
             organ.noise_factor,
             rng,
             with_mask=with_mask,
+            proposal=proposal,
         )
         if seen:
             lesions.append(measured)
@@ -319,6 +514,7 @@ def read_document(
                 1.0,
                 rng,
                 with_mask=with_mask,
+                proposal=proposal,
             )
         )
     return {

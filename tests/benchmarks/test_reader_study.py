@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
+import numpy as np
 import pytest
 
 from annotations.core import mask_rle
@@ -64,3 +67,81 @@ def test_true_mask_volume_is_close_to_the_ellipsoid_volume():
 
     expected = 4 / 3 * 3.141592653589793 * a * b * c
     assert voxels.size * study.PIXEL_MM**2 * study.SLICE_MM == pytest.approx(expected, rel=0.1)
+
+
+def _voxels(mask: dict) -> np.ndarray:
+    parts = [
+        mask_rle.foreground_indices(one["counts"], rows=study.ROWS, columns=study.COLUMNS)
+        + (int(one["sop_instance_uid"].rsplit(".", 1)[1]) - 1) * study.ROWS * study.COLUMNS
+        for one in mask["slices"]
+    ]
+    return np.unique(np.concatenate(parts))
+
+
+def _best_dice(voxels: np.ndarray, truths: list[np.ndarray]) -> float:
+    return max(2.0 * np.intersect1d(voxels, t).size / (voxels.size + t.size) for t in truths)
+
+
+def test_proposed_masks_come_from_the_core_on_the_readers_lines_and_overlap_the_truth():
+    case = next(c for c in study.make_cases(11, min_lesions=12) if c.lesions)
+    readers = study.reader_population(11)
+    volume = study.render_case(case, 11)
+    truths = [study.true_mask_voxels(case, lesion) for lesion in case.lesions]
+    stats: dict = defaultdict(int)
+
+    brush = study.read_document(case, 0, readers[0], seed=11, case_pk=1)
+    proposed = study.read_document(
+        case, 0, readers[0], seed=11, case_pk=1, mask_source="proposed", volume=volume, stats=stats
+    )
+
+    assert volume.shape == (case.n_slices, study.ROWS, study.COLUMNS)
+    # The same lines whatever the mask source; only the masks differ.
+    assert [(one["long_axis"], one["short_axis"]) for one in brush["lesions"]] == [
+        (one["long_axis"], one["short_axis"]) for one in proposed["lesions"]
+    ]
+    assert stats["attempted"] == len(proposed["lesions"]) >= 1
+    assert stats["proposed"] + stats["refused"] == stats["attempted"]
+    assert stats["proposed"] >= 1
+    dice = [_best_dice(_voxels(one["mask"]), truths) for one in proposed["lesions"] if "mask" in one]
+    assert dice
+    assert min(dice) > 0.6
+    assert float(np.median(dice)) > 0.8
+    for one in proposed["lesions"]:
+        for mask_slice in one.get("mask", {}).get("slices", []):
+            mask_rle.validate_counts(mask_slice["counts"], rows=study.ROWS, columns=study.COLUMNS)
+
+
+def test_the_rendered_lesion_stands_out_where_the_truth_is():
+    case = next(c for c in study.make_cases(11, min_lesions=12) if c.lesions)
+    lesion = case.lesions[0]
+    volume = study.render_case(case, 11)
+
+    inside = volume.ravel()[study.true_mask_voxels(case, lesion)]
+    level = study.BACKGROUND_HU[lesion.organ]
+
+    assert abs(float(np.median(inside)) - level) > 15
+    assert np.array_equal(volume, study.render_case(case, 11))
+
+
+def test_an_edit_replaces_only_the_worst_disagreeing_slices():
+    disc = np.zeros((8, 8), dtype=bool)
+    disc[2:6, 2:6] = True
+    other = np.zeros((8, 8), dtype=bool)
+    other[0:2, 0:2] = True
+    proposed = {0: disc, 1: other, 2: other, 3: other}
+    painted = {0: disc, 1: disc, 2: disc}
+
+    edited, changed = study._edit_proposal(proposed, painted)
+
+    assert changed == study.EDIT_MAX_SLICES == 2
+    assert edited[0] is disc
+    # Slices 1, 2 (Dice 0 against the painting) and 3 (not painted, Dice 0) are the candidates; two change.
+    assert sum(1 for k in (1, 2) if k in edited and edited[k] is disc) + (3 not in edited) == 2
+
+
+def test_an_unknown_mask_source_is_refused():
+    case = study.make_cases(3, min_lesions=5)[0]
+    reader = study.reader_population(3)[0]
+
+    with pytest.raises(ValueError, match="mask_source"):
+        study.read_document(case, 0, reader, seed=3, case_pk=1, mask_source="crayon")
