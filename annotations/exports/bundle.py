@@ -153,33 +153,72 @@ def iter_dicom_documents(
     With `links` (an archive holding both SR and SEG), SR lesions reference their SEG segments.
     """
     series_cache = SeriesCache()
-    build_read = sr_export.sr_for_read if kind == "sr" else seg_export.seg_for_read
-    build_consensus = sr_export.sr_for_consensus if kind == "sr" else seg_export.seg_for_consensus
-    folder = "sr" if kind == "sr" else "seg"
-    # One DICOM series per case and kind of document, numbered from 1 within it.
-    series_uids: dict[tuple[int, str], str] = {}
-    numbers: dict[tuple[int, str], int] = {}
+    series = _DocumentSeries(kind=kind, links=links)
+    yield from _read_documents(
+        task=task,
+        kind=kind,
+        pseudonymise=pseudonymise,
+        tick=tick,
+        links=links,
+        series_cache=series_cache,
+        series=series,
+    )
+    yield from _consensus_documents(
+        task=task, kind=kind, tick=tick, links=links, series_cache=series_cache, series=series
+    )
 
-    def place(case_id: int, role: str) -> tuple[str, int]:
+
+class _DocumentSeries:
+    """One DICOM series per case and kind of document, its instances numbered from 1."""
+
+    def __init__(self, *, kind: DicomKind, links: SegmentLinks | None) -> None:
+        self._kind = kind
+        self._links = links
+        self._series_uids: dict[tuple[int, str], str] = {}
+        self._numbers: dict[tuple[int, str], int] = {}
+
+    def place(self, *, case_id: int, role: str) -> tuple[str, int]:
+        """Return the series UID and next instance number of a case's read (role "reads") or consensus document."""
         key = (case_id, role)
-        if key not in series_uids:
-            series_uids.clear()  # cases come in order; keep only the current one
-            linked = links is not None and kind == "seg"
-            series_uids[key] = links.series_uid(case_id, role) if linked else generate_uid(prefix=READERBOARD_UID_ROOT)
-        numbers[key] = numbers.pop(key, 0) + 1
-        return series_uids[key], numbers[key]
+        if key not in self._series_uids:
+            self._series_uids.clear()  # cases come in order; keep only the current one
+            linked = self._links is not None and self._kind == "seg"
+            self._series_uids[key] = (
+                self._links.series_uid(case_id, role) if linked else generate_uid(prefix=READERBOARD_UID_ROOT)
+            )
+        self._numbers[key] = self._numbers.pop(key, 0) + 1
+        return self._series_uids[key], self._numbers[key]
 
-    def linked(owner: str, item) -> dict:
-        """Extra arguments that tie an SR to its SEG segments, or a SEG to the UID its SR points at."""
-        if links is None:
-            return {}
-        if kind == "seg":
-            return {"sop_instance_uid": links.instance_uid(owner, item.pk)}
-        return {"segments": links.read_segments(item) if owner == "read" else links.consensus_segments(item)}
 
+def _link_arguments(*, links: SegmentLinks | None, kind: DicomKind, owner: str, item: Read | CaseConsensus) -> dict:
+    """Extra arguments that tie an SR to its SEG segments, or a SEG to the UID its SR points at."""
+    if links is None:
+        return {}
+    if kind == "seg":
+        return {"sop_instance_uid": links.instance_uid(owner, item.pk)}
+    return {"segments": links.read_segments(item) if owner == "read" else links.consensus_segments(item)}
+
+
+def _archive_folder(*, kind: DicomKind) -> str:
+    """Return the archive folder that holds documents of this kind."""
+    return "sr" if kind == "sr" else "seg"
+
+
+def _read_documents(
+    *,
+    task: Task,
+    kind: DicomKind,
+    pseudonymise: bool,
+    tick: Tick | None,
+    links: SegmentLinks | None,
+    series_cache: SeriesCache,
+    series: _DocumentSeries,
+) -> Iterator[tuple[ManifestEntry, Dataset]]:
+    """Yield (manifest entry, dataset) for the SR or SEG of each reader's latest read, case by case."""
+    build_read = sr_export.sr_for_read if kind == "sr" else seg_export.seg_for_read
     for read in reads_for(task, kind).iterator(chunk_size=200):
         sources = series_cache.get(read.case.series)
-        series_uid, number = place(read.case_id, "reads")
+        series_uid, number = series.place(case_id=read.case_id, role="reads")
         ds = sanitise.or_skip(
             build_read,
             what=f"the DICOM document of read {read.pk}",
@@ -190,35 +229,58 @@ def iter_dicom_documents(
             series_instance_uid=series_uid,
             instance_number=number,
             pseudonymise=pseudonymise,
-            **linked("read", read),
+            **_link_arguments(links=links, kind=kind, owner="read", item=read),
         )
         if tick:
-            tick(1)
+            tick(1)  # a left-out document still counts as a step done
         if ds is None:
             continue
-        entry = ManifestEntry(
-            file=f"{folder}/case-{read.case_id}/read-{read.pk}-v{read.version}.dcm",
-            kind=f"{kind}_read",
-            case_id=read.case_id,
-            case_label=read.case.label,
-            read_id=read.pk,
-            read_version=read.version,
-            reader=reader_label(read.reader, pseudonymise=pseudonymise),
-            consensus_id="",
-            algorithm_version="",
-            n_lesions=count_lesions(ds, kind),
-            sop_instance_uid=ds.SOPInstanceUID,
-            series_instance_uid=ds.SeriesInstanceUID,
-            source_series_instance_uid=read.case.series.series_instance_uid,
-        )
-        yield entry, ds
+        yield _read_entry(read=read, ds=ds, kind=kind, pseudonymise=pseudonymise), ds
+
+
+def _read_entry(*, read: Read, ds: Dataset, kind: DicomKind, pseudonymise: bool) -> ManifestEntry:
+    """Return the manifest entry of one read's SR or SEG."""
+    return ManifestEntry(
+        file=f"{_archive_folder(kind=kind)}/case-{read.case_id}/read-{read.pk}-v{read.version}.dcm",
+        kind=f"{kind}_read",
+        case_id=read.case_id,
+        case_label=read.case.label,
+        read_id=read.pk,
+        read_version=read.version,
+        reader=reader_label(read.reader, pseudonymise=pseudonymise),
+        consensus_id="",
+        algorithm_version="",
+        n_lesions=count_lesions(ds, kind),
+        sop_instance_uid=ds.SOPInstanceUID,
+        series_instance_uid=ds.SeriesInstanceUID,
+        source_series_instance_uid=read.case.series.series_instance_uid,
+    )
+
+
+def _current_consensus_per_case(*, task: Task) -> Iterator[CaseConsensus]:
+    """Yield the newest current consensus of each case of the task, in case order."""
     last_case_id = None
     for consensus in consensus_for(task).iterator(chunk_size=200):
-        if consensus.case_id == last_case_id:
+        if consensus.case_id == last_case_id:  # an older "current" row left by a crashed rerun
             continue
         last_case_id = consensus.case_id
+        yield consensus
+
+
+def _consensus_documents(
+    *,
+    task: Task,
+    kind: DicomKind,
+    tick: Tick | None,
+    links: SegmentLinks | None,
+    series_cache: SeriesCache,
+    series: _DocumentSeries,
+) -> Iterator[tuple[ManifestEntry, Dataset]]:
+    """Yield (manifest entry, dataset) for the SR or SEG of each case's current consensus."""
+    build_consensus = sr_export.sr_for_consensus if kind == "sr" else seg_export.seg_for_consensus
+    for consensus in _current_consensus_per_case(task=task):
         sources = series_cache.get(consensus.case.series)
-        series_uid, number = place(consensus.case_id, "consensus")
+        series_uid, number = series.place(case_id=consensus.case_id, role="consensus")
         ds = sanitise.or_skip(
             build_consensus,
             what=f"the DICOM document of consensus {consensus.pk}",
@@ -228,28 +290,32 @@ def iter_dicom_documents(
             sources=sources,
             series_instance_uid=series_uid,
             instance_number=number,
-            **linked("consensus", consensus),
+            **_link_arguments(links=links, kind=kind, owner="consensus", item=consensus),
         )
         if tick:
-            tick(1)
+            tick(1)  # a left-out document still counts as a step done
         if ds is None:
             continue
-        entry = ManifestEntry(
-            file=f"{folder}/case-{consensus.case_id}/consensus.dcm",
-            kind=f"{kind}_consensus",
-            case_id=consensus.case_id,
-            case_label=consensus.case.label,
-            read_id="",
-            read_version="",
-            reader="",
-            consensus_id=consensus.pk,
-            algorithm_version=consensus.algorithm_version,
-            n_lesions=count_lesions(ds, kind),
-            sop_instance_uid=ds.SOPInstanceUID,
-            series_instance_uid=ds.SeriesInstanceUID,
-            source_series_instance_uid=consensus.case.series.series_instance_uid,
-        )
-        yield entry, ds
+        yield _consensus_entry(consensus=consensus, ds=ds, kind=kind), ds
+
+
+def _consensus_entry(*, consensus: CaseConsensus, ds: Dataset, kind: DicomKind) -> ManifestEntry:
+    """Return the manifest entry of one case consensus's SR or SEG."""
+    return ManifestEntry(
+        file=f"{_archive_folder(kind=kind)}/case-{consensus.case_id}/consensus.dcm",
+        kind=f"{kind}_consensus",
+        case_id=consensus.case_id,
+        case_label=consensus.case.label,
+        read_id="",
+        read_version="",
+        reader="",
+        consensus_id=consensus.pk,
+        algorithm_version=consensus.algorithm_version,
+        n_lesions=count_lesions(ds, kind),
+        sop_instance_uid=ds.SOPInstanceUID,
+        series_instance_uid=ds.SeriesInstanceUID,
+        source_series_instance_uid=consensus.case.series.series_instance_uid,
+    )
 
 
 def count_lesions(ds: Dataset, kind: DicomKind) -> int:

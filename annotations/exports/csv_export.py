@@ -24,6 +24,7 @@ from annotations.exports.sources import SeriesCache, SeriesSources, reader_label
 from annotations.models import (
     Case,
     CaseConsensus,
+    ConsensusLesion,
     Mark,
     MaskProvenance,
     MaskSlice,
@@ -434,9 +435,30 @@ def _consensus_rows(
     *, consensus: CaseConsensus, task: Task, sources: SeriesSources, columns: list[AnswerColumn], names: dict,
     blank: dict,
 ) -> Iterator[dict]:  # fmt: skip
+    """Yield one case consensus's rows: one per lesion line or mask slice, or one no_lesion row."""
     summary = sanitise.mapping(consensus.summary)
     answers = sanitise.mapping(consensus.answers)
-    base = {
+    base = _consensus_case_fields(consensus=consensus, task=task, columns=columns, summary=summary, answers=answers)
+    lesion_blocks = sanitise.mapping(answers.get("lesions"))
+    lesions = list(consensus.lesions.all())
+    if not lesions:
+        yield {**blank, **base, "mark_kind": "no_lesion"}
+        return
+    for lesion in lesions:
+        lesion_base = {
+            **blank,
+            **base,
+            **_consensus_lesion_fields(lesion=lesion, columns=columns, names=names, lesion_blocks=lesion_blocks),
+        }
+        yield from _consensus_line_rows(lesion=lesion, lesion_base=lesion_base, sources=sources)
+        yield from _consensus_mask_rows(lesion=lesion, lesion_base=lesion_base, sources=sources)
+
+
+def _consensus_case_fields(
+    *, consensus: CaseConsensus, task: Task, columns: list[AnswerColumn], summary: dict, answers: dict
+) -> dict:
+    """Return the columns every row of a case consensus shares: case, algorithm, agreement and case answers."""
+    return {
         **_case_fields(consensus.case, task),
         "consensus_id": consensus.pk,
         "algorithm_version": consensus.algorithm_version,
@@ -449,70 +471,76 @@ def _consensus_rows(
         "answer_flags": answer_cols.LIST_SEPARATOR.join(map(str, answers.get("flags") or [])),
         **answer_cols.consensus_fields(columns, scope=answer_cols.CASE, blocks=answers.get("case")),
     }
-    lesion_blocks = sanitise.mapping(answers.get("lesions"))
-    lesions = list(consensus.lesions.all())
-    if not lesions:
-        yield {**blank, **base, "mark_kind": "no_lesion"}
-        return
-    for lesion in lesions:
-        lesion_base = {
-            **blank,
-            **base,
-            "lesion_index": lesion.lesion_index,
-            "accepted": lesion.accepted,
-            "support": lesion.support,
-            "support_fraction": lesion.support_fraction,
-            "supporting_readers": ";".join(
-                sorted({names.get(int(m["reader_id"]), "") for m in lesion.members or []} - {""})
-            ),
-            "long_axis_median_mm": _blank_none(lesion.long_axis_median_mm),
-            "long_axis_iqr_mm": _blank_none(lesion.long_axis_iqr_mm),
-            "long_axis_cv": _blank_none(lesion.long_axis_cv),
-            "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
-            "mask_method": lesion.mask_method,
-            **answer_cols.consensus_fields(
-                columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+
+
+def _consensus_lesion_fields(
+    *, lesion: ConsensusLesion, columns: list[AnswerColumn], names: dict, lesion_blocks: dict
+) -> dict:
+    """Return the columns every row of one consensus lesion shares: support, sizes and lesion answers."""
+    return {
+        "lesion_index": lesion.lesion_index,
+        "accepted": lesion.accepted,
+        "support": lesion.support,
+        "support_fraction": lesion.support_fraction,
+        "supporting_readers": ";".join(
+            sorted({names.get(int(m["reader_id"]), "") for m in lesion.members or []} - {""})
+        ),
+        "long_axis_median_mm": _blank_none(lesion.long_axis_median_mm),
+        "long_axis_iqr_mm": _blank_none(lesion.long_axis_iqr_mm),
+        "long_axis_cv": _blank_none(lesion.long_axis_cv),
+        "short_axis_median_mm": _blank_none(lesion.short_axis_median_mm),
+        "mask_method": lesion.mask_method,
+        **answer_cols.consensus_fields(
+            columns, scope=answer_cols.LESION, blocks=lesion_blocks.get(str(lesion.lesion_index))
+        ),
+    }
+
+
+def _consensus_line_rows(*, lesion: ConsensusLesion, lesion_base: dict, sources: SeriesSources) -> Iterator[dict]:
+    """Yield one row for the consensus lesion's long axis and one for its short axis, when it has them."""
+    for kind in ("long_axis", "short_axis"):
+        line = getattr(lesion, kind)
+        if not line:
+            continue
+        instance = sources.by_uid(line["sop_instance_uid"])
+        frame = int(line.get("frame", 1))
+        yield {
+            **lesion_base,
+            "mark_kind": kind,
+            "sop_instance_uid": instance.sop_instance_uid,
+            "frame": frame,
+            "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+            "length_mm": line["length_mm"],
+            **_line_fields(
+                sources=sources,
+                instance=instance,
+                frame=frame,
+                start=tuple(line["start"]),
+                end=tuple(line["end"]),
             ),
         }
-        for kind in ("long_axis", "short_axis"):
-            line = getattr(lesion, kind)
-            if not line:
-                continue
-            instance = sources.by_uid(line["sop_instance_uid"])
-            frame = int(line.get("frame", 1))
-            yield {
-                **lesion_base,
-                "mark_kind": kind,
-                "sop_instance_uid": instance.sop_instance_uid,
-                "frame": frame,
-                "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
-                "length_mm": line["length_mm"],
-                **_line_fields(
-                    sources=sources,
-                    instance=instance,
-                    frame=frame,
-                    start=tuple(line["start"]),
-                    end=tuple(line["end"]),
-                ),
-            }
-        for mask in sorted(
-            lesion.mask_slices or [],
-            key=lambda s: sources.slice_index(
-                instance_id=sources.by_uid(s["sop_instance_uid"]).pk, frame=int(s.get("frame", 1))
-            ),
-        ):
-            instance = sources.by_uid(mask["sop_instance_uid"])
-            frame = int(mask.get("frame", 1))
-            pixels = sum(mask["counts"][1::2])
-            yield {
-                **lesion_base,
-                "mark_kind": "mask",
-                "sop_instance_uid": instance.sop_instance_uid,
-                "frame": frame,
-                "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
-                "mask_pixels": pixels,
-                "mask_area_mm2": _mask_area_mm2(instance, pixels),
-            }
+
+
+def _consensus_mask_rows(*, lesion: ConsensusLesion, lesion_base: dict, sources: SeriesSources) -> Iterator[dict]:
+    """Yield one row per slice of the consensus lesion's mask, in slice order."""
+    for mask in sorted(
+        lesion.mask_slices or [],
+        key=lambda s: sources.slice_index(
+            instance_id=sources.by_uid(s["sop_instance_uid"]).pk, frame=int(s.get("frame", 1))
+        ),
+    ):
+        instance = sources.by_uid(mask["sop_instance_uid"])
+        frame = int(mask.get("frame", 1))
+        pixels = sum(mask["counts"][1::2])  # runs alternate zeros and ones, zeros first
+        yield {
+            **lesion_base,
+            "mark_kind": "mask",
+            "sop_instance_uid": instance.sop_instance_uid,
+            "frame": frame,
+            "slice_index": sources.slice_index(instance_id=instance.pk, frame=frame),
+            "mask_pixels": pixels,
+            "mask_area_mm2": _mask_area_mm2(instance, pixels),
+        }
 
 
 def _blank_none(value):
