@@ -104,18 +104,12 @@ def question_agreement_of_task(*, task: Task) -> list[dict]:
         if question["kind"] not in ALPHA_LEVEL:
             result.append({"key": question["key"], "scope": question["scope"], "kind": question["kind"]})
             continue
-        subjects = []
-        for row in rows:
-            answers = row["answers"]
-            if question["scope"] == "case":
-                blocks = [answers.get("case", {}).get(question["key"])]
-            else:
-                blocks = [lesion.get(question["key"]) for lesion in answers.get("lesions", {}).values()]
-            subjects.extend(
-                {int(reader): value for reader, value in block.get("by_reader", {}).items()}
-                for block in blocks
-                if block
-            )
+        subjects = [
+            {int(reader): value for reader, value in block.get("by_reader", {}).items()}
+            for row in rows
+            for block in _answer_blocks(row["answers"], question)
+            if block
+        ]
         agreement = question_agreement(question, subjects)
         result.append({"key": question["key"], "scope": question["scope"], "label": question["label"], **agreement})
     return result
@@ -133,12 +127,7 @@ def answer_distribution(*, task: Task) -> list[dict]:
         counts: Counter = Counter()
         values: list = []
         for row in rows:
-            answers = row["answers"]
-            if question["scope"] == "case":
-                blocks = [answers.get("case", {}).get(question["key"])]
-            else:
-                blocks = [lesion.get(question["key"]) for lesion in answers.get("lesions", {}).values()]
-            for block in blocks:
+            for block in _answer_blocks(row["answers"], question):
                 for value in (block or {}).get("by_reader", {}).values():
                     if question["kind"] == "number":
                         values.append(value)
@@ -163,3 +152,10 @@ def low_agreement_answer_cases(*, task: Task) -> list[dict]:
         for row in _current_answers(task)
         if row["answers"].get("flags")
     ]
+
+
+def _answer_blocks(answers: dict, question: dict) -> list[dict | None]:
+    """The stored consensus blocks of one question in a case's answers: the case's, or each lesion's."""
+    if question["scope"] == "case":
+        return [answers.get("case", {}).get(question["key"])]
+    return [lesion.get(question["key"]) for lesion in answers.get("lesions", {}).values()]
