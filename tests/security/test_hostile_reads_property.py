@@ -1,11 +1,12 @@
-"""Property: whatever hostile leaf a valid read document carries, the API answers 2xx or 4xx, never 5xx, and
-every read it accepts can be exported.
+"""Property: whatever hostile leaf a valid read, follow-up read or answer key carries, the API answers 2xx or 4xx,
+never 5xx, and every document it accepts can be exported.
 
 Hypothesis takes a valid read (lesion with lines and a mask, answers to text, number and choice questions),
 replaces one to three of its leaves (or adds a field) with hostile values (unpaired surrogates, NUL,
 control characters, huge integers, odd floats, impossible dates, arrays and objects where a string goes)
 and posts it as JSON text through the real API. After each accepted read the task's CSV export must run.
-CI budget: 200 examples, no deadline (about a minute on SQLite).
+The same mutations are applied to a valid follow-up read (three time points) and to an admin's answer key of
+a gold case. CI budget: 200 examples for reads, 100 each for follow-up reads and answer keys, no deadline.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from rest_framework.test import APIClient
 
 from annotations.exports import export_to_path
 from annotations.questions.services import save_questions
-from tests.factories import CaseFactory, LeaseFactory, ReaderFactory, TaskFactory, read_document
+from tests.annotations.follow_up_data import build_follow_up_scene
+from tests.annotations.reading.test_follow_up_reads import full_read
+from tests.factories import CaseFactory, LeaseFactory, ReaderFactory, TaskFactory, admin_user, read_document
 
 pytestmark = pytest.mark.django_db
 
 EXAMPLES = 200
+OTHER_KIND_EXAMPLES = 100
 QUESTIONS = [
     {"key": "note", "kind": "text", "label": "Note", "max_length": 300},
     {"key": "size", "kind": "number", "label": "Size", "number": {"min": None, "max": None}},
@@ -108,7 +112,7 @@ odd_but_storable_text = st.text(
 
 
 @st.composite
-def hostile_documents(draw, template: dict):
+def hostile_documents(draw, template: dict, text_leaves: list[tuple] = TEXT_LEAVES):
     document = json.loads(json.dumps(template))
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         paths = leaf_paths(document)
@@ -118,9 +122,9 @@ def hostile_documents(draw, template: dict):
             objects = [p for p in [(), *paths] if isinstance(_at(document, p), dict)]
             where = draw(st.sampled_from(objects))
             _at(document, where)[draw(hostile_text)] = draw(hostile_leaf)
-        elif move <= 4 and all(_has(document, path) for path in TEXT_LEAVES):
+        elif move <= 4 and all(_has(document, path) for path in text_leaves):
             leaf = draw(st.one_of(odd_but_storable_text, hostile_leaf))
-            document = replaced(document, draw(st.sampled_from(TEXT_LEAVES)), leaf)
+            document = replaced(document, draw(st.sampled_from(text_leaves)), leaf)
         elif paths:
             document = replaced(document, draw(st.sampled_from(paths)), draw(hostile_leaf))
     return document
@@ -184,4 +188,79 @@ def test_hostile_leaves_in_a_valid_read_are_never_a_500_and_accepted_reads_expor
     print(f"hostile reads posted: {sum(outcomes.values())}, answers by status: {sorted(outcomes.items())}")
     assert sum(outcomes.values()) >= EXAMPLES // 2, outcomes
     assert any(status < 300 for status in outcomes), f"no hostile read was ever accepted: {outcomes}"
+    assert any(400 <= status < 500 for status in outcomes), outcomes
+
+
+def _post_hostile_documents(
+    *, template: dict, url: str, client_for, export, examples: int, text_leaves: list[tuple] = TEXT_LEAVES
+) -> dict[int, int]:
+    """Post the template, then `examples` hostile variants of it; no 5xx, JSON answers, an export after each 2xx."""
+    accepted = client_for().post(url, data=json.dumps(template).encode(), content_type="application/json")
+    assert accepted.status_code == 201, accepted.content[:500]  # the unharmed document is valid and exports
+    export()
+    outcomes: dict[int, int] = {}
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    @given(document=hostile_documents(template, text_leaves))
+    def check(document):
+        client = client_for()
+        if document.get("client_uuid") == template["client_uuid"]:
+            document["client_uuid"] = str(uuid.uuid4())
+        response = client.post(url, data=json.dumps(document).encode(), content_type="application/json")
+        outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (document, response.content[:500])
+        response.json()
+        if response.status_code < 300:
+            export()
+
+    check()
+    print(f"hostile documents posted to {url}: {sum(outcomes.values())}, by status: {sorted(outcomes.items())}")
+    return outcomes
+
+
+def test_hostile_leaves_in_a_follow_up_read_are_never_a_500_and_accepted_reads_export(tmp_path: Path):
+    scene = build_follow_up_scene(tmp_path / "images", reads_per_case=10_000)
+    template = full_read(scene, comment="stable")
+
+    def client_for() -> APIClient:
+        reader = ReaderFactory()
+        LeaseFactory(case=scene.case, reader=reader)
+        client = APIClient()
+        client.force_login(reader.user)
+        return client
+
+    outcomes = _post_hostile_documents(
+        template=template,
+        url="/api/reads/",
+        client_for=client_for,
+        export=lambda: export_to_path(task=scene.task, fmt="bundle", out=tmp_path / "bundle.zip"),
+        examples=OTHER_KIND_EXAMPLES,
+        text_leaves=[("comment",)],
+    )
+
+    assert sum(outcomes.values()) >= OTHER_KIND_EXAMPLES // 2, outcomes
+    assert any(400 <= status < 500 for status in outcomes), outcomes
+
+
+def test_hostile_leaves_in_an_answer_key_are_never_a_500_and_accepted_keys_export(scene, tmp_path: Path):
+    case, template = scene
+    case.is_gold = True
+    case.save(update_fields=["is_gold"])
+    client = APIClient()
+    client.force_login(admin_user())
+
+    outcomes = _post_hostile_documents(
+        template=template,
+        url=f"/api/cases/{case.pk}/answer-key/",
+        client_for=lambda: client,
+        export=lambda: export_to_path(task=case.task, fmt="csv", out=tmp_path / "reads.csv"),
+        examples=OTHER_KIND_EXAMPLES,
+    )
+
+    assert sum(outcomes.values()) >= OTHER_KIND_EXAMPLES // 2, outcomes
     assert any(400 <= status < 500 for status in outcomes), outcomes
