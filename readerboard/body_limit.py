@@ -17,6 +17,7 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 
 
 def max_body_bytes() -> int:
@@ -27,13 +28,14 @@ def too_large_detail(limit: int) -> str:
     return f"The request body is larger than the {limit} bytes this server accepts."
 
 
-class BodySizeMiddleware:
-    """Answer 413 to a request declaring a body over the limit, 400 to a malformed Content-Length."""
+class BodySizeMiddleware(MiddlewareMixin):
+    """Answer 413 to a request declaring a body over the limit, 400 to a malformed Content-Length.
 
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
+    Written as hooks (process_request), not a wrapping __call__, so the DICOMweb fast path
+    (viewer/dicomweb/asgi_fast.py) can run it exactly as Django's chain does and stay on.
+    """
 
-    def __call__(self, request: HttpRequest):
+    def process_request(self, request: HttpRequest) -> JsonResponse | None:
         declared = request.META.get("CONTENT_LENGTH") or "0"
         try:
             size = int(declared)
@@ -44,9 +46,9 @@ class BodySizeMiddleware:
         limit = max_body_bytes()
         if size > limit:
             return JsonResponse({"detail": too_large_detail(limit)}, status=413)
-        return self.get_response(request)
+        return None
 
-    def process_exception(self, request: HttpRequest, exception: Exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> JsonResponse | None:
         if isinstance(exception, RequestDataTooBig):
             return JsonResponse({"detail": too_large_detail(max_body_bytes())}, status=413)
         return None

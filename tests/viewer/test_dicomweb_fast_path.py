@@ -223,3 +223,12 @@ def test_a_frame_not_yet_cached_is_decoded_on_a_worker_thread_not_the_event_loop
     path = f"{urls['series']}/instances/{other.sop_instance_uid}/frames/1/rendered"
     assert get(fast_app, path, headers={**token_header, "Accept": "image/png"})[0] == 200
     assert threaded == ["_answer"]
+
+
+def test_the_fast_path_stays_on_with_the_projects_middleware():
+    # A middleware it does not know turns the fast path off for every request (all frames through Django).
+    fast = asgi_fast.fast_path_application(get_asgi_application())
+
+    fast.middleware = fast._load_middleware()
+
+    assert fast.enabled

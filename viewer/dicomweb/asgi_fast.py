@@ -61,6 +61,8 @@ KNOWN_MIDDLEWARE = PASS_THROUGH_MIDDLEWARE | {
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Only process_exception, which the fast path never needs: an exception falls through to Django.
     "readerboard.overload.OverloadMiddleware",
+    # process_request refuses an oversized or malformed Content-Length; the fast path then falls through to Django.
+    "readerboard.body_limit.BodySizeMiddleware",
 }
 
 
