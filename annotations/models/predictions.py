@@ -1,4 +1,4 @@
-"""Model predictions: a segmentation model's lesion mask of a case, imported to compare with the crowd."""
+"""Model predictions: a model's lesion marks of a case, and what readers of a "check the model" task made of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from annotations.models.tasks import Case
 
 
 class ModelPrediction(models.Model):
-    """One model's mask of one case (all its lesions together), as run lengths per slice; re-imports replace it."""
+    """One model's marks of one case: a mask (all its lesions together, run lengths per slice) and/or RECIST lines.
+
+    Re-imports replace it.
+    """
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="model_predictions")
     model_name = models.CharField(max_length=64)
@@ -16,6 +19,10 @@ class ModelPrediction(models.Model):
     # [{"sop_instance_uid", "frame", "counts"}], run lengths as in ConsensusLesion.mask_slices; only painted slices.
     mask_slices = models.JSONField(default=list)
     voxel_count = models.PositiveIntegerField(default=0)
+    # [{"lesion", "sop_instance_uid", "frame", "long_axis": {"start": [c, r], "end": [c, r]}, "short_axis": same
+    #   or None, "box": [c0, r0, c1, r1] or None, "label": str}] in image pixels (read-format.md): RECIST marks
+    # from a TID 1500 SR or a DeepLesion-style CSV; empty for a mask-only prediction.
+    lesion_marks = models.JSONField(default=list, blank=True)
     imported_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -24,3 +31,35 @@ class ModelPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} prediction of case {self.case_id}"
+
+
+class SuggestionVerdict(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted as the model drew it"
+    EDITED = "edited", "Edited"
+    REJECTED = "rejected", "Rejected"
+    ADDED = "added", "Added by the reader (the model missed it)"
+
+
+class SuggestionReview(models.Model):
+    """What a read in a "check the model" task made of one of the model's lesions, or a lesion the reader added.
+
+    Computed by the server at submit from the suggestion the reader was shown and the submitted read, never
+    taken from the page: one row per suggested lesion (accepted, edited or rejected, with the read lesion it
+    became) and one per read lesion that matches no suggestion (added).
+    """
+
+    read = models.ForeignKey("annotations.Read", on_delete=models.CASCADE, related_name="suggestion_reviews")
+    model_name = models.CharField(max_length=64)
+    suggested_lesion = models.PositiveSmallIntegerField(null=True, blank=True)
+    read_lesion = models.PositiveSmallIntegerField(null=True, blank=True)
+    verdict = models.CharField(max_length=8, choices=SuggestionVerdict.choices)
+    # Mask Dice between the suggestion and the read lesion (None without masks on both sides).
+    mask_dice = models.FloatField(null=True, blank=True)
+    # Read long axis minus the suggested one, in mm (None without a line on both sides).
+    long_axis_change_mm = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["read_id", "suggested_lesion", "read_lesion"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} suggestion {self.suggested_lesion} in read {self.read_id}"
