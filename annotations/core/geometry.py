@@ -71,6 +71,14 @@ class FrameGeometry:
             + row * row_spacing * np.asarray(self.column_cosine, dtype=float)
         )
 
+    def to_image(self, point_mm: Sequence[float]) -> tuple[float, float, float]:
+        """Return (column, row, distance from the frame's plane in mm) of a patient point; inverse of to_patient_mm."""
+        row_spacing, column_spacing = self.pixel_spacing_mm
+        offset = np.asarray(point_mm, dtype=float) - np.asarray(self.position_mm, dtype=float)
+        column = float(offset @ np.asarray(self.row_cosine, dtype=float)) / column_spacing
+        row = float(offset @ np.asarray(self.column_cosine, dtype=float)) / row_spacing
+        return column, row, abs(float(offset @ np.asarray(self.normal, dtype=float)))
+
     def line_length_mm(self, start: Sequence[float], end: Sequence[float]) -> float:
         """Return the in-plane length (mm) of a line given as (column, row) end points."""
         return line_length_mm(start=start, end=end, pixel_spacing_mm=self.pixel_spacing_mm)

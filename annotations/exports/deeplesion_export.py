@@ -5,7 +5,8 @@ One row per accepted consensus lesion with a long axis, with exactly DeepLesion'
 pixel coordinates of the RECIST end points on the key slice, a bounding box around them padded
 by 5 pixels as DeepLesion's are, diameters in pixels, spacing, image size, the display window and
 the patient's sex and age from the DICOM header. Patients, studies and series are numbered from 1
-within the task; slices are numbered from 1 in the series' reading order. This module must never
+within the task over all its cases (`series_numbers`, which the predictions import reads back); slices
+are numbered from 1 in the series' reading order. This module must never
 name readers, and must never write an empty file: a task without consensus lines is refused with
 `NoRecistLesions`.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from annotations.exports import csv_export
 from annotations.exports.sources import SeriesCache, SeriesSources
-from annotations.models import CaseConsensus, ConsensusLesion, Task
+from annotations.models import Case, CaseConsensus, ConsensusLesion, Task
 
 DEEPLESION_COLUMNS = (
     "File_name",
@@ -61,23 +62,27 @@ class SeriesNumbers:
     series: int
 
 
-def _numbers(rows: list[CaseConsensus]) -> dict[int, SeriesNumbers]:
-    """Number patients, their studies and the studies' series from 1, in case order; keyed by series id."""
+def series_numbers(task: Task) -> dict[int, SeriesNumbers]:
+    """Number the task's patients, their studies and the studies' series from 1, in case order; keyed by series id.
+
+    Every case of the task counts, measured or not, so a series keeps its numbers while consensus changes and
+    a DeepLesion-style CSV of predictions (annotations/predictions/deeplesion_import.py) finds its case by them.
+    """
     patients: dict[str, int] = {}
     studies: dict[tuple[str, int], int] = {}
     series: dict[int, SeriesNumbers] = {}
     per_patient: dict[str, int] = {}
     per_study: dict[int, int] = {}
-    for row in rows:
-        study = row.case.series.study
+    for case in Case.objects.filter(task=task).select_related("series__study").order_by("pk"):
+        study = case.series.study
         patient_key = study.patient_id or f"study-{study.pk}"
         patients.setdefault(patient_key, len(patients) + 1)
         if (patient_key, study.pk) not in studies:
             per_patient[patient_key] = per_patient.get(patient_key, 0) + 1
             studies[(patient_key, study.pk)] = per_patient[patient_key]
-        if row.case.series_id not in series:
+        if case.series_id not in series:
             per_study[study.pk] = per_study.get(study.pk, 0) + 1
-            series[row.case.series_id] = SeriesNumbers(
+            series[case.series_id] = SeriesNumbers(
                 patients[patient_key], studies[(patient_key, study.pk)], per_study[study.pk]
             )
     return series
@@ -205,7 +210,7 @@ def iter_deeplesion_rows(*, task: Task) -> Iterator[dict]:
     """
     check_has_lesions(task)
     rows = measured_consensus(task)
-    numbers = _numbers(rows)
+    numbers = series_numbers(task)
     cache = SeriesCache()
     for consensus in rows:
         sources = cache.get(consensus.case.series)

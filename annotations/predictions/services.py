@@ -1,4 +1,4 @@
-"""Importing a model's predictions of a task's cases: NIfTI on our datasets' voxel grid, or DICOM SEG.
+"""Importing a model's predictions of a task's cases: masks (NIfTI, DICOM SEG) and RECIST lines (TID 1500 SR, CSV).
 
 A NIfTI prediction is an integer image on the grid of a case's exported image (`imagesTr/case_<id>_0000.nii.gz`
 of the `nnunet` or `monai` export, in any axis order: it is reoriented, never resampled), named after the
@@ -6,7 +6,9 @@ case as nnU-Net names its outputs (`case_<id>.nii.gz`); every voxel above 0 is l
 e.g. from TotalSegmentator or a PACS AI node) finds its case by the series its frames reference; every
 segment together is lesion (fractional segments above one half). Either is cut into per-slice run lengths
 keyed by SOP Instance UID and stored as the case's `ModelPrediction` for that model (a re-import replaces
-it). This module must never touch reads, answer keys or consensus.
+it). Lines come from a TID 1500 SR (sr_import) or a DeepLesion-style CSV (deeplesion_import) and are stored
+as the prediction's `lesion_marks` beside its mask (lesion_marks). This module must never touch reads,
+answer keys or consensus.
 """
 
 from __future__ import annotations
@@ -19,22 +21,25 @@ from pathlib import Path
 import highdicom as hd
 import nibabel as nib
 import numpy as np
+import pydicom
 from nibabel.orientations import io_orientation, ornt_transform
 
 from annotations.core import mask_rle
 from annotations.exports.sources import SeriesSources
 from annotations.models import Case, ModelPrediction, Task
+from annotations.predictions.deeplesion_import import deeplesion_marks
+from annotations.predictions.errors import PredictionError
+from annotations.predictions.lesion_marks import store_lesion_marks
+from annotations.predictions.sr_import import SR_STORAGE_CLASSES, sr_lesion_marks
 from viewer.nifti.from_dicom import series_affine_lps
 from viewer.nifti.geometry import lps_to_ras
 from viewer.services.stored_files import local_path
 
 CASE_FILE = re.compile(r"^case_0*(\d+)\.nii(\.gz)?$")
+PREDICTION_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".csv", ".CSV")
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 # nnU-Net writes predictions through SimpleITK in float32: its affines differ from ours by rounding.
 AFFINE_TOLERANCE_MM = 1e-2
-
-
-class PredictionError(ValueError):
-    """A prediction file that cannot be stored (not a case of the task, not on the case's voxel grid)."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,6 @@ def slice_masks(prediction: nib.Nifti1Image, *, instances: list) -> dict[int, np
 
 
 def _native_shape(instances: list) -> tuple[int, int, int]:
-    import pydicom
-
     header = pydicom.dcmread(instances[0], stop_before_pixels=True)
     return int(header.Columns), int(header.Rows), len(instances)
 
@@ -144,46 +147,131 @@ def store_seg_prediction(*, task: Task, model_name: str, path: Path) -> ModelPre
 
 
 def prediction_files(paths: Iterable[Path]) -> list[Path]:
-    """The NIfTI and DICOM files among paths (files, or folders searched one level deep), sorted."""
+    """The NIfTI, DICOM and CSV files among paths (files, or folders searched one level deep), sorted."""
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += [child for child in path.iterdir() if child.name.endswith((".nii", ".nii.gz", ".dcm"))]
+            found += [child for child in path.iterdir() if child.name.endswith(PREDICTION_SUFFIXES)]
         else:
             found.append(path)
     return sorted(found)
 
 
+def dicom_kind(path: Path) -> str:
+    """ "seg" or "sr" by the file's SOPClassUID; PredictionError for any other DICOM or a file that is none."""
+    try:
+        header = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds for a file that is not DICOM
+        raise PredictionError(f"{path.name} is not a readable DICOM file: {error}") from error
+    sop_class = str(header.get("SOPClassUID", ""))
+    if sop_class == SEGMENTATION_STORAGE:
+        return "seg"
+    if sop_class in SR_STORAGE_CLASSES:
+        return "sr"
+    raise PredictionError(
+        f"{path.name} is neither a DICOM SEG nor a Comprehensive/Enhanced SR (SOP Class UID {sop_class or 'missing'})"
+    )
+
+
 def import_predictions(*, task: Task, model_name: str, paths: Iterable[Path]) -> list[PredictionImport]:
-    """Store every `case_<id>.nii.gz` and DICOM SEG among paths as its case's prediction; report each file."""
-    results = []
+    """Store every prediction file among paths as its case's prediction by `model_name`; report each file.
+
+    `case_<id>.nii.gz` label maps and DICOM SEG set a case's mask, TID 1500 SRs and DeepLesion-style CSVs its
+    RECIST marks (each replacing what the model had of that kind for the case). A CSV reports one entry per
+    case it stored and one per refused row.
+    """
+    results: list[PredictionImport] = []
     for path in prediction_files(paths):
-        if not path.name.endswith((".nii", ".nii.gz")):
-            try:
-                prediction = store_seg_prediction(task=task, model_name=model_name, path=path)
-                results.append(PredictionImport(path=path, prediction=prediction))
-            except (PredictionError, ValueError, OSError) as error:
-                results.append(PredictionImport(path=path, error=str(error)))
-            continue
-        match = CASE_FILE.match(path.name)
-        case = Case.objects.filter(task=task, pk=int(match[1])).select_related("series").first() if match else None
-        if case is None:
-            reason = "not named case_<id>.nii.gz" if match is None else f"case {match[1]} is not in task {task.pk}"
-            results.append(PredictionImport(path=path, error=reason))
-            continue
         try:
-            results.append(
-                PredictionImport(path=path, prediction=store_prediction(case=case, model_name=model_name, path=path))
-            )
+            if path.name.lower().endswith(".csv"):
+                results += _import_csv(task=task, model_name=model_name, path=path)
+            elif path.name.endswith((".nii", ".nii.gz")):
+                results.append(_import_nifti(task=task, model_name=model_name, path=path))
+            elif dicom_kind(path) == "seg":
+                results.append(
+                    PredictionImport(
+                        path=path, prediction=store_seg_prediction(task=task, model_name=model_name, path=path)
+                    )
+                )
+            else:
+                results.append(
+                    PredictionImport(
+                        path=path, prediction=store_sr_prediction(task=task, model_name=model_name, path=path)
+                    )
+                )
         except (PredictionError, ValueError, OSError) as error:
             results.append(PredictionImport(path=path, error=str(error)))
     return results
 
 
+def _import_nifti(*, task: Task, model_name: str, path: Path) -> PredictionImport:
+    match = CASE_FILE.match(path.name)
+    case = Case.objects.filter(task=task, pk=int(match[1])).select_related("series").first() if match else None
+    if case is None:
+        reason = "not named case_<id>.nii.gz" if match is None else f"case {match[1]} is not in task {task.pk}"
+        return PredictionImport(path=path, error=reason)
+    return PredictionImport(path=path, prediction=store_prediction(case=case, model_name=model_name, path=path))
+
+
+def store_sr_prediction(*, task: Task, model_name: str, path: Path) -> ModelPrediction:
+    """Store the lines of the TID 1500 SR at `path` as the RECIST marks by `model_name` of the case it measures."""
+    if not model_name.strip():
+        raise PredictionError("a prediction needs a model name")
+    case, marks = sr_lesion_marks(task=task, path=Path(path))
+    return store_lesion_marks(case=case, model_name=model_name, source_file=Path(path).name, marks=marks)
+
+
+def _import_csv(*, task: Task, model_name: str, path: Path) -> list[PredictionImport]:
+    """Store each case's rows of a DeepLesion-style CSV as its RECIST marks; one report per case and per bad row."""
+    if not model_name.strip():
+        raise PredictionError("a prediction needs a model name")
+    found = deeplesion_marks(task=task, path=path)
+    results = [
+        PredictionImport(
+            path=path,
+            prediction=store_lesion_marks(case=case, model_name=model_name, source_file=path.name, marks=marks),
+        )
+        for case, marks in found.marks.items()
+    ]
+    results += [PredictionImport(path=path, error=error) for error in found.row_errors]
+    if not results:
+        results.append(PredictionImport(path=path, error=f"{path.name} has no rows"))
+    return results
+
+
+def prediction_kinds(*, task: Task, model_name: str) -> tuple[bool, bool]:
+    """Whether `model_name`'s predictions of the task's cases hold masks, and whether they hold lines."""
+    kinds = ModelPrediction.objects.filter(case__task=task, model_name=model_name.strip()).values_list(
+        "voxel_count", "lesion_marks"
+    )
+    has_masks = has_lines = False
+    for voxel_count, lesion_marks in kinds.iterator():
+        has_masks, has_lines = has_masks or voxel_count > 0, has_lines or bool(lesion_marks)
+    return has_masks, has_lines
+
+
 def show_to_readers(*, task: Task, model_name: str) -> Task:
-    """Make the task a "check the model" task: its readers start from `model_name`'s prediction of each case."""
-    if task.is_follow_up or "mask" not in (task.tools or []):
-        raise PredictionError(f"task {task.pk} ({task.name}) has no mask tool: readers could not edit the suggestions")
+    """Make the task a "check the model" task: its readers start from `model_name`'s prediction of each case.
+
+    The task's tools must draw what the prediction holds: the mask tool for masks, the long axis or
+    bidirectional tool for lines (a model without predictions yet needs one of them).
+    """
+    tools = set(task.tools or [])
+    has_masks, has_lines = prediction_kinds(task=task, model_name=model_name)
+    line_tools = bool(tools & {"long_axis", "bidirectional"})
+    missing = []
+    if has_masks and "mask" not in tools:
+        missing.append("the mask tool for its masks")
+    if has_lines and not line_tools:
+        missing.append("the long axis or bidirectional tool for its lines")
+    if not (has_masks or has_lines) and not ("mask" in tools or line_tools):
+        missing.append("a mask, long axis or bidirectional tool")
+    if task.is_follow_up:
+        raise PredictionError(f"task {task.pk} ({task.name}) is a follow-up task: models are checked in single reads")
+    if missing:
+        raise PredictionError(
+            f"task {task.pk} ({task.name}) lacks {' and '.join(missing)}: readers could not edit the suggestions"
+        )
     task.suggestion_model = model_name.strip()
     task.save(update_fields=["suggestion_model"])
     return task

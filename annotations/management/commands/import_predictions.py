@@ -1,4 +1,4 @@
-"""`manage.py import_predictions --task TASK --model NAME PATH...`: a model's NIfTI or SEG masks of a task's cases."""
+"""`manage.py import_predictions --task TASK --model NAME PATH...`: a model's masks or RECIST lines of its cases."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from readerboard.command_logging import quiet_library_logs
 
 class Command(BaseCommand):
     help = (
-        "Import a segmentation model's predictions of a task's cases: NIfTI label maps named case_<id>.nii.gz "
-        "(as nnU-Net names predictions of our nnunet export) on the grid of the exported images, or DICOM SEG "
-        "files (.dcm) on a case's series. PATH is a file or a folder of them. The console's results page then "
-        "compares them with the crowd and answer keys."
+        "Import a model's predictions of a task's cases: masks as NIfTI label maps named case_<id>.nii.gz "
+        "(as nnU-Net names predictions of our nnunet export) on the grid of the exported images or as DICOM SEG "
+        "(.dcm) on a case's series; RECIST lines as a TID 1500 measurement report SR (.dcm) on a case's images "
+        "or a DeepLesion-style CSV (.csv, DL_info.csv columns as our deeplesion export writes). PATH is a file "
+        "or a folder of them. The console's results page then compares them with the crowd and answer keys."
     )
 
     def add_arguments(self, parser) -> None:
@@ -26,8 +27,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--show-to-readers",
             action="store_true",
-            help="make TASK a 'check the model' task: readers start from this model's masks and keep, edit or "
-            "erase them (use a task of its own: such reads are not independent of the model)",
+            help="make TASK a 'check the model' task: readers start from this model's masks and lines and keep, "
+            "edit or erase them (use a task of its own: such reads are not independent of the model)",
         )
 
     def handle(self, *args, **options) -> None:
@@ -39,19 +40,22 @@ class Command(BaseCommand):
             raise CommandError(f"no task with id or name {ref!r}")
         results = import_predictions(task=task, model_name=options["model"], paths=options["paths"])
         if not results:
-            raise CommandError("no NIfTI files found")
+            raise CommandError("no prediction files found (.nii, .nii.gz, .dcm, .csv)")
         for result in results:
             if result.error:
                 self.stderr.write(f"{result.path.name}: refused: {result.error}")
             else:
                 p = result.prediction
-                self.stdout.write(f"{result.path.name}: case {p.case_id}, {p.voxel_count} lesion voxels")
+                self.stdout.write(
+                    f"{result.path.name}: case {p.case_id}, {p.voxel_count} lesion voxels, "
+                    f"{len(p.lesion_marks)} measured lesions"
+                )
         if options["show_to_readers"]:
             try:
                 show_to_readers(task=task, model_name=options["model"])
             except PredictionError as error:
                 raise CommandError(str(error)) from error
-            self.stdout.write(f"readers of task {task.pk} now start from {options['model']}'s masks")
+            self.stdout.write(f"readers of task {task.pk} now start from {options['model']}'s predictions")
         refused = sum(1 for result in results if result.error)
         if refused:
             raise CommandError(f"{refused} of {len(results)} predictions refused")
