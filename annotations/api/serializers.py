@@ -230,7 +230,8 @@ class CaseForReadingSerializer(serializers.Serializer):
         required=False,
         help_text=(
             "Only in tasks that check a model: the model's prediction of the case as a read document "
-            "({model_name, lesions with masks, flags, comment}); the page draws it as editable masks."
+            "({model_name, lesions with masks and/or long and short axes, flags, comment}); the page draws it as "
+            "editable masks and lines."
         ),
     )
 
