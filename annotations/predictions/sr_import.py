@@ -142,7 +142,11 @@ def _on_slice(line: PatientLine, frames: list[FrameGeometry]) -> tuple[FrameGeom
 def sr_lesion_marks(*, task: Task, path: Path) -> tuple[Case, list[LesionMark]]:
     """Return the task's case the SR at path measures and its lesions as marks; PredictionError says why not."""
     path = Path(path)
-    lesions = report_lines(read_report(path))
+    report = read_report(path)
+    try:
+        lesions = report_lines(report)
+    except Exception as error:  # noqa: BLE001 - highdicom parses groups lazily; a malformed one raises any kind
+        raise PredictionError(f"{path.name} has a measurement group highdicom cannot read: {error}") from error
     if not lesions:
         raise PredictionError(
             f"{path.name} has no measurement with a line (a 2-point SCOORD or SCOORD3D POLYLINE): nothing to import"
@@ -218,8 +222,8 @@ def _case_of(*, task: Task, path: Path, lesions: list[GroupLines]) -> Case:
         candidates = candidates or set(by_frame)
         if len(candidates) > 1 or not candidates & set(by_frame):
             raise PredictionError(
-                f"{path.name}'s SCOORD3D lines do not name one case of task {task.pk}: "
-                f"cases {sorted(case.pk for case in set(by_frame) | candidates)} share their frame of reference"
+                f"{path.name}'s lines do not name one case of task {task.pk}: their images and frame of "
+                f"reference point at cases {sorted(case.pk for case in set(by_frame) | candidates)}"
             )
     if len(candidates) != 1:
         raise PredictionError(

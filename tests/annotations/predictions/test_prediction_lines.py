@@ -58,11 +58,12 @@ def exported_deeplesion(scene, folder):
     return export_to_path(task=scene.task, fmt="deeplesion", out=folder / "DL_info.csv").path
 
 
-def highdicom_sr(path, *, instance, lines, series=None, evidence=None, scoord3d: bool = False):
+def highdicom_sr(path, *, instance, lines, evidence=None, scoord3d: bool = False, off_plane_mm: float = 0.0):
     """A TID 1500 SR written by highdicom as a model would: one group per lesion, a Length per line.
 
     `lines` is a list of lesions, each a list of ((column, row), (column, row)) in read-format pixels; with
-    `scoord3d` the lines are SCOORD3D in patient mm. An empty lesion gets a Length without coordinates.
+    `scoord3d` the lines are SCOORD3D in patient mm, their end point `off_plane_mm` off the slice. An empty
+    lesion gets a Length without coordinates.
     """
     header = pydicom.dcmread(local_path(instance), stop_before_pixels=True)
     frame = frames_of_instance(instance)[0]
@@ -77,7 +78,12 @@ def highdicom_sr(path, *, instance, lines, series=None, evidence=None, scoord3d:
                 coordinates = [
                     hd.sr.CoordinatesForMeasurement3D(
                         graphic_type=hd.sr.GraphicTypeValues3D.POLYLINE,
-                        graphic_data=np.array([frame.to_patient_mm(*start), frame.to_patient_mm(*end)]),
+                        graphic_data=np.array(
+                            [
+                                frame.to_patient_mm(*start),
+                                frame.to_patient_mm(*end) + off_plane_mm * np.array(frame.normal),
+                            ]
+                        ),
                         frame_of_reference_uid=header.FrameOfReferenceUID,
                     )
                 ]
@@ -177,6 +183,18 @@ def test_a_highdicom_sr_with_planar_and_3d_lines_lands_on_the_drawn_pixels(scene
     assert volume_mark["sop_instance_uid"] == middle(scene).sop_instance_uid
     assert_same_line(volume_mark["long_axis"], ([12.25, 40.5], [20.75, 48.0]))
     assert volume_mark["short_axis"] is None
+
+
+def test_a_scoord3d_line_that_leaves_its_slice_is_refused(scene, tmp_path):
+    path = highdicom_sr(
+        tmp_path / "oblique.dcm", instance=middle(scene), lines=[[((12.0, 40.0), (20.0, 48.0))]], scoord3d=True,
+        off_plane_mm=1.0,
+    )  # fmt: skip
+
+    (result,) = import_predictions(task=scene.task, model_name="m", paths=[path])
+
+    assert "oblique.dcm, measurement 1 (model lesion 1): its SCOORD3D line lies on no slice of series" in result.error
+    assert not ModelPrediction.objects.exists()
 
 
 def test_the_command_tells_sr_from_seg_and_reports_the_measured_lesions(scene, tmp_path):
