@@ -70,18 +70,8 @@ def take_next_case(
     # full stays locked only until this short transaction commits, and a transaction that waits for
     # nothing cannot close a deadlock.
     with transaction.atomic():
-        held = (
-            Lease.objects.filter(reader=reader, case__task=task, case__task__is_open=True, expires_at__gt=now)
-            .exclude(case__reads__reader=reader)
-            .select_related(*(f"case__{name}" for name in CASE_FOR_READING))
-            .order_by("created_at")
-            .first()
-        )
+        held = _renew_held_lease(reader=reader, task=task, now=now)
         if held is not None:
-            lock_cases([held.case_id], skip_locked=False)
-            held.expires_at = now + timedelta(seconds=lease_seconds())
-            held.save(update_fields=["expires_at"])
-            held.reader = reader
             return held
         for case_id in _candidates_in_order(reader=reader, task=task, now=now, rng=rng, preferred=preferred_case_id):
             lease = _try_take(case_id=case_id, reader=reader, now=now, skip_locked=True)
@@ -94,6 +84,9 @@ def take_next_case(
     # Rows another transaction held may still have room once it commits: wait for them in turn, each
     # attempt in a savepoint whose rollback releases a full case before waiting for the next one.
     with transaction.atomic():
+        held = _renew_held_lease(reader=reader, task=task, now=now)
+        if held is not None:  # the reader's other next-case call took one meanwhile
+            return held
         for case_id in skipped:
             savepoint = transaction.savepoint()
             lease = _try_take(case_id=case_id, reader=reader, now=now, skip_locked=False)
@@ -102,6 +95,33 @@ def take_next_case(
                 return lease
             transaction.savepoint_rollback(savepoint)
     return None
+
+
+def _renew_held_lease(*, reader: Reader, task: Task, now: datetime) -> Lease | None:
+    """Renew and return the reader's live lease on an unread case of the task, if they hold one.
+
+    Locks the reader's row first, so the same reader's simultaneous next-case calls (two tabs, a
+    double tap, a script) run one after the other and the later one finds the lease the first took:
+    without it each call saw no lease and leased a case of its own, and a reader could hoard cases.
+    Called inside the caller's transaction; SQLite's BEGIN IMMEDIATE already serialises writers.
+    """
+    if connection.features.has_select_for_update:
+        # NO KEY UPDATE: a submit's insert of a read (a key share on the reader) does not wait for it.
+        list(Reader.objects.select_for_update(no_key=True).filter(pk=reader.pk).values_list("pk", flat=True))
+    held = (
+        Lease.objects.filter(reader=reader, case__task=task, case__task__is_open=True, expires_at__gt=now)
+        .exclude(case__reads__reader=reader)
+        .select_related(*(f"case__{name}" for name in CASE_FOR_READING))
+        .order_by("created_at")
+        .first()
+    )
+    if held is None:
+        return None
+    lock_cases([held.case_id], skip_locked=False)
+    held.expires_at = now + timedelta(seconds=lease_seconds())
+    held.save(update_fields=["expires_at"])
+    held.reader = reader
+    return held
 
 
 def upcoming_case(*, reader: Reader, task: Task, now: datetime | None = None, rng: random.Random | None = None):

@@ -327,3 +327,37 @@ def test_a_preferred_case_that_was_filled_meanwhile_is_not_given(task):
     given = assignment.next_case(reader=ReaderFactory(), task=task, preferred_case_id=full.pk)
 
     assert given == open_case
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_readers_simultaneous_next_case_calls_lease_one_case():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    task = TaskFactory(reads_per_case=3)
+    bare_cases(task, 8)
+    reader = ReaderFactory()
+    calls = 8
+    barrier = threading.Barrier(calls)
+    given: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def take():
+        try:
+            barrier.wait()
+            case = assignment.next_case(reader=reader, task=task)
+            given.append(case.pk if case else None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=take) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert Lease.objects.filter(reader=reader).count() == 1
+    assert len(set(given)) == 1 and None not in given
