@@ -13,6 +13,7 @@ period of inactivity so the next person at a shared machine starts clean.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -101,9 +102,10 @@ def register_reader(
     pin_hash = pin_credentials.hash_pin(pin)
     User = get_user_model()
     username = username_for(name)
+    skeleton = names.name_skeleton(name)
+    _wait_for_sign_ups_of_the_same_look(skeleton or username)
     if User.objects.filter(username=username).exists() or Reader.objects.filter(display_name__iexact=name).exists():
         raise RegistrationError("display_name", f"The name {name!r} is taken; choose another or sign in.")
-    skeleton = names.name_skeleton(name)
     look_alike = Reader.objects.filter(name_skeleton=skeleton).only("display_name").first() if skeleton else None
     if look_alike is not None:
         raise RegistrationError(
@@ -129,6 +131,20 @@ def register_reader(
         years_experience=years_experience,
         consented_at=timezone.now() if consented else None,
     )
+
+
+def _wait_for_sign_ups_of_the_same_look(key: str) -> None:
+    """Hold a transaction-scoped PostgreSQL advisory lock on the name's skeleton until the sign-up commits.
+
+    Two simultaneous sign-ups with look-alike names ("Dr Ada Demo", "DR ADA DEM0") would each find the
+    other absent and both get in; with the lock the second waits, then sees the first and is refused.
+    SQLite serialises writers already (BEGIN IMMEDIATE), so there is nothing to do there.
+    """
+    if connection.vendor != "postgresql":
+        return
+    lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
 
 def authenticate_reader(*, display_name: str, pin: str, request: HttpRequest | None = None) -> Reader:
