@@ -246,17 +246,24 @@ class ReadingSession {
     this.updateMaskState();
     if (!this.answerKeyCaseId) this.lease.start(caseForReading);
     this.loading = false;
-    const suggested = this.suggestions.size;
-    this.status(
-      caseForReading.suggestion && !draft
-        ? `Model ${caseForReading.suggestion.model_name} drew ${suggested} lesion${suggested === 1 ? '' : 's'}: ` +
-            'Accept or Reject each in the lesion list, edit them with the brush, eraser or line handles, ' +
-            'and add what the model missed.'
-        : '',
-    );
+    this.status('');
+    this.showModelNote();
     $('#all-done').hidden = true;
     this.refresh();
     this.viewer.viewport.render();
+  }
+
+  /** In a "check the model" task, say above the lesion list whose lesions these are and what to do with them. */
+  showModelNote() {
+    const note = $('#model-note');
+    const count = this.suggestions.size;
+    note.hidden = !count;
+    if (!count) return;
+    const [model] = [...this.suggestions.byLesion.values()].map((entry) => entry.model);
+    // Beside the list, not over the image: the reader draws on the image all the time.
+    note.textContent =
+      `Model ${model} drew ${count} lesion${count === 1 ? '' : 's'}: Accept or Reject each, edit them with the ` +
+      'brush, eraser or line handles, and add what the model missed.';
   }
 
   applyTaskTools(tools) {
