@@ -157,11 +157,14 @@ def test_a_reader_rejects_edits_and_keeps_the_models_lesions_and_adds_one_it_mis
     for number in roles.values():
         assert _row(page, number).get_by_role("button", name="Accept").get_attribute("aria-pressed") == "true"
 
-    # A rejection is taken back with Accept: the model's marks return exactly as drawn.
+    # From the keyboard, a rejection is taken back with Accept: the model's marks return exactly as drawn.
     keep_pixels = summary[str(roles["keep"])]["pixels"]
-    _row(page, roles["keep"]).get_by_role("button", name="Reject").click()
+    _row(page, roles["keep"]).get_by_role("button", name="Reject").focus()
+    page.keyboard.press("Enter")
     page.wait_for_function(f"() => !window.readerboardViewer.maskSummary()[{roles['keep']}]")
-    _row(page, roles["keep"]).get_by_role("button", name="Accept").click()
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "reject-lesion"  # focus kept on re-render
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
     page.wait_for_function(f"() => window.readerboardViewer.review()[{roles['keep']}] === 'accepted'")
     assert page.evaluate("() => window.readerboardViewer.maskSummary()")[str(roles["keep"])]["pixels"] == keep_pixels
 
@@ -237,3 +240,22 @@ def test_a_reader_rejects_edits_and_keeps_the_models_lesions_and_adds_one_it_mis
     assert abs(line.length_mm - 20.0) <= 1.5
     assert line.lesion_index not in stored  # the added lesion is the line alone
     assert not [error for error in browser_page.errors if "pageerror" in error], browser_page.errors
+
+
+def test_on_a_tablet_the_review_buttons_are_finger_sized_and_a_tap_rejects(
+    live_server, viewer_bundle, check_the_model, tablet_page
+):
+    page = tablet_page.page
+    sign_up_and_open_reading(tablet_page, live_server.url, check_the_model.task_id, "Dr Tablet")
+    page.locator("#lesion-list [data-testid=model-badge]").nth(2).wait_for()
+
+    reject = _row(page, 2).get_by_role("button", name="Reject")
+    reject.scroll_into_view_if_needed()
+    box = reject.bounding_box()
+    assert box["height"] >= 44 and box["width"] >= 44, box
+    reject.tap()
+
+    page.wait_for_function("() => window.readerboardViewer.review()[2] === 'rejected'")
+    assert "2" not in page.evaluate("() => window.readerboardViewer.maskSummary()")
+    tablet_page.screenshot("check-the-model-tablet.png")
+    assert not [error for error in tablet_page.errors if "pageerror" in error], tablet_page.errors

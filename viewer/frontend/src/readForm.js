@@ -18,6 +18,21 @@ function reviewButtons(number, review) {
   </span>`;
 }
 
+const ROW_CONTROLS = ['[data-accept]', '[data-reject]', '[data-delete]', '[data-propose]', '[data-repropagate]', '.lesion-name'];
+
+/** If a lesion row's button has the focus, return a function that focuses the same button of the rebuilt row. */
+function focusedRowControl(list) {
+  const focused = document.activeElement;
+  const row = focused?.closest?.('[data-lesion]');
+  if (!row || !list.contains(row)) return null;
+  const control = ROW_CONTROLS.find((selector) => focused.matches(selector));
+  const number = row.dataset.lesion;
+  return () => {
+    const newRow = list.querySelector(`[data-lesion="${number}"]`);
+    (newRow?.querySelector(control) || newRow?.querySelector('button'))?.focus();
+  };
+}
+
 const FLAG_LABELS = { no_lesion: 'No measurable lesion', skip: 'Skip', quality_problem: 'Image quality problem' };
 
 export class ReadForm {
@@ -214,6 +229,8 @@ export class ReadForm {
         summary.classList.toggle('incomplete', /missing$/.test(summary.textContent));
       } else summary?.remove();
     }
+    // Rows are rebuilt: a keyboard user on a row's button (Reject, Accept, ...) keeps the focus on that button.
+    const focusBack = focusedRowControl(list);
     // Replace the rows around the questions item without moving it while its lesion stays open.
     const item = this.lesionQuestionsItem;
     const showQuestions = Boolean(lesionQuestions.length) && activeHasContent;
@@ -222,6 +239,7 @@ export class ReadForm {
       item.remove();
       this.questionLesion = null;
       list.append(...rows);
+      focusBack?.();
       return;
     }
     if (!item.isConnected) list.append(item);
@@ -233,6 +251,7 @@ export class ReadForm {
       item.setAttribute('aria-label', `Questions for lesion ${activeNumber}`);
       this.lesionQuestions.render(lesionQuestions, this.lesionAnswers(activeNumber), `q-lesion${activeNumber}`);
     }
+    focusBack?.();
   }
 
   /** Name a missing or wrong answer under Submit; it goes away once the reader answers. */
