@@ -259,3 +259,38 @@ def test_on_a_tablet_the_review_buttons_are_finger_sized_and_a_tap_rejects(
     assert "2" not in page.evaluate("() => window.readerboardViewer.maskSummary()")
     tablet_page.screenshot("check-the-model-tablet.png")
     assert not [error for error in tablet_page.errors if "pageerror" in error], tablet_page.errors
+
+
+def test_a_suggestions_recist_lines_are_editable_marks_that_reject_and_come_back(
+    live_server, viewer_bundle, check_the_model, browser_page
+):
+    """Lines in the suggestion (read format, as a SR or CSV prediction gives them) draw as a Bidirectional."""
+    uid = next(iter(check_the_model.predicted["edit"]))  # a slice the model's "edit" lesion covers
+    long_axis = {"sop_instance_uid": uid, "frame": 1, "start": [40.0, 100.0], "end": [60.0, 100.0], "length_mm": 20.0}
+    short_axis = {"sop_instance_uid": uid, "frame": 1, "start": [50.0, 95.0], "end": [50.0, 105.0], "length_mm": 10.0}
+
+    def add_lines(route):
+        answer = route.fetch()
+        body = answer.json()
+        if body and body.get("suggestion"):
+            body["suggestion"]["lesions"].append({"lesion": 4, "long_axis": long_axis, "short_axis": short_axis})
+        route.fulfill(response=answer, json=body)
+
+    page = browser_page.page
+    page.route("**/api/tasks/*/next-case/", add_lines)
+    sign_up_and_open_reading(browser_page, live_server.url, check_the_model.task_id, "Dr Lines")
+    _row(page, 4).locator("[data-testid=long-axis-mm]").wait_for()
+
+    lesion = page.evaluate("() => window.readerboardViewer.lesions().find((item) => item.number === 4)")
+    assert abs(lesion["axes"]["long_axis"]["length_mm"] - 20.0) < 0.05
+    assert abs(lesion["axes"]["short_axis"]["length_mm"] - 10.0) < 0.05
+    assert page.evaluate("() => window.readerboardViewer.review()")["4"] == "accepted"
+    assert _row(page, 4).locator("[data-testid=model-badge]").count() == 1
+
+    _row(page, 4).get_by_role("button", name="Reject").click()
+    page.wait_for_function("() => !window.readerboardViewer.lesions().some((item) => item.number === 4)")
+    _row(page, 4).get_by_role("button", name="Accept").click()
+    page.wait_for_function("() => window.readerboardViewer.review()[4] === 'accepted'")
+    back = page.evaluate("() => window.readerboardViewer.lesions().find((item) => item.number === 4)")
+    assert back["axes"] == lesion["axes"]
+    assert not [error for error in browser_page.errors if "pageerror" in error], browser_page.errors
