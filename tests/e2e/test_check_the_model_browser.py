@@ -176,6 +176,13 @@ def test_a_reader_rejects_edits_and_keeps_the_models_lesions_and_adds_one_it_mis
     )
     assert "rejected" in _row(page, roles["reject"]).inner_text()
     assert f"Lesion {roles['reject']} rejected" in page.locator("#form-message").text_content()
+    # Undo puts it back as it was and Redo takes it away again.
+    page.keyboard.press("Control+z")
+    page.wait_for_function(f"() => window.readerboardViewer.review()[{roles['reject']}] === 'accepted'")
+    restored = page.evaluate("() => window.readerboardViewer.maskSummary()")[str(roles["reject"])]
+    assert restored == summary[str(roles["reject"])]
+    page.keyboard.press("Control+y")
+    page.wait_for_function(f"() => window.readerboardViewer.review()[{roles['reject']}] === 'rejected'")
 
     # Edit one: the eraser takes a bite out of its middle slice.
     edit = next(lesion for lesion in MODEL_LESIONS if lesion.role == "edit")

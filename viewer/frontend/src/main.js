@@ -359,7 +359,9 @@ class ReadingSession {
 
   lesions() {
     const maskByLesion = this.mask ? this.mask.encode() : new Map();
-    const lesions = collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
+    const lesions = collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions)
+      // A rejected model lesion stays out of the read, whatever an undo of an older stroke put back.
+      .filter((lesion) => !this.suggestions.isRejected(lesion.number));
     for (const lesion of lesions) lesion.provenance = lesion.maskSlices.length ? this.proposals.provenance(lesion.number) : null;
     return lesions;
   }
@@ -536,34 +538,72 @@ class ReadingSession {
     return this.reviewOf(number) === 'rejected';
   }
 
-  /** Reject a model lesion: its marks go (mask on every slice and line); Accept brings them back. */
-  rejectLesion(number) {
-    if (!this.suggestions.reject(number)) return;
+  /** Lesion `number`'s line (a stored annotation) and mask slices as they are now, to draw back later. */
+  marksOf(number) {
+    const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
+    const slices = (this.mask ? this.mask.encode().get(number) : null) || [];
+    return {
+      annotation: measurement ? serializeAnnotation(measurement) : null,
+      masks: slices.map(({ imageId, counts }) => ({ imageId, lesion: number, counts })),
+    };
+  }
+
+  /** Replace lesion `number`'s marks with `marks` ({annotation, masks} as marksOf gives them) and open it. */
+  drawMarks(number, marks) {
+    this.removeMarks(number);
+    if (marks.annotation) annotation.state.addAnnotation(reviveAnnotation(marks.annotation), this.viewer.element);
+    if (marks.masks.length) this.mask?.restore(marks.masks);
+    this.updateMaskState();
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    this.setActiveLesion(number);
+    this.saveDraft();
+  }
+
+  /**
+   * Reject a model lesion: its marks go (mask on every slice and line). Accept brings back what the model
+   * drew; Undo (Ctrl+Z) brings back what was there, edits included.
+   */
+  rejectLesion(number, { record = true } = {}) {
+    if (!this.suggestions.has(number) || this.suggestions.isRejected(number)) return;
+    const before = this.marksOf(number);
+    this.suggestions.reject(number);
     this.removeMarks(number);
     // Brush strokes and new lines must not land in the rejected lesion.
     if (this.activeLesion === number) this.activeLesion = this.nextFreeLesion();
     this.mask?.setActiveLesion(this.activeLesion);
     this.form.message(`Lesion ${number} rejected: the model's marks are removed from your read. Accept brings them back.`, 'ok');
+    if (record) {
+      this.tools.remember({
+        restoreMemo: (undo) => {
+          if (!undo) {
+            this.rejectLesion(number, { record: false });
+            return;
+          }
+          this.suggestions.accept(number);
+          this.drawMarks(number, before);
+          this.form.message(`Lesion ${number} is back as it was.`, 'ok');
+        },
+      });
+    }
     this.refresh();
     this.saveDraft();
   }
 
   /** Accept a model lesion: a rejected one gets the model's marks back as drawn; an edited one stays as edited. */
-  acceptLesion(number) {
+  acceptLesion(number, { record = true } = {}) {
     if (!this.isRejected(number)) {
       this.selectLesion(number); // a kept or edited lesion is accepted already: it is the default
       return;
     }
     const drawn = this.suggestions.accept(number);
     if (!drawn) return;
-    this.removeMarks(number); // whatever is left of an erased lesion gives way to the model's marks
-    if (drawn.annotation) annotation.state.addAnnotation(reviveAnnotation(drawn.annotation), this.viewer.element);
-    if (drawn.masks.length) this.mask?.restore(drawn.masks);
-    this.updateMaskState();
-    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    this.drawMarks(number, drawn);
     this.form.message(`Lesion ${number} accepted: the model's marks are back.`, 'ok');
-    this.setActiveLesion(number);
-    this.saveDraft();
+    if (record) {
+      this.tools.remember({
+        restoreMemo: (undo) => (undo ? this.rejectLesion(number, { record: false }) : this.acceptLesion(number, { record: false })),
+      });
+    }
   }
 
   /** A finished line joins the active lesion, or starts the next one if that already has a line. */

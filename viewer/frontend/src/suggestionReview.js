@@ -75,6 +75,11 @@ export class SuggestionLedger {
     return sameLine(entry.line, measurement) && sameMask(entry.masks, maskSlices) ? 'accepted' : 'edited';
   }
 
+  /** True when the reader rejected model lesion `number` (and has not accepted it again). */
+  isRejected(number) {
+    return Boolean(this.byLesion.get(number)?.rejected);
+  }
+
   /** Mark a model lesion rejected (the session removes its marks); false for the reader's own lesions. */
   reject(number) {
     const entry = this.byLesion.get(number);
