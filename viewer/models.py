@@ -127,6 +127,9 @@ class ImportJob(models.Model):
     upload_dir = models.CharField(max_length=500, blank=True)
     # Store de-identified copies (DICOM PS3.15 basic profile) instead of the files as uploaded.
     deidentify = models.BooleanField(default=False)
+    # How NIfTI volumes among the files become DICOM (viewer.nifti.importing.NiftiOptions): {"modality",
+    # "patient_id", "patient_name"}; empty for the defaults (MR, each file's own name as the patient).
+    nifti_options = models.JSONField(default=dict, blank=True)
     files_total = models.PositiveIntegerField(default=0)
     files_done = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=list, blank=True)

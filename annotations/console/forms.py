@@ -14,6 +14,8 @@ from annotations.core.field_checks import text_problem
 from annotations.models import Task
 from annotations.models.tasks import Tool
 from viewer.models import Collection, Series
+from viewer.nifti.importing import NiftiOptions
+from viewer.nifti.to_dicom import DEFAULT_MODALITY, MODALITIES
 
 
 def series_label(series: Series) -> str:
@@ -203,3 +205,52 @@ class RolesForm(forms.Form):
     roles = forms.MultipleChoiceField(
         choices=[(role, role.title()) for role in ALL_ROLES], required=False, widget=forms.CheckboxSelectMultiple
     )
+
+
+# Patient ID is a DICOM LO and each patient name component at most 64 characters; a backslash separates values.
+DICOM_LO_CHARS = 64
+
+
+class NiftiOptionsForm(StorableTextForm, forms.Form):
+    """How an upload's NIfTI volumes become DICOM: their modality and, optionally, one patient for all of them."""
+
+    nifti_modality = forms.ChoiceField(
+        label="NIfTI modality",
+        choices=[(name, name) for name in sorted(MODALITIES)],
+        initial=DEFAULT_MODALITY,
+        required=False,
+        help_text="CT volumes must hold Hounsfield units.",
+    )
+    patient_id = forms.CharField(
+        label="Patient ID",
+        max_length=DICOM_LO_CHARS,
+        required=False,
+        help_text="Default: each file's name without .nii / .nii.gz.",
+    )
+    patient_name = forms.CharField(
+        label="Patient name",
+        max_length=DICOM_LO_CHARS,
+        required=False,
+        help_text="DICOM style, e.g. Doe^Jane; default: the patient ID.",
+    )
+
+    def _clean_dicom_text(self, name: str) -> str:
+        value = self.cleaned_data[name]
+        if "\\" in value:
+            raise forms.ValidationError("A backslash separates DICOM values; leave it out.")
+        return value
+
+    def clean_patient_id(self) -> str:
+        return self._clean_dicom_text("patient_id")
+
+    def clean_patient_name(self) -> str:
+        return self._clean_dicom_text("patient_name")
+
+    def nifti_options(self) -> NiftiOptions:
+        """The validated options (call after is_valid())."""
+        data = self.cleaned_data
+        return NiftiOptions(
+            modality=data["nifti_modality"] or DEFAULT_MODALITY,
+            patient_id=data["patient_id"] or None,
+            patient_name=data["patient_name"] or None,
+        )

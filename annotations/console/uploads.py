@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from annotations.core.field_checks import text_problem
 from viewer.models import Collection, ImportJob
+from viewer.nifti.importing import NiftiOptions
 from viewer.services.dicom_import import FileOutcome, import_paths
 
 CHUNK_BYTES = 5 * 1024 * 1024
@@ -75,8 +76,13 @@ def clean_display_name(name: str) -> str:
 
 
 @transaction.atomic
-def create_import_job(*, user, collection_name: str, deidentify: bool = False) -> ImportJob:
-    """Open an upload: an ImportJob waiting for files, importing into the named collection."""
+def create_import_job(
+    *, user, collection_name: str, deidentify: bool = False, nifti: NiftiOptions | None = None
+) -> ImportJob:
+    """Open an upload: an ImportJob waiting for files, importing into the named collection.
+
+    `nifti` says how NIfTI volumes among the files become DICOM (modality, patient); the defaults without it.
+    """
     name = collection_name.strip()
     if not name:
         raise UploadError("collection name is required")
@@ -86,12 +92,32 @@ def create_import_job(*, user, collection_name: str, deidentify: bool = False) -
         raise UploadError("collection name must be at most 200 characters")
     collection = Collection.objects.get_or_create(name=name)[0]
     job = ImportJob.objects.create(
-        created_by=user, collection=collection, status=ImportJob.Status.PENDING, deidentify=deidentify
+        created_by=user,
+        collection=collection,
+        status=ImportJob.Status.PENDING,
+        deidentify=deidentify,
+        nifti_options=_stored_nifti_options(nifti),
     )
     job.upload_dir = f"uploads/job-{job.pk}"
     job.save(update_fields=["upload_dir"])
     (job_dir(job) / "files").mkdir(parents=True, exist_ok=True)
     return job
+
+
+def _stored_nifti_options(nifti: NiftiOptions | None) -> dict:
+    if nifti is None:
+        return {}
+    return {"modality": nifti.modality, "patient_id": nifti.patient_id, "patient_name": nifti.patient_name}
+
+
+def nifti_options_of(job: ImportJob) -> NiftiOptions | None:
+    """The NIfTI options the job was opened with, or None for the defaults."""
+    stored = job.nifti_options or {}
+    if not stored:
+        return None
+    return NiftiOptions(
+        modality=stored["modality"], patient_id=stored.get("patient_id"), patient_name=stored.get("patient_name")
+    )
 
 
 def _require_pending(job: ImportJob) -> None:
@@ -234,6 +260,7 @@ def run_import(*, job_id: int) -> ImportJob:
             collection_name=job.collection.name if job.collection else None,
             progress=progress,
             deidentify=job.deidentify,
+            nifti=nifti_options_of(job),
         )
     except Exception as error:  # noqa: BLE001 - the admin must see why, not a job stuck at "running"
         job.status = ImportJob.Status.FAILED

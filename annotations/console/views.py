@@ -24,7 +24,7 @@ from annotations.api.exports import visible_jobs
 from annotations.booth import readers, sign_in_limits
 from annotations.booth.roles import is_admin
 from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
-from annotations.console.forms import InviteForm, ReferenceAnswerFormSet, RolesForm, TaskForm
+from annotations.console.forms import InviteForm, NiftiOptionsForm, ReferenceAnswerFormSet, RolesForm, TaskForm
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import
@@ -187,6 +187,7 @@ def upload_page(request: HttpRequest) -> HttpResponse:
             imports=ImportJob.objects.select_related("collection", "created_by").order_by("-created_at")[:20],
             chunk_bytes=uploads.CHUNK_BYTES,
             max_file_bytes=settings.READERBOARD["UPLOAD_MAX_BYTES"],
+            nifti_form=NiftiOptionsForm(),
         ),
     )
 
@@ -204,6 +205,7 @@ def import_json(job: ImportJob, *, with_report: bool = True) -> dict:
         "status": job.status,
         "collection": job.collection.name if job.collection else None,
         "deidentify": job.deidentify,
+        "nifti_options": job.nifti_options,
         "files_total": job.files_total,
         "files_done": job.files_done,
         "percent": round(100 * job.files_done / job.files_total) if job.files_total else 0,
@@ -223,10 +225,23 @@ def import_json(job: ImportJob, *, with_report: bool = True) -> dict:
 def api_import_create(request: HttpRequest) -> JsonResponse:
     try:
         body = _json_body(request)
+    except ValueError as error:
+        return _error(str(error))
+    given = {name: body.get(name) for name in NiftiOptionsForm.base_fields}
+    for name, value in given.items():
+        if value is not None and not isinstance(value, str):
+            return _error(f"{name} must be a string", errors={name: ["must be a string"]})
+    options = NiftiOptionsForm(data={name: value or "" for name, value in given.items()})
+    if not options.is_valid():
+        errors = {name: [str(message) for message in messages] for name, messages in options.errors.items()}
+        problems = "; ".join(f"{options.fields[name].label}: {' '.join(messages)}" for name, messages in errors.items())
+        return _error(f"NIfTI options: {problems}", errors=errors)
+    try:
         job = uploads.create_import_job(
             user=request.user,
             collection_name=str(body.get("collection", "")),
             deidentify=body.get("deidentify") is True,
+            nifti=options.nifti_options(),
         )
     except ValueError as error:
         return _error(str(error))

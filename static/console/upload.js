@@ -25,6 +25,32 @@ function showSelection() {
   selectionBox.hidden = selected.length === 0;
 }
 
+const niftiOptions = document.getElementById('nifti-options');
+const NIFTI_NAME = /\.nii(\.gz)?$/i;
+
+/** The NIfTI options as the import API takes them (empty fields are left to the server's defaults). */
+function niftiFields() {
+  return {
+    nifti_modality: document.getElementById('nifti-modality').value,
+    patient_id: document.getElementById('nifti-patient-id').value.trim(),
+    patient_name: document.getElementById('nifti-patient-name').value.trim(),
+  };
+}
+
+/** Show the server's refusals beside their fields ({field: [message]}); return true when there were any. */
+function showFieldErrors(errors = {}) {
+  let shown = false;
+  for (const box of niftiOptions.querySelectorAll('[data-error-for]')) {
+    const messages = errors[box.dataset.errorFor] || [];
+    box.textContent = messages.join(' ');
+    box.hidden = !messages.length;
+    box.closest('label').querySelector('input, select').setAttribute('aria-invalid', String(Boolean(messages.length)));
+    shown ||= Boolean(messages.length);
+  }
+  if (shown) niftiOptions.open = true;
+  return shown;
+}
+
 function addFiles(items) {
   for (const item of items) {
     if (item.file.size > MAX_FILE) {
@@ -32,6 +58,8 @@ function addFiles(items) {
       continue;
     }
     selected.push(item);
+    // The NIfTI options matter only now: show them rather than leave them folded.
+    if (NIFTI_NAME.test(item.name)) niftiOptions.open = true;
   }
   showSelection();
 }
@@ -183,7 +211,14 @@ startButton.addEventListener('click', async () => {
   setBar('import-bar', 'import-text', 0, 1, 'waiting');
   try {
     const deidentify = document.getElementById('deidentify').checked;
-    const job = await api('/api/console/imports/', { method: 'POST', json: { collection, deidentify } });
+    let job;
+    try {
+      job = await api('/api/console/imports/', { method: 'POST', json: { collection, deidentify, ...niftiFields() } });
+    } catch (error) {
+      if (showFieldErrors(error.body?.errors)) throw new Error('check the NIfTI options');
+      throw error;
+    }
+    showFieldErrors({});
     statusLine.textContent = `Uploading ${files.length} file(s)…`;
     // Two files at a time: enough to fill the pipe without starving the booth's readers.
     const queue = [...files];

@@ -198,6 +198,48 @@ def test_a_multi_file_zip_uploads_through_the_page_and_reports_the_rejected_file
     context.close()
 
 
+def test_a_nifti_upload_takes_its_modality_and_patient_from_the_page(console_server, browser, tmp_path):
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    base_url, _ = console_server
+    volume = np.random.default_rng(9).integers(0, 900, size=(16, 14, 5), dtype=np.int16)
+    nifti = tmp_path / "sub-07_T1w.nii.gz"
+    nifti.write_bytes(gzip.compress(nib.Nifti1Image(volume, np.diag([1.0, 1.0, 3.0, 1.0])).to_bytes()))
+    context, page, errors = new_page(browser, base_url)
+    sign_in_admin(page)
+
+    page.goto("/console/upload/")
+    page.fill("#collection", "Browser NIfTI")
+    assert not page.locator("#nifti-options").evaluate("(details) => details.open")
+    page.set_input_files("#file-input", [str(nifti)])
+    assert page.locator("#nifti-options").evaluate("(details) => details.open")  # a NIfTI file shows its options
+    page.select_option("#nifti-modality", "MR")
+    page.fill("#nifti-patient-id", "ATLAS\\07")
+    page.fill("#nifti-patient-name", "Atlas^Seven")
+    page.click("#start")
+    error = page.locator("[data-error-for=patient_id]")
+    error.wait_for()
+    assert "backslash" in error.inner_text()
+    assert page.locator("#nifti-patient-id").get_attribute("aria-invalid") == "true"
+    screenshot(page, "upload-nifti-options")
+
+    page.fill("#nifti-patient-id", "ATLAS-07")
+    page.click("#start")
+    page.wait_for_selector("#report:not([hidden])", timeout=60_000)
+    assert page.locator("#report-summary").inner_text().startswith("5 imported")
+    assert page.locator("[data-error-for=patient_id]").is_hidden()
+    page.locator("#recent-imports tr").first.locator("a").click()
+    assert "NIfTI volumes imported as MR, patient ID ATLAS-07, patient name Atlas^Seven" in page.inner_text("main")
+    page.goto("/console/collections/")
+    page.get_by_role("link", name="Browser NIfTI").click()
+    assert "ATLAS-07" in page.inner_text("main") and "MR" in page.inner_text("main")
+    assert errors == []
+    context.close()
+
+
 def test_an_admin_creates_a_task_through_the_page(console_server, browser):
     base_url, facts = console_server
     context, page, errors = new_page(browser, base_url)

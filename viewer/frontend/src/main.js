@@ -25,6 +25,7 @@ import { answerProblems, describeAnswerErrors, questionSet } from './questions.j
 import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
 import { drawingFromDocument } from './storedRead.js';
+import { SuggestionLedger } from './suggestionReview.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
 import { UpcomingCase } from './upcoming.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
@@ -51,12 +52,14 @@ class ReadingSession {
     this.case = null;
     this.activeLesion = 1;
     this.maskSummary = new Map();
+    this.maskSlices = new Map(); // lesion number -> [{imageId, counts}], as of the last mask change
     this.proposals = new ProposalLedger();
+    this.suggestions = new SuggestionLedger();
     this.loading = false;
     this.brushRadius = 12;
     this.saveDraftSoon = debounce(() => this.saveDraft(), 400);
     this.refreshMaskSoon = debounce(() => {
-      this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
+      this.updateMaskState();
       this.refresh();
       this.saveDraft();
     }, 300);
@@ -90,6 +93,8 @@ class ReadingSession {
       newLesion: () => this.newLesion(),
       selectLesion: (n) => this.selectLesion(n),
       deleteLesion: (n) => this.deleteLesion(n),
+      acceptLesion: (n) => this.acceptLesion(n),
+      rejectLesion: (n) => this.rejectLesion(n),
       proposeMask: (n) => this.proposeMask(n),
       repropagate: (n) => this.repropagate(n),
     });
@@ -167,6 +172,7 @@ class ReadingSession {
     this.mask?.remove();
     this.mask = null;
     this.proposals = new ProposalLedger();
+    this.suggestions = new SuggestionLedger();
     this.followUp?.close();
     this.case = null;
     this.loading = false;
@@ -231,21 +237,33 @@ class ReadingSession {
     this.activeLesion = draft?.activeLesion || 1;
     if (draft) this.restoreDraft(draft);
     else if (answerKey) this.restoreAnswerKey(answerKey);
-    // A "check the model" task: the model's masks are drawn as the reader's own, to keep, edit or erase.
-    else if (caseForReading.suggestion && this.mask) this.restoreAnswerKey(caseForReading.suggestion);
+    // A "check the model" task: the model's lesions are drawn as the reader's own, to accept, edit or reject.
+    else if (caseForReading.suggestion && this.mask) {
+      const drawing = this.restoreAnswerKey(caseForReading.suggestion);
+      this.suggestions = SuggestionLedger.fromDrawing(drawing, caseForReading.suggestion.model_name);
+    }
     this.mask?.setActiveLesion(this.activeLesion);
-    this.maskSummary = this.mask ? this.mask.pixelCounts() : new Map();
+    this.updateMaskState();
     if (!this.answerKeyCaseId) this.lease.start(caseForReading);
     this.loading = false;
-    this.status(
-      caseForReading.suggestion && !draft
-        ? `Model ${caseForReading.suggestion.model_name} drew ${caseForReading.suggestion.lesions.length} lesion(s): ` +
-            'submit to accept, edit with the brush and eraser, or erase them to reject.'
-        : '',
-    );
+    this.status('');
+    this.showModelNote();
     $('#all-done').hidden = true;
     this.refresh();
     this.viewer.viewport.render();
+  }
+
+  /** In a "check the model" task, say above the lesion list whose lesions these are and what to do with them. */
+  showModelNote() {
+    const note = $('#model-note');
+    const count = this.suggestions.size;
+    note.hidden = !count;
+    if (!count) return;
+    const [model] = [...this.suggestions.byLesion.values()].map((entry) => entry.model);
+    // Beside the list, not over the image: the reader draws on the image all the time.
+    note.textContent =
+      `Model ${model} drew ${count} lesion${count === 1 ? '' : 's'}: Accept or Reject each, edit them with the ` +
+      'brush, eraser or line handles, and add what the model missed.';
   }
 
   applyTaskTools(tools) {
@@ -280,12 +298,13 @@ class ReadingSession {
     }
     if (draft.mask?.length) this.mask?.restore(draft.mask);
     this.proposals = new ProposalLedger(draft.proposals || {});
+    this.suggestions = new SuggestionLedger(draft.suggestions || {});
     this.form.restore(draft);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID, ...(this.followUp?.active ? [this.followUp.viewer.viewportId] : [])]);
     this.followUp?.refresh();
   }
 
-  /** Draw a stored answer-key document back: its lines, masks, flags, comment and answers. */
+  /** Draw a stored answer-key (or suggestion) document back: lines, masks, flags, comment, answers; return the drawing. */
   restoreAnswerKey(stored) {
     const imageIdOf = new Map([...this.frameOf].map(([imageId, where]) => [`${where.sop_instance_uid}/${where.frame}`, imageId]));
     const camera = this.viewer.viewport.getCamera();
@@ -303,6 +322,7 @@ class ReadingSession {
     if (drawing.masks.length) this.mask.restore(drawing.masks);
     this.form.restore(drawing);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    return drawing;
   }
 
   saveDraft() {
@@ -326,6 +346,7 @@ class ReadingSession {
         .map(serializeAnnotation),
       mask: maskEntries,
       proposals: this.proposals.toJSON(),
+      suggestions: this.suggestions.toJSON(),
       ...(this.followUp?.active ? this.followUp.draftFields() : {}),
     });
   }
@@ -338,7 +359,9 @@ class ReadingSession {
 
   lesions() {
     const maskByLesion = this.mask ? this.mask.encode() : new Map();
-    const lesions = collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions);
+    const lesions = collectLesions(measurementAnnotations(), maskByLesion, this.lookups(), this.form.answers.lesions)
+      // A rejected model lesion stays out of the read, whatever an undo of an older stroke put back.
+      .filter((lesion) => !this.suggestions.isRejected(lesion.number));
     for (const lesion of lesions) lesion.provenance = lesion.maskSlices.length ? this.proposals.provenance(lesion.number) : null;
     return lesions;
   }
@@ -424,11 +447,17 @@ class ReadingSession {
       toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
     }
     this.proposals.record(number, answer);
-    this.maskSummary = this.mask.pixelCounts();
+    this.updateMaskState();
     this.setActiveLesion(number);
     const slices = answer.mask.slices.length;
     this.form.message(`Lesion ${number}: mask on ${slices} slice${slices === 1 ? '' : 's'}. Correct it with the brush and eraser.`, 'ok');
     this.saveDraft();
+  }
+
+  /** Encode the mask once per change: the lesion list, the review badges and the lesion numbers read it. */
+  updateMaskState() {
+    this.maskSlices = this.mask ? this.mask.encode() : new Map();
+    this.maskSummary = this.mask ? this.mask.pixelCounts(this.maskSlices) : new Map();
   }
 
   usedLesionNumbers() {
@@ -438,7 +467,8 @@ class ReadingSession {
   }
 
   nextFreeLesion() {
-    return Math.max(0, ...this.usedLesionNumbers()) + 1;
+    // A rejected model lesion keeps its number, so Accept can bring it back.
+    return Math.max(0, ...this.usedLesionNumbers(), ...this.suggestions.numbers()) + 1;
   }
 
   maxLesions() {
@@ -467,6 +497,7 @@ class ReadingSession {
   }
 
   async selectLesion(number) {
+    if (this.isRejected(number)) return;
     this.setActiveLesion(number);
     const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
     const imageId = measurement?.metadata.referencedImageId;
@@ -475,16 +506,104 @@ class ReadingSession {
   }
 
   deleteLesion(number) {
+    if (this.suggestions.has(number)) {
+      this.rejectLesion(number);
+      return;
+    }
+    this.removeMarks(number);
+    this.form.dropLesion(number);
+    this.refresh();
+    this.saveDraftSoon();
+  }
+
+  /** Remove lesion `number`'s line and its mask on every slice. */
+  removeMarks(number) {
     for (const item of measurementAnnotations()) {
       if (item.data.readerboardLesion === number) annotation.state.removeAnnotation(item.annotationUID);
     }
-    this.mask.clearLesion(number);
-    this.maskSummary.delete(number);
+    this.mask?.clearLesion(number);
+    this.updateMaskState();
     this.proposals.forget(number);
-    this.form.dropLesion(number);
     toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+  }
+
+  /** Review state of lesion `number` ('accepted', 'edited', 'rejected'), or null for a lesion the reader added. */
+  reviewOf(number, maskByLesion = this.maskSlices) {
+    if (!this.suggestions.has(number)) return null;
+    const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
+    return this.suggestions.status(number, { measurement, maskSlices: maskByLesion.get(number) });
+  }
+
+  isRejected(number) {
+    return this.reviewOf(number) === 'rejected';
+  }
+
+  /** Lesion `number`'s line (a stored annotation) and mask slices as they are now, to draw back later. */
+  marksOf(number) {
+    const measurement = measurementAnnotations().find((item) => item.data.readerboardLesion === number);
+    const slices = (this.mask ? this.mask.encode().get(number) : null) || [];
+    return {
+      annotation: measurement ? serializeAnnotation(measurement) : null,
+      masks: slices.map(({ imageId, counts }) => ({ imageId, lesion: number, counts })),
+    };
+  }
+
+  /** Replace lesion `number`'s marks with `marks` ({annotation, masks} as marksOf gives them) and open it. */
+  drawMarks(number, marks) {
+    this.removeMarks(number);
+    if (marks.annotation) annotation.state.addAnnotation(reviveAnnotation(marks.annotation), this.viewer.element);
+    if (marks.masks.length) this.mask?.restore(marks.masks);
+    this.updateMaskState();
+    toolUtilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+    this.setActiveLesion(number);
+    this.saveDraft();
+  }
+
+  /**
+   * Reject a model lesion: its marks go (mask on every slice and line). Accept brings back what the model
+   * drew; Undo (Ctrl+Z) brings back what was there, edits included.
+   */
+  rejectLesion(number, { record = true } = {}) {
+    if (!this.suggestions.has(number) || this.suggestions.isRejected(number)) return;
+    const before = this.marksOf(number);
+    this.suggestions.reject(number);
+    this.removeMarks(number);
+    // Brush strokes and new lines must not land in the rejected lesion.
+    if (this.activeLesion === number) this.activeLesion = this.nextFreeLesion();
+    this.mask?.setActiveLesion(this.activeLesion);
+    this.form.message(`Lesion ${number} rejected: the model's marks are removed from your read. Accept brings them back.`, 'ok');
+    if (record) {
+      this.tools.remember({
+        restoreMemo: (undo) => {
+          if (!undo) {
+            this.rejectLesion(number, { record: false });
+            return;
+          }
+          this.suggestions.accept(number);
+          this.drawMarks(number, before);
+          this.form.message(`Lesion ${number} is back as it was.`, 'ok');
+        },
+      });
+    }
     this.refresh();
-    this.saveDraftSoon();
+    this.saveDraft();
+  }
+
+  /** Accept a model lesion: a rejected one gets the model's marks back as drawn; an edited one stays as edited. */
+  acceptLesion(number, { record = true } = {}) {
+    if (!this.isRejected(number)) {
+      this.selectLesion(number); // a kept or edited lesion is accepted already: it is the default
+      return;
+    }
+    const drawn = this.suggestions.accept(number);
+    if (!drawn) return;
+    this.drawMarks(number, drawn);
+    this.form.message(`Lesion ${number} accepted: the model's marks are back.`, 'ok');
+    if (record) {
+      this.tools.remember({
+        restoreMemo: (undo) => (undo ? this.rejectLesion(number, { record: false }) : this.acceptLesion(number, { record: false })),
+      });
+    }
   }
 
   /** A finished line joins the active lesion, or starts the next one if that already has a line. */
@@ -526,6 +645,10 @@ class ReadingSession {
     for (const [number, summary] of this.maskSummary) {
       if (!byNumber.has(number)) byNumber.set(number, { number, axes: {} });
       byNumber.get(number).mask = summary;
+    }
+    for (const number of this.suggestions.numbers()) {
+      if (!byNumber.has(number)) byNumber.set(number, { number, axes: {} });
+      byNumber.get(number).review = this.reviewOf(number);
     }
     const rows = [...byNumber.values()].sort((a, b) => a.number - b.number);
     this.form.renderLesions(rows, this.activeLesion, { showMask: this.case.task.tools.includes('mask') });
@@ -861,6 +984,11 @@ class ReadingSession {
       repropagate: (number) => this.repropagate(number),
       goToSlice: (index) => this.viewer.goToSlice(index),
       maskSummary: () => Object.fromEntries(this.mask ? this.mask.pixelCounts() : []),
+      /** {lesion number: 'accepted' | 'edited' | 'rejected'} of the model's lesions in a check-the-model task. */
+      review: () => {
+        this.updateMaskState();
+        return Object.fromEntries(this.suggestions.numbers().map((number) => [number, this.reviewOf(number)]));
+      },
       /** Cornerstone's own RECIST axes of lesion `number`'s mask (getSegmentLargestBidirectional), in mm. */
       largestBidirectional: async (number) => {
         const found = await toolUtilities.segmentation.getSegmentLargestBidirectional({

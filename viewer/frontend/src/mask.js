@@ -58,10 +58,10 @@ export class LesionMask {
     return byLesion;
   }
 
-  /** Pixels painted per lesion number (for the lesion list). */
-  pixelCounts() {
+  /** Pixels painted per lesion number (for the lesion list); `encoded` is encode()'s answer when the caller has it. */
+  pixelCounts(encoded = this.encode()) {
     const totals = new Map();
-    for (const [lesion, slices] of this.encode()) {
+    for (const [lesion, slices] of encoded) {
       let n = 0;
       for (const { counts } of slices) for (let i = 1; i < counts.length; i += 2) n += counts[i];
       totals.set(lesion, { pixels: n, slices: slices.length });

@@ -7,6 +7,32 @@ import { answersStillValid, answerSummary } from './questions.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
+/** Accept (pressed unless rejected: keeping the model's lesion is the default) and Reject of a model lesion. */
+function reviewButtons(number, review) {
+  const rejected = review === 'rejected';
+  return `<span class="review-buttons" role="group" aria-label="The model's lesion ${number}">
+    <button type="button" class="small" data-accept aria-pressed="${!rejected}" data-testid="accept-lesion"
+      title="${rejected ? "Bring the model's marks back" : 'Keep this lesion (as drawn or as you edited it)'}">Accept</button>
+    <button type="button" class="small" data-reject aria-pressed="${rejected}" data-testid="reject-lesion"
+      title="Remove the model's lesion from your read">Reject</button>
+  </span>`;
+}
+
+const ROW_CONTROLS = ['[data-accept]', '[data-reject]', '[data-delete]', '[data-propose]', '[data-repropagate]', '.lesion-name'];
+
+/** If a lesion row's button has the focus, return a function that focuses the same button of the rebuilt row. */
+function focusedRowControl(list) {
+  const focused = document.activeElement;
+  const row = focused?.closest?.('[data-lesion]');
+  if (!row || !list.contains(row)) return null;
+  const control = ROW_CONTROLS.find((selector) => focused.matches(selector));
+  const number = row.dataset.lesion;
+  return () => {
+    const newRow = list.querySelector(`[data-lesion="${number}"]`);
+    (newRow?.querySelector(control) || newRow?.querySelector('button'))?.focus();
+  };
+}
+
 const FLAG_LABELS = { no_lesion: 'No measurable lesion', skip: 'Skip', quality_problem: 'Image quality problem' };
 
 export class ReadForm {
@@ -50,7 +76,10 @@ export class ReadForm {
       const row = event.target.closest('[data-lesion]');
       if (!row) return;
       const number = Number(row.dataset.lesion);
-      if (event.target.closest('[data-delete]')) handlers.deleteLesion(number);
+      if (event.target.closest('[data-accept]')) handlers.acceptLesion(number);
+      else if (event.target.closest('[data-reject]')) handlers.rejectLesion(number);
+      else if (row.dataset.review === 'rejected') return; // nothing of it is drawn: only Accept brings it back
+      else if (event.target.closest('[data-delete]')) handlers.deleteLesion(number);
       else if (event.target.closest('[data-propose]')) handlers.proposeMask(number);
       else if (event.target.closest('[data-repropagate]')) handlers.repropagate(number);
       else handlers.selectLesion(number);
@@ -139,7 +168,11 @@ export class ReadForm {
     return this.lesionQuestions.handleDigit(event) || this.caseQuestions.handleDigit(event);
   }
 
-  /** Render lesions [{number, axes, mask: {pixels, slices}}] with the active one marked and its questions open. */
+  /**
+   * Render lesions [{number, axes, mask: {pixels, slices}, review}] with the active one marked and its questions
+   * open. `review` is 'accepted', 'edited' or 'rejected' for a lesion the model drew ("check the model"
+   * tasks), which gets a badge and Accept / Reject buttons instead of Delete; null for the reader's own.
+   */
   renderLesions(lesions, activeNumber, { showMask }) {
     const list = $('#lesion-list', this.root);
     const lesionQuestions = this.questions?.lesion || [];
@@ -149,6 +182,15 @@ export class ReadForm {
       if (lesion.axes.short_axis) parts.push(`short <b>${lesion.axes.short_axis.length_mm.toFixed(1)}</b> mm`);
       if (showMask && lesion.mask?.pixels) parts.push(`mask ${lesion.mask.slices} slice${lesion.mask.slices === 1 ? '' : 's'}`);
       const active = lesion.number === activeNumber;
+      const { review } = lesion;
+      if (review === 'rejected') {
+        return `<li data-lesion="${lesion.number}" data-review="rejected" class="lesion rejected">
+          <span class="lesion-name">Lesion ${lesion.number}</span>
+          <span class="badge model-badge" data-testid="model-badge">model</span>
+          <span class="lesion-sizes">rejected: not in your read</span>
+          ${reviewButtons(lesion.number, review)}
+        </li>`;
+      }
       // A lesion with a line can ask the server for its mask; one with a mask can propagate it again.
       const propose = showMask && lesion.axes.long_axis
         ? `<button type="button" class="small" data-propose title="Mask from this line (A)" data-testid="propose-mask">Mask</button>`
@@ -156,14 +198,22 @@ export class ReadForm {
       const repropagate = showMask && lesion.mask?.pixels
         ? `<button type="button" class="small" data-repropagate title="Propagate again from the slice on screen (G)">Re-propagate</button>`
         : '';
-      return `<li data-lesion="${lesion.number}" class="lesion${active ? ' active' : ''}" aria-current="${active}">
-        <button type="button" class="lesion-name">Lesion ${lesion.number}</button>
+      const badges = review
+        ? `<span class="badge model-badge" data-testid="model-badge" title="Drawn by the model">model</span>${
+            review === 'edited' ? '<span class="badge edited-badge" data-testid="edited-badge">edited</span>' : ''
+          }`
+        : '';
+      const remove = review
+        ? reviewButtons(lesion.number, review)
+        : `<button type="button" class="icon" data-delete title="Delete lesion ${lesion.number}" aria-label="Delete lesion ${lesion.number}">✕</button>`;
+      return `<li data-lesion="${lesion.number}"${review ? ` data-review="${review}"` : ''} class="lesion${active ? ' active' : ''}" aria-current="${active}">
+        <button type="button" class="lesion-name">Lesion ${lesion.number}</button>${badges}
         <span class="lesion-sizes">${parts.join(' · ') || 'empty'}</span>${propose}${repropagate}
-        <button type="button" class="icon" data-delete title="Delete lesion ${lesion.number}" aria-label="Delete lesion ${lesion.number}">✕</button>
+        ${remove}
         <span class="lesion-answers" data-testid="lesion-answers"></span>
       </li>`;
     });
-    const activeHasContent = lesions.some((lesion) => lesion.number === activeNumber);
+    const activeHasContent = lesions.some((lesion) => lesion.number === activeNumber && lesion.review !== 'rejected');
     if (!activeHasContent) {
       html.push(`<li class="lesion active placeholder" aria-current="true">Lesion ${activeNumber}: draw a line or paint</li>`);
     }
@@ -179,6 +229,8 @@ export class ReadForm {
         summary.classList.toggle('incomplete', /missing$/.test(summary.textContent));
       } else summary?.remove();
     }
+    // Rows are rebuilt: a keyboard user on a row's button (Reject, Accept, ...) keeps the focus on that button.
+    const focusBack = focusedRowControl(list);
     // Replace the rows around the questions item without moving it while its lesion stays open.
     const item = this.lesionQuestionsItem;
     const showQuestions = Boolean(lesionQuestions.length) && activeHasContent;
@@ -187,6 +239,7 @@ export class ReadForm {
       item.remove();
       this.questionLesion = null;
       list.append(...rows);
+      focusBack?.();
       return;
     }
     if (!item.isConnected) list.append(item);
@@ -198,6 +251,7 @@ export class ReadForm {
       item.setAttribute('aria-label', `Questions for lesion ${activeNumber}`);
       this.lesionQuestions.render(lesionQuestions, this.lesionAnswers(activeNumber), `q-lesion${activeNumber}`);
     }
+    focusBack?.();
   }
 
   /** Name a missing or wrong answer under Submit; it goes away once the reader answers. */

@@ -107,6 +107,11 @@ export class ReadingTools {
     csUtils.HistoryMemo.DefaultHistoryMemo.redo();
   }
 
+  /** Put a page action on the undo stack: memo.restoreMemo(true) undoes it, restoreMemo(false) does it again. */
+  remember(memo) {
+    csUtils.HistoryMemo.DefaultHistoryMemo.push(memo);
+  }
+
   /** Remove the selected measurements; return how many were removed. */
   deleteSelected() {
     // Locked annotations (a follow-up read's baseline lesions) are shown, never deleted.
