@@ -45,3 +45,11 @@ export class LeaseKeeper {
     this.caseId = null;
   }
 }
+
+/** What the reader is told when a renewal is refused: the server's reason (409 names which of its rules). */
+export function leaseLostMessage(error) {
+  const reason = typeof error?.body?.detail === 'string' ? error.body.detail : '';
+  if (error?.status === 404) return 'This case is no longer available: ask for the next case.';
+  if (!reason) return 'Your hold on this case lapsed and it filled up: this read may not be accepted.';
+  return `Your hold on this case was not renewed: ${reason}. This read may not be accepted.`;
+}

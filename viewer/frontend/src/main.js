@@ -9,7 +9,7 @@ import * as api from './api.js';
 import { FollowUpReading } from './followUp.js';
 import { dropDraft, loadDraft, reviveAnnotation, saveDraft, serializeAnnotation, uuid4 } from './drafts.js';
 import { registerCaseImages } from './imageIds.js';
-import { LeaseKeeper } from './lease.js';
+import { LeaseKeeper, leaseLostMessage } from './lease.js';
 import { LesionMask } from './mask.js';
 import {
   lineRequest,
@@ -103,7 +103,7 @@ class ReadingSession {
       onRejected: (document_, error) => this.onReadRejected(document_, error),
       onStateChange: (state) => this.onQueueState(state),
     });
-    this.lease = new LeaseKeeper({ onLost: () => this.form.message('Your hold on this case lapsed and it filled up: this read may not be accepted.', 'warn') });
+    this.lease = new LeaseKeeper({ onLost: (error) => this.form.message(leaseLostMessage(error), 'warn') });
     this.bindViewer();
     this.bindToolbar();
     this.bindEvents();
