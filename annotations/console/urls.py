@@ -26,7 +26,7 @@ urlpatterns = [
     path("console/tasks/<int:task_id>/results/cases/<int:case_id>/", views.case_view, name="case"),
     path("console/tasks/<int:task_id>/predictions/", views.task_predictions_import, name="predictions-import"),
     path(
-        "console/tasks/<int:task_id>/predictions/<int:job_id>/",
+        "console/tasks/<int:task_id>/predictions/<int:prediction_import_id>/",
         views.prediction_import_detail,
         name="prediction-import",
     ),
@@ -39,7 +39,7 @@ urlpatterns = [
     path("api/console/imports/<int:job_id>/files/<str:upload_id>/", views.api_upload_chunk, name="api-upload-chunk"),
     path("api/console/imports/<int:job_id>/start/", views.api_import_start, name="api-import-start"),
     path(
-        "api/console/tasks/<int:task_id>/predictions/<int:job_id>/",
+        "api/console/tasks/<int:task_id>/predictions/<int:prediction_import_id>/",
         views.api_prediction_import,
         name="api-prediction-import",
     ),

@@ -565,6 +565,11 @@ def _dashboard_page(
             prediction_form=prediction_form,
             prediction_models=selectors.prediction_models(task=task),
             prediction_imports=task.prediction_imports.select_related("created_by")[:5],
+            # A form post is one request: the body limit (BodySizeMiddleware) and Django's file count bound it.
+            prediction_limits={
+                "bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+                "files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+            },
         ),
         status=status,
     )
@@ -593,7 +598,7 @@ def task_predictions_import(request: HttpRequest, task_id: int) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             start_prediction_import(job=job)
-            return redirect("console:prediction-import", task_id=task.pk, job_id=job.pk)
+            return redirect("console:prediction-import", task_id=task.pk, prediction_import_id=job.pk)
     return _dashboard_page(request, task, prediction_form=form, status=400)
 
 
@@ -612,9 +617,9 @@ def prediction_import_json(job: PredictionImportJob) -> dict:
 
 @staff_page
 @require_GET
-def prediction_import_detail(request: HttpRequest, task_id: int, job_id: int) -> HttpResponse:
+def prediction_import_detail(request: HttpRequest, task_id: int, prediction_import_id: int) -> HttpResponse:
     job = get_object_or_404(
-        PredictionImportJob.objects.select_related("task", "created_by"), pk=job_id, task_id=task_id
+        PredictionImportJob.objects.select_related("task", "created_by"), pk=prediction_import_id, task_id=task_id
     )
     report = job.report
     return render(
@@ -634,8 +639,8 @@ def prediction_import_detail(request: HttpRequest, task_id: int, job_id: int) ->
 
 @staff_api
 @require_GET
-def api_prediction_import(request: HttpRequest, task_id: int, job_id: int) -> JsonResponse:
-    job = get_object_or_404(PredictionImportJob, pk=job_id, task_id=task_id)
+def api_prediction_import(request: HttpRequest, task_id: int, prediction_import_id: int) -> JsonResponse:
+    job = get_object_or_404(PredictionImportJob, pk=prediction_import_id, task_id=task_id)
     return JsonResponse(prediction_import_json(job))
 
 
