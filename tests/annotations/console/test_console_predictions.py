@@ -10,9 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotations.exports import export_to_path
+from annotations.console.tasks import import_prediction_upload
 from annotations.models import ModelPrediction, PredictionImportJob, Task
 from tests.annotations.export_data import build_scene
+from tests.annotations.predictions.test_model_predictions import exported_label
+from tests.annotations.predictions.test_prediction_lines import exported_deeplesion
 from tests.factories import ReaderFactory, TaskFactory, researcher_user
 
 pytestmark = pytest.mark.django_db
@@ -21,17 +23,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def scene(small_ct_series):
     return build_scene(small_ct_series)
-
-
-def exported_label(scene, folder: Path) -> Path:
-    """The case's consensus label map from the nnunet export, as a model trained on it would predict it."""
-    with zipfile.ZipFile(export_to_path(task=scene.task, fmt="nnunet", out=folder).path) as archive:
-        archive.extractall(folder / "dataset")
-    return folder / "dataset" / "labelsTr" / f"case_{scene.case.pk:05d}.nii.gz"
-
-
-def exported_deeplesion(scene, folder: Path) -> Path:
-    return export_to_path(task=scene.task, fmt="deeplesion", out=folder / "DL_info.csv").path
 
 
 def upload(path_or_name, content: bytes | None = None) -> SimpleUploadedFile:
@@ -96,9 +87,23 @@ def test_a_zip_of_model_outputs_imports_its_predictions_by_member_name(admin_api
 
     post_predictions(admin_api, scene.task, upload("outputs.zip", buffer.getvalue()))
 
-    (row,) = PredictionImportJob.objects.get(task=scene.task).report
+    job = PredictionImportJob.objects.get(task=scene.task)
+    (row,) = job.report
     assert (row["name"], row["status"]) == (f"outputs.zip:fold0/{label.name}", "imported")
     assert ModelPrediction.objects.filter(case=scene.case, model_name="nnunet-3d").exists()
+    progress = admin_api.get(reverse("console:api-prediction-import", args=[scene.task.pk, job.pk])).json()
+    assert progress["status"] == "done" and progress["files_done"] == progress["files_total"] == 1
+
+
+def test_rerunning_a_finished_import_changes_nothing(admin_api, scene, tmp_path):
+    post_predictions(admin_api, scene.task, upload(exported_label(scene, tmp_path)))
+    job = PredictionImportJob.objects.get(task=scene.task)
+    ModelPrediction.objects.all().delete()
+
+    import_prediction_upload(job.pk)
+
+    assert PredictionImportJob.objects.get(pk=job.pk).report == job.report
+    assert not ModelPrediction.objects.exists()
 
 
 def test_a_file_that_is_no_prediction_kind_refuses_the_upload_naming_it(admin_api, scene, tmp_path):
