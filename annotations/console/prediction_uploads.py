@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 UPLOAD_SUFFIXES = (".nii", ".nii.gz", ".dcm", ".csv", ".zip")
 MODEL_NAME_MAX = ModelPrediction._meta.get_field("model_name").max_length
+MAX_FILE_NAME_BYTES = 200
 IMPORTED, REFUSED = "imported", "refused"
 
 
@@ -68,6 +69,9 @@ def _checked_file_name(upload: UploadedPrediction) -> str:
     name = PurePosixPath(clean_display_name(raw)).name
     if not name.lower().endswith(UPLOAD_SUFFIXES):
         raise UploadError(f"{name} is not a prediction file: send .nii, .nii.gz, .dcm, .csv or a .zip of them")
+    if len(name.encode()) > MAX_FILE_NAME_BYTES:
+        # The file keeps its name on disk, and file systems stop at 255 bytes.
+        raise UploadError(f"{name[:40]}…{name[-20:]} has a name longer than {MAX_FILE_NAME_BYTES} bytes; rename it")
     limit = settings.READERBOARD["UPLOAD_MAX_BYTES"]
     if (upload.size or 0) > limit:
         raise UploadError(f"{name} is {upload.size} bytes; the limit is {limit} bytes per file")

@@ -116,6 +116,13 @@ def test_a_file_that_is_no_prediction_kind_refuses_the_upload_naming_it(admin_ap
     assert not PredictionImportJob.objects.exists() and not ModelPrediction.objects.exists()
 
 
+def test_a_file_name_too_long_to_store_refuses_the_upload_clearly(admin_api, scene):
+    response = post_predictions(admin_api, scene.task, upload("p" * 300 + ".csv", b"a,b\n"))
+
+    assert response.status_code == 400 and "has a name longer than 200 bytes" in response.content.decode()
+    assert not PredictionImportJob.objects.exists()
+
+
 @pytest.mark.parametrize("who", ["reader", "researcher"])
 def test_only_admins_may_import_predictions(client, scene, tmp_path, who):
     client.force_login(ReaderFactory().user if who == "reader" else researcher_user())
