@@ -139,7 +139,7 @@ def _staged_files(job: PredictionImportJob) -> tuple[list[tuple[str, Path]], lis
                 continue
             # safe_extract_zip stores members under numbered names; the importer needs the member's own name.
             named = folder / "members" / f"{index:06d}" / base
-            named.parent.mkdir(parents=True)
+            named.parent.mkdir(parents=True, exist_ok=True)  # exists when a lost worker's job runs again
             os.replace(member_path, named)
             staged.append((f"{uploaded.name}:{member_name}", named))
             found += 1
