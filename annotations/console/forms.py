@@ -254,3 +254,31 @@ class NiftiOptionsForm(StorableTextForm, forms.Form):
             patient_id=data["patient_id"] or None,
             patient_name=data["patient_name"] or None,
         )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """A file field that takes several files at once (Django's documented pattern) and cleans to a list."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".nii,.nii.gz,.gz,.dcm,.csv,.zip"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(one, initial) for one in data]
+        return [super().clean(data, initial)]
+
+
+class PredictionImportForm(forms.Form):
+    """A model's prediction files for the task's cases; prediction_uploads checks the names, kinds and sizes."""
+
+    model_name = forms.CharField(max_length=64, help_text="e.g. nnunet-3d-fold0; a re-import replaces its cases.")
+    files = MultipleFileField(
+        help_text="NIfTI label maps named case_<id>.nii.gz, DICOM SEG or TID 1500 SR (.dcm), DeepLesion-style "
+        "CSV (.csv), or a .zip of them.",
+    )
+    show_to_readers = forms.BooleanField(required=False, label="Show to readers (check the model)")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
 from annotations.assignment.services import read_target
-from annotations.models import Case, CaseConsensus, Lease, Read, Task
+from annotations.models import Case, CaseConsensus, Lease, ModelPrediction, Read, Task
 from viewer.models import Collection, Instance, Series
 
 ACTIVE_WINDOW = timedelta(minutes=10)
@@ -224,3 +224,14 @@ def middle_instance(series: Series) -> Instance | None:
     ordered = Instance.objects.filter(series=series).order_by("sort_position_mm", "instance_number", "id")
     count = ordered.count()
     return ordered[count // 2] if count else None
+
+
+def prediction_models(*, task: Task) -> list[dict]:
+    """Return each model with predictions of the task's cases: {"model_name", "cases", "lesion_voxels", "shown"}."""
+    rows = (
+        ModelPrediction.objects.filter(case__task=task)
+        .values("model_name")
+        .annotate(cases=Count("id"), lesion_voxels=Sum("voxel_count"))
+        .order_by("model_name")
+    )
+    return [{**row, "shown": row["model_name"] == task.suggestion_model} for row in rows]

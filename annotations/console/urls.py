@@ -24,6 +24,12 @@ urlpatterns = [
     path("console/tasks/<int:task_id>/results/", views.task_results, name="task-results"),
     path("console/tasks/<int:task_id>/results/plots/<slug:name>.svg", views.task_plot, name="task-plot"),
     path("console/tasks/<int:task_id>/results/cases/<int:case_id>/", views.case_view, name="case"),
+    path("console/tasks/<int:task_id>/predictions/", views.task_predictions_import, name="predictions-import"),
+    path(
+        "console/tasks/<int:task_id>/predictions/<int:prediction_import_id>/",
+        views.prediction_import_detail,
+        name="prediction-import",
+    ),
     path("console/people/", views.people_page, name="people"),
     path("console/people/<int:user_id>/roles/", views.person_roles, name="person-roles"),
     # JSON
@@ -32,6 +38,11 @@ urlpatterns = [
     path("api/console/imports/<int:job_id>/files/", views.api_upload_register, name="api-upload-register"),
     path("api/console/imports/<int:job_id>/files/<str:upload_id>/", views.api_upload_chunk, name="api-upload-chunk"),
     path("api/console/imports/<int:job_id>/start/", views.api_import_start, name="api-import-start"),
+    path(
+        "api/console/tasks/<int:task_id>/predictions/<int:prediction_import_id>/",
+        views.api_prediction_import,
+        name="api-prediction-import",
+    ),
     path("api/console/markdown/", views.api_markdown_preview, name="api-markdown"),
     path("api/console/tasks/<int:task_id>/dashboard/", views.api_task_dashboard, name="api-task-dashboard"),
 ]

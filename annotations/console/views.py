@@ -23,16 +23,32 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotations.api.exports import visible_jobs
 from annotations.booth import readers, sign_in_limits
 from annotations.booth.roles import is_admin
-from annotations.console import follow_up_results, live, people, results, selectors, task_setup, uploads
-from annotations.console.forms import InviteForm, NiftiOptionsForm, ReferenceAnswerFormSet, RolesForm, TaskForm
+from annotations.console import (
+    follow_up_results,
+    live,
+    people,
+    prediction_uploads,
+    results,
+    selectors,
+    task_setup,
+    uploads,
+)
+from annotations.console.forms import (
+    InviteForm,
+    NiftiOptionsForm,
+    PredictionImportForm,
+    ReferenceAnswerFormSet,
+    RolesForm,
+    TaskForm,
+)
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
-from annotations.console.tasks import start_import
+from annotations.console.tasks import start_import, start_prediction_import
 from annotations.core.answers import KINDS
 from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
 from annotations.instructions import preview_instructions
-from annotations.models import Case, QuestionSet, Read, ReferenceLesion, Task
+from annotations.models import Case, ModelPrediction, PredictionImportJob, QuestionSet, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
 from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.questions.presets import PRESETS, preset_question
@@ -552,7 +568,12 @@ def api_markdown_preview(request: HttpRequest) -> JsonResponse:
 @staff_page
 @require_GET
 def task_dashboard(request: HttpRequest, task_id: int) -> HttpResponse:
-    task = get_object_or_404(Task, pk=task_id)
+    return _dashboard_page(request, get_object_or_404(Task, pk=task_id), prediction_form=PredictionImportForm())
+
+
+def _dashboard_page(
+    request: HttpRequest, task: Task, *, prediction_form: PredictionImportForm, status: int = 200
+) -> HttpResponse:
     return render(
         request,
         "console/dashboard.html",
@@ -563,8 +584,86 @@ def task_dashboard(request: HttpRequest, task_id: int) -> HttpResponse:
             dashboard=selectors.task_dashboard(task=task),
             instructions_html=instructions_html(task),
             gold_cases=selectors.gold_cases_with_answer_keys(task),
+            prediction_form=prediction_form,
+            prediction_models=selectors.prediction_models(task=task),
+            prediction_imports=task.prediction_imports.select_related("created_by")[:5],
+            # A form post is one request: the body limit (BodySizeMiddleware) and Django's file count bound it.
+            prediction_limits={
+                "bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+                "files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+            },
+        ),
+        status=status,
+    )
+
+
+# --- model predictions -----------------------------------------------------------------
+
+
+@admin_page
+@require_POST
+def task_predictions_import(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Store the uploaded prediction files and queue their import; the job's page reports each file."""
+    task = get_object_or_404(Task, pk=task_id)
+    form = PredictionImportForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = prediction_uploads.create_prediction_import(
+                task=task,
+                user=request.user,
+                model_name=data["model_name"],
+                files=data["files"],
+                show_to_readers=data["show_to_readers"],
+            )
+        except uploads.UploadError as error:
+            form.add_error(None, str(error))
+        else:
+            start_prediction_import(job=job)
+            return redirect("console:prediction-import", task_id=task.pk, prediction_import_id=job.pk)
+    return _dashboard_page(request, task, prediction_form=form, status=400)
+
+
+def prediction_import_json(job: PredictionImportJob) -> dict:
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "model_name": job.model_name,
+        "files_total": job.files_total,
+        "files_done": job.files_done,
+        "percent": round(100 * job.files_done / job.files_total) if job.files_total else 0,
+        "error": job.error,
+        "url": reverse("console:prediction-import", args=[job.task_id, job.pk]),
+    }
+
+
+@staff_page
+@require_GET
+def prediction_import_detail(request: HttpRequest, task_id: int, prediction_import_id: int) -> HttpResponse:
+    job = get_object_or_404(
+        PredictionImportJob.objects.select_related("task", "created_by"), pk=prediction_import_id, task_id=task_id
+    )
+    report = job.report
+    return render(
+        request,
+        "console/prediction_import.html",
+        _context(
+            request,
+            "tasks",
+            task=job.task,
+            job=job,
+            imported=sum(1 for row in report if row["status"] == prediction_uploads.IMPORTED),
+            refused=sum(1 for row in report if row["status"] == prediction_uploads.REFUSED),
+            predictions=ModelPrediction.objects.filter(case__task_id=task_id, model_name=job.model_name),
         ),
     )
+
+
+@staff_api
+@require_GET
+def api_prediction_import(request: HttpRequest, task_id: int, prediction_import_id: int) -> JsonResponse:
+    job = get_object_or_404(PredictionImportJob, pk=prediction_import_id, task_id=task_id)
+    return JsonResponse(prediction_import_json(job))
 
 
 @staff_api

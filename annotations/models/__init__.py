@@ -3,7 +3,7 @@
 from annotations.models.consensus import CaseConsensus, ConsensusLesion, ReaderQuality
 from annotations.models.exports import ExportJob
 from annotations.models.follow_up import BaselineLesion, CaseTimePoint, FollowUpMeasurement
-from annotations.models.predictions import ModelPrediction, SuggestionReview, SuggestionVerdict
+from annotations.models.predictions import ModelPrediction, PredictionImportJob, SuggestionReview, SuggestionVerdict
 from annotations.models.questions import QuestionSet
 from annotations.models.reads import Mark, MaskProvenance, MaskSlice, MaskSource, Read
 from annotations.models.tasks import Case, Lease, Reader, ReferenceLesion, Task, Team
@@ -22,6 +22,7 @@ __all__ = [
     "MaskSlice",
     "MaskSource",
     "ModelPrediction",
+    "PredictionImportJob",
     "QuestionSet",
     "Read",
     "Reader",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
-from annotations.models.tasks import Case
+from annotations.models.tasks import Case, Task
 
 
 class ModelPrediction(models.Model):
@@ -63,3 +64,38 @@ class SuggestionReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} suggestion {self.suggested_lesion} in read {self.read_id}"
+
+
+class PredictionImportJob(models.Model):
+    """A model's prediction files uploaded from the console for one task, imported in the background.
+
+    `report` holds one row per prediction the files gave (a CSV gives one per case and one per refused row):
+    {"name", "status": "imported" | "refused", "reason", "case", "lesion_voxels", "measured_lesions"}.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="prediction_imports")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    model_name = models.CharField(max_length=64)
+    # Make the task a "check the model" task once the files are in (predictions.services.show_to_readers).
+    show_to_readers = models.BooleanField(default=False)
+    # Why the task could not be made a "check the model" task; empty when it was, or was not asked.
+    show_to_readers_refusal = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    upload_dir = models.CharField(max_length=500, blank=True, help_text="Relative to READERBOARD_DATA_DIR.")
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} predictions import {self.pk} of task {self.task_id} ({self.status})"

@@ -82,6 +82,8 @@ def store_prediction(*, case: Case, model_name: str, path: Path) -> ModelPredict
         raise PredictionError(f"case {case.pk} is a multi-frame series: predictions are for single-frame series")
     try:
         image = nib.load(str(path))
+        # A truncated .nii.gz has a readable header and fails (EOFError) only when its voxels are read: read them here.
+        image = nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine)
     except Exception as error:  # noqa: BLE001 - nibabel raises many kinds for a file that is not NIfTI
         raise PredictionError(f"{Path(path).name} is not a readable NIfTI: {error}") from error
     masks = slice_masks(image, instances=[local_path(instance) for instance in sources.instances])

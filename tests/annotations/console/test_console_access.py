@@ -7,6 +7,7 @@ from django.urls import URLPattern, reverse
 
 from annotations.console import urls as console_urls
 from annotations.console.uploads import create_import_job, register_upload
+from annotations.models import PredictionImportJob
 from tests.factories import CaseFactory, ReaderFactory, TaskFactory, UserFactory, admin_user, researcher_user
 
 PUBLIC = {"login", "logout", "invite"}
@@ -24,6 +25,7 @@ ADMIN_ONLY = {
     "api-upload-chunk",
     "api-import-start",
     "api-markdown",
+    "predictions-import",
 }
 
 
@@ -41,6 +43,7 @@ def console_objects(small_ct_series):
         "series_id": small_ct_series.id,
         "patient_id": small_ct_series.study.patient_id,
         "job_id": job.id,
+        "prediction_import_id": PredictionImportJob.objects.create(task=task, model_name="m").id,
         "upload_id": upload.upload_id,
         "user_id": admin.id,
         "name": "bland-altman",
@@ -119,6 +122,7 @@ def test_an_admin_can_open_every_console_page(client, console_objects):
             "api-upload-register",
             "api-import-start",
             "api-markdown",
+            "predictions-import",
         }:
             continue  # POST-only; exercised by their own tests
         assert client.get(url).status_code == 200, name
