@@ -83,14 +83,19 @@ def lesions_from_document(
     )
 
 
-def mask_lesion_documents(voxels: np.ndarray, *, geometry: SeriesGeometry) -> list[dict]:
-    """Return one read-format lesion per 3-D face-connected component of a mask (volume indices), in label order.
-
-    `voxels` are flat indices into the series' voxel grid (slices x rows x columns), as ReaderLesion holds them.
-    """
+def _components(voxels: np.ndarray, geometry: SeriesGeometry) -> tuple[np.ndarray, int]:
     volume = np.zeros(geometry.shape, dtype=bool)
     volume.ravel()[np.asarray(voxels, dtype=np.int64)] = True
     components, count = ndimage.label(volume)
+    return components, int(count)
+
+
+def mask_lesion_documents(voxels: np.ndarray, *, geometry: SeriesGeometry) -> list[dict]:
+    """Return one read-format lesion per 3-D face-connected component of a mask, numbered 1..n in label order.
+
+    `voxels` are flat indices into the series' voxel grid (slices x rows x columns), as ReaderLesion holds them.
+    """
+    components, count = _components(voxels, geometry)
     lesions = []
     for label in range(1, count + 1):
         present = components == label
@@ -104,6 +109,38 @@ def mask_lesion_documents(voxels: np.ndarray, *, geometry: SeriesGeometry) -> li
         ]
         lesions.append({"lesion": label, "mask": {"slices": slices}})
     return lesions
+
+
+def model_lesion_documents(voxels: np.ndarray, lines: Sequence[dict], *, geometry: SeriesGeometry) -> list[dict]:
+    """Return a model's lesions in the read format: mask components, with the model's lines joined to them.
+
+    `voxels` (flat indices into the series' grid) are cut into 3-D face-connected components, numbered 1..n
+    in label order; each of `lines` ({"lesion", "long_axis", "short_axis"}, read-format lines) joins the
+    component under its long axis's midpoint, or else becomes a lesion of its own, numbered after them.
+    """
+    components = mask_lesion_documents(voxels, geometry=geometry)
+    labels, _ = _components(voxels, geometry)
+    lesions = {component["lesion"]: component for component in components}
+    next_number = len(components) + 1
+    for line in sorted(lines, key=lambda item: int(item["lesion"])):
+        long_axis = line.get("long_axis")
+        if not long_axis:
+            continue
+        marks = {kind: line[kind] for kind in ("long_axis", "short_axis") if line.get(kind)}
+        slice_index = geometry.slice_index(long_axis["sop_instance_uid"], int(long_axis.get("frame", 1)))
+        label = 0
+        if slice_index is not None:
+            column = int(round((float(long_axis["start"][0]) + float(long_axis["end"][0])) / 2))
+            row = int(round((float(long_axis["start"][1]) + float(long_axis["end"][1])) / 2))
+            _, rows, columns = geometry.shape
+            if 0 <= row < rows and 0 <= column < columns:
+                label = int(labels[slice_index, row, column])
+        if label and "long_axis" not in lesions[label]:
+            lesions[label] = {**lesions[label], **marks}
+        else:
+            lesions[next_number] = {"lesion": next_number, **marks}
+            next_number += 1
+    return [lesions[number] for number in sorted(lesions)]
 
 
 def pair_lesions(
@@ -251,6 +288,18 @@ class ReferenceComparison:
     def false_positives(self) -> int:
         """Model lesions that match no reference lesion."""
         return self.model_lesions - self.found
+
+    @property
+    def mean_dice(self) -> float | None:
+        """Mean mask Dice of the found lesions (None when no pair has masks on both sides)."""
+        values = [pair.dice for pair in self.pairs if pair.dice is not None]
+        return float(np.mean(values)) if values else None
+
+    @property
+    def mean_abs_long_axis_error_mm(self) -> float | None:
+        """Mean absolute long-axis error of the found lesions, mm (None when no pair has both axes)."""
+        values = [abs(pair.long_axis_error_mm) for pair in self.pairs if pair.long_axis_error_mm is not None]
+        return float(np.mean(values)) if values else None
 
 
 def compare_with_reference(

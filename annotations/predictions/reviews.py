@@ -11,29 +11,10 @@ query for a task without a suggestion model.
 
 from __future__ import annotations
 
-from annotations.core.geometry import SeriesGeometry, series_geometry
 from annotations.core.model_review import lesions_from_document, review_suggestion
 from annotations.models import Case, Read, SuggestionReview
+from annotations.predictions.lesions import case_geometry
 from annotations.predictions.suggestions import suggestion_document
-from viewer.models import Instance
-
-GEOMETRY_FIELDS = (
-    "sop_instance_uid",
-    "rows",
-    "columns",
-    "number_of_frames",
-    "pixel_spacing_mm",
-    "slice_thickness_mm",
-    "spacing_between_slices_mm",
-    "image_position_patient",
-    "image_orientation_patient",
-    "frame_positions_patient",
-)
-
-
-def case_geometry(case: Case) -> SeriesGeometry:
-    """Return the voxel grid and patient-space geometry of the case's series."""
-    return series_geometry(Instance.objects.filter(series_id=case.series_id).only(*GEOMETRY_FIELDS))
 
 
 def record_suggestion_review(*, read: Read, case: Case) -> list[SuggestionReview]:
