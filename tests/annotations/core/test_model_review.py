@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from annotations.core import mask_rle
 from annotations.core.geometry import FrameGeometry, series_geometry_from_frames
 from annotations.core.model_review import (
     LesionPair,
     ReferenceComparison,
+    component_labels,
     lesions_from_document,
     long_axis_mm,
     model_lesion_documents,
@@ -153,3 +155,15 @@ def test_pooled_figures_divide_by_all_reference_lesions_and_all_cases():
     assert figures.long_axis_mean_abs_error_mm == pytest.approx(2.0)
     assert figures.long_axis_mean_error_mm == pytest.approx(2 / 3)
     assert summarise_comparisons([]).sensitivity is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.6))
+def test_components_of_the_voxels_are_those_ndimage_labels_in_a_volume(seed, fill):
+    volume = np.random.default_rng(seed).random((4, 6, 7)) < fill
+
+    voxels, labels, count = component_labels(np.flatnonzero(volume), volume.shape)
+
+    reference, reference_count = ndimage.label(volume)
+    assert count == reference_count
+    assert np.array_equal(labels, reference.ravel()[voxels])
