@@ -192,3 +192,37 @@ def test_the_exports_say_where_each_lesion_came_from_and_list_rejected_suggestio
         ("rejected", "3", ""),
     ]
     assert review[0]["reader"].startswith("R-") and "model_review.csv" in readme
+
+
+def test_a_models_lines_kept_or_moved_are_accepted_or_edited_with_the_change_in_mm(small_ct_series):
+    task = TaskFactory(suggestion_model="recist-net", tools=["long_axis", "no_lesion"])
+    case = CaseFactory(task=task, series=small_ct_series)
+    uid = middle_instance(case).sop_instance_uid
+    ModelPrediction.objects.create(
+        case=case,
+        model_name="recist-net",
+        lesion_marks=[
+            {"lesion": n, "sop_instance_uid": uid, "frame": 1, "long_axis": {"start": start, "end": end}}
+            for n, (start, end) in enumerate([([10, 10], [20, 10]), ([40, 40], [50, 40])], start=1)
+        ],
+    )
+    client = reader_client()
+    lesions = take_case(client, case)["suggestion"]["lesions"]
+    moved = {**lesions[1]["long_axis"], "end": [54.0, 40.0], "length_mm": 14.0}  # 1 mm pixels: 4 mm longer
+    document = {
+        "client_uuid": str(uuid.uuid4()),
+        "case": case.pk,
+        "started_at": "2026-12-07T10:31:02.120Z",
+        "duration_s": 20.0,
+        "flags": {},
+        "lesions": [lesions[0], {**lesions[1], "long_axis": moved}],
+    }
+
+    response = client.post("/api/reads/", document, format="json")
+
+    assert response.status_code == 201, response.content
+    rows = SuggestionReview.objects.filter(read_id=response.json()["read"]["id"]).order_by("suggested_lesion")
+    assert [(r.suggested_lesion, r.verdict, r.long_axis_change_mm, r.mask_dice) for r in rows] == [
+        (1, "accepted", 0.0, None),
+        (2, "edited", pytest.approx(4.0), None),
+    ]
