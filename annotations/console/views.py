@@ -44,6 +44,7 @@ from annotations.console.forms import (
 from annotations.console.permissions import admin_api, admin_page, staff_api, staff_page
 from annotations.console.svg_plots import TimelinePoint, timeline_svg
 from annotations.console.tasks import start_import, start_prediction_import
+from annotations.core import model_review
 from annotations.core.answers import KINDS
 from annotations.exports.service import FOLLOW_UP_FORMATS
 from annotations.follow_up import time_points
@@ -716,7 +717,12 @@ def task_results(request: HttpRequest, task_id: int) -> HttpResponse:
 
 def _model_report(task: Task) -> dict:
     rows = model_vs_crowd(task=task)
-    return {"model_rows": rows, "model_summaries": model_summaries(rows)}
+    return {
+        "model_rows": rows,
+        "model_summaries": model_summaries(rows),
+        "kept_dice": model_review.KEPT_DICE,
+        "kept_line_px": model_review.KEPT_LINE_PX,
+    }
 
 
 @staff_page

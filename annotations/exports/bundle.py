@@ -412,6 +412,12 @@ def readme_text(
             "                lesion rows, case answers on every row of the read). Columns: docs/exports.md in",
             "                the Readerboard repository.",
         ]
+    if "model_review" in counts:
+        lines += [
+            "model_review.csv one row per model lesion a reader of this check-the-model task was shown, and per",
+            f"                lesion a reader added ({counts['model_review']} rows): accepted, edited, rejected or",
+            "                added, with the mask Dice and long-axis change (mm) between the model and the read.",
+        ]
     if "consensus_csv" in parts:
         lines += [
             f"consensus.csv   one row per consensus line or mask slice ({counts.get('consensus_csv', 0)} rows),",
@@ -451,6 +457,12 @@ def _follow_up_contents(parts: list[str], counts: dict[str, int]) -> list[str]:
     if "csv" in parts:
         lines += [
             f"follow-up-lesions.csv    one row per lesion per time point per read ({counts.get('csv', 0)} rows).",
+        ]
+    if "model_review" in counts:
+        lines += [
+            "model_review.csv one row per model lesion a reader of this check-the-model task was shown, and per",
+            f"                lesion a reader added ({counts['model_review']} rows): accepted, edited, rejected or",
+            "                added, with the mask Dice and long-axis change (mm) between the model and the read.",
         ]
     if "consensus_csv" in parts:
         lines += [

@@ -31,6 +31,7 @@ from annotations.models import (
     QuestionSet,
     Read,
     Reader,
+    SuggestionReview,
     Task,
 )
 from viewer.models import Instance
@@ -86,6 +87,12 @@ READ_COLUMNS: tuple[str, ...] = (
     "mask_source",
     "mask_algorithm",
     "mask_edit_dice",
+    # Check-the-model tasks: where the lesion came from (SuggestionReview, computed by the server at submit).
+    "model_origin",
+    "model_name",
+    "model_lesion",
+    "model_dice",
+    "model_long_axis_change_mm",
 )
 
 CONSENSUS_COLUMNS: tuple[str, ...] = (
@@ -244,6 +251,8 @@ MARK_FIELDS = ("read_id", "lesion_index", "kind", "instance_id", "frame", "start
                "end_row", "length_mm")  # fmt: skip
 MASK_FIELDS = ("read_id", "lesion_index", "instance_id", "frame", "pixel_count")
 PROVENANCE_FIELDS = ("read_id", "lesion_index", "source", "algorithm", "algorithm_version", "edited", "edit_dice")
+REVIEW_FIELDS = ("read_id", "read_lesion", "verdict", "model_name", "suggested_lesion", "mask_dice",
+                 "long_axis_change_mm")  # fmt: skip
 
 
 def iter_read_rows(
@@ -268,6 +277,12 @@ def iter_read_rows(
         provenance_by_read: dict[int, dict[int, dict]] = {}
         for provenance in MaskProvenance.objects.filter(read_id__in=read_ids).values(*PROVENANCE_FIELDS):
             provenance_by_read.setdefault(provenance["read_id"], {})[provenance["lesion_index"]] = provenance
+        reviews_by_read: dict[int, dict[int, dict]] = {}
+        # Rejected suggestions have no read lesion, hence no row here: model_review.csv in the bundle lists them.
+        for review in SuggestionReview.objects.filter(read_id__in=read_ids, read_lesion__isnull=False).values(
+            *REVIEW_FIELDS
+        ):
+            reviews_by_read.setdefault(review["read_id"], {})[review["read_lesion"]] = review
         masks_by_read: dict[int, list] = {}
         for mask in MaskSlice.objects.filter(read_id__in=read_ids).order_by("id").values_list(*MASK_FIELDS, named=True):
             masks_by_read.setdefault(mask.read_id, []).append(mask)
@@ -291,6 +306,7 @@ def iter_read_rows(
                 marks=marks_by_read.get(read.pk, []),
                 masks=masks_by_read.get(read.pk, []),
                 provenances=provenance_by_read.get(read.pk, {}),
+                reviews=reviews_by_read.get(read.pk, {}),
                 lesion_map=lesion_map,
                 answer_columns=columns,
             )
@@ -318,6 +334,7 @@ def _rows_of_read(
     lesion_map: dict[tuple[int, int], int],
     answer_columns: list[AnswerColumn],
     provenances: dict[int, dict] | None = None,
+    reviews: dict[int, dict] | None = None,
 ) -> Iterator[dict]:
     answers = sanitise.mapping(read.answers)
     lesion_answers = sanitise.mapping(answers.get("lesions"))
@@ -356,6 +373,7 @@ def _rows_of_read(
             **answer_cols.answer_fields(
                 answer_columns, scope=answer_cols.LESION, answers=lesion_answers.get(str(lesion_index))
             ),
+            **_review_fields((reviews or {}).get(lesion_index)),
         }
         if order < 2:
             row["mark_kind"] = item.kind
@@ -389,6 +407,74 @@ def _provenance_fields(provenance: dict | None) -> dict:
         "mask_algorithm": f"{provenance['algorithm']} {provenance['algorithm_version']}".strip(),
         "mask_edit_dice": _blank_none(provenance["edit_dice"]),
     }
+
+
+def _review_fields(review: dict | None) -> dict:
+    """model_origin (accepted, edited, added) and what changed, for a lesion of a check-the-model read."""
+    if review is None:
+        return {}
+    return {
+        "model_origin": review["verdict"],
+        "model_name": review["model_name"],
+        "model_lesion": _blank_none(review["suggested_lesion"]),
+        "model_dice": _blank_none(review["mask_dice"]),
+        "model_long_axis_change_mm": _blank_none(review["long_axis_change_mm"]),
+    }
+
+
+MODEL_REVIEW_COLUMNS: tuple[str, ...] = (
+    "task_id",
+    "case_id",
+    "case_label",
+    "read_id",
+    "read_version",
+    "is_latest_version",
+    "reader",
+    "model_name",
+    "suggested_lesion",
+    "read_lesion",
+    "verdict",
+    "mask_dice",
+    "long_axis_change_mm",
+)
+
+
+def has_model_reviews(task: Task) -> bool:
+    """Whether any read of the task recorded what it made of a model's suggestion."""
+    return SuggestionReview.objects.filter(read__case__task=task).exists()
+
+
+def iter_model_review_rows(*, task: Task, pseudonymise: bool = True) -> Iterator[dict]:
+    """Yield one row per SuggestionReview of the task (every read version), in `MODEL_REVIEW_COLUMNS`.
+
+    Rejected suggestions (no read lesion) are only here; the reads CSV carries the other verdicts per lesion.
+    """
+    later = Read.objects.filter(
+        case_id=OuterRef("read__case_id"), reader_id=OuterRef("read__reader_id"), version__gt=OuterRef("read__version")
+    )
+    reviews = (
+        SuggestionReview.objects.filter(read__case__task=task)
+        .select_related("read__case", "read__reader")
+        .annotate(has_later_version=Exists(later))
+        .order_by("read__case_id", "read_id", "id")
+    )
+    for review in reviews.iterator(chunk_size=READ_CHUNK):
+        read = review.read
+        yield {
+            "task_id": task.pk,
+            "case_id": read.case_id,
+            "case_label": read.case.label,
+            "read_id": read.pk,
+            "read_version": read.version,
+            "is_latest_version": not review.has_later_version,
+            "reader": reader_label(read.reader, pseudonymise=pseudonymise) if read.reader else "",
+            "model_name": review.model_name,
+            "suggested_lesion": _blank_none(review.suggested_lesion),
+            "read_lesion": _blank_none(review.read_lesion),
+            "verdict": review.verdict,
+            "mask_dice": _blank_none(review.mask_dice),
+            "long_axis_change_mm": _blank_none(review.long_axis_change_mm),
+        }
 
 
 def current_consensus(task: Task) -> QuerySet[CaseConsensus]:

@@ -326,6 +326,21 @@ def _write_archive(
             counts[part] = len(written)
     if entries:
         bundle.write_csv_entry(archive, "manifest.csv", bundle.manifest_lines(entries, raw_cells=raw_cells))
+    if "csv" in parts and not task.is_follow_up and csv_export.has_model_reviews(task):
+        # Check-the-model tasks: every verdict, rejected suggestions included (they have no row in reads.csv).
+        rows = csv_export.iter_model_review_rows(task=task, pseudonymise=pseudonymise)
+        counts["model_review"] = 0
+
+        def counted(rows=rows):
+            for row in rows:
+                counts["model_review"] += 1
+                yield row
+
+        bundle.write_csv_entry(
+            archive,
+            "model_review.csv",
+            csv_export.iter_csv_lines(counted(), columns=csv_export.MODEL_REVIEW_COLUMNS, raw_cells=raw_cells),
+        )
     readme = bundle.readme_text(
         task=task, parts=parts, pseudonymise=pseudonymise, counts=counts, identify_teams=identify_teams
     )

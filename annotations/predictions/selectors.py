@@ -1,26 +1,41 @@
-"""Model versus crowd: how a model's predicted masks agree with the crowd's consensus and the answer keys.
+"""Model versus crowd: a model's lesions against the crowd's consensus lesions and the answer keys, per lesion.
 
-Per case with a prediction: Dice with the union of the current consensus lesions' masks, and on gold cases
-with the answer key's masks; per model: the mean Dice over cases. In a "check the model" task (the task's
-suggestion model), also what readers did with the suggestion: kept it (their masks within Dice
-`KEPT_DICE` of it), edited it, or rejected it (no mask left where the model drew). Reads only; never stores
-anything.
+Per case with a prediction: the model's lesions (its mask's 3-D components, its RECIST lines joined to
+them) are paired with the current consensus's accepted lesions, and on gold cases with the answer key's,
+by the consensus matching rule (core.model_review): which reference lesions the model found, its false
+positives, the Dice of each pair's masks and the error of the model's long axis (its line, or its mask's
+longest diameter on its largest slice) against the reference's. Also the whole-case Dice of the masks. Per
+model: per-lesion sensitivity, false positives per case, median and mean Dice, long-axis error, pooled over
+cases. In a "check the model" task also what readers' latest reads made of the suggestion (SuggestionReview
+rows counted: accepted, edited, rejected, added). Reads only; never stores anything.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from annotations.core import mask_rle
+from annotations.core.agreement import dice
+from annotations.core.lesion_matching import ReaderLesion
+from annotations.core.model_review import (
+    ComparisonSummary,
+    ReferenceComparison,
+    compare_with_reference,
+    summarise_comparisons,
+)
 from annotations.exports import bundle, csv_export
-from annotations.models import Case, CaseConsensus, MaskSlice, ModelPrediction, Task
+from annotations.models import CaseConsensus, ModelPrediction, SuggestionReview, SuggestionVerdict, Task
+from annotations.predictions.lesions import (
+    answer_key_lesions,
+    case_geometry,
+    consensus_lesions,
+    prediction_lesions,
+)
 from annotations.reading.answer_keys import answer_keys_of_task
 
-Planes = dict[tuple[str, int], np.ndarray]
-# A reader who submits the suggestion untouched gets Dice 1; a stray brush stroke should still count as kept.
-KEPT_DICE = 0.98
+VERDICTS = tuple(SuggestionVerdict.values)
 
 
 @dataclass(frozen=True)
@@ -29,15 +44,17 @@ class ModelCaseRow:
     case_label: str
     is_gold: bool
     model_name: str
+    model_lesions: int
     voxels: int
     crowd_voxels: int | None
     dice_crowd: float | None
     answer_key_voxels: int | None
     dice_answer_key: float | None
-    # Check-the-model tasks only (None elsewhere): readers' latest reads that kept, edited or rejected it.
-    reads_kept: int | None = None
-    reads_edited: int | None = None
-    reads_rejected: int | None = None
+    # Lesion by lesion (None without a current consensus / without an answer key).
+    vs_consensus: ReferenceComparison | None = None
+    vs_answer_key: ReferenceComparison | None = None
+    # Check-the-model tasks only (None elsewhere): verdicts of the readers' latest reads, per SuggestionVerdict.
+    verdicts: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,114 +63,93 @@ class ModelSummary:
     cases: int
     mean_dice_crowd: float | None
     mean_dice_answer_key: float | None
+    vs_consensus: ComparisonSummary | None = None
+    vs_answer_key: ComparisonSummary | None = None
+    verdicts: dict[str, int] | None = None
+
+    @property
+    def references(self) -> list[tuple[str, ComparisonSummary | None, float | None]]:
+        """(what it is compared with, per-lesion figures, mean case Dice): the consensus, then any answer keys."""
+        against = [("consensus", self.vs_consensus, self.mean_dice_crowd)]
+        if self.vs_answer_key is not None or self.mean_dice_answer_key is not None:
+            against.append(("answer keys", self.vs_answer_key, self.mean_dice_answer_key))
+        return against
 
 
-def _planes(entries, *, shapes: dict[str, tuple[int, int]]) -> Planes:
-    planes: Planes = {}
-    for uid, frame, counts in entries:
-        key = (uid, int(frame))
-        plane = mask_rle.decode(counts, rows=shapes[uid][0], columns=shapes[uid][1])
-        planes[key] = planes[key] | plane if key in planes else plane
-    return planes
+def _mask_voxels(lesions: list[ReaderLesion]) -> np.ndarray:
+    masks = [lesion.mask_voxels for lesion in lesions if lesion.mask_voxels is not None]
+    return np.unique(np.concatenate(masks)) if masks else np.empty(0, dtype=np.int64)
 
 
-def dice(first: Planes, second: Planes) -> float | None:
-    """Dice of two masks given by (slice, frame) planes; None when both are empty."""
-    size = sum(int(p.sum()) for p in first.values()) + sum(int(p.sum()) for p in second.values())
-    if size == 0:
-        return None
-    overlap = sum(int((first[key] & second[key]).sum()) for key in first.keys() & second.keys())
-    return 2 * overlap / size
+def _whole_case_dice(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Dice of two whole-case masks (voxel indices); None when both are empty (nothing to agree on)."""
+    return float(dice(first, second)) if first.size + second.size else None
 
 
-def _voxels(planes: Planes) -> int:
-    return sum(int(p.sum()) for p in planes.values())
-
-
-def _shapes(case: Case) -> dict[str, tuple[int, int]]:
-    return {
-        uid: (rows, columns)
-        for uid, rows, columns in case.series.instances.values_list("sop_instance_uid", "rows", "columns")
-    }
+def _latest_verdicts(task: Task) -> dict[tuple[int, str], dict[str, int]]:
+    """Per (case, model): SuggestionReview verdicts of each reader's latest read, counted."""
+    counts: dict[tuple[int, str], Counter] = {}
+    rows = SuggestionReview.objects.filter(read__in=bundle.latest_reads(task)).values_list(
+        "read__case_id", "model_name", "verdict"
+    )
+    for case_id, model_name, verdict in rows:
+        counts.setdefault((case_id, model_name), Counter())[verdict] += 1
+    return {key: {verdict: counter[verdict] for verdict in VERDICTS} for key, counter in counts.items()}
 
 
 def model_vs_crowd(*, task: Task) -> list[ModelCaseRow]:
     """Return one row per (case, model) prediction of the task, in case order."""
-    predictions = list(ModelPrediction.objects.filter(case__task=task).select_related("case__series"))
+    predictions = list(
+        ModelPrediction.objects.filter(case__task=task).select_related("case__series").order_by("case_id", "model_name")
+    )
     if not predictions:
         return []
     consensus: dict[int, CaseConsensus] = {}
     for row in csv_export.current_consensus(task).prefetch_related("lesions"):
         consensus.setdefault(row.case_id, row)
     keys = answer_keys_of_task(task_id=task.pk)
+    verdicts = _latest_verdicts(task) if task.suggestion_model else {}
     rows = []
-    shapes_by_case: dict[int, dict] = {}
+    geometries = {}
     for prediction in predictions:
         case = prediction.case
-        shapes = shapes_by_case.setdefault(case.pk, _shapes(case))
-        predicted = _planes(
-            ((e["sop_instance_uid"], e.get("frame", 1), e["counts"]) for e in prediction.mask_slices), shapes=shapes
-        )
-        crowd = key_planes = None
+        geometry = geometries.setdefault(case.pk, case_geometry(case))
+        model = prediction_lesions(prediction, geometry=geometry)
+        predicted = _mask_voxels(model)
+        crowd = key = None
+        vs_consensus = vs_key = None
         if case.pk in consensus:
-            crowd = _planes(
-                (
-                    (e["sop_instance_uid"], e.get("frame", 1), e["counts"])
-                    for lesion in consensus[case.pk].lesions.all()
-                    if lesion.accepted and lesion.mask_slices
-                    for e in lesion.mask_slices
-                ),
-                shapes=shapes,
-            )
+            crowd = consensus_lesions(consensus[case.pk], geometry=geometry)
+            vs_consensus = compare_with_reference(model, crowd, geometry=geometry)
         if case.pk in keys:
-            key_planes = _planes(
-                (
-                    (m.instance.sop_instance_uid, m.frame, m.counts)
-                    for m in keys[case.pk].mask_slices.select_related("instance")
-                ),
-                shapes=shapes,
-            )
-        verdicts = _verdicts(case, predicted, shapes=shapes) if task.suggestion_model == prediction.model_name else {}
+            key = answer_key_lesions(keys[case.pk], geometry=geometry)
+            vs_key = compare_with_reference(model, key, geometry=geometry)
         rows.append(
             ModelCaseRow(
                 case_id=case.pk,
                 case_label=str(case),
                 is_gold=case.is_gold,
                 model_name=prediction.model_name,
-                voxels=_voxels(predicted),
-                crowd_voxels=_voxels(crowd) if crowd is not None else None,
-                dice_crowd=dice(predicted, crowd) if crowd is not None else None,
-                answer_key_voxels=_voxels(key_planes) if key_planes is not None else None,
-                dice_answer_key=dice(predicted, key_planes) if key_planes is not None else None,
-                reads_kept=verdicts.get("kept"),
-                reads_edited=verdicts.get("edited"),
-                reads_rejected=verdicts.get("rejected"),
+                model_lesions=len(model),
+                voxels=int(predicted.size),
+                crowd_voxels=int(_mask_voxels(crowd).size) if crowd is not None else None,
+                dice_crowd=_whole_case_dice(predicted, _mask_voxels(crowd)) if crowd is not None else None,
+                answer_key_voxels=int(_mask_voxels(key).size) if key is not None else None,
+                dice_answer_key=_whole_case_dice(predicted, _mask_voxels(key)) if key is not None else None,
+                vs_consensus=vs_consensus,
+                vs_answer_key=vs_key,
+                verdicts=(
+                    verdicts.get((case.pk, prediction.model_name), dict.fromkeys(VERDICTS, 0))
+                    if task.suggestion_model == prediction.model_name
+                    else None
+                ),
             )
         )
     return rows
 
 
-def read_verdict(read_planes: Planes, predicted: Planes) -> str:
-    """'kept', 'edited' or 'rejected': what a read made of the suggestion it started from."""
-    if not _voxels(read_planes) or not any(
-        (read_planes[k] & predicted[k]).any() for k in read_planes.keys() & predicted.keys()
-    ):
-        return "rejected"
-    score = dice(read_planes, predicted)
-    return "kept" if score is not None and score >= KEPT_DICE else "edited"
-
-
-def _verdicts(case: Case, predicted: Planes, *, shapes: dict) -> dict[str, int]:
-    counts = {"kept": 0, "edited": 0, "rejected": 0}
-    for read in bundle.latest_reads(case.task).filter(case=case):
-        masks = MaskSlice.objects.filter(read=read).select_related("instance")
-        planes = _planes(((m.instance.sop_instance_uid, m.frame, m.counts) for m in masks), shapes=shapes)
-        counts[read_verdict(planes, predicted)] += 1
-    return counts
-
-
 def model_summaries(rows: list[ModelCaseRow]) -> list[ModelSummary]:
-    """Per model: cases predicted and mean Dice against the crowd and against answer keys (None without any)."""
+    """Per model: cases predicted, mean whole-case Dice, and the per-lesion figures pooled over its cases."""
 
     def mean(values: list[float]) -> float | None:
         return float(np.mean(values)) if values else None
@@ -161,12 +157,18 @@ def model_summaries(rows: list[ModelCaseRow]) -> list[ModelSummary]:
     summaries = []
     for name in sorted({row.model_name for row in rows}):
         mine = [row for row in rows if row.model_name == name]
+        against_crowd = [row.vs_consensus for row in mine if row.vs_consensus is not None]
+        against_keys = [row.vs_answer_key for row in mine if row.vs_answer_key is not None]
+        reviewed = [row.verdicts for row in mine if row.verdicts is not None]
         summaries.append(
             ModelSummary(
                 model_name=name,
                 cases=len(mine),
                 mean_dice_crowd=mean([r.dice_crowd for r in mine if r.dice_crowd is not None]),
                 mean_dice_answer_key=mean([r.dice_answer_key for r in mine if r.dice_answer_key is not None]),
+                vs_consensus=summarise_comparisons(against_crowd) if against_crowd else None,
+                vs_answer_key=summarise_comparisons(against_keys) if against_keys else None,
+                verdicts={v: sum(counts[v] for counts in reviewed) for v in VERDICTS} if reviewed else None,
             )
         )
     return summaries

@@ -24,6 +24,7 @@ from annotations.models import Case, Lease, Mark, MaskProvenance, MaskSlice, Mas
 from annotations.reading import follow_up_reads
 from annotations.reading.documents import ParsedRead, ReadValidationError, ValidatedRead, validate_read_document
 from annotations.reading.rules import rules_for_case
+from annotations.reading.signals import read_stored
 
 
 class ReadConflict(Exception):
@@ -97,6 +98,7 @@ class CrowdRead:
         store_marks(read=read, parsed=validated.parsed, instance_pks=validated.instance_pks)
         if validated.store_extra is not None:
             validated.store_extra(read)
+        read_stored.send(sender=type(self), read=read, case=case)
         if locked.own_lease_id is not None:
             Lease.objects.filter(pk=locked.own_lease_id).delete()
         locked.reads_done = counted_reads(case=locked)

@@ -369,3 +369,34 @@ def test_the_page_shows_how_much_readers_edit_mask_proposals(researcher_client, 
     assert "<strong>0.75</strong>" in section  # share proposed
     assert "<strong>0.90</strong>" in section  # median Dice of 0.8, 0.9, 1.0
     assert "<strong>0.67</strong>" in section  # two of three proposals edited
+
+
+@pytest.mark.django_db
+def test_the_page_shows_a_models_lines_lesion_by_lesion_against_the_computed_consensus(researcher_client, study):
+    from annotations.models import ModelPrediction
+
+    task, measured, _ = study
+    middle = instances(measured.series)[4].sop_instance_uid
+
+    def line(center, length):
+        _, start, end = horizontal_line(center=center, length_px=length)
+        return {"sop_instance_uid": middle, "frame": 1, "long_axis": {"start": list(start), "end": list(end)}}
+
+    # Consensus lengths are the readers' medians (16, 9, 6 mm); the model finds two (2 and 1 mm too long),
+    # misses the third and marks a spot no reader marked.
+    ModelPrediction.objects.create(
+        case=measured,
+        model_name="line-net",
+        lesion_marks=[
+            {"lesion": 1, **line(SPOTS[0], 18.0)},
+            {"lesion": 2, **line(SPOTS[1], 10.0)},
+            {"lesion": 3, **line((50.0, 55.0), 6.0)},
+        ],
+    )
+
+    page = page_of(researcher_client, task)
+
+    summary = page[page.index('data-testid="model-summary"') : page.index('data-testid="model-cases"')]
+    assert "line-net" in summary and "0.67 (2 / 3)" in summary  # sensitivity (found / consensus lesions)
+    assert "<td>1.00</td>" in summary and "1.5 (1.5)" in summary  # false positives per case; axis error, mm
+    assert "Long-axis error</b>: the model's long axis minus the reference's" in page

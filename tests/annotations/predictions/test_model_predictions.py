@@ -23,7 +23,7 @@ from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.predictions.services import PredictionError, import_predictions, store_prediction
 from annotations.reading.submission import submit_read
 from tests.annotations.export_data import build_scene
-from tests.factories import ReaderFactory, ReadFactory, TaskFactory, researcher_user
+from tests.factories import ReaderFactory, TaskFactory, researcher_user
 
 pytestmark = pytest.mark.django_db
 
@@ -177,20 +177,29 @@ def test_ordinary_tasks_never_show_a_model_to_readers(scene, tmp_path):
     assert "suggestion" not in next_case_body(scene.task)
 
 
-def test_the_report_counts_readers_who_kept_edited_or_rejected_the_suggestion(scene, tmp_path, client):
-    from tests.annotations.export_data import add_mask, disc
-
+def test_the_report_counts_what_readers_latest_reads_made_of_each_suggested_lesion(scene, tmp_path, client):
     import_predictions(task=scene.task, model_name="m", paths=[exported_label(scene, tmp_path)])
     scene.task.suggestion_model = "m"
     scene.task.save(update_fields=["suggestion_model"])
-    middle = scene.instances[len(scene.instances) // 2]
-    editor = ReadFactory(case=scene.case, reader=ReaderFactory())  # kept the middle slice, erased the one above
-    add_mask(editor, lesion=1, instance=middle, mask=disc(64, 64, center=(23.5, 38.0), radius=6))
+    # The scene's reads predate the suggestion: only reads submitted now are reviewed. One reader keeps the
+    # lesion, then corrects it to nothing there (no lesion); only that latest version counts.
+    keeper = ReaderFactory()
+    Lease.objects.create(case=scene.case, reader=keeper, expires_at=timezone.now() + dt.timedelta(minutes=5))
+    lesions = next_case_body(scene.task)["suggestion"]["lesions"]
+    envelope = {"case": scene.case.pk, "started_at": timezone.now().isoformat(), "duration_s": 3}
+    kept = {**envelope, "flags": {}, "lesions": lesions}
+    submit_read(reader=keeper, document={**kept, "client_uuid": str(uuid.uuid4())})
+    changed = ReaderFactory()
+    Lease.objects.create(case=scene.case, reader=changed, expires_at=timezone.now() + dt.timedelta(minutes=5))
+    submit_read(
+        reader=changed, document={**envelope, "client_uuid": str(uuid.uuid4()), "flags": {}, "lesions": lesions}
+    )
+    no_lesion = {**envelope, "client_uuid": str(uuid.uuid4()), "flags": {"no_lesion": True}, "lesions": []}
+    submit_read(reader=changed, document=no_lesion)
 
     (row,) = model_vs_crowd(task=scene.task)
     client.force_login(researcher_user())
     page = client.get(reverse("console:task-results", args=[scene.task.pk])).content.decode()
 
-    # Alice painted what the model drew; the editor changed it; Bob (lines only) and Carol (no lesion) erased it.
-    assert (row.reads_kept, row.reads_edited, row.reads_rejected) == (1, 1, 2)
-    assert "1 / 1 / 2" in page
+    assert row.verdicts == {"accepted": 1, "edited": 0, "rejected": 1, "added": 0}
+    assert "1 / 0 / 1 / 0" in page and "accepted 1 · edited 0 · rejected 1 · added 0" in page
