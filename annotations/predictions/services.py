@@ -90,6 +90,21 @@ def store_prediction(*, case: Case, model_name: str, path: Path) -> ModelPredict
     return _store(case=case, model_name=model_name, path=Path(path), sources=sources, masks=masks)
 
 
+def store_masks_by_instance(
+    *, case: Case, model_name: str, source_name: str, masks: dict[str, np.ndarray]
+) -> ModelPrediction:
+    """Store {SOP Instance UID: bool [rows, columns]} masks of the case's series as its prediction by `model_name`."""
+    if not model_name.strip():
+        raise PredictionError("a prediction needs a model name")
+    sources = SeriesSources.load(case.series)
+    index_of = {instance.sop_instance_uid: index for index, instance in enumerate(sources.instances)}
+    unknown = sorted(set(masks) - set(index_of))
+    if unknown:
+        raise PredictionError(f"{source_name}: slice {unknown[0]} is not an image of case {case.pk}")
+    by_index = {index_of[uid]: plane for uid, plane in masks.items() if plane.any()}
+    return _store(case=case, model_name=model_name, path=Path(source_name), sources=sources, masks=by_index)
+
+
 def _store(
     *, case: Case, model_name: str, path: Path, sources: SeriesSources, masks: dict[int, np.ndarray]
 ) -> ModelPrediction:

@@ -107,6 +107,30 @@ def answer_key_document(
     }
 
 
+def import_labelled_image(
+    *, image_path: Path, label_path: Path, modality: str = "MR", patient_id: str | None = None
+) -> tuple[Series, LabelMasks, list[str]]:
+    """Import a NIfTI image (if not yet) after checking its label map; return its series, the label map's masks
+    and the series' SOP Instance UIDs in anatomical order.
+
+    The label map is checked first, so one that does not fit its image leaves nothing imported. Raises
+    NiftiError/ValueError (label map not on the image's grid) or LabelMapError (the image did not import).
+    """
+    image_path, label_path = Path(image_path), Path(label_path)
+    masks = read_label_masks(image_path=image_path, label_path=label_path, modality=modality, patient_id=patient_id)
+    report = import_paths([image_path], nifti=NiftiOptions(modality=modality, patient_id=patient_id))
+    series = Series.objects.filter(series_instance_uid=masks.series_instance_uid).first()
+    if series is None:
+        reasons = "; ".join(f"{o.name}: {o.reason}" for o in report.outcomes if o.reason)
+        raise LabelMapError(f"the image {image_path.name} did not import: {reasons or 'no series'}")
+    slice_uids = list(
+        Instance.objects.filter(series=series)
+        .order_by(*Instance._meta.ordering)
+        .values_list("sop_instance_uid", flat=True)
+    )
+    return series, masks, slice_uids
+
+
 def _gold_case(task: Task, series: Series) -> tuple[Case, bool]:
     with transaction.atomic():
         case = Case.objects.select_for_update().filter(task=task, series=series).first()
@@ -134,20 +158,10 @@ def import_label_map_answer_key(
     """
     if task.is_follow_up:
         raise LabelMapError(f"task {task.pk} ({task.name}) is a follow-up task: answer keys are for single reads")
-    image_path, label_path = Path(image_path), Path(label_path)
-    # Checked first, so a label map that does not fit leaves nothing imported.
-    masks = read_label_masks(image_path=image_path, label_path=label_path, modality=modality, patient_id=patient_id)
-    report = import_paths([image_path], nifti=NiftiOptions(modality=modality, patient_id=patient_id))
-    series = Series.objects.filter(series_instance_uid=masks.series_instance_uid).first()
-    if series is None:
-        reasons = "; ".join(f"{o.name}: {o.reason}" for o in report.outcomes if o.reason)
-        raise LabelMapError(f"the image {image_path.name} did not import: {reasons or 'no series'}")
-    case, created = _gold_case(task, series)
-    slice_uids = list(
-        Instance.objects.filter(series=series)
-        .order_by(*Instance._meta.ordering)
-        .values_list("sop_instance_uid", flat=True)
+    series, masks, slice_uids = import_labelled_image(
+        image_path=image_path, label_path=label_path, modality=modality, patient_id=patient_id
     )
+    case, created = _gold_case(task, series)
     lesions = lesion_masks(masks, slice_uids=slice_uids, lesions_by=lesions_by)
     document = answer_key_document(
         case_id=case.pk, lesions=lesions, comment=f"label map {masks.label_map_name} ({masks.description()})"
