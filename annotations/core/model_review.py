@@ -120,56 +120,78 @@ def mask_lesion_documents(voxels: np.ndarray, *, geometry: SeriesGeometry) -> li
 
     `voxels` are flat indices into the series' voxel grid (slices x rows x columns), as ReaderLesion holds them.
     """
-    voxels, labels, count = component_labels(voxels, geometry.shape)
-    _, rows, columns = geometry.shape
-    lesions = []
-    for label in range(1, count + 1):
-        mine = voxels[labels == label]
-        slice_of = mine // (rows * columns)
-        slices = [
-            {
-                "sop_instance_uid": geometry.frames[int(k)].sop_instance_uid,
-                "frame": geometry.frames[int(k)].frame,
-                "counts": mask_rle.encode_indices(mine[slice_of == k] - k * rows * columns, rows=rows, columns=columns),
-            }
-            for k in np.unique(slice_of)
-        ]
-        lesions.append({"lesion": label, "mask": {"slices": slices}})
-    return lesions
+    return model_lesion_documents(voxels, [], geometry=geometry)
 
 
-def model_lesion_documents(voxels: np.ndarray, lines: Sequence[dict], *, geometry: SeriesGeometry) -> list[dict]:
+def model_lesion_documents(
+    voxels: np.ndarray, lines: Sequence[dict], *, geometry: SeriesGeometry, max_lesions: int | None = None
+) -> list[dict]:
     """Return a model's lesions in the read format: mask components, with the model's lines joined to them.
 
-    `voxels` (flat indices into the series' grid) are cut into 3-D face-connected components, numbered 1..n
-    in label order; each of `lines` ({"lesion", "long_axis", "short_axis"}, read-format lines) joins the
-    component under its long axis's midpoint, or else becomes a lesion of its own, numbered after them.
+    `voxels` (flat indices into the series' grid) are cut into 3-D face-connected components; with
+    `max_lesions`, only that many of the largest are kept (ties to the lower label). The kept components are
+    numbered 1..k in label order (raster order of their first voxel). Each of `lines` ({"long_axis",
+    "short_axis"}, read-format lines), in the given order, joins the kept component under its long axis's
+    midpoint when that component has no line yet (the first line wins), or else becomes a lesion of its own,
+    numbered after them, while there is room under `max_lesions`. The whole work is on the voxels, never on
+    a volume, so a 500-slice series costs memory in proportion to the mask, not to the series.
     """
-    components = mask_lesion_documents(voxels, geometry=geometry)
-    sorted_voxels, labels, _ = component_labels(voxels, geometry.shape)
-    lesions = {component["lesion"]: component for component in components}
-    next_number = len(components) + 1
-    for line in sorted(lines, key=lambda item: int(item["lesion"])):
+    sorted_voxels, labels, count = component_labels(voxels, geometry.shape)
+    sizes = np.bincount(labels, minlength=count + 1)[1:]
+    kept = np.arange(1, count + 1)
+    if max_lesions is not None:
+        kept = np.sort(np.argsort(-sizes, kind="stable")[:max_lesions] + 1)
+    lesions = _component_documents(sorted_voxels, labels, kept, geometry=geometry)
+    number_of_label = {int(label): number for number, label in enumerate(kept.tolist(), start=1)}
+    _, rows, columns = geometry.shape
+    for line in lines:
         long_axis = line.get("long_axis")
         if not long_axis:
             continue
         marks = {kind: line[kind] for kind in ("long_axis", "short_axis") if line.get(kind)}
         slice_index = geometry.slice_index(long_axis["sop_instance_uid"], int(long_axis.get("frame", 1)))
         label = 0
-        if slice_index is not None:
-            column = int(round((float(long_axis["start"][0]) + float(long_axis["end"][0])) / 2))
-            row = int(round((float(long_axis["start"][1]) + float(long_axis["end"][1])) / 2))
-            _, rows, columns = geometry.shape
-            if 0 <= row < rows and 0 <= column < columns and sorted_voxels.size:
-                voxel = (slice_index * rows + row) * columns + column
-                at = min(int(np.searchsorted(sorted_voxels, voxel)), sorted_voxels.size - 1)
-                label = int(labels[at]) if sorted_voxels[at] == voxel else 0
-        if label and "long_axis" not in lesions[label]:
-            lesions[label] = {**lesions[label], **marks}
-        else:
-            lesions[next_number] = {"lesion": next_number, **marks}
-            next_number += 1
-    return [lesions[number] for number in sorted(lesions)]
+        if slice_index is not None and sorted_voxels.size:
+            # (0, 0) is the centre of the top-left pixel, so the nearest pixel is the rounded coordinate; a
+            # line may end on the image's outer edge (-0.5), whose nearest pixel is the edge pixel.
+            column = min(max(round((float(long_axis["start"][0]) + float(long_axis["end"][0])) / 2), 0), columns - 1)
+            row = min(max(round((float(long_axis["start"][1]) + float(long_axis["end"][1])) / 2), 0), rows - 1)
+            voxel = (slice_index * rows + row) * columns + column
+            at = min(int(np.searchsorted(sorted_voxels, voxel)), sorted_voxels.size - 1)
+            label = int(labels[at]) if sorted_voxels[at] == voxel else 0
+        number = number_of_label.get(label)
+        if number is not None and "long_axis" not in lesions[number - 1]:
+            lesions[number - 1] = {**lesions[number - 1], **marks}
+        elif max_lesions is None or len(lesions) < max_lesions:
+            lesions.append({"lesion": len(lesions) + 1, **marks})
+    return lesions
+
+
+def _component_documents(
+    sorted_voxels: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, geometry: SeriesGeometry
+) -> list[dict]:
+    """Return the kept components (labels in ascending order) as mask lesions numbered 1..k, slices in grid order."""
+    _, rows, columns = geometry.shape
+    plane = rows * columns
+    # One stable sort groups each component's voxels, still ascending, without a mask per component.
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.stack([kept, kept + 1]))
+    lesions = []
+    for number, (begin, end) in enumerate(zip(bounds[0].tolist(), bounds[1].tolist(), strict=True), start=1):
+        mine = sorted_voxels[order[begin:end]]
+        slice_of = mine // plane
+        present, first = np.unique(slice_of, return_index=True)
+        ends = np.append(first[1:], mine.size)
+        slices = [
+            {
+                "sop_instance_uid": geometry.frames[k].sop_instance_uid,
+                "frame": geometry.frames[k].frame,
+                "counts": mask_rle.encode_indices(mine[a:b] - k * plane, rows=rows, columns=columns),
+            }
+            for k, a, b in zip(present.tolist(), first.tolist(), ends.tolist(), strict=True)
+        ]
+        lesions.append({"lesion": number, "mask": {"slices": slices}})
+    return lesions
 
 
 def pair_lesions(
