@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -88,25 +89,44 @@ def component_labels(voxels: np.ndarray, shape: tuple[int, int, int]) -> tuple[n
     """Return a mask's sorted voxels, each one's 3-D face-connected component (1..n) and n.
 
     Components are numbered by their first voxel in raster order (slice, row, column), as ndimage.label
-    numbers them. Works on the voxels alone (a sparse graph of face neighbours), so a model's lesions spread
-    over a 500-slice series never need a volume in memory.
+    numbers them. Works on the voxels alone, so a model's lesions spread over a 500-slice series never need
+    a volume in memory: each slice's pixels are labelled in 2-D within their bounding box, and the slice
+    components that share a pixel with the next slice are joined in a graph of slice components (far
+    fewer nodes than voxels, which keeps the memory a few arrays of the mask's size).
     """
     voxels = np.unique(np.asarray(voxels, dtype=np.int64))
     n = voxels.size
     if n == 0:
         return voxels, np.empty(0, dtype=np.int64), 0
-    slices, rows, columns = shape
-    k, r, c = np.unravel_index(voxels, shape)
-    left, right = [], []
-    for step, inside in ((1, c < columns - 1), (columns, r < rows - 1), (rows * columns, k < slices - 1)):
-        neighbours = voxels[inside] + step
-        at = np.minimum(np.searchsorted(voxels, neighbours), n - 1)
-        present = voxels[at] == neighbours
-        left.append(np.flatnonzero(inside)[present])
-        right.append(at[present])
-    first, second = np.concatenate(left), np.concatenate(right)
-    graph = coo_matrix((np.ones(first.size, dtype=np.int8), (first, second)), shape=(n, n))
-    count, raw = connected_components(graph, directed=False)
+    _, rows, columns = shape
+    plane = rows * columns
+    present, starts = np.unique(voxels // plane, return_index=True)
+    ends = np.append(starts[1:], n)
+    node = np.empty(n, dtype=np.int64)  # each voxel's slice component, numbered across the series
+    nodes = 0
+    joins: list[np.ndarray] = []
+    previous: tuple[int, np.ndarray, np.ndarray] | None = None
+    for k, begin, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        pixels = voxels[begin:end] - k * plane
+        row, column = np.divmod(pixels, columns)
+        top, left = int(row.min()), int(column.min())
+        box = np.zeros((int(row.max()) - top + 1, int(column.max()) - left + 1), dtype=bool)
+        box[row - top, column - left] = True
+        labelled, count = ndimage.label(box)
+        ids = labelled[row - top, column - left].astype(np.int64) + (nodes - 1)
+        del box, labelled
+        node[begin:end] = ids
+        nodes += count
+        if previous is not None and previous[0] == k - 1:
+            _, above_pixels, above_ids = previous
+            _, i, j = np.intersect1d(above_pixels, pixels, assume_unique=True, return_indices=True)
+            if i.size:
+                joins.append(np.unique(np.stack([above_ids[i], ids[j]], axis=1), axis=0))
+        previous = (k, pixels, ids)
+    pairs = np.concatenate(joins) if joins else np.empty((0, 2), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(nodes, nodes))
+    count, component_of_node = connected_components(graph, directed=False)
+    raw = component_of_node[node]
     # connected_components numbers by its own traversal; renumber by first voxel (voxels are sorted).
     first_voxel = np.full(count, n, dtype=np.int64)
     np.minimum.at(first_voxel, raw, np.arange(n))
