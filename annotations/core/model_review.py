@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -88,25 +89,44 @@ def component_labels(voxels: np.ndarray, shape: tuple[int, int, int]) -> tuple[n
     """Return a mask's sorted voxels, each one's 3-D face-connected component (1..n) and n.
 
     Components are numbered by their first voxel in raster order (slice, row, column), as ndimage.label
-    numbers them. Works on the voxels alone (a sparse graph of face neighbours), so a model's lesions spread
-    over a 500-slice series never need a volume in memory.
+    numbers them. Works on the voxels alone, so a model's lesions spread over a 500-slice series never need
+    a volume in memory: each slice's pixels are labelled in 2-D within their bounding box, and the slice
+    components that share a pixel with the next slice are joined in a graph of slice components (far
+    fewer nodes than voxels, which keeps the memory a few arrays of the mask's size).
     """
     voxels = np.unique(np.asarray(voxels, dtype=np.int64))
     n = voxels.size
     if n == 0:
         return voxels, np.empty(0, dtype=np.int64), 0
-    slices, rows, columns = shape
-    k, r, c = np.unravel_index(voxels, shape)
-    left, right = [], []
-    for step, inside in ((1, c < columns - 1), (columns, r < rows - 1), (rows * columns, k < slices - 1)):
-        neighbours = voxels[inside] + step
-        at = np.minimum(np.searchsorted(voxels, neighbours), n - 1)
-        present = voxels[at] == neighbours
-        left.append(np.flatnonzero(inside)[present])
-        right.append(at[present])
-    first, second = np.concatenate(left), np.concatenate(right)
-    graph = coo_matrix((np.ones(first.size, dtype=np.int8), (first, second)), shape=(n, n))
-    count, raw = connected_components(graph, directed=False)
+    _, rows, columns = shape
+    plane = rows * columns
+    present, starts = np.unique(voxels // plane, return_index=True)
+    ends = np.append(starts[1:], n)
+    node = np.empty(n, dtype=np.int64)  # each voxel's slice component, numbered across the series
+    nodes = 0
+    joins: list[np.ndarray] = []
+    previous: tuple[int, np.ndarray, np.ndarray] | None = None
+    for k, begin, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        pixels = voxels[begin:end] - k * plane
+        row, column = np.divmod(pixels, columns)
+        top, left = int(row.min()), int(column.min())
+        box = np.zeros((int(row.max()) - top + 1, int(column.max()) - left + 1), dtype=bool)
+        box[row - top, column - left] = True
+        labelled, count = ndimage.label(box)
+        ids = labelled[row - top, column - left].astype(np.int64) + (nodes - 1)
+        del box, labelled
+        node[begin:end] = ids
+        nodes += count
+        if previous is not None and previous[0] == k - 1:
+            _, above_pixels, above_ids = previous
+            _, i, j = np.intersect1d(above_pixels, pixels, assume_unique=True, return_indices=True)
+            if i.size:
+                joins.append(np.unique(np.stack([above_ids[i], ids[j]], axis=1), axis=0))
+        previous = (k, pixels, ids)
+    pairs = np.concatenate(joins) if joins else np.empty((0, 2), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(nodes, nodes))
+    count, component_of_node = connected_components(graph, directed=False)
+    raw = component_of_node[node]
     # connected_components numbers by its own traversal; renumber by first voxel (voxels are sorted).
     first_voxel = np.full(count, n, dtype=np.int64)
     np.minimum.at(first_voxel, raw, np.arange(n))
@@ -120,56 +140,78 @@ def mask_lesion_documents(voxels: np.ndarray, *, geometry: SeriesGeometry) -> li
 
     `voxels` are flat indices into the series' voxel grid (slices x rows x columns), as ReaderLesion holds them.
     """
-    voxels, labels, count = component_labels(voxels, geometry.shape)
-    _, rows, columns = geometry.shape
-    lesions = []
-    for label in range(1, count + 1):
-        mine = voxels[labels == label]
-        slice_of = mine // (rows * columns)
-        slices = [
-            {
-                "sop_instance_uid": geometry.frames[int(k)].sop_instance_uid,
-                "frame": geometry.frames[int(k)].frame,
-                "counts": mask_rle.encode_indices(mine[slice_of == k] - k * rows * columns, rows=rows, columns=columns),
-            }
-            for k in np.unique(slice_of)
-        ]
-        lesions.append({"lesion": label, "mask": {"slices": slices}})
-    return lesions
+    return model_lesion_documents(voxels, [], geometry=geometry)
 
 
-def model_lesion_documents(voxels: np.ndarray, lines: Sequence[dict], *, geometry: SeriesGeometry) -> list[dict]:
+def model_lesion_documents(
+    voxels: np.ndarray, lines: Sequence[dict], *, geometry: SeriesGeometry, max_lesions: int | None = None
+) -> list[dict]:
     """Return a model's lesions in the read format: mask components, with the model's lines joined to them.
 
-    `voxels` (flat indices into the series' grid) are cut into 3-D face-connected components, numbered 1..n
-    in label order; each of `lines` ({"lesion", "long_axis", "short_axis"}, read-format lines) joins the
-    component under its long axis's midpoint, or else becomes a lesion of its own, numbered after them.
+    `voxels` (flat indices into the series' grid) are cut into 3-D face-connected components; with
+    `max_lesions`, only that many of the largest are kept (ties to the lower label). The kept components are
+    numbered 1..k in label order (raster order of their first voxel). Each of `lines` ({"long_axis",
+    "short_axis"}, read-format lines), in the given order, joins the kept component under its long axis's
+    midpoint when that component has no line yet (the first line wins), or else becomes a lesion of its own,
+    numbered after them, while there is room under `max_lesions`. The whole work is on the voxels, never on
+    a volume, so a 500-slice series costs memory in proportion to the mask, not to the series.
     """
-    components = mask_lesion_documents(voxels, geometry=geometry)
-    sorted_voxels, labels, _ = component_labels(voxels, geometry.shape)
-    lesions = {component["lesion"]: component for component in components}
-    next_number = len(components) + 1
-    for line in sorted(lines, key=lambda item: int(item["lesion"])):
+    sorted_voxels, labels, count = component_labels(voxels, geometry.shape)
+    sizes = np.bincount(labels, minlength=count + 1)[1:]
+    kept = np.arange(1, count + 1)
+    if max_lesions is not None:
+        kept = np.sort(np.argsort(-sizes, kind="stable")[:max_lesions] + 1)
+    lesions = _component_documents(sorted_voxels, labels, kept, geometry=geometry)
+    number_of_label = {int(label): number for number, label in enumerate(kept.tolist(), start=1)}
+    _, rows, columns = geometry.shape
+    for line in lines:
         long_axis = line.get("long_axis")
         if not long_axis:
             continue
         marks = {kind: line[kind] for kind in ("long_axis", "short_axis") if line.get(kind)}
         slice_index = geometry.slice_index(long_axis["sop_instance_uid"], int(long_axis.get("frame", 1)))
         label = 0
-        if slice_index is not None:
-            column = int(round((float(long_axis["start"][0]) + float(long_axis["end"][0])) / 2))
-            row = int(round((float(long_axis["start"][1]) + float(long_axis["end"][1])) / 2))
-            _, rows, columns = geometry.shape
-            if 0 <= row < rows and 0 <= column < columns and sorted_voxels.size:
-                voxel = (slice_index * rows + row) * columns + column
-                at = min(int(np.searchsorted(sorted_voxels, voxel)), sorted_voxels.size - 1)
-                label = int(labels[at]) if sorted_voxels[at] == voxel else 0
-        if label and "long_axis" not in lesions[label]:
-            lesions[label] = {**lesions[label], **marks}
-        else:
-            lesions[next_number] = {"lesion": next_number, **marks}
-            next_number += 1
-    return [lesions[number] for number in sorted(lesions)]
+        if slice_index is not None and sorted_voxels.size:
+            # (0, 0) is the centre of the top-left pixel, so the nearest pixel is the rounded coordinate; a
+            # line may end on the image's outer edge (-0.5), whose nearest pixel is the edge pixel.
+            column = min(max(round((float(long_axis["start"][0]) + float(long_axis["end"][0])) / 2), 0), columns - 1)
+            row = min(max(round((float(long_axis["start"][1]) + float(long_axis["end"][1])) / 2), 0), rows - 1)
+            voxel = (slice_index * rows + row) * columns + column
+            at = min(int(np.searchsorted(sorted_voxels, voxel)), sorted_voxels.size - 1)
+            label = int(labels[at]) if sorted_voxels[at] == voxel else 0
+        number = number_of_label.get(label)
+        if number is not None and "long_axis" not in lesions[number - 1]:
+            lesions[number - 1] = {**lesions[number - 1], **marks}
+        elif max_lesions is None or len(lesions) < max_lesions:
+            lesions.append({"lesion": len(lesions) + 1, **marks})
+    return lesions
+
+
+def _component_documents(
+    sorted_voxels: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, geometry: SeriesGeometry
+) -> list[dict]:
+    """Return the kept components (labels in ascending order) as mask lesions numbered 1..k, slices in grid order."""
+    _, rows, columns = geometry.shape
+    plane = rows * columns
+    # One stable sort groups each component's voxels, still ascending, without a mask per component.
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.stack([kept, kept + 1]))
+    lesions = []
+    for number, (begin, end) in enumerate(zip(bounds[0].tolist(), bounds[1].tolist(), strict=True), start=1):
+        mine = sorted_voxels[order[begin:end]]
+        slice_of = mine // plane
+        present, first = np.unique(slice_of, return_index=True)
+        ends = np.append(first[1:], mine.size)
+        slices = [
+            {
+                "sop_instance_uid": geometry.frames[k].sop_instance_uid,
+                "frame": geometry.frames[k].frame,
+                "counts": mask_rle.encode_indices(mine[a:b] - k * plane, rows=rows, columns=columns),
+            }
+            for k, a, b in zip(present.tolist(), first.tolist(), ends.tolist(), strict=True)
+        ]
+        lesions.append({"lesion": number, "mask": {"slices": slices}})
+    return lesions
 
 
 def pair_lesions(

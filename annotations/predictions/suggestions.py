@@ -1,25 +1,27 @@
 """Model suggestions for readers: a case's model prediction as a read document the reading page draws.
 
 Only for tasks that name a `suggestion_model` ("check the model" tasks) and have a tool to draw it: the
-prediction's voxels (with the mask tool) are cut into lesions (3-D face-connected components, largest
-first), and its RECIST marks (with the long axis or bidirectional tool) become lesions' long and short
-axes, with `length_mm` from the image's PixelSpacing as the read format requires. A line whose midpoint
-lies in a mask lesion on the line's slice joins that lesion (one line per lesion; the first in the
-prediction's order wins); any other line is a lesion of its own. At most the task's lesions per case:
-masks first, then lines. The document is in the read format (docs/read-format.md), so the page draws
-it as the reader's own editable marks; the reader keeps (accepts), edits or erases (rejects) them and
-submits an ordinary read. This module must never store anything nor suggest in tasks that did not ask
-for it.
+prediction's voxels (with the mask tool) are cut into lesions (3-D face-connected components on the
+series' voxel grid, largest first), and its RECIST marks (with the long axis or bidirectional tool)
+become lesions' long and short axes, with `length_mm` from the image's PixelSpacing as the read format
+requires. A line whose midpoint lies in a mask lesion on the line's slice joins that lesion (one line per
+lesion; the first in the prediction's order wins); any other line is a lesion of its own. At most the
+task's lesions per case: masks first, then lines. The cutting and joining is core.model_review's
+`model_lesion_documents`, the one the model report uses, and works on the mask's voxel indices: it must
+never build a volume of the series (a 500-slice CT would cost hundreds of MB on every next case and every
+submit). The document is in the read format (docs/read-format.md), so the page draws it as the reader's
+own editable marks; the reader keeps (accepts), edits or erases (rejects) them and submits an ordinary
+read. This module must never store anything nor suggest in tasks that did not ask for it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from annotations.core import mask_rle
-from annotations.core.geometry import line_length_mm
+from annotations.core.geometry import line_length_mm, series_geometry
+from annotations.core.model_review import model_lesion_documents
 from annotations.models import Case, ModelPrediction
+from annotations.predictions.lesions import GEOMETRY_FIELDS, prediction_voxels
 from annotations.reading.documents import MAX_LESIONS
 from viewer.models import Instance
 
@@ -36,84 +38,44 @@ def suggestion_document(*, case: Case) -> dict | None:
     prediction = ModelPrediction.objects.filter(case=case, model_name=task.suggestion_model).first()
     if prediction is None:
         return None
-    instances = list(
-        Instance.objects.filter(series_id=case.series_id)
-        .order_by(*Instance._meta.ordering)
-        .values_list("sop_instance_uid", "rows", "columns", "number_of_frames", "pixel_spacing_mm")
-    )
-    position = {row[0]: index for index, row in enumerate(instances)}
-    limit = min(MAX_LESIONS, task.max_lesions_per_case or MAX_LESIONS)
-    lesions: list[dict] = []
-    components, mask_lesion = None, {}
-    if with_masks and prediction.mask_slices and instances:
-        components, mask_lesion, lesions = _mask_lesions(prediction, instances, position, limit)
+    instances = list(Instance.objects.filter(series_id=case.series_id).only(*GEOMETRY_FIELDS))
+    geometry = series_geometry(instances)
+    # The mask stays flat voxel indices throughout: a volume of a 500-slice CT would cost hundreds of MB per call.
+    voxels = prediction_voxels(prediction, geometry=geometry) if with_masks else np.empty(0, dtype=np.int64)
+    lines = []
     if with_lines:
+        by_uid = {instance.sop_instance_uid: instance for instance in instances}
         with_short_axis = "bidirectional" in tools
-        for mark in prediction.lesion_marks:
-            lines = _lines(mark, instances, position, with_short_axis=with_short_axis)
-            if lines is None:
-                continue
-            lesion = _containing_lesion(mark, components, mask_lesion, position, lesions)
-            if lesion is not None:
-                lesion.update(lines)
-            elif len(lesions) < limit:
-                lesions.append({"lesion": len(lesions) + 1, **lines})
+        lines = [_lines(mark, by_uid, with_short_axis=with_short_axis) for mark in prediction.lesion_marks or []]
+    limit = min(MAX_LESIONS, task.max_lesions_per_case or MAX_LESIONS)
+    lesions = model_lesion_documents(
+        voxels, [line for line in lines if line is not None], geometry=geometry, max_lesions=limit
+    )
     return {"model_name": prediction.model_name, "lesions": lesions, "flags": {}, "comment": ""}
 
 
-def _mask_lesions(prediction, instances, position, limit) -> tuple[np.ndarray, dict[int, int], list[dict]]:
-    """The prediction's largest connected components as lesions; the label image and {label: lesion index}."""
-    _, rows, columns, _, _ = instances[0]
-    volume = np.zeros((len(instances), rows, columns), dtype=bool)
-    for entry in prediction.mask_slices:
-        if entry["sop_instance_uid"] in position:
-            volume[position[entry["sop_instance_uid"]]] = mask_rle.decode(entry["counts"], rows=rows, columns=columns)
-    components, count = ndimage.label(volume)
-    sizes = ndimage.sum_labels(volume, components, index=range(1, count + 1)) if count else []
-    largest = [int(label) for label in np.argsort(-np.asarray(sizes), kind="stable")[:limit] + 1]
-    lesions, mask_lesion = [], {}
-    for number, label in enumerate(sorted(largest), start=1):
-        present = components == label
-        slices = [
-            {"sop_instance_uid": instances[k][0], "frame": 1, "counts": mask_rle.encode(present[k])}
-            for k in np.flatnonzero(present.any(axis=(1, 2)))
-        ]
-        mask_lesion[label] = number - 1
-        lesions.append({"lesion": number, "mask": {"slices": slices}})
-    return components, mask_lesion, lesions
-
-
-def _lines(mark: dict, instances, position, *, with_short_axis: bool) -> dict | None:
+def _lines(mark: dict, by_uid: dict[str, Instance], *, with_short_axis: bool) -> dict | None:
     """The mark's long (and short) axis in the read format, or None when its image cannot carry a line."""
-    index = position.get(mark.get("sop_instance_uid"))
-    if index is None or not mark.get("long_axis"):
+    instance = by_uid.get(mark.get("sop_instance_uid"))
+    if instance is None or not mark.get("long_axis"):
         return None
-    uid, _, _, number_of_frames, spacing = instances[index]
     frame = int(mark.get("frame") or 1)
-    if not spacing or not 1 <= frame <= number_of_frames:
+    spacing = instance.pixel_spacing_mm
+    if not spacing or not 1 <= frame <= instance.number_of_frames:
         return None
 
     def line(axis: dict) -> dict:
         start, end = [float(v) for v in axis["start"]], [float(v) for v in axis["end"]]
         length = line_length_mm(start=start, end=end, pixel_spacing_mm=spacing)
-        return {"sop_instance_uid": uid, "frame": frame, "start": start, "end": end, "length_mm": round(length, 3)}
+        return {
+            "sop_instance_uid": instance.sop_instance_uid,
+            "frame": frame,
+            "start": start,
+            "end": end,
+            "length_mm": round(length, 3),
+        }
 
     lines = {"long_axis": line(mark["long_axis"])}
     if with_short_axis and mark.get("short_axis"):
         lines["short_axis"] = line(mark["short_axis"])
     return lines
-
-
-def _containing_lesion(mark: dict, components, mask_lesion, position, lesions) -> dict | None:
-    """The mask lesion holding the long axis' midpoint on its slice, when it has no line yet."""
-    if components is None or int(mark.get("frame") or 1) != 1:
-        return None
-    start, end = mark["long_axis"]["start"], mark["long_axis"]["end"]
-    _, rows, columns = components.shape
-    # (0, 0) is the centre of the top-left pixel, so the nearest pixel is the rounded coordinate.
-    column = min(max(round((start[0] + end[0]) / 2), 0), columns - 1)
-    row = min(max(round((start[1] + end[1]) / 2), 0), rows - 1)
-    index = mask_lesion.get(int(components[position[mark["sop_instance_uid"]], row, column]))
-    if index is None or "long_axis" in lesions[index]:
-        return None
-    return lesions[index]

@@ -167,3 +167,37 @@ def test_components_of_the_voxels_are_those_ndimage_labels_in_a_volume(seed, fil
     reference, reference_count = ndimage.label(volume)
     assert count == reference_count
     assert np.array_equal(labels, reference.ravel()[voxels])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.5), st.integers(1, 6))
+def test_a_capped_models_lesions_are_its_largest_components_in_label_order(seed, fill, max_lesions):
+    volume = np.random.default_rng(seed).random((SLICES, ROWS, COLUMNS)) < fill
+
+    documents = model_lesion_documents(np.flatnonzero(volume), [], geometry=geometry(), max_lesions=max_lesions)
+
+    reference, count = ndimage.label(volume)
+    sizes = np.bincount(reference.ravel(), minlength=count + 1)[1:]
+    kept = sorted(int(label) for label in np.argsort(-sizes, kind="stable")[:max_lesions] + 1)
+    assert [d["lesion"] for d in documents] == list(range(1, len(kept) + 1))
+    for document, label in zip(documents, kept, strict=True):
+        painted = np.zeros_like(volume)
+        for entry in document["mask"]["slices"]:
+            k = int(entry["sop_instance_uid"].rsplit(".", 1)[1])
+            painted[k] = mask_rle.decode(entry["counts"], rows=ROWS, columns=COLUMNS)
+        assert np.array_equal(painted, reference == label)
+
+
+def test_a_line_on_a_component_left_out_by_the_cap_is_left_out_and_the_next_line_still_joins():
+    big, small = box(5, 5, 6, 6), box(30, 30, 2, 2)
+    voxels = np.flatnonzero(np.stack([big | small if k == 2 else np.zeros((ROWS, COLUMNS), bool) for k in range(5)]))
+    lines = [{"long_axis": line(2, (30, 30), (31, 31))}, {"long_axis": line(2, (5, 8), (10, 8))}]
+
+    one = model_lesion_documents(voxels, lines, geometry=geometry(), max_lesions=1)
+    two = model_lesion_documents(voxels, lines, geometry=geometry(), max_lesions=2)
+
+    assert [(d["lesion"], "mask" in d, d.get("long_axis", {}).get("start")) for d in one] == [(1, True, [5, 8])]
+    assert [(d["lesion"], "mask" in d, d["long_axis"]["start"]) for d in two] == [
+        (1, True, [5, 8]),
+        (2, True, [30, 30]),
+    ]
