@@ -541,16 +541,16 @@ def plot(
     timed = [n for n in names if summary[n]["time_2d_512_ms"]]
     width = 0.27
     for k, (key, label) in enumerate(
-        (("time_2d_512_ms", "2D, 512x512"), ("time_3d_line_ms", "3D from line"), ("time_tap_ms", "3D from tap"))
+        (("cpu_2d_512_ms", "2D, 512x512"), ("cpu_3d_line_ms", "3D from line"), ("cpu_tap_ms", "3D from tap"))
     ):
         ax.bar(np.arange(len(timed)) + (k - 1) * width, [summary[n][key]["p95"] for n in timed], width, label=label)
     ax.axhline(150, color="grey", linestyle=":", linewidth=1)
     ax.axhline(1000, color="grey", linestyle="--", linewidth=1)
     ax.set_yscale("log")
-    ax.set_ylabel("p95 time (ms)")
+    ax.set_ylabel("p95 CPU time (ms)")
     ax.set_xticks(range(len(timed)), timed, rotation=20, fontsize=8)
     ax.legend(fontsize=8)
-    ax.set_title("Time p95, tuning seed (targets: 150 ms 2D, 1 s 3D; brush painting time not modelled)", fontsize=10)
+    ax.set_title("CPU time p95, tuning seed (targets 150 ms 2D, 1 s 3D; brush painting time not modelled)", fontsize=10)
     fig.suptitle(f"Mask proposals on {len(per_lesion[names[0]])} synthetic lesions per seed; chosen: {chosen}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
