@@ -1,6 +1,6 @@
 """Mask proposals from a RECIST line or a tap: library methods side by side on hard synthetic lesions.
 
-Run: .venv/bin/python benchmarks/bench_segmentation.py [--lesions 200] [--seed 26] [--quick]
+Run: .venv/bin/python benchmarks/bench_segmentation.py [--lesions 200] [--seed 26] [--heldout-seed 2731] [--quick]
 
 Every method runs through the same crop, seeding, normalisation, acceptance checks and 3D propagation
 (annotations/core/segmentation); only the library algorithm inside the crop differs:
@@ -13,8 +13,10 @@ blurred, low or enhancing contrast, noise 8-25 HU, a vessel or organ edge touchi
 readers' lines on its largest slice (end points jittered by up to 1.5 px, angle by 5 degrees, length by
 10 %) and one tap in its inner half. Metrics as ULS23 reports them: 2D Dice on the line's slice, 3D Dice,
 HD95, long- and short-axis error, volume error, the spread of 2D Dice across a lesion's jittered lines,
-and time (2D on a 512 x 512 slice, 3D from line and from tap). Bad prompts (air, fat, bone, plain liver)
-must raise NoLesionFound. Writes benchmarks/results/segmentation.json and segmentation.png.
+and time (2D on a 512 x 512 slice, 3D from line and from tap; wall and CPU). Beside the methods, the simulated
+readers' brush masks (benchmarks/reader_study.py's brush model on each phantom's truth) get the same metrics.
+Everything runs again on a held-out seed the methods were not tuned on. Bad prompts (air, fat, bone, plain
+liver) must raise NoLesionFound. Writes benchmarks/results/segmentation.json and segmentation.png (--output).
 """
 
 from __future__ import annotations
