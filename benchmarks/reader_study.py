@@ -286,8 +286,8 @@ def _measure(
         long_axis, short_axis = short_axis, long_axis
     lesion: dict = {"lesion": lesion_number, "long_axis": long_axis, "short_axis": short_axis}
     if with_mask:
-        mask_scale = reader.mask_scale * float(rng.normal(1.0, reader.mask_noise))
-        offset = rng.normal(0, noise / 2, 2)
+        habit = brush_habit(reader, rng, endpoint_noise_mm=noise)
+        mask_scale, offset = habit.scale, habit.offset_mm
         painted = {}
         for kk in range(case.n_slices):
             dzz = abs(kk - centre_slice) * SLICE_MM
@@ -307,6 +307,53 @@ def _measure(
         if slices:
             lesion["mask"] = {"slices": slices}
     return lesion
+
+
+@dataclass(frozen=True)
+class BrushHabit:
+    """How one reader paints one lesion's mask with the brush: the true outline scaled and shifted.
+
+    ``scale`` spills (> 1) or shrinks (< 1) the outline about the lesion's centre, in plane and through the
+    slices alike; ``offset_mm`` (x, y) shifts it in plane (the hand's unsteadiness).
+    """
+
+    scale: float
+    offset_mm: tuple[float, float]
+
+
+def brush_habit(reader: ReaderProfile, rng: np.random.Generator, *, endpoint_noise_mm: float) -> BrushHabit:
+    """Draw a reader's brush habit for one lesion: their spill/shrink habit, offset by half their hand's noise."""
+    scale = reader.mask_scale * float(rng.normal(1.0, reader.mask_noise))
+    offset = rng.normal(0, endpoint_noise_mm / 2, 2)
+    return BrushHabit(scale=scale, offset_mm=(float(offset[0]), float(offset[1])))
+
+
+def paint_truth(truth: np.ndarray, spacing_mm: tuple[float, float, float], habit: BrushHabit) -> np.ndarray:
+    """The brush model on any true mask (slices, rows, cols): the truth scaled about its centroid, then shifted.
+
+    A voxel is painted when the point it maps back to (shift undone, scale undone about the centroid) lies in
+    the truth (nearest voxel). On an ellipsoid this is the ellipse painting of `_measure`; on an irregular
+    lesion the reader follows its true outline exactly, so the model's only errors are the habit's spill or
+    shrink and the hand's offset (it is, if anything, kind to the brush).
+    """
+    truth = np.asarray(truth, dtype=bool)
+    if truth.ndim != 3 or not truth.any():
+        raise ValueError(f"truth must be a non-empty 3D mask, got shape {truth.shape}")
+    if not habit.scale > 0:
+        raise ValueError(f"a brush habit's scale must be positive, got {habit.scale!r}")
+    centre = np.array(ndimage.center_of_mass(truth))
+    shift_px = np.array([0.0, habit.offset_mm[1] / spacing_mm[1], habit.offset_mm[0] / spacing_mm[2]])
+    # output index p reads the truth at centre + (p - centre - shift) / scale
+    inverse = 1.0 / habit.scale
+    painted = ndimage.affine_transform(
+        truth.astype(np.uint8),
+        np.full(3, inverse),
+        offset=centre - (centre + shift_px) * inverse,
+        order=0,
+        mode="constant",
+        cval=0,
+    )
+    return painted.astype(bool)
 
 
 @dataclass

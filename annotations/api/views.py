@@ -358,7 +358,22 @@ def _error_paths(errors, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+class IsAdminRole(BasePermission):
+    """The user holds the admin role (answer keys are the reference every reader is scored against)."""
+
+    message = "Only admins can make answer keys."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and is_admin(request.user))
+
+
 class MaskProposalView(ReadingAPIView):
+    """A lesion's mask proposed from a line, a tap or a corrected slice: readers on cases they hold or have
+    read, admins on gold cases (the answer-key page takes no lease); 404 for anyone else."""
+
+    # Readers ask on cases they hold or read; admins on gold cases, for their answer keys (no reader profile needed).
+    permission_classes = [IsReader | IsAdminRole]
+
     @extend_schema(
         request=s.MaskProposalRequestSerializer,
         responses={
@@ -384,7 +399,7 @@ class MaskProposalView(ReadingAPIView):
             prompt = segmentation.SeedMaskPrompt(**data["seed_mask"])
         try:
             proposal = segmentation.propose_mask(
-                reader=self.reader, case_id=case_id, prompt=prompt, propagate_3d=data["propagate"]
+                user=request.user, case_id=case_id, prompt=prompt, propagate_3d=data["propagate"]
             )
         except segmentation.TooManyProposals as exc:
             return Response(
@@ -447,15 +462,6 @@ class TeamSuggestionsView(ReadingAPIView):
         typed = request.query_params.get("q", "")[: teams.MAX_TEAM_NAME]
         found = teams.suggest_teams(typed=typed)
         return Response([{"name": team.name, "readers": team.members} for team in found])
-
-
-class IsAdminRole(BasePermission):
-    """The user holds the admin role (answer keys are the reference every reader is scored against)."""
-
-    message = "Only admins can make answer keys."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and is_admin(request.user))
 
 
 class AnswerKeyView(APIView):

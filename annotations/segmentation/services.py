@@ -1,11 +1,12 @@
 """Mask proposals for a reader: check the prompt, load the pixels it can reach, run the core, answer in RLE.
 
 A reader draws a long axis (or taps a lesion, or corrects one slice of an earlier proposal) and asks for the
-lesion's mask. This module decides whether the reader may ask (a live lease on the case, or an earlier read of
-it), checks the prompt against the case's series exactly as the read document would be checked, loads only the
-slices and the in-plane crop the proposal can reach (in HU, through the viewer's frame cache), and calls the
-pure core (`annotations.core.segmentation`) under a time budget and a per-reader rate limit. Masks come back
-as the read document's run lengths (docs/read-format.md, "mask") keyed by SOP instance UID and frame.
+lesion's mask. This module decides whether the user may ask (a reader with a live lease on the case or an
+earlier read of it; an admin writing the answer key of a gold case), checks the prompt against the case's
+series exactly as the read document would be checked, loads only the slices and the in-plane crop the
+proposal can reach (in HU, through the viewer's frame cache), and calls the pure core
+(`annotations.core.segmentation`) under a time budget and a per-user rate limit. Masks come back as the read
+document's run lengths (docs/read-format.md, "mask") keyed by SOP instance UID and frame.
 It never stores anything and never trusts the page for geometry it can compute itself.
 """
 
@@ -22,6 +23,7 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
+from annotations.booth.roles import is_admin
 from annotations.core import mask_rle
 from annotations.core.geometry import line_length_mm
 from annotations.core.segmentation import (
@@ -60,7 +62,7 @@ RATE_WINDOW_S = 60
 
 
 class CaseNotFound(Exception):
-    """No such case for this reader (no lease on it, no read of it): answered as 404, never as 403."""
+    """No such case for this user (no lease on it, no read of it, not an admin's gold case): 404, never 403."""
 
 
 class ProposalRefused(ValueError):
@@ -160,11 +162,14 @@ def proposals_per_minute() -> int:
     return int(settings.READERBOARD.get("MASK_PROPOSALS_PER_MINUTE", DEFAULT_PROPOSALS_PER_MINUTE))
 
 
-def check_proposal_rate(*, reader: Reader, now_s: float | None = None) -> None:
-    """Count one proposal for the reader; raise TooManyProposals past `proposals_per_minute()` in a minute."""
+def check_proposal_rate(*, user_id: int, now_s: float | None = None) -> None:
+    """Count one proposal for the user; raise TooManyProposals past `proposals_per_minute()` in a minute.
+
+    Counted per user (a reader, or an admin writing answer keys without a reader profile).
+    """
     limit = proposals_per_minute()
     now_s = time.time() if now_s is None else now_s
-    key = f"readerboard:rate:mask-proposal:{reader.pk}"
+    key = f"readerboard:rate:mask-proposal:user:{user_id}"
     history = [t for t in cache.get(key, []) if t > now_s - RATE_WINDOW_S]
     if len(history) >= limit:
         raise TooManyProposals(max(1, int(history[0] + RATE_WINDOW_S - now_s) + 1))
@@ -197,11 +202,21 @@ class _Budget:
 # --- access and images ------------------------------------------------------------------------------
 
 
-def case_for_proposal(*, reader: Reader, case_id: int) -> Case:
-    """The case, when the reader holds a live lease on it or has read it; else CaseNotFound."""
-    allowed = Q(leases__reader=reader, leases__expires_at__gt=timezone.now()) | Q(
-        pk__in=Read.objects.filter(reader=reader).values("case_id")
-    )
+def case_for_proposal(*, user, case_id: int) -> Case:
+    """The case, when the user may draw on it now; else CaseNotFound.
+
+    A reader may while holding a live lease on the case or after reading it. An admin may on a gold case: the
+    answer-key page (reading.answer_keys) takes no lease, and admins write the answer key of any task's gold
+    cases (the answer-key API's permission is the admin role, with no per-task grant).
+    """
+    reader: Reader | None = getattr(user, "reader", None)
+    allowed = Q(pk__in=[])
+    if reader is not None:
+        allowed |= Q(leases__reader=reader, leases__expires_at__gt=timezone.now()) | Q(
+            pk__in=Read.objects.filter(reader=reader).values("case_id")
+        )
+    if is_admin(user):
+        allowed |= Q(is_gold=True)
     case = Case.objects.select_related("task", "series").filter(allowed, pk=case_id).distinct().first()
     if case is None:
         raise CaseNotFound(f"case {case_id} not found")
@@ -303,16 +318,18 @@ def _load_hu(slices: list[_Slice], crop: _Crop, budget: _Budget) -> np.ndarray:
 # --- the service ------------------------------------------------------------------------------------
 
 
-def propose_mask(*, reader: Reader, case_id: int, prompt: Prompt, propagate_3d: bool = True) -> MaskProposal:
+def propose_mask(*, user, case_id: int, prompt: Prompt, propagate_3d: bool = True) -> MaskProposal:
     """Return the proposed mask of the lesion the prompt points at, on its slice and (by default) its neighbours.
 
-    Raises TooManyProposals (rate), CaseNotFound (no lease, no read), ProposalRefused (a malformed prompt or
-    one off the case's images, by JSON path), NoLesionHere (nothing lesion-like there) or ProposalTimedOut.
+    ``user`` is the signed-in user: a reader, or an admin writing a gold case's answer key (`case_for_proposal`).
+    Raises TooManyProposals (rate), CaseNotFound (no lease, no read, not an admin's gold case), ProposalRefused
+    (a malformed prompt or one off the case's images, by JSON path), NoLesionHere (nothing lesion-like there)
+    or ProposalTimedOut.
     """
-    check_proposal_rate(reader=reader)
+    check_proposal_rate(user_id=user.pk)
     started_s = time.monotonic()
     budget = _Budget(DEFAULT_SEGMENTER, budget_s=time_budget_s(), started_s=started_s)
-    case = case_for_proposal(reader=reader, case_id=case_id)
+    case = case_for_proposal(user=user, case_id=case_id)
     path = {LinePrompt: "long_axis", TapPrompt: "tap", SeedMaskPrompt: "seed_mask"}[type(prompt)]
     target = prompt.long_axis if isinstance(prompt, LinePrompt) else prompt
     uid = target.get("sop_instance_uid") if isinstance(target, dict) else getattr(target, "sop_instance_uid", None)

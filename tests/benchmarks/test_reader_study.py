@@ -145,3 +145,36 @@ def test_an_unknown_mask_source_is_refused():
 
     with pytest.raises(ValueError, match="mask_source"):
         study.read_document(case, 0, reader, seed=3, case_pk=1, mask_source="crayon")
+
+
+def _ellipsoid(shape=(21, 64, 64), semi_px=(6.0, 20.0, 12.0)) -> np.ndarray:
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    centre = [(n - 1) / 2 for n in shape]
+    return ((z - centre[0]) / semi_px[0]) ** 2 + ((y - centre[1]) / semi_px[1]) ** 2 + (
+        (x - centre[2]) / semi_px[2]
+    ) ** 2 <= 1.0
+
+
+def test_a_brush_painting_of_any_truth_is_the_truth_scaled_about_its_centre_and_shifted():
+    truth = _ellipsoid()
+    spacing = (2.0, 0.5, 0.5)
+
+    exact = study.paint_truth(truth, spacing, study.BrushHabit(scale=1.0, offset_mm=(0.0, 0.0)))
+    spilled = study.paint_truth(truth, spacing, study.BrushHabit(scale=1.2, offset_mm=(0.0, 0.0)))
+    shifted = study.paint_truth(truth, spacing, study.BrushHabit(scale=1.0, offset_mm=(3.0, -1.0)))
+
+    assert np.array_equal(exact, truth)
+    assert spilled.sum() / truth.sum() == pytest.approx(1.2**3, rel=0.08)
+    assert (spilled & truth).sum() == truth.sum()
+    # offset (x, y) in mm: 3 mm = 6 columns right, -1 mm = 2 rows up, no change through the slices
+    assert np.array_equal(shifted, np.roll(np.roll(truth, 6, axis=2), -2, axis=1))
+
+
+def test_a_brush_habit_comes_from_the_readers_spill_and_their_hands_noise():
+    reader = study.reader_population(4)[0]
+    habits = [study.brush_habit(reader, np.random.default_rng(k), endpoint_noise_mm=2.0) for k in range(400)]
+
+    assert np.mean([h.scale for h in habits]) == pytest.approx(reader.mask_scale, rel=0.02)
+    assert np.std([h.offset_mm[0] for h in habits]) == pytest.approx(1.0, rel=0.15)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        study.paint_truth(_ellipsoid(), (1.0, 1.0, 1.0), study.BrushHabit(scale=0.0, offset_mm=(0.0, 0.0)))

@@ -22,7 +22,8 @@ from .errors import NoLesionFound
 from .segmenters import DEFAULT_SEGMENTER, Segmenter
 
 ALGORITHM_NAME = "readerboard seeded watershed"
-ALGORITHM_VERSION = f"1 (scikit-image {skimage.__version__} watershed)"
+# 2: propagation keeps the lesion's side of its surroundings and stops on a slice that looks like the organ.
+ALGORITHM_VERSION = f"2 (scikit-image {skimage.__version__} watershed)"
 
 # The proposal lies inside a disc of this many line lengths' diameter around the line's midpoint.
 BOUND_DIAMETER_PER_LINE = 1.5

@@ -2,8 +2,9 @@
 
 Propagation segments each next slice seeded from the core of the previous slice's mask and bounded by a
 margin around it, with the seed slice's lesion and background levels; it stops where the lesion ends
-(the core no longer looks like lesion, or nothing is left) or where a slice fails the size and position
-check against the previous one, so it never floods into an organ. Re-propagating from a corrected slice is
+(the core no longer looks like lesion, or nothing is left), where a slice's mask looks more like the organ
+around the lesion than like the lesion, or where a slice fails the size and position check against the
+previous one, so it never floods into an organ. Re-propagating from a corrected slice is
 calling `propagate` again with the corrected mask as seed. Pure: arrays in, dataclasses out.
 """
 
@@ -30,6 +31,7 @@ from .slice_proposal import (
     check_image,
     check_spacing,
     contrast_snr,
+    noise_sigma,
     segment_seeded,
 )
 
@@ -88,8 +90,13 @@ class VolumeProposal:
         return volume
 
 
-def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float]) -> tuple[float, float]:
-    """Median lesion intensity and a background level: the lesion's plus the signed mean departure of its rim."""
+def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float]) -> tuple[float, float, float]:
+    """Median lesion intensity, a background level and the organ's level around the lesion.
+
+    The background level is the lesion's plus the signed mean departure of its rim (it measures how far the
+    edges step, whatever lies on each side); the organ level is the rim's median, the tissue most of the
+    lesion's outline borders on.
+    """
     rows, cols = np.nonzero(mask)
     pad = math.ceil(4.0 / min(spacing)) + 2
     r0, r1 = max(0, rows.min() - pad), min(image.shape[0], rows.max() + pad + 1)
@@ -104,7 +111,45 @@ def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float]) -
         inner = local
     lesion_level = float(np.median(values[inner]))
     surroundings = values[rim] if rim.any() else values[~local]
-    return lesion_level, lesion_level + _signed_spread(surroundings, lesion_level)
+    return lesion_level, lesion_level + _signed_spread(surroundings, lesion_level), float(np.median(surroundings))
+
+
+def _local_noise(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float]) -> float:
+    """The image's noise standard deviation around the mask (a margin of 10 mm), from neighbour differences."""
+    rows, cols = np.nonzero(mask)
+    pad_r, pad_c = math.ceil(10.0 / spacing[0]), math.ceil(10.0 / spacing[1])
+    r0, r1 = max(0, rows.min() - pad_r), min(image.shape[0], rows.max() + pad_r + 1)
+    c0, c1 = max(0, cols.min() - pad_c), min(image.shape[1], cols.max() + pad_c + 1)
+    return noise_sigma(image[r0:r1, c0:c1].astype(np.float64))
+
+
+def _follow_levels(
+    current: tuple[float, float, float], seen: tuple[float, float, float], *, side: float
+) -> tuple[float, float, float]:
+    """Levels moved `LEVEL_UPDATE` of the way to a new slice's, keeping the background on the seed's ``side``.
+
+    Lesion level, contrast (its distance to the background level) and organ level follow the slices
+    separately; a new slice whose rim reads as the other side of the lesion contributes its contrast's
+    size, not its sign.
+    """
+    lesion = (1 - LEVEL_UPDATE) * current[0] + LEVEL_UPDATE * seen[0]
+    contrast = (1 - LEVEL_UPDATE) * abs(current[1] - current[0]) + LEVEL_UPDATE * abs(seen[1] - seen[0])
+    organ = (1 - LEVEL_UPDATE) * current[2] + LEVEL_UPDATE * seen[2]
+    return lesion, lesion + side * contrast, organ
+
+
+def _nearer_the_organ(value: float, levels: tuple[float, float, float], *, side: float, noise: float) -> bool:
+    """Whether ``value`` lies nearer the organ's level than the lesion's (a slice of organ, not of lesion).
+
+    Only an organ on the background's ``side`` of the lesion counts: one on the other side (a rim of mostly
+    fat around a lesion brighter than fat but darker than the muscle it lies on) is not what it fades into.
+    Nor does one within ``noise`` (the image's noise standard deviation) of the lesion's level: the levels
+    were read off a rim that may still be partly lesion, and that close they cannot tell the two apart.
+    """
+    lesion, _, organ = levels
+    if (organ - lesion) * side <= 0 or abs(organ - lesion) <= noise:
+        return False
+    return abs(value - organ) < abs(value - lesion)
 
 
 def _area_centroid(mask: np.ndarray, spacing: tuple[float, float]) -> tuple[float, np.ndarray]:
@@ -118,7 +163,9 @@ def _next_slice(
     previous: np.ndarray,
     spacing: tuple[float, float],
     thickness_mm: float,
-    levels: tuple[float, float],
+    levels: tuple[float, float, float],
+    side: float,
+    noise: float,
     work_mm: float,
     segmenter: Segmenter,
 ) -> tuple[np.ndarray | None, str]:
@@ -133,7 +180,7 @@ def _next_slice(
     local_prev = previous[r0:r1, c0:c1]
     depth = ndimage.distance_transform_edt(local_prev, sampling=spacing)
     core = depth >= CORE_DEPTH * depth.max()
-    lesion_level, background_level = levels
+    lesion_level, background_level, _ = levels
     span = lesion_level - background_level
     smoothed = ndimage.gaussian_filter(image[r0:r1, c0:c1].astype(np.float64), sigma=1.0)
     if span == 0:
@@ -159,7 +206,7 @@ def _next_slice(
         grid=grid,
         allowed=allowed,
         lesion_seed_mask=seeds,
-        levels=levels,
+        levels=(lesion_level, background_level),
         segmenter=segmenter,
     ).mask
     area, centroid = _area_centroid(mask, spacing) if mask.any() else (0.0, centroid_prev)
@@ -174,6 +221,8 @@ def _next_slice(
         return None, "position check failed: too little overlap"
     if 1.0 - abs(float(np.median(image[mask])) - lesion_level) / abs(span) < MIN_LESION_LIKENESS:
         return None, "lesion ended: the mask no longer looks like lesion"
+    if _nearer_the_organ(float(np.median(image[mask])), levels, side=side, noise=noise):
+        return None, "lesion ended: the mask looks like the organ around it"
     if contrast_snr(image=image, mask=mask, spacing_mm=spacing) < MIN_CONTRAST_SNR_3D:
         return None, "lesion ended: no contrast against its rim"
     return mask, ""
@@ -204,6 +253,10 @@ def propagate(
         raise ValueError("seed_mask is empty")
     in_plane = (spacing[1], spacing[2])
     levels = _levels(array[seed_slice], seed, in_plane)
+    # Darker or brighter than its surroundings is the lesion's, read on the seed slice: a slice where the
+    # organ on the lesion's far side dominates the rim (fat on one side, muscle on the other) must not flip it.
+    side = 1.0 if levels[1] >= levels[0] else -1.0
+    noise = _local_noise(array[seed_slice], seed, in_plane)
     seed_axes = recist_axes(seed, in_plane)
     long_mm = max(seed_axes.long_axis_mm, min(in_plane))
     work_mm = max(min(in_plane) / 3.0, long_mm / WORK_PIXELS_PER_LINE)
@@ -226,6 +279,8 @@ def propagate(
                 spacing=in_plane,
                 thickness_mm=spacing[0],
                 levels=current,
+                side=side,
+                noise=noise,
                 work_mm=work_mm,
                 segmenter=segmenter,
             )
@@ -241,11 +296,7 @@ def propagate(
                 break
             masks[index] = mask
             peak_area = max(peak_area, int(mask.sum()))
-            new_levels = _levels(array[index], mask, in_plane)
-            current = (
-                (1 - LEVEL_UPDATE) * current[0] + LEVEL_UPDATE * new_levels[0],
-                (1 - LEVEL_UPDATE) * current[1] + LEVEL_UPDATE * new_levels[1],
-            )
+            current = _follow_levels(current, _levels(array[index], mask, in_plane), side=side)
             previous, index = mask, index + direction
         stopped[name] = reason
     return _finish(masks, seed_slice=seed_slice, spacing=spacing, stopped=stopped, segmenter=segmenter)

@@ -180,6 +180,38 @@ def test_propagation_stops_where_the_lesion_ends_and_does_not_flood_the_organ_be
     assert dice(proposal, lesion) >= 0.8
 
 
+def test_propagation_stops_where_a_lesion_ends_rather_than_running_on_into_the_organ_it_sits_in():
+    # Kidney CT: an enhancing lesion (+53 HU) against the kidney, fat beyond the organ's edge touching it. The
+    # fat in its rim makes plain kidney look lesion-like by the step at its edge alone; the organ's own level
+    # (the rim's median) tells the kidney apart, so the proposal ends within a slice of where the lesion does.
+    phantom = make_phantom(138, seed=26)
+    start, end = truth_line(phantom)
+    seed = propose_from_line(
+        image=phantom.volume[phantom.largest_slice], pixel_spacing_mm=phantom.spacing_mm[1:], start=start, end=end
+    ).mask
+    result = propagate(
+        volume=phantom.volume, spacing_mm=phantom.spacing_mm, seed_slice=phantom.largest_slice, seed_mask=seed
+    )
+    lesion_slices = np.nonzero(phantom.truth.any(axis=(1, 2)))[0]
+    assert lesion_slices.min() - 1 <= min(result.masks)
+    assert max(result.masks) <= lesion_slices.max() + 1
+    assert dice(result.as_array(phantom.truth.shape), phantom.truth) >= 0.75
+
+
+def test_followed_levels_keep_the_lesions_side_when_a_slice_reads_the_other_way():
+    # A node darker than the muscle it lies on and brighter than the fat around it: on one slice its rim is
+    # mostly fat (background below it), on the next mostly muscle (above). Averaging the two as they come
+    # would put the background on the lesion's own level and end the propagation there.
+    from annotations.core.segmentation.volume_proposal import _follow_levels
+
+    seed_levels = (-9.0, -70.0, -95.0)
+    lesion, background, organ = _follow_levels(seed_levels, (-11.0, 50.0, 48.0), side=-1.0)
+
+    assert lesion == pytest.approx(-10.0)
+    assert background == pytest.approx(lesion - 61.0)
+    assert organ == pytest.approx(-23.5)
+
+
 def test_propagating_again_from_a_corrected_slice_uses_the_correction():
     volume, lesion, _, spacing = lesion_beside_an_organ()
     corrected = lesion[13]

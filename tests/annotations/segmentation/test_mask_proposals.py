@@ -11,7 +11,15 @@ from rest_framework.test import APIClient
 
 from annotations.core import mask_rle
 from annotations.segmentation import services as segmentation
-from tests.factories import CaseFactory, LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, line_json
+from tests.factories import (
+    CaseFactory,
+    LeaseFactory,
+    ReaderFactory,
+    ReadFactory,
+    TaskFactory,
+    admin_user,
+    line_json,
+)
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, tissue_at, write_series
 
 pytestmark = pytest.mark.django_db
@@ -90,9 +98,10 @@ def long_axis_line(series, origin_mm, *, shift_mm=(0.0, 0.0)) -> dict:
     return line_json(instance, start, end)
 
 
-def client_for(reader) -> APIClient:
+def client_for(who) -> APIClient:
+    """A signed-in client for a reader or a plain user (an admin without a reader profile)."""
     client = APIClient()
-    client.force_login(reader.user)
+    client.force_login(getattr(who, "user", who))
     return client
 
 
@@ -205,6 +214,32 @@ def test_a_reader_without_a_lease_or_read_gets_404(phantom_series, phantom_files
     stranger = ReaderFactory()
 
     response = ask(stranger, case, {"long_axis": long_axis_line(phantom_series, phantom_files.origin_mm)})
+
+    assert response.status_code == 404
+
+
+def test_an_admin_writing_an_answer_key_gets_proposals_on_a_gold_case_without_a_lease(phantom_series, phantom_files):
+    case = CaseFactory(series=phantom_series, task=TaskFactory(), is_gold=True)
+    admin = admin_user()
+
+    response = ask(admin, case, {"long_axis": long_axis_line(phantom_series, phantom_files.origin_mm)})
+
+    assert response.status_code == 200, response.json()
+    assert volume_dice(response.json(), phantom_series, phantom_files.origin_mm) >= MIN_DICE_3D
+
+
+def test_an_admin_gets_no_proposals_on_a_case_that_is_not_gold(phantom_series, phantom_files):
+    case = CaseFactory(series=phantom_series, task=TaskFactory(), is_gold=False)
+
+    response = ask(admin_user(), case, {"long_axis": long_axis_line(phantom_series, phantom_files.origin_mm)})
+
+    assert response.status_code == 404
+
+
+def test_a_reader_without_a_lease_gets_404_on_a_gold_case_too(phantom_series, phantom_files):
+    case = CaseFactory(series=phantom_series, task=TaskFactory(), is_gold=True)
+
+    response = ask(ReaderFactory(), case, {"long_axis": long_axis_line(phantom_series, phantom_files.origin_mm)})
 
     assert response.status_code == 404
 
