@@ -52,3 +52,29 @@ def test_the_check_the_model_task_suggests_the_demo_models_mask_on_the_same_seri
     suggestion = suggestion_document(case=case)
     assert check.suggestion_model == DEMO_MODEL and case.series_id == task.cases.get().series_id
     assert suggestion["model_name"] == DEMO_MODEL and len(suggestion["lesions"]) == 1
+
+
+def test_the_demo_model_is_wrong_in_each_way_a_reader_must_catch():
+    from scipy import ndimage
+
+    from annotations.demo.nifti_demo import MODEL_FLAWS, flawed_prediction
+
+    volume, labels, _ = synthetic_t1(seed=2701)
+    by_flaw = {flaw: flawed_prediction(labels, volume, flaw=flaw) for flaw in MODEL_FLAWS}
+
+    assert not by_flaw["missed lesion"].any()
+    assert 0 < by_flaw["undersized"].sum() < 0.8 * labels.sum() and not (by_flaw["undersized"] & ~labels).any()
+    false_positive = by_flaw["false positive"].astype(bool) & ~labels.astype(bool)
+    assert ndimage.label(by_flaw["false positive"])[1] == 2 and false_positive.sum() > 20
+    assert volume[false_positive].mean() > 700  # drawn on healthy white matter, not on the lesion
+    shifted = by_flaw["shifted"].astype(bool)
+    assert shifted.sum() == labels.sum() and 0 < (shifted & labels.astype(bool)).sum() < labels.sum()
+
+
+def test_the_check_the_model_task_shows_a_missed_lesion_as_no_suggested_lesion_and_a_false_positive_as_two():
+    make_nifti_demo(cases=3)
+    check = Task.objects.get(name=CHECK_MODEL_TASK)
+
+    counts = [len(suggestion_document(case=case)["lesions"]) for case in check.cases.order_by("label")]
+
+    assert counts == [1, 0, 2]  # shifted, missed lesion, false positive beside the true lesion
