@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from annotations.consensus import case_consensus as consensus
 from annotations.console import uploads
 from annotations.exports import run_export
-from annotations.models import ExportJob, Lease, Task
+from annotations.models import ExportJob, Lease, PredictionImportJob, Task
 from annotations.reading.submission import submit_read
 from tests.conftest import small_patient
 from tests.factories import (
@@ -103,6 +103,7 @@ PARAMETERS = {
     "app_label": "app_label",
     "url": "catch_all",
     "job_id": None,  # an export job under exports:, an import job under console:
+    "prediction_import_id": "prediction_import",
 }
 
 
@@ -179,6 +180,7 @@ def world(small_ct_series, tmp_path, settings, django_capture_on_commit_callback
     assert SECRET_COMMENT in (Path(settings.DATA_DIR) / export.file_path).read_text()
     job = uploads.create_import_job(user=admin, collection_name="Admin uploads")
     upload = uploads.register_upload(job=job, name="scan.dcm", size=10)
+    prediction_import = PredictionImportJob.objects.create(task=closed_task, created_by=admin, model_name="probe")
     Task.objects.filter(pk=closed_task.pk).update(is_open=False)
     from django.contrib.contenttypes.models import ContentType
 
@@ -205,6 +207,7 @@ def world(small_ct_series, tmp_path, settings, django_capture_on_commit_callback
         "catch_all": "annotations/read/",
         "export_job": str(export.pk),
         "import_job": str(job.pk),
+        "prediction_import": str(prediction_import.pk),
     }
     secrets_of_others = [
         SECRET_COMMENT,
