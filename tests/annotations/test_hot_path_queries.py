@@ -34,7 +34,8 @@ pytestmark = pytest.mark.django_db
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # What the ceilings hold (the reader signed in through ReaderSessionBackend: session, then user with
-# reader and team). Next case, 13: session, user, task, the reader's live lease, the candidates, the
+# reader and team). Next case, 14: session, user, task, the lock on the reader's own row (PostgreSQL: one
+# reader's simultaneous calls take one case), the reader's live lease, the candidates, the
 # statement that locks the case and the one that reads the reader's read and lease and the others'
 # live leases under that lock, the lease insert, the savepoint pair, and the case document: the series
 # version and instance list (only the first time a process serves the series; after that, the
@@ -43,7 +44,7 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # read, its marks and mask slices, the lease delete, the counted reads and the case update, two
 # savepoint pairs, the reader's roles and count and, at most every two seconds, the leaderboard
 # snapshot their rank is taken from.
-NEXT_CASE_MAX_QUERIES = 13
+NEXT_CASE_MAX_QUERIES = 14
 SUBMIT_MAX_QUERIES = 21
 TASK_LIST_MAX_QUERIES = 5
 
@@ -188,7 +189,8 @@ def test_the_task_list_runs_the_same_bounded_queries_whatever_the_task_size(
 
 
 def test_next_case_locks_only_the_rows_of_the_case_it_leases(small_and_large):
-    """No global lock or serialised section on PostgreSQL: row locks of one case (and the reader's lease on it).
+    """No global lock or serialised section on PostgreSQL: row locks of one case (and the reader's lease on it,
+    and the reader's own row, which serialises only that reader's simultaneous calls).
 
     On SQLite (the booth) IMMEDIATE transactions serialise writers by design and no statement locks rows.
     """
@@ -205,6 +207,7 @@ def test_next_case_locks_only_the_rows_of_the_case_it_leases(small_and_large):
     one_case = re.compile(
         r'"annotations_case"\."id" IN \(\d+\)'
         r'|"annotations_lease"\."case_id" = \d+ AND "annotations_lease"\."reader_id" = \d+'
+        r'|"annotations_reader"\."id" = \d+'
     )
     assert all(one_case.search(sql) for sql in row_locks), row_locks
     if connection.vendor == "postgresql":
