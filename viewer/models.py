@@ -100,6 +100,20 @@ class Instance(models.Model):
     sort_position_mm = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # What core.geometry needs to place a pixel in patient space: load only these for geometry work.
+    GEOMETRY_FIELDS = (
+        "sop_instance_uid",
+        "rows",
+        "columns",
+        "number_of_frames",
+        "pixel_spacing_mm",
+        "slice_thickness_mm",
+        "spacing_between_slices_mm",
+        "image_position_patient",
+        "image_orientation_patient",
+        "frame_positions_patient",
+    )
+
     class Meta:
         ordering = ["series_id", "sort_position_mm", "instance_number", "id"]
         indexes = [models.Index(fields=["series", "sort_position_mm", "instance_number"])]

@@ -78,20 +78,7 @@ __all__ = [
     "stale_case_ids",
 ]
 
-INSTANCE_FIELDS = (
-    "pk",
-    "series_id",
-    "sop_instance_uid",
-    "rows",
-    "columns",
-    "number_of_frames",
-    "pixel_spacing_mm",
-    "slice_thickness_mm",
-    "spacing_between_slices_mm",
-    "image_position_patient",
-    "image_orientation_patient",
-    "frame_positions_patient",
-)
+INSTANCE_FIELDS = ("pk", "series_id", *Instance.GEOMETRY_FIELDS)
 
 # --------------------------------------------------------------------------------------------------------------
 # Building inputs from rows

@@ -17,23 +17,10 @@ from annotations.core.model_review import lesions_from_document, model_lesion_do
 from annotations.models import Case, CaseConsensus, ModelPrediction, Read
 from viewer.models import Instance
 
-GEOMETRY_FIELDS = (
-    "sop_instance_uid",
-    "rows",
-    "columns",
-    "number_of_frames",
-    "pixel_spacing_mm",
-    "slice_thickness_mm",
-    "spacing_between_slices_mm",
-    "image_position_patient",
-    "image_orientation_patient",
-    "frame_positions_patient",
-)
-
 
 def case_geometry(case: Case) -> SeriesGeometry:
     """Return the voxel grid and patient-space geometry of the case's series."""
-    return series_geometry(Instance.objects.filter(series_id=case.series_id).only(*GEOMETRY_FIELDS))
+    return series_geometry(Instance.objects.filter(series_id=case.series_id).only(*Instance.GEOMETRY_FIELDS))
 
 
 def prediction_voxels(prediction: ModelPrediction, *, geometry: SeriesGeometry) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from annotations.core.geometry import line_length_mm, series_geometry
 from annotations.core.model_review import model_lesion_documents
 from annotations.models import Case, ModelPrediction
-from annotations.predictions.lesions import GEOMETRY_FIELDS, prediction_voxels
+from annotations.predictions.lesions import prediction_voxels
 from annotations.reading.documents import MAX_LESIONS
 from viewer.models import Instance
 
@@ -38,7 +38,7 @@ def suggestion_document(*, case: Case) -> dict | None:
     prediction = ModelPrediction.objects.filter(case=case, model_name=task.suggestion_model).first()
     if prediction is None:
         return None
-    instances = list(Instance.objects.filter(series_id=case.series_id).only(*GEOMETRY_FIELDS))
+    instances = list(Instance.objects.filter(series_id=case.series_id).only(*Instance.GEOMETRY_FIELDS))
     geometry = series_geometry(instances)
     # The mask stays flat voxel indices throughout: a volume of a 500-slice CT would cost hundreds of MB per call.
     voxels = prediction_voxels(prediction, geometry=geometry) if with_masks else np.empty(0, dtype=np.int64)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime
 import random
-import threading
 from collections import Counter
+from functools import partial
 
 import pytest
-from django.db import connection, connections
 from django.utils import timezone
 
 from annotations.assignment import services as assignment
 from annotations.models import Case, Lease, Read
 from annotations.reading.submission import submit_read
+from tests.concurrency import exceptions_in, require_postgresql, run_at_once
 from tests.factories import LeaseFactory, ReaderFactory, ReadFactory, TaskFactory, bare_cases, no_lesion_document
 
 
@@ -179,34 +179,18 @@ def test_task_progress_counts_my_reads_and_what_is_left(task):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_readers_never_overfill_a_case_or_read_one_twice():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     task = TaskFactory(reads_per_case=2)
     cases = bare_cases(task, 6)
     readers = [ReaderFactory() for _ in range(10)]
-    barrier = threading.Barrier(len(readers))
-    errors: list[BaseException] = []
 
     def read_until_done(reader):
-        try:
-            barrier.wait()
-            while True:
-                case = assignment.next_case(reader=reader, task=task)
-                if case is None:
-                    return
-                submit_read(reader=reader, document=no_lesion_document(case))
-        except BaseException as exc:  # surfaced below; a thread must not die silently
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        while (case := assignment.next_case(reader=reader, task=task)) is not None:
+            submit_read(reader=reader, document=no_lesion_document(case))
 
-    threads = [threading.Thread(target=read_until_done, args=(reader,)) for reader in readers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    outcomes = run_at_once([partial(read_until_done, reader) for reader in readers], timeout_s=120)
 
-    assert not errors, errors
+    assert not exceptions_in(outcomes), outcomes
     per_case = Counter(Read.objects.values_list("case_id", flat=True))
     pairs = list(Read.objects.values_list("case_id", "reader_id"))
     assert len(pairs) == len(set(pairs)), "a reader read a case twice"
@@ -217,32 +201,14 @@ def test_concurrent_readers_never_overfill_a_case_or_read_one_twice():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_leases_never_exceed_the_read_target():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     task = TaskFactory(reads_per_case=3)
     cases = bare_cases(task, 2)
     readers = [ReaderFactory() for _ in range(12)]
-    barrier = threading.Barrier(len(readers))
-    given: list[int | None] = []
-    errors: list[BaseException] = []
 
-    def take(reader):
-        try:
-            barrier.wait()
-            case = assignment.next_case(reader=reader, task=task)
-            given.append(case.pk if case else None)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    given = run_at_once([partial(assignment.next_case, reader=reader, task=task) for reader in readers])
 
-    threads = [threading.Thread(target=take, args=(reader,)) for reader in readers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
+    assert not exceptions_in(given), given
     leases = Counter(Lease.objects.values_list("case_id", flat=True))
     assert leases == {cases[0].pk: 3, cases[1].pk: 3}
     assert given.count(None) == 6
@@ -332,32 +298,13 @@ def test_a_preferred_case_that_was_filled_meanwhile_is_not_given(task):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_one_readers_simultaneous_next_case_calls_lease_one_case():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     task = TaskFactory(reads_per_case=3)
     bare_cases(task, 8)
     reader = ReaderFactory()
-    calls = 8
-    barrier = threading.Barrier(calls)
-    given: list[int | None] = []
-    errors: list[BaseException] = []
 
-    def take():
-        try:
-            barrier.wait()
-            case = assignment.next_case(reader=reader, task=task)
-            given.append(case.pk if case else None)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    given = run_at_once([partial(assignment.next_case, reader=reader, task=task) for _ in range(8)])
 
-    threads = [threading.Thread(target=take) for _ in range(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
+    assert not exceptions_in(given), given
     assert Lease.objects.filter(reader=reader).count() == 1
-    assert len(set(given)) == 1 and None not in given
+    assert len({case.pk for case in given if case}) == 1 and None not in given

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from importlib import import_module
 
 import pytest
@@ -12,6 +13,7 @@ from rest_framework.test import APIClient
 
 from annotations.booth import names, readers, teams
 from annotations.models import Reader, Team
+from tests.concurrency import require_postgresql, run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -140,35 +142,14 @@ def test_the_data_migration_gives_existing_rows_their_skeletons_and_normal_forms
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_sign_ups_with_look_alike_names_let_only_one_in():
-    import threading
-
-    from django.db import connection, connections
-
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     spellings = ["Dr Ada Demo", "DR ADA DEM0", f"Dr Ada Dem{CYRILLIC_O}", "dr ada demo"]
-    barrier = threading.Barrier(len(spellings))
-    registered: list[str] = []
-    refused: list[str] = []
-    errors: list[BaseException] = []
 
-    def register(name: str) -> None:
-        try:
-            barrier.wait()
-            registered.append(readers.register_reader(display_name=name, pin="1234", consented=True).display_name)
-        except readers.RegistrationError:
-            refused.append(name)
-        except BaseException as exc:  # surfaced below; a thread must not die silently
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    outcomes = run_at_once(
+        [partial(readers.register_reader, display_name=name, pin="1234", consented=True) for name in spellings]
+    )
 
-    threads = [threading.Thread(target=register, args=(name,)) for name in spellings]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
-    assert len(registered) == 1 and len(refused) == len(spellings) - 1
+    registered = [outcome for outcome in outcomes if isinstance(outcome, Reader)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, readers.RegistrationError)]
+    assert len(registered) == 1 and len(refused) == len(spellings) - 1, outcomes
     assert Reader.objects.count() == 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
+from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -12,11 +12,11 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
-from django.db import connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
 
 from annotations.booth import pin_credentials, readers, sign_in_limits
+from tests.concurrency import require_postgresql, run_at_once
 from tests.factories import admin_user
 
 pytestmark = pytest.mark.django_db
@@ -78,32 +78,18 @@ def count_pin_checks(monkeypatch) -> list[int]:
 
 def sign_in_in_parallel(count: int, *, display_name: str, pin: str) -> dict[str, int]:
     """Run `count` sign-ins at once from threads (each its own database connection); return outcomes by kind."""
-    barrier = threading.Barrier(count)
-    outcomes: dict[str, int] = {}
-    lock = threading.Lock()
 
-    def attempt(n: int) -> None:
+    def attempt() -> str:
         try:
-            barrier.wait()
             readers.authenticate_reader(display_name=display_name, pin=pin)
-            kind = "signed_in"
         except readers.InvalidCredentials:
-            kind = "wrong"
+            return "wrong"
         except readers.TooManyAttempts:
-            kind = "refused"
-        except BaseException as exc:  # surfaced in the outcome; a thread must not die silently
-            kind = repr(exc)
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes[kind] = outcomes.get(kind, 0) + 1
+            return "refused"
+        return "signed_in"
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return outcomes
+    outcomes = run_at_once([attempt] * count, timeout_s=120)
+    return dict(Counter(outcome if isinstance(outcome, str) else repr(outcome) for outcome in outcomes))
 
 
 # --- Atomic counting under concurrency -------------------------------------------------------------
@@ -112,8 +98,7 @@ def sign_in_in_parallel(count: int, *, display_name: str, pin: str) -> dict[str,
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_parallel_sign_ins_against_one_name_evaluate_no_more_pins_than_the_limit(monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     make_reader()
     checks = count_pin_checks(monkeypatch)
 
@@ -127,8 +112,7 @@ def test_fifty_parallel_sign_ins_against_one_name_evaluate_no_more_pins_than_the
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_fifty_parallel_sign_ins_on_the_redis_cache_evaluate_no_more_pins_than_the_limit(monkeypatch, redis_cache):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_postgresql()
     make_reader()
     checks = count_pin_checks(monkeypatch)
 
@@ -287,24 +271,13 @@ def test_a_successful_sign_in_gives_the_address_its_guess_back(monkeypatch):
 
 
 def test_the_sliding_window_never_lets_parallel_requests_past_the_rate():
-    barrier = threading.Barrier(30)
-    admitted: list[int] = []
-
     def attempt() -> None:
-        barrier.wait()
-        try:
-            sign_in_limits.reserve_in_window(key="test:window", limit=7, window_s=60, now_s=time.time())
-            admitted.append(1)
-        except sign_in_limits.TooManyAttempts:
-            pass
+        sign_in_limits.reserve_in_window(key="test:window", limit=7, window_s=60, now_s=time.time())
 
-    threads = [threading.Thread(target=attempt) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = run_at_once([attempt] * 30, timeout_s=30)
 
-    assert len(admitted) == 7
+    assert outcomes.count(None) == 7
+    assert all(isinstance(outcome, sign_in_limits.TooManyAttempts) for outcome in outcomes if outcome is not None)
 
 
 # --- Console ----------------------------------------------------------------------------------------
