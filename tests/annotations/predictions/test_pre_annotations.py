@@ -18,6 +18,12 @@ from tests.factories import ReaderFactory, TaskFactory
 pytestmark = pytest.mark.django_db
 
 
+def import_as_pre_annotation(image, label_map, *, task, extra=(), **streams) -> None:
+    """Run `import_nifti_labels IMAGE LABELS --task NAME --labels-as pre-annotation` as a researcher would."""
+    arguments = [str(image), str(label_map), "--task", task.name, "--labels-as", "pre-annotation", *extra]
+    call_command("import_nifti_labels", *arguments, **streams)
+
+
 def test_a_label_map_becomes_the_pre_annotation_of_an_ordinary_case_shown_to_readers(tmp_path):
     image, label_map, _, labels = volume_and_labels(tmp_path)
     task = TaskFactory(tools=["long_axis", "mask", "no_lesion"])
@@ -74,18 +80,7 @@ def test_the_command_imports_label_maps_as_pre_annotations(tmp_path):
     task = TaskFactory(tools=["long_axis", "mask", "no_lesion"])
     out = io.StringIO()
 
-    call_command(
-        "import_nifti_labels",
-        str(image),
-        str(label_map),
-        "--task",
-        task.name,
-        "--labels-as",
-        "pre-annotation",
-        "--model-name",
-        "tracings",
-        stdout=out,
-    )
+    import_as_pre_annotation(image, label_map, task=task, extra=["--model-name", "tracings"], stdout=out)
 
     assert "pre-annotation 'tracings' of new case" in out.getvalue()
     assert ModelPrediction.objects.get(case__task=task).model_name == "tracings"
@@ -97,15 +92,6 @@ def test_the_command_names_a_refused_pre_annotation(tmp_path):
     err = io.StringIO()
 
     with pytest.raises(CommandError, match="1 of 1 label maps refused"):
-        call_command(
-            "import_nifti_labels",
-            str(image),
-            str(label_map),
-            "--task",
-            task.name,
-            "--labels-as",
-            "pre-annotation",
-            stderr=err,
-        )
+        import_as_pre_annotation(image, label_map, task=task, stderr=err)
 
     assert f"{label_map}: refused:" in err.getvalue() and "no mask tool" in err.getvalue()
