@@ -25,6 +25,7 @@ urlpatterns = [
     path("console/tasks/<int:task_id>/results/plots/<slug:name>.svg", views.task_plot, name="task-plot"),
     path("console/tasks/<int:task_id>/results/cases/<int:case_id>/", views.case_view, name="case"),
     path("console/tasks/<int:task_id>/predictions/", views.task_predictions_import, name="predictions-import"),
+    path("console/tasks/<int:task_id>/predictions/shown/", views.task_predictions_shown, name="predictions-shown"),
     path(
         "console/tasks/<int:task_id>/predictions/<int:prediction_import_id>/",
         views.prediction_import_detail,

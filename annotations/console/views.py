@@ -51,6 +51,8 @@ from annotations.follow_up import time_points
 from annotations.instructions import preview_instructions
 from annotations.models import Case, ModelPrediction, PredictionImportJob, QuestionSet, Read, ReferenceLesion, Task
 from annotations.models.exports import ExportJob
+from annotations.predictions import services as prediction_services
+from annotations.predictions.errors import PredictionError
 from annotations.predictions.selectors import model_summaries, model_vs_crowd
 from annotations.questions.presets import PRESETS, preset_question
 from annotations.questions.services import current_question_set
@@ -623,6 +625,28 @@ def task_predictions_import(request: HttpRequest, task_id: int) -> HttpResponse:
             start_prediction_import(job=job)
             return redirect("console:prediction-import", task_id=task.pk, prediction_import_id=job.pk)
     return _dashboard_page(request, task, prediction_form=form, status=400)
+
+
+@admin_page
+@require_POST
+def task_predictions_shown(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Choose which model's predictions the task's readers start from, or none (an empty `model_name`)."""
+    task = get_object_or_404(Task, pk=task_id)
+    model_name = request.POST.get("model_name", "").strip()
+    try:
+        # Compared in Python: a hostile name (NUL, any length) never reaches the database.
+        known = set(ModelPrediction.objects.filter(case__task=task).values_list("model_name", flat=True).distinct())
+        if model_name and model_name not in known:
+            raise PredictionError(f"this task has no predictions by a model named {model_name!r}")
+        if model_name:
+            prediction_services.show_to_readers(task=task, model_name=model_name)
+            messages.success(request, f"Readers of “{task.name}” now start from {model_name}'s predictions.")
+        else:
+            prediction_services.stop_showing_to_readers(task=task)
+            messages.success(request, f"Readers of “{task.name}” now start from an empty slate.")
+    except PredictionError as error:
+        messages.error(request, f"Not shown to readers: {error}")
+    return redirect(reverse("console:task-dashboard", args=[task.id]) + "#model-predictions")
 
 
 def prediction_import_json(job: PredictionImportJob) -> dict:

@@ -292,3 +292,10 @@ def show_to_readers(*, task: Task, model_name: str) -> Task:
     task.suggestion_model = model_name.strip()
     task.save(update_fields=["suggestion_model"])
     return task
+
+
+def stop_showing_to_readers(*, task: Task) -> Task:
+    """Let the task's readers start from an empty slate again; the predictions stay for the model-vs-crowd report."""
+    task.suggestion_model = ""
+    task.save(update_fields=["suggestion_model"])
+    return task

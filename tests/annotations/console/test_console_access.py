@@ -26,6 +26,7 @@ ADMIN_ONLY = {
     "api-import-start",
     "api-markdown",
     "predictions-import",
+    "predictions-shown",
 }
 
 
@@ -123,6 +124,7 @@ def test_an_admin_can_open_every_console_page(client, console_objects):
             "api-import-start",
             "api-markdown",
             "predictions-import",
+            "predictions-shown",
         }:
             continue  # POST-only; exercised by their own tests
         assert client.get(url).status_code == 200, name

@@ -164,3 +164,44 @@ def test_show_to_readers_is_refused_clearly_when_the_tools_cannot_draw_masks_but
     assert ModelPrediction.objects.get(case=scene.case).voxel_count > 0
     page = admin_api.get(response.url).content.decode()
     assert "Not shown to readers:" in page and "lacks the mask tool for its masks" in page
+
+
+def test_an_admin_shows_a_models_predictions_to_readers_and_stops_showing_them(admin_api, scene, tmp_path):
+    scene.task.tools = ["long_axis", "bidirectional", "mask", "no_lesion"]
+    scene.task.save(update_fields=["tools"])
+    post_predictions(admin_api, scene.task, upload(exported_label(scene, tmp_path)), model="nnunet-3d")
+    shown = reverse("console:predictions-shown", args=[scene.task.pk])
+    dashboard = reverse("console:task-dashboard", args=[scene.task.pk])
+
+    response = admin_api.post(shown, {"model_name": "nnunet-3d"})
+
+    scene.task.refresh_from_db()
+    assert response.status_code == 302 and scene.task.suggestion_model == "nnunet-3d"
+    page = admin_api.get(dashboard).content.decode()
+    assert "now start from nnunet-3d" in page and "Stop showing to readers" in page
+
+    admin_api.post(shown, {"model_name": ""})
+
+    scene.task.refresh_from_db()
+    assert scene.task.suggestion_model == ""
+    assert ModelPrediction.objects.filter(case__task=scene.task, model_name="nnunet-3d").exists()
+    page = admin_api.get(dashboard).content.decode()
+    assert "now start from an empty slate" in page and "Show to readers</button>" in page
+
+
+@pytest.mark.parametrize("model_name", ["no-such-model", "x" * 500, "nnunet-3d\x00"])
+def test_showing_a_model_the_task_has_no_predictions_of_is_refused_and_changes_nothing(admin_api, scene, model_name):
+    response = admin_api.post(reverse("console:predictions-shown", args=[scene.task.pk]), {"model_name": model_name})
+
+    scene.task.refresh_from_db()
+    assert response.status_code == 302 and scene.task.suggestion_model == ""
+    page = admin_api.get(response.url).content.decode()
+    assert "Not shown to readers: this task has no predictions by a model named" in page
+
+
+def test_a_researcher_cannot_choose_what_readers_are_shown(client, scene):
+    client.force_login(researcher_user())
+
+    response = client.post(reverse("console:predictions-shown", args=[scene.task.pk]), {"model_name": ""})
+
+    assert response.status_code == 403
