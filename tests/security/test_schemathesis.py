@@ -144,13 +144,9 @@ def _linked_schema(app):
     return schema
 
 
-# On PostgreSQL the state machine's calls run inside the test's transaction while the server's pooled connection
-# can be handed back mid-sequence; Django then cannot reopen one inside the atomic block (a harness error, not
-# the server's). The per-operation run above covers PostgreSQL; this one runs on the SQLite pass.
-@pytest.mark.skipif(
-    "postgres" in os.environ.get("DATABASE_URL", ""),
-    reason="stateful run needs its own connection handling on PostgreSQL (see the comment above)",
-)
+# transaction=True: on PostgreSQL the server's pooled connection can be handed back mid-sequence, and Django
+# cannot reopen one inside the test's atomic block; outside it, each call commits as in production.
+@pytest.mark.django_db(transaction=True)
 def test_no_sequence_of_reading_calls_answers_500(api_schema, reader_token):
     from django.core.wsgi import get_wsgi_application
 
