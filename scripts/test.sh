@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: once on the embedded default (SQLite, eager Celery, in-memory channels),
-# then again on PostgreSQL (DATABASE_URL) when a server answers on 127.0.0.1:5432.
+# then again on PostgreSQL (DATABASE_URL) when a server answers on 127.0.0.1:5432, for the tests that use a database.
 # Redis, Celery-worker, browser and DICOM-tool tests use the machine's services; the PostgreSQL pass
 # leaves out the browser and multi-process tests, which already run against PostgreSQL themselves.
 set -euo pipefail
@@ -26,7 +26,8 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", 5432)) == 0 else 1)
 PY
 then
   echo "== tests on PostgreSQL =="
-  DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/readerboard}" \
+  # Only tests that open the database: the others (numeric cores, file formats) already ran above.
+  READERBOARD_DATABASE_TESTS_ONLY=1 DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/readerboard}" \
     .venv/bin/python -m pytest -m "not browser and not services" "$@"
 else
   echo "PostgreSQL is not running on 127.0.0.1:5432: skipped the PostgreSQL pass" >&2

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from viewer.services.synthetic_ct import SyntheticLesion, SyntheticPatient, WrittenSeries, write_series
+
+# pytest-django's fixtures that open the test database; any test that reaches the database asks for one of them
+# (directly, through another fixture, or by its django_db marker).
+DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"})
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """With READERBOARD_DATABASE_TESTS_ONLY=1 (scripts/test.sh's PostgreSQL pass) run only tests that use the database.
+
+    A test that never opens a connection ran on the SQLite pass and would say nothing new about PostgreSQL.
+    """
+    if os.environ.get("READERBOARD_DATABASE_TESTS_ONLY") != "1":
+        return
+    kept, left_out = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames)
+        (kept if uses_database else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
 
 SMALL_LESION = SyntheticLesion(center_mm=(-8.0, 6.0, 0.0), diameters_mm=(16.0, 10.0, 12.0))
 
