@@ -17,8 +17,15 @@ if [ -f viewer/frontend/package.json ]; then
   echo "== viewer unit tests (node --test) =="
   (cd viewer/frontend && npm test --silent)
 fi
+# Tests that stay in this process run on every core (pytest-xdist, one SQLite or PostgreSQL test database per
+# worker); browser and multi-process tests start servers and browsers of their own, so they run one at a time.
+workers=(-n "${READERBOARD_TEST_WORKERS:-logical}")
+# A selection with nothing in it (say, `scripts/test.sh tests/annotations/core`) is not a failure.
+run_pytest() { .venv/bin/python -m pytest "$@" || [ $? -eq 5 ]; }
 echo "== tests on the embedded default (SQLite) =="
-.venv/bin/python -m pytest "$@"
+run_pytest "${workers[@]}" -m "not browser and not services" "$@"
+echo "== browser and multi-process tests =="
+run_pytest -m "browser or services" "$@"
 if .venv/bin/python - <<'PY'
 import socket, sys
 s = socket.socket(); s.settimeout(1)
@@ -28,7 +35,7 @@ then
   echo "== tests on PostgreSQL =="
   # Only tests that open the database: the others (numeric cores, file formats) already ran above.
   READERBOARD_DATABASE_TESTS_ONLY=1 DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/readerboard}" \
-    .venv/bin/python -m pytest -m "not browser and not services" "$@"
+    run_pytest "${workers[@]}" -m "not browser and not services" "$@"
 else
   echo "PostgreSQL is not running on 127.0.0.1:5432: skipped the PostgreSQL pass" >&2
   [ -z "${CI:-}" ] || exit 1
