@@ -151,6 +151,12 @@ def test_a_reader_rejects_edits_and_keeps_the_models_lesions_and_adds_one_it_mis
     assert f"Model {MODEL} drew 3 lesions" in page.get_by_test_id("model-note").text_content()
     roles = _lesion_roles(page, scene)
     assert page.evaluate("() => window.readerboardViewer.review()") == {str(n): "accepted" for n in roles.values()}
+    # The case opened where the model's first lesion is, not on the series' first slice.
+    first_role = min(roles, key=roles.get)
+    shown_uid = page.evaluate(
+        "() => { const v = window.readerboardViewer; return v.imageIds()[v.sliceIndex()].split('/instances/')[1]; }"
+    ).split("/")[0]
+    assert shown_uid in scene.predicted[first_role]
     summary = page.evaluate("() => window.readerboardViewer.maskSummary()")
     for role, number in roles.items():
         assert summary[str(number)]["pixels"] == sum(int(mask.sum()) for mask in scene.predicted[role].values())

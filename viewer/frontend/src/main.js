@@ -241,6 +241,8 @@ class ReadingSession {
     else if (caseForReading.suggestion && this.mask) {
       const drawing = this.restoreAnswerKey(caseForReading.suggestion);
       this.suggestions = SuggestionLedger.fromDrawing(drawing, caseForReading.suggestion.model_name);
+      const start = this.imageIds.indexOf(this.suggestions.firstLesionImageId());
+      if (start >= 0) await this.viewer.goToSlice(start);
     }
     this.mask?.setActiveLesion(this.activeLesion);
     this.updateMaskState();

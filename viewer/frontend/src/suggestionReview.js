@@ -56,6 +56,25 @@ export class SuggestionLedger {
     return this.byLesion.has(number);
   }
 
+  /**
+   * The image a case opens at: where the model's first lesion is, on its line's slice when it drew a line,
+   * else on the slice where its mask is largest; null without one. The reader starts where there is a
+   * lesion to judge, not on the series' first (often empty) slice.
+   */
+  firstLesionImageId() {
+    const [first] = this.numbers();
+    const entry = this.byLesion.get(first);
+    if (!entry) return null;
+    if (entry.line) return entry.line.metadata.referencedImageId;
+    let largest = null;
+    let largestArea = 0;
+    for (const { imageId, counts } of entry.masks) {
+      const area = counts.reduce((sum, run, i) => (i % 2 ? sum + run : sum), 0);
+      if (area > largestArea) [largest, largestArea] = [imageId, area];
+    }
+    return largest;
+  }
+
   numbers() {
     return [...this.byLesion.keys()].sort((a, b) => a - b);
   }

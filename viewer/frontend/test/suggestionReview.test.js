@@ -100,3 +100,18 @@ test("a draft's copy of the ledger keeps which lesions are the model's and which
   assert.equal(reloaded.status(2, { measurement: undefined, maskSlices: [{ imageId: 'wadors:a', counts: [0, 1, 15] }] }), 'rejected');
   assert.equal(reloaded.byLesion.get(1).model, 'nnunet-3d');
 });
+
+test("a case opens on the model's first lesion: its line's slice, else where its mask is largest", () => {
+  const withLine = SuggestionLedger.fromDrawing(drawn(), 'nnunet-3d');
+  const masksOnly = SuggestionLedger.fromDrawing(
+    drawingFromDocument(
+      { ...suggestion, lesions: suggestion.lesions.filter((lesion) => lesion.lesion === 2) },
+      { imageIdOf, planeOf: () => plane, view: {}, newUid: () => `uid-${(uid += 1)}` },
+    ),
+    'nnunet-3d',
+  );
+
+  assert.equal(withLine.firstLesionImageId(), 'wadors:b'); // lesion 1's long axis
+  assert.equal(masksOnly.firstLesionImageId(), 'wadors:b'); // 2 pixels there against 1 on wadors:a
+  assert.equal(new SuggestionLedger().firstLesionImageId(), null);
+});
