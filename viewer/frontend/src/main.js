@@ -25,7 +25,7 @@ import { answerProblems, describeAnswerErrors, questionSet } from './questions.j
 import { buildReadDocument, collectLesions, lesionsWithContent, readProblems } from './readDocument.js';
 import { bindShortcuts, renderShortcutSheet } from './shortcuts.js';
 import { drawingFromDocument } from './storedRead.js';
-import { SuggestionLedger } from './suggestionReview.js';
+import { SuggestionLedger, firstLesionSlice } from './suggestionReview.js';
 import { MEASUREMENT_TOOLS, measurementAnnotations, ReadingTools } from './tools.js';
 import { UpcomingCase } from './upcoming.js';
 import { CT_PRESETS, planeOf, StackViewer, startCornerstone, VIEWPORT_ID } from './viewer.js';
@@ -218,7 +218,7 @@ class ReadingSession {
       this.imageIds = imageIds;
       this.frameOf = frameOf;
       const first = caseForReading.instances[0] || {};
-      await this.viewer.show(imageIds, Math.min(draft?.slice ?? 0, imageIds.length - 1), {
+      await this.viewer.show(imageIds, this.openingSlice(caseForReading, draft, frameOf), {
         extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
       });
       performance.mark('readerboard-first-image');
@@ -241,8 +241,6 @@ class ReadingSession {
     else if (caseForReading.suggestion && this.mask) {
       const drawing = this.restoreAnswerKey(caseForReading.suggestion);
       this.suggestions = SuggestionLedger.fromDrawing(drawing, caseForReading.suggestion.model_name);
-      const start = this.imageIds.indexOf(this.suggestions.firstLesionImageId());
-      if (start >= 0) await this.viewer.goToSlice(start);
     }
     this.mask?.setActiveLesion(this.activeLesion);
     this.updateMaskState();
@@ -253,6 +251,18 @@ class ReadingSession {
     $('#all-done').hidden = true;
     this.refresh();
     this.viewer.viewport.render();
+  }
+
+  /** The slice a case opens at: a draft's, else the model's first lesion of a suggestion, else the first. */
+  openingSlice(caseForReading, draft, frameOf) {
+    if (draft) return Math.min(draft.slice ?? 0, this.imageIds.length - 1);
+    const place = firstLesionSlice(caseForReading.suggestion);
+    if (!place) return 0;
+    const index = this.imageIds.findIndex((imageId) => {
+      const where = frameOf.get(imageId);
+      return where?.sop_instance_uid === place.sop_instance_uid && where.frame === place.frame;
+    });
+    return Math.max(index, 0);
   }
 
   /** In a "check the model" task, say above the lesion list whose lesions these are and what to do with them. */

@@ -30,6 +30,26 @@ function sameLine(original, current) {
   );
 }
 
+/**
+ * Where a case of a suggestion opens: {sop_instance_uid, frame} of the model's first lesion, on its line's
+ * slice when it drew a line, else on the slice where its mask is largest; null without one. The reader
+ * starts where there is a lesion to judge, not on the series' first (often empty) slice, and that slice
+ * is the first one fetched.
+ */
+export function firstLesionSlice(suggestion) {
+  const [first] = [...(suggestion?.lesions || [])].sort((a, b) => a.lesion - b.lesion);
+  if (!first) return null;
+  const place = ({ sop_instance_uid, frame }) => ({ sop_instance_uid, frame: frame || 1 });
+  if (first.long_axis) return place(first.long_axis);
+  let largest = null;
+  let largestArea = 0;
+  for (const slice of first.mask?.slices || []) {
+    const area = slice.counts.reduce((sum, run, i) => (i % 2 ? sum + run : sum), 0);
+    if (area > largestArea) [largest, largestArea] = [place(slice), area];
+  }
+  return largest;
+}
+
 /** The model's lesions on the page, keyed by the reader's lesion number. */
 export class SuggestionLedger {
   /** entries: {number: {model, line, masks, rejected}} as toJSON() gives them (a draft's copy). */
@@ -54,25 +74,6 @@ export class SuggestionLedger {
 
   has(number) {
     return this.byLesion.has(number);
-  }
-
-  /**
-   * The image a case opens at: where the model's first lesion is, on its line's slice when it drew a line,
-   * else on the slice where its mask is largest; null without one. The reader starts where there is a
-   * lesion to judge, not on the series' first (often empty) slice.
-   */
-  firstLesionImageId() {
-    const [first] = this.numbers();
-    const entry = this.byLesion.get(first);
-    if (!entry) return null;
-    if (entry.line) return entry.line.metadata.referencedImageId;
-    let largest = null;
-    let largestArea = 0;
-    for (const { imageId, counts } of entry.masks) {
-      const area = counts.reduce((sum, run, i) => (i % 2 ? sum + run : sum), 0);
-      if (area > largestArea) [largest, largestArea] = [imageId, area];
-    }
-    return largest;
   }
 
   numbers() {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { drawingFromDocument } from '../src/storedRead.js';
-import { SuggestionLedger } from '../src/suggestionReview.js';
+import { SuggestionLedger, firstLesionSlice } from '../src/suggestionReview.js';
 
 const plane = {
   imagePositionPatient: [-95.5, -95.5, 12.5],
@@ -102,16 +102,10 @@ test("a draft's copy of the ledger keeps which lesions are the model's and which
 });
 
 test("a case opens on the model's first lesion: its line's slice, else where its mask is largest", () => {
-  const withLine = SuggestionLedger.fromDrawing(drawn(), 'nnunet-3d');
-  const masksOnly = SuggestionLedger.fromDrawing(
-    drawingFromDocument(
-      { ...suggestion, lesions: suggestion.lesions.filter((lesion) => lesion.lesion === 2) },
-      { imageIdOf, planeOf: () => plane, view: {}, newUid: () => `uid-${(uid += 1)}` },
-    ),
-    'nnunet-3d',
-  );
+  const masksOnly = { lesions: suggestion.lesions.filter((lesion) => lesion.lesion !== 1) };
 
-  assert.equal(withLine.firstLesionImageId(), 'wadors:b'); // lesion 1's long axis
-  assert.equal(masksOnly.firstLesionImageId(), 'wadors:b'); // 2 pixels there against 1 on wadors:a
-  assert.equal(new SuggestionLedger().firstLesionImageId(), null);
+  assert.deepEqual(firstLesionSlice(suggestion), { sop_instance_uid: '1.2.3.2', frame: 1 }); // lesion 1's long axis
+  assert.deepEqual(firstLesionSlice(masksOnly), { sop_instance_uid: '1.2.3.2', frame: 1 }); // 2 pixels there, 1 on .1
+  assert.equal(firstLesionSlice({ lesions: [] }), null);
+  assert.equal(firstLesionSlice(undefined), null);
 });
