@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import uuid
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
 from annotations.booth.names import name_skeleton
 from annotations.booth.roles import ADMIN, READER, RESEARCHER, grant_role
 from annotations.models import Case, Lease, Read, Reader, Task
+
+FACTORY_PASSWORD = "pw-123456"
+
+
+@functools.cache
+def factory_password_hash() -> str:
+    """One real PBKDF2 hash of FACTORY_PASSWORD per test process: hashing it per user cost 0.2 s each."""
+    return make_password(FACTORY_PASSWORD)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -21,7 +31,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-123456")
+    password = factory.LazyFunction(factory_password_hash)
 
     @factory.post_generation
     def roles(self, create, extracted, **kwargs):

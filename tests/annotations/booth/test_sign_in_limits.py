@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from annotations.booth import pin_credentials, readers, sign_in_limits
 from tests.concurrency import require_postgresql, run_at_once
-from tests.factories import admin_user
+from tests.factories import FACTORY_PASSWORD, admin_user
 
 pytestmark = pytest.mark.django_db
 
@@ -282,7 +282,7 @@ def test_the_sliding_window_never_lets_parallel_requests_past_the_rate():
 
 # --- Console ----------------------------------------------------------------------------------------
 
-ADMIN_PASSWORD = "pw-123456"  # tests.factories.UserFactory
+ADMIN_PASSWORD = FACTORY_PASSWORD
 
 
 def console_login(client: Client, password: str, *, address: str = "127.0.0.1", username: str = "boss"):
