@@ -1,4 +1,4 @@
-"""Calls released at the same instant from threads, as simultaneous requests reach a server processes' threads."""
+"""Calls released at the same instant from threads, as simultaneous requests reach a server's threads."""
 
 from __future__ import annotations
 

@@ -218,7 +218,7 @@ class ReadingSession {
       this.imageIds = imageIds;
       this.frameOf = frameOf;
       const first = caseForReading.instances[0] || {};
-      await this.viewer.show(imageIds, this.openingSlice(caseForReading, draft, frameOf), {
+      await this.viewer.show(imageIds, this.openingSlice(caseForReading, draft), {
         extraBytesPerSlice: (first.rows || 512) * (first.columns || 512),
       });
       performance.mark('readerboard-first-image');
@@ -254,12 +254,12 @@ class ReadingSession {
   }
 
   /** The slice a case opens at: a draft's, else the model's first lesion of a suggestion, else the first. */
-  openingSlice(caseForReading, draft, frameOf) {
+  openingSlice(caseForReading, draft) {
     if (draft) return Math.min(draft.slice ?? 0, this.imageIds.length - 1);
     const place = firstLesionSlice(caseForReading.suggestion);
     if (!place) return 0;
     const index = this.imageIds.findIndex((imageId) => {
-      const where = frameOf.get(imageId);
+      const where = this.frameOf.get(imageId);
       return where?.sop_instance_uid === place.sop_instance_uid && where.frame === place.frame;
     });
     return Math.max(index, 0);
